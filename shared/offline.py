@@ -1,0 +1,460 @@
+"""The offline plan: each layer's real program under the Pulumi SDK's mocks.
+
+No Pulumi CLI, no provider plugin and no AWS account are needed. Layers run one after the other
+in one process, in dependency order; the mocks answer a StackReference with the outputs the
+upstream layer actually exported in the same run, so the wiring between layers is exercised for
+real. The mocks give realistic IDs and ARNs for the configured region and account, and answer
+only the invokes the code really makes (anything else is an error, not a silent ``{}``).
+
+The result, per layer, is a :class:`LayerPlan`: every resource (URN, type, name, parent,
+provider, protect, inputs with secrets redacted) and the exports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+import sys
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.settings import ROOT
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from shared.contracts import CONTRACTS, create_command, stack_name
+from shared.errors import PlatformError, UpstreamError
+from shared.layers import get
+from shared.settings import Platform, load_platform
+from shared.stackconfig import read_stack_files
+
+REDACTED = "[secret]"
+SECRET_SIG = rpc._special_sig_key
+STACK_TYPE = "pulumi:pulumi:Stack"
+STACK_REFERENCE_TYPE = "pulumi:pulumi:StackReference"
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    """One resource as the engine would be asked to register it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    protect: bool
+    provider: str | None
+    inputs: dict[str, Any]
+    """Inputs in the engine's wire names (camelCase), secrets replaced by ``[secret]``."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The resource as written to the plan file."""
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "custom": self.custom,
+            "protect": self.protect,
+            "provider": self.provider,
+            "inputs": self.inputs,
+        }
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """What one layer's program registered and exported in one environment."""
+
+    layer: str
+    environment: str
+    stack: str
+    resources: tuple[PlannedResource, ...]
+    exports: dict[str, Any]
+    """The stack outputs, with their real values (secrets included, for downstream layers)."""
+    secret_exports: frozenset[str] = field(default_factory=frozenset)
+
+    def of_type(self, type_: str) -> list[PlannedResource]:
+        """The resources of one type."""
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> PlannedResource:
+        """The single resource of ``type_``; an AssertionError naming the count otherwise."""
+        found = self.of_type(type_)
+        if len(found) != 1:
+            raise AssertionError(f"{self.layer}: expected one {type_}, found {len(found)}")
+        return found[0]
+
+    def as_json(self) -> dict[str, Any]:
+        """The plan file's content: deterministic, secrets redacted."""
+        return {
+            "layer": self.layer,
+            "environment": self.environment,
+            "stack": self.stack,
+            "resources": [r.as_json() for r in self.resources],
+            "exports": {
+                k: (REDACTED if k in self.secret_exports else v)
+                for k, v in sorted(self.exports.items())
+            },
+        }
+
+    def to_text(self) -> str:
+        """The plan file's text: the same input gives byte-identical output."""
+        return json.dumps(self.as_json(), indent=2, sort_keys=True) + "\n"
+
+
+def redact(value: Any) -> Any:
+    """``value`` with every secret replaced by ``[secret]``."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == rpc._special_secret_sig:
+            return REDACTED
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _unwrap(value: Any) -> Any:
+    """``value`` with secrets unwrapped, as a provider would see it."""
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == rpc._special_secret_sig:
+            return _unwrap(value.get("value"))
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+def _digest(*parts: str, length: int = 32) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:length]
+
+
+class PlatformMocks(mocks.Mocks):
+    """Realistic, deterministic answers for the resources and invokes the layers use."""
+
+    def __init__(self, platform: Platform, stack_outputs: Mapping[str, LayerPlan]) -> None:
+        self.platform = platform
+        self.stack_outputs = stack_outputs
+        """Plans of the layers already run, by stack name, for StackReferences."""
+
+    def _arn(
+        self, service: str, resource: str, *, regional: bool = True, with_account: bool = True
+    ) -> str:
+        region = self.platform.region if regional else ""
+        account = self.platform.account_id if with_account else ""
+        return f"arn:aws:{service}:{region}:{account}:{resource}"
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == STACK_REFERENCE_TYPE:
+            return self._stack_reference(args)
+        inputs = _unwrap(args.inputs)
+        state = dict(inputs)
+        seed = _digest(args.typ, args.name)
+        name = inputs.get("name") or f"{args.name}-{seed[:7]}"
+        uid = str(uuid.UUID(seed))
+        resource_id, outputs = self._outputs(args.typ, name, uid, seed, inputs)
+        state.update(outputs)
+        state.setdefault("arn", self._arn(args.typ.split(":")[1].split("/")[0], f"{name}"))
+        if "tags" in inputs:
+            state["tagsAll"] = inputs["tags"]
+        return resource_id, state
+
+    def _outputs(  # noqa: PLR0912 - one branch per resource type, flat by design
+        self,
+        typ: str,
+        name: str,
+        uid: str,
+        seed: str,
+        inputs: dict[str, Any],
+    ) -> tuple[str, dict[str, Any]]:
+        account, region = self.platform.account_id, self.platform.region
+        match typ:
+            case "pulumi:providers:aws":
+                return uid, {}
+            case "aws:kms/key:Key":
+                return uid, {"keyId": uid, "arn": self._arn("kms", f"key/{uid}")}
+            case "aws:kms/alias:Alias":
+                return name, {
+                    "arn": self._arn("kms", name),
+                    "targetKeyArn": self._arn("kms", f"key/{inputs.get('targetKeyId')}"),
+                }
+            case "aws:s3/bucket:Bucket":
+                bucket = inputs.get("bucket") or name
+                return bucket, {
+                    "bucket": bucket,
+                    "arn": f"arn:aws:s3:::{bucket}",
+                    "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+                    "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
+                    "region": region,
+                }
+            case "aws:secretsmanager/secret:Secret":
+                arn = self._arn("secretsmanager", f"secret:{name}-{seed[:6]}")
+                return arn, {"arn": arn}
+            case "aws:sns/topic:Topic":
+                arn = self._arn("sns", name)
+                return arn, {"arn": arn}
+            case "aws:ecr/repository:Repository":
+                return name, {
+                    "arn": self._arn("ecr", f"repository/{name}"),
+                    "registryId": account,
+                    "repositoryUrl": f"{account}.dkr.ecr.{region}.amazonaws.com/{name}",
+                }
+            case "aws:iam/role:Role":
+                path = inputs.get("path", "/")
+                return name, {
+                    "arn": f"arn:aws:iam::{account}:role{path}{name}",
+                    "uniqueId": "AROA" + seed[:17].upper(),
+                }
+            case "aws:iam/policy:Policy":
+                arn = f"arn:aws:iam::{account}:policy/{name}"
+                return arn, {"arn": arn, "policyId": "ANPA" + seed[:17].upper()}
+            case "aws:cloudwatch/logGroup:LogGroup":
+                return name, {"arn": self._arn("logs", f"log-group:{name}")}
+            case "aws:codebuild/project:Project":
+                arn = self._arn("codebuild", f"project/{name}")
+                return arn, {"arn": arn}
+            case "aws:codebuild/reportGroup:ReportGroup":
+                arn = self._arn("codebuild", f"report-group/{name}")
+                return arn, {"arn": arn}
+            case "aws:codepipeline/pipeline:Pipeline":
+                return name, {"arn": self._arn("codepipeline", name)}
+            case "aws:cloudwatch/eventRule:EventRule":
+                return name, {"arn": self._arn("events", f"rule/{name}")}
+            case "aws:codestarconnections/connection:Connection":
+                arn = self._arn("codeconnections", f"connection/{uid}")
+                return arn, {"arn": arn, "connectionStatus": "PENDING"}
+            case _:
+                return f"{name}-{seed[:8]}", {}
+
+    def _stack_reference(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        wanted = args.inputs.get("name") or args.name
+        plan = self.stack_outputs.get(wanted)
+        if plan is None:
+            layer, environment = _layer_of_stack(wanted)
+            raise UpstreamError(
+                f"stack {wanted} does not exist; create it with"
+                f" `{create_command(layer, environment)}`"
+            )
+        return wanted, {
+            "name": wanted,
+            "outputs": dict(plan.exports),
+            "secretOutputNames": sorted(plan.secret_exports),
+        }
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
+        account, region = self.platform.account_id, self.platform.region
+        match args.token:
+            case "aws:index/getCallerIdentity:getCallerIdentity":
+                return {
+                    "accountId": account,
+                    "arn": f"arn:aws:iam::{account}:user/offline",
+                    "userId": "AIDAOFFLINE",
+                    "id": account,
+                }, None
+            case "aws:index/getRegion:getRegion":
+                return {
+                    "name": region,
+                    "region": region,
+                    "id": region,
+                    "endpoint": f"ec2.{region}.amazonaws.com",
+                }, None
+            case "aws:index/getPartition:getPartition":
+                return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, None
+            case "aws:secretsmanager/getSecretVersion:getSecretVersion":
+                return {
+                    "arn": args.args.get("secretId"),
+                    "secretId": args.args.get("secretId"),
+                    "secretString": "offline-placeholder-token",
+                    "versionId": "offline",
+                    "versionStage": "AWSCURRENT",
+                    "id": "offline",
+                }, None
+        raise PlatformError(
+            f"the offline plan has no mock for the invoke {args.token};"
+            " add a realistic answer to PlatformMocks.call in shared/offline.py"
+        )
+
+
+def _layer_of_stack(stack: str) -> tuple[str, str]:
+    _, project, environment = stack.split("/")
+    from shared.layers import LAYERS
+
+    for layer in LAYERS:
+        if layer.project == project:
+            return layer.name, environment
+    return project, environment
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """The SDK's mock monitor, recording each registration as the engine would see it.
+
+    It also makes URNs the way the engine does: the parent's whole type chain, not just the
+    parent's own type, and no ``pulumi:pulumi:Stack`` prefix; so URN pins hold for real stacks.
+    """
+
+    def __init__(self, mocks_: mocks.Mocks) -> None:
+        super().__init__(mocks_)
+        self.records: list[PlannedResource] = []
+        self._types: dict[str, str] = {}
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        chain = self._types.get(parent)
+        qualified = f"{chain}${type_}" if chain else type_
+        urn = "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), qualified, name])
+        if type_ != STACK_TYPE:
+            self._types[urn] = qualified
+        return urn
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != STACK_TYPE:
+            self._record(
+                request, response.urn, request.object, bool(request.custom), bool(request.protect)
+            )
+        return response
+
+    def ReadResource(self, request: Any) -> Any:
+        response = super().ReadResource(request)
+        self._record(request, response.urn, request.properties, True, False)
+        return response
+
+    def _record(self, request: Any, urn: str, properties: Any, custom: bool, protect: bool) -> None:
+        inputs = rpc.deserialize_properties(properties, keep_unknowns=True)
+        parent = request.parent if request.parent and STACK_TYPE not in request.parent else None
+        provider = request.provider.rsplit("::", 1)[0] if request.provider else None
+        self.records.append(
+            PlannedResource(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                parent=parent,
+                custom=custom,
+                protect=protect,
+                provider=provider,
+                inputs=redact(inputs),
+            )
+        )
+
+
+def plan_layer(
+    layer_name: str,
+    environment: str,
+    upstream: Mapping[str, LayerPlan] | None = None,
+    config_overrides: Mapping[str, str] | None = None,
+    secret_overrides: Mapping[str, str] | None = None,
+) -> LayerPlan:
+    """Run one layer's real ``__main__.py`` under the mocks and return what it planned.
+
+    ``upstream`` maps stack names to plans of layers already run; ``config_overrides`` sets
+    stack config keys (``project:key``) on top of the layer's files, as a test or a benchmark
+    would with ``pulumi config set``; ``secret_overrides`` likewise, as with
+    ``pulumi config set --secret``.
+    """
+    layer = get(layer_name)
+    platform = load_platform(environment)
+    values, secret_keys = read_stack_files(layer, environment)
+    values.update(config_overrides or {})
+    values.update(secret_overrides or {})
+    secret_keys = [*secret_keys, *(secret_overrides or {})]
+    stack = stack_name(platform.organization, layer.name, environment)
+
+    ROOT.set(None)
+    set_all_config(values, secret_keys)
+    monitor = RecordingMonitor(PlatformMocks(platform, upstream or {}))
+    mocks.set_mocks(
+        monitor.mocks, project=layer.project, stack=environment, preview=False, monitor=monitor
+    )
+    program = str(layer.directory / "__main__.py")
+
+    def run() -> None:
+        runpy.run_path(program, run_name="__main__")
+
+    _run(run)
+    root = ROOT.get()
+    exports, secrets = _sync_await(_resolve_exports(root.outputs if root else {}))
+    return LayerPlan(
+        layer=layer.name,
+        environment=environment,
+        stack=stack,
+        resources=tuple(sorted(monitor.records, key=lambda r: r.urn)),
+        exports=exports,
+        secret_exports=frozenset(secrets),
+    )
+
+
+def _run(program: Any) -> None:
+    """Run ``program`` like the language host does; a PlatformError surfaces as itself."""
+    try:
+        _sync_await(run_pulumi_func(program))
+    except PlatformError:
+        raise
+    except Exception as exc:
+        cause = _platform_cause(exc)
+        if cause is not None:
+            raise cause from None
+        raise
+
+
+def _platform_cause(exc: BaseException | None) -> PlatformError | None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, PlatformError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+async def _resolve_exports(outputs: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    values: dict[str, Any] = {}
+    secrets: set[str] = set()
+    for key, value in outputs.items():
+        out = pulumi.Output.from_input(value)
+        values[key] = await out.future()
+        if await out.is_secret():
+            secrets.add(key)
+    return values, secrets
+
+
+def plan_all(
+    environment: str,
+    only: str | None = None,
+    config_overrides: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, LayerPlan]:
+    """Plan ``only`` (and the layers it needs, for their exports) or every layer, in order.
+
+    Returns the plans by layer name; with ``only``, just that layer's plan is in the result.
+    """
+    from shared.layers import selection
+    from shared.layers import upstream as upstream_of
+
+    wanted = selection(only)
+    needed = (*upstream_of(only), *wanted) if only else wanted
+    by_stack: dict[str, LayerPlan] = {}
+    plans: dict[str, LayerPlan] = {}
+    for layer in needed:
+        plan = plan_layer(
+            layer.name, environment, by_stack, (config_overrides or {}).get(layer.name)
+        )
+        contract = CONTRACTS.get(layer.name)
+        if contract is not None:
+            contract.check(plan.exports, plan.stack, environment)
+        by_stack[plan.stack] = plan
+        plans[layer.name] = plan
+    return {name: plans[name] for name in (layer.name for layer in wanted)}
+
+
+def _main() -> None:  # pragma: no cover - a convenience for `python -m shared.offline`
+    env = sys.argv[1] if len(sys.argv) > 1 else "dev"
+    for plan in plan_all(env).values():
+        print(plan.layer, len(plan.resources))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _main()

@@ -1,0 +1,43 @@
+"""What every layer's ``__main__.py`` does first: read the environment, tag, pick the provider.
+
+Reading and validating happen in :class:`Program`'s constructor, before any resource exists;
+the provider is registered only when :meth:`Program.resource_options` is first asked for, after
+the layer's own config has been validated too. Nothing half-applied on bad input.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import pulumi
+import pulumi_aws as aws
+
+from shared.layers import Layer, get
+from shared.naming import Label
+from shared.settings import Platform, load_platform
+from shared.stackconfig import StackConfig
+from shared.tagging import apply_default_tags
+
+
+class Program:
+    """The context of one layer's program in one environment (the stack)."""
+
+    def __init__(self, layer: str) -> None:
+        self.layer: Layer = get(layer)
+        self.platform: Platform = load_platform(pulumi.get_stack())
+        self.label = Label(self.platform, self.layer)
+        self.config = StackConfig(self.layer, self.platform.environment)
+        apply_default_tags(self.label.tags)
+
+    @cached_property
+    def provider(self) -> aws.Provider:
+        """The layer's AWS provider: the environment's region, and only its account."""
+        return aws.Provider(
+            f"aws-{self.platform.environment}",
+            region=self.platform.region,
+            allowed_account_ids=[self.platform.account_id],
+        )
+
+    def resource_options(self) -> pulumi.ResourceOptions:
+        """Options for the layer's component: children inherit the provider."""
+        return pulumi.ResourceOptions(providers={"aws": self.provider})

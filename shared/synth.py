@@ -1,0 +1,81 @@
+"""``invoke synth``: the offline plan written to disk, and its summary.
+
+Per layer it writes ``build/plan/<env>/<layer>.json`` (deterministic, secrets redacted) and
+prints the resources per type and the component tree.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.layers import REPO_ROOT
+from shared.offline import LayerPlan, plan_all
+
+PLAN_DIR = REPO_ROOT / "build" / "plan"
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """The plans of one run and the files they were written to."""
+
+    environment: str
+    plans: dict[str, LayerPlan]
+    files: dict[str, Path]
+
+
+def synth(environment: str, layer: str | None = None, out_dir: Path = PLAN_DIR) -> SynthResult:
+    """Plan the selected layers offline and write one JSON file per layer."""
+    plans = plan_all(environment, layer)
+    target = out_dir / environment
+    target.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for name, plan in plans.items():
+        path = target / f"{name}.json"
+        path.write_text(plan.to_text(), encoding="utf-8")
+        files[name] = path
+    return SynthResult(environment, plans, files)
+
+
+def summary(result: SynthResult) -> str:
+    """Resources per layer and type, then each layer's tree of components and resources."""
+    lines: list[str] = []
+    for name, plan in result.plans.items():
+        lines.append(
+            f"{name} ({plan.stack}): {len(plan.resources)} resources"
+            f" -> {_display(result.files[name])}"
+        )
+        for type_, count in sorted(Counter(r.type for r in plan.resources).items()):
+            lines.append(f"  {count:4d}  {type_}")
+    for name, plan in result.plans.items():
+        lines.append("")
+        lines.append(f"{name} tree:")
+        lines.extend(tree(plan))
+    return "\n".join(lines)
+
+
+def tree(plan: LayerPlan) -> list[str]:
+    """The layer's resources as an indented tree under the stack."""
+    children: dict[str | None, list[str]] = {}
+    by_urn = {r.urn: r for r in plan.resources}
+    for resource in plan.resources:
+        children.setdefault(resource.parent, []).append(resource.urn)
+    out: list[str] = []
+
+    def walk(urn: str, depth: int) -> None:
+        resource = by_urn[urn]
+        out.append(f"{'  ' * depth}- {resource.name} [{resource.type}]")
+        for child in sorted(children.get(urn, []), key=lambda u: (by_urn[u].type, by_urn[u].name)):
+            walk(child, depth + 1)
+
+    for root in sorted(children.get(None, []), key=lambda u: (by_urn[u].type, by_urn[u].name)):
+        walk(root, 1)
+    return out
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)

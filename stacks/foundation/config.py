@@ -1,0 +1,65 @@
+"""Reads and validates the foundation layer's config into :class:`FoundationArgs`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from shared.layers import get as get_layer
+from shared.naming import Kind
+from shared.program import Program
+
+
+@dataclass(frozen=True)
+class FoundationArgs:
+    """Everything the foundation component needs, validated and with its names checked."""
+
+    account_id: str
+    """The AWS account; principals and conditions in the policies name it."""
+    region: str
+    """The AWS region; service principals and ARNs in the policies name it."""
+    key_alias: str
+    """Alias of the KMS key (``alias/...``)."""
+    bucket_name: str
+    """Name of the artifact bucket (global, so it carries the account id)."""
+    secret_name: str
+    """Name of the Secrets Manager secret holding the GitHub OAuth token."""
+    topic_name: str
+    """Name of the SNS topic for pipeline failures."""
+    log_group_prefix: str
+    """Log groups (the pipeline's CodeBuild logs) that CloudWatch Logs may encrypt with the key."""
+    notification_email: str
+    """Address subscribed to the failure topic."""
+    artifact_expiry_days: int
+    """Days after which artifacts and noncurrent versions expire."""
+    key_deletion_window_days: int
+    """Waiting period before a deleted key is destroyed (7-30)."""
+    secret_recovery_window_days: int
+    """Days a deleted secret can be restored (0, or 7-30)."""
+    protect: bool
+    """Protect the stateful resources (key, bucket, secret) from deletion."""
+    github_token: pulumi.Output[str] | None
+    """The GitHub token from secret config, or None when the operator sets it in the secret."""
+
+
+def load(program: Program) -> FoundationArgs:
+    """Validate the foundation config; a ConfigError naming file and key on bad input."""
+    config, label, platform = program.config, program.label, program.platform
+    return FoundationArgs(
+        account_id=platform.account_id,
+        region=platform.region,
+        key_alias=label.name(Kind.KMS_ALIAS, "artifacts"),
+        bucket_name=label.name(Kind.S3_BUCKET, "artifacts", scoped_to_account=True),
+        secret_name=label.name(Kind.SECRET, "github-token"),
+        topic_name=label.name(Kind.SNS_TOPIC, "pipeline-failures"),
+        log_group_prefix=label.prefix(Kind.LOG_GROUP, layer=get_layer("pipeline")),
+        notification_email=config.email("notificationEmail"),
+        artifact_expiry_days=config.integer("artifactExpiryDays", minimum=1, maximum=365),
+        key_deletion_window_days=config.integer("keyDeletionWindowDays", minimum=7, maximum=30),
+        secret_recovery_window_days=config.integer(
+            "secretRecoveryWindowDays", choices=(0, *range(7, 31))
+        ),
+        protect=platform.protect,
+        github_token=config.secret("githubToken"),
+    )

@@ -1,0 +1,1 @@
+"""The pipeline layer: the production container pipeline."""

@@ -1,0 +1,1 @@
+"""The registry layer: where the pipeline pushes the application image."""

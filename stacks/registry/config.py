@@ -1,0 +1,42 @@
+"""Reads and validates the registry layer's config into :class:`RegistryArgs`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.naming import Kind
+from shared.program import Program
+
+
+@dataclass(frozen=True)
+class RegistryArgs:
+    """Everything the registry component needs, validated and with its names checked."""
+
+    repository_name: str
+    """The ECR repository's name."""
+    keep_images: int
+    """How many images the lifecycle policy keeps."""
+    untagged_expiry_days: int
+    """Days after which untagged images expire."""
+    protect: bool
+    """Protect the repository from deletion (and keep its images on destroy)."""
+
+
+def load(program: Program) -> RegistryArgs:
+    """Validate the registry config; a ConfigError naming file and key on bad input."""
+    config = program.config
+    purpose = config.string(
+        "repositoryName",
+        pattern=r"[a-z0-9]+(?:[._-][a-z0-9]+)*",
+        allowed="lowercase a-z 0-9 with . _ - between them",
+    )
+    return RegistryArgs(
+        repository_name=program.label.name(
+            Kind.ECR_REPOSITORY,
+            purpose,
+            blame=(config.source, f"{program.layer.project}:repositoryName"),
+        ),
+        keep_images=config.integer("keepImages", minimum=1, maximum=1000),
+        untagged_expiry_days=config.integer("untaggedExpiryDays", minimum=1, maximum=365),
+        protect=program.platform.protect,
+    )
