@@ -12,6 +12,7 @@ provider, protect, inputs with secrets redacted) and the exports.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import runpy
@@ -24,7 +25,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.config import set_all_config
-from pulumi.runtime.settings import ROOT
+from pulumi.runtime.settings import ROOT, SETTINGS
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -389,16 +390,44 @@ def plan_layer(
 
 
 def _run(program: Any) -> None:
-    """Run ``program`` like the language host does; a PlatformError surfaces as itself."""
+    """Run ``program`` like the language host does; a PlatformError surfaces as itself.
+
+    The SDK keeps outstanding RPCs and outputs in process-wide state; they are cleared before
+    the run, and after a failed run the tasks it left behind are cancelled, so one layer's
+    failure never leaks into the next plan in the same process.
+    """
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
+    asyncio.get_event_loop().set_exception_handler(_quiet_reported_errors)
     try:
         _sync_await(run_pulumi_func(program))
-    except PlatformError:
-        raise
     except Exception as exc:
+        _cancel_leftovers()
         cause = _platform_cause(exc)
-        if cause is not None:
+        if cause is not None and cause is not exc:
             raise cause from None
         raise
+
+
+def _quiet_reported_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Drop asyncio's "exception never retrieved" for a PlatformError the run already raised.
+
+    The SDK resolves each Output of a failed read with the same error; the user is shown it once.
+    """
+    if isinstance(context.get("exception"), PlatformError):
+        return
+    loop.default_exception_handler(context)
+
+
+def _cancel_leftovers() -> None:
+    loop = asyncio.get_event_loop()
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
 
 
 def _platform_cause(exc: BaseException | None) -> PlatformError | None:

@@ -1,0 +1,138 @@
+"""Config errors name the file, the key and what is allowed, before anything is created."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from shared import settings
+from shared.errors import ConfigError
+from shared.layers import LAYERS
+from shared.naming import Kind, Label
+from shared.settings import PLATFORM_FILE, load_platform
+
+
+def platform_copy(tmp_path, old: str, new: str):
+    path = tmp_path / "platform.yaml"
+    text = PLATFORM_FILE.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def test_unknown_environment_lists_the_valid_ones():
+    with pytest.raises(ConfigError) as error:
+        load_platform("staging")
+    assert str(error.value) == (
+        "platform.yaml: environments: unknown environment 'staging' (allowed: dev, prod)"
+    )
+
+
+@pytest.mark.parametrize("name", ["Dev", "d", "dev_1", "development", "1dev"])
+def test_bad_environment_suffix(name, tmp_path):
+    path = platform_copy(tmp_path, "  dev:\n", f"  {name}:\n")
+    with pytest.raises(ConfigError, match=r"environment name .* is not valid .*2-8 chars"):
+        load_platform(name, path)
+
+
+def test_bad_account_id(tmp_path):
+    path = platform_copy(tmp_path, '"111111111111"', '"1111"')
+    with pytest.raises(ConfigError) as error:
+        load_platform("dev", path)
+    assert "environments.dev.accountId: '1111' is not valid (allowed: 12 digits" in str(error.value)
+
+
+def test_unquoted_account_id_is_refused_with_the_fix(tmp_path):
+    path = platform_copy(tmp_path, '"111111111111"', "111111111111")
+    with pytest.raises(ConfigError, match=r"accountId: must be a string.*quoted"):
+        load_platform("dev", path)
+
+
+def test_bad_region(tmp_path):
+    path = platform_copy(
+        tmp_path, "region: us-east-1\n    protect: false", "region: us-east\n    protect: false"
+    )
+    with pytest.raises(ConfigError, match=r"environments.dev.region: 'us-east' is not valid"):
+        load_platform("dev", path)
+
+
+def test_bad_namespace(tmp_path):
+    path = platform_copy(tmp_path, "namespace: acme", "namespace: Acme_Corp")
+    with pytest.raises(ConfigError, match=r"platform.yaml: namespace: 'Acme_Corp' is not valid"):
+        load_platform("dev", path)
+
+
+def test_malformed_platform_file(tmp_path):
+    path = tmp_path / "platform.yaml"
+    path.write_text("namespace: [acme\n")
+    with pytest.raises(ConfigError, match=r"is not valid YAML at line \d+, column \d+"):
+        load_platform("dev", path)
+
+
+def test_missing_required_config_names_key(replan):
+    with pytest.raises(ConfigError) as error:
+        replan("foundation", config={"platform-foundation:notificationEmail": ""})
+    assert str(error.value).startswith(
+        "stacks/foundation/Pulumi.dev.yaml: platform-foundation:notificationEmail: is required"
+    )
+
+
+def test_bad_email(replan):
+    with pytest.raises(ConfigError) as error:
+        replan("foundation", config={"platform-foundation:notificationEmail": "devops@"})
+    assert str(error.value) == (
+        "stacks/foundation/Pulumi.dev.yaml: platform-foundation:notificationEmail: 'devops@' is"
+        " not an email address (allowed: an email address such as devops@company.com)"
+    )
+
+
+def test_email_is_configurable(replan):
+    plan = replan("foundation", config={"platform-foundation:notificationEmail": "ops@acme.io"})
+    assert plan.one("aws:sns/topicSubscription:TopicSubscription").inputs["endpoint"] == (
+        "ops@acme.io"
+    )
+
+
+def test_integer_out_of_range(replan):
+    with pytest.raises(ConfigError, match="keyDeletionWindowDays: 3 is out of range"):
+        replan("foundation", config={"platform-foundation:keyDeletionWindowDays": "3"})
+
+
+def test_name_over_the_service_limit_blames_the_key(replan):
+    with pytest.raises(ConfigError) as error:
+        replan("registry", config={"platform-registry:repositoryName": "a" * 250})
+    message = str(error.value)
+    assert message.startswith("stacks/registry/Pulumi.dev.yaml: platform-registry:repositoryName:")
+    assert "over the limit of 256" in message
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_every_kind_of_name_fits_with_the_longest_namespace_and_environment(kind, tmp_path):
+    path = platform_copy(tmp_path, "namespace: acme", "namespace: abcdefghijkl")
+    path.write_text(path.read_text().replace("  prod:\n", "  production:\n"))
+    # 8 chars is the longest environment name allowed.
+    path.write_text(path.read_text().replace("  production:\n", "  prodprod:\n"))
+    platform = load_platform("prodprod", path)
+    for layer in LAYERS:
+        name = Label(platform, layer).name(kind, "purpose", scoped_to_account=True)
+        assert name.endswith("-prodprod")
+
+
+def test_name_over_the_limit_is_an_error_not_a_truncation():
+    platform = load_platform("dev")
+    with pytest.raises(ConfigError, match="over the limit of 64"):
+        Label(platform, LAYERS[0]).name(Kind.IAM_ROLE, "x" * 60)
+
+
+def test_layer_config_file_malformed(tmp_path, monkeypatch):
+    from shared import layers as layer_module
+    from shared.offline import plan_layer
+
+    stacks = tmp_path / "stacks"
+    shutil.copytree(layer_module.STACKS_DIR / "foundation", stacks / "foundation")
+    (stacks / "foundation" / "Pulumi.dev.yaml").write_text("config:\n  - broken: [\n")
+    monkeypatch.setattr(layer_module, "STACKS_DIR", stacks)
+    with pytest.raises(ConfigError, match=r"Pulumi.dev.yaml: \(file\): is not valid YAML"):
+        plan_layer("foundation", "dev", {})
+    assert settings.PLATFORM_FILE.exists()

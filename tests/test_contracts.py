@@ -1,0 +1,74 @@
+"""Contracts between layers: producers export what consumers read, and drift fails clearly."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.contracts import CONTRACTS
+from shared.errors import UpstreamError
+from shared.offline import LayerPlan, plan_layer
+from tests.conftest import inputs_of, real_upstream, upstream
+
+
+@pytest.mark.parametrize("layer", sorted(CONTRACTS))
+def test_producer_exports_exactly_its_contract(layer, dev):
+    contract = CONTRACTS[layer]
+    assert set(dev[layer].exports) == set(contract.keys())
+    contract.check(dev[layer].exports, dev[layer].stack, "dev")
+
+
+def test_every_layer_with_exports_has_a_contract(dev):
+    for layer, plan in dev.items():
+        if plan.exports:
+            assert layer in CONTRACTS, f"{layer} exports without a typed contract"
+
+
+def test_consumer_reading_a_key_the_producer_does_not_export_fails(dev):
+    exports = dict(dev["foundation"].exports)
+    del exports["kmsKeyArn"]
+    with pytest.raises(UpstreamError) as error:
+        plan_layer("registry", "dev", upstream("foundation", **exports))
+    assert str(error.value) == (
+        "stack organization/platform-foundation/dev does not export 'kmsKeyArn' (ARN of the"
+        " platform KMS key); run `invoke deploy --layer foundation --env dev`"
+    )
+
+
+def test_upstream_export_of_the_wrong_type_fails(dev):
+    exports = {**dev["foundation"].exports, "kmsKeyArn": ["not", "a", "string"]}
+    with pytest.raises(UpstreamError, match="exports 'kmsKeyArn' as list, expected str"):
+        plan_layer("registry", "dev", upstream("foundation", **exports))
+
+
+def test_missing_upstream_stack_names_the_stack_and_the_command():
+    with pytest.raises(UpstreamError) as error:
+        plan_layer("registry", "dev", {})
+    assert str(error.value) == (
+        "stack organization/platform-foundation/dev does not exist; create it with"
+        " `invoke deploy --layer foundation --env dev`"
+    )
+
+
+def test_pipeline_reads_both_upstream_stacks(dev):
+    with pytest.raises(UpstreamError, match="platform-registry/dev does not exist"):
+        plan_layer("pipeline", "dev", real_upstream(dev, "foundation"))
+
+
+def test_secret_exports_stay_secret_in_the_consumer(dev):
+    producer = dev["foundation"]
+    secret_key_arn = {
+        producer.stack: LayerPlan(
+            layer="foundation",
+            environment="dev",
+            stack=producer.stack,
+            resources=(),
+            exports=producer.exports,
+            secret_exports=frozenset({"kmsKeyArn"}),
+        )
+    }
+    plan = plan_layer("registry", "dev", secret_key_arn)
+    # The engine sees the whole input that holds the secret as secret.
+    assert inputs_of(plan, "aws:ecr/repository:Repository")["encryptionConfigurations"] == (
+        "[secret]"
+    )
+    assert producer.exports["kmsKeyArn"] not in plan.to_text()
