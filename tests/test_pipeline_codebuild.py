@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from shared.naming import Kind, Label
-from stacks.pipeline.codebuild import BUILDSPEC_DIR
-from shared.settings import load_platform
 from shared.layers import get as get_layer
+from shared.naming import Kind, Label
+from shared.settings import load_platform
+from stacks.pipeline.codebuild import BUILDSPEC_DIR
 from tests.pipeline_support import (
     LOG_GROUP,
     PROJECT,
