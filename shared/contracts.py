@@ -149,7 +149,29 @@ class RegistryOutputs(Contract):
     repository_url: pulumi.Output[str] = output("repositoryUrl", "URL to push the image to")
 
 
+@dataclass(frozen=True)
+class PipelineOutputs(Contract):
+    """Exports of ``stacks/pipeline``."""
+
+    LAYER: ClassVar[str] = "pipeline"
+
+    pipeline_name: pulumi.Output[str] = output("pipelineName", "name of the CodePipeline")
+    pipeline_arn: pulumi.Output[str] = output("pipelineArn", "ARN of the CodePipeline")
+    pipeline_console_url: pulumi.Output[str] = output(
+        "pipelineConsoleUrl", "AWS console page of the pipeline"
+    )
+    project_names: pulumi.Output[dict] = output(
+        "projectNames", "CodeBuild project names by duty (and service-<name>)", kind=dict
+    )
+    role_arns: pulumi.Output[dict] = output(
+        "roleArns", "IAM role ARNs by duty (pipeline, events, CodeBuild duties)", kind=dict
+    )
+    log_group_names: pulumi.Output[dict] = output(
+        "logGroupNames", "CloudWatch log group names by CodeBuild project key", kind=dict
+    )
+
+
 CONTRACTS: dict[str, type[Contract]] = {
-    contract.LAYER: contract for contract in (FoundationOutputs, RegistryOutputs)
+    contract.LAYER: contract for contract in (FoundationOutputs, RegistryOutputs, PipelineOutputs)
 }
-"""The contract of each layer that has one, by layer name (the pipeline adds its own)."""
+"""The contract of each layer that has one, by layer name."""

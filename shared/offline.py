@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.settings import ROOT, SETTINGS
@@ -248,7 +249,8 @@ class PlatformMocks(mocks.Mocks):
             "secretOutputNames": sorted(plan.secret_exports),
         }
 
-    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
+    def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:
+        # A plain dict: the SDK reads a tuple's second item as a list of check failures.
         account, region = self.platform.account_id, self.platform.region
         match args.token:
             case "aws:index/getCallerIdentity:getCallerIdentity":
@@ -257,14 +259,14 @@ class PlatformMocks(mocks.Mocks):
                     "arn": f"arn:aws:iam::{account}:user/offline",
                     "userId": "AIDAOFFLINE",
                     "id": account,
-                }, None
+                }
             case "aws:index/getRegion:getRegion":
                 return {
                     "name": region,
                     "region": region,
                     "id": region,
                     "endpoint": f"ec2.{region}.amazonaws.com",
-                }, None
+                }
             case "aws:index/getPartition:getPartition":
                 return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, None
             case "aws:secretsmanager/getSecretVersion:getSecretVersion":
@@ -275,7 +277,7 @@ class PlatformMocks(mocks.Mocks):
                     "versionId": "offline",
                     "versionStage": "AWSCURRENT",
                     "id": "offline",
-                }, None
+                }
         raise PlatformError(
             f"the offline plan has no mock for the invoke {args.token};"
             " add a realistic answer to PlatformMocks.call in shared/offline.py"
@@ -290,6 +292,31 @@ def _layer_of_stack(stack: str) -> tuple[str, str]:
         if layer.project == project:
             return layer.name, environment
     return project, environment
+
+
+def _redacted_in_place(properties: Any) -> Any:
+    """``properties`` with each secret replaced by ``[secret]`` where it is.
+
+    The SDK's deserializer lifts a secret nested in a list or map to the whole list or map (one
+    secret OAuth token would hide every stage of a pipeline); redacting first keeps the rest of
+    the structure readable in the plan, as the engine's state keeps it.
+    """
+    raw = json_format.MessageToDict(properties)
+    if not _has_secret(raw):
+        return properties
+    struct = struct_pb2.Struct()
+    struct.update(redact(raw))
+    return struct
+
+
+def _has_secret(value: Any) -> bool:
+    if isinstance(value, dict):
+        return value.get(SECRET_SIG) == rpc._special_secret_sig or any(
+            _has_secret(v) for v in value.values()
+        )
+    if isinstance(value, list):
+        return any(_has_secret(v) for v in value)
+    return False
 
 
 class RecordingMonitor(mocks.MockMonitor):
@@ -326,7 +353,7 @@ class RecordingMonitor(mocks.MockMonitor):
         return response
 
     def _record(self, request: Any, urn: str, properties: Any, custom: bool, protect: bool) -> None:
-        inputs = rpc.deserialize_properties(properties, keep_unknowns=True)
+        inputs = rpc.deserialize_properties(_redacted_in_place(properties), keep_unknowns=True)
         parent = request.parent if request.parent and STACK_TYPE not in request.parent else None
         provider = request.provider.rsplit("::", 1)[0] if request.provider else None
         self.records.append(

@@ -7,6 +7,7 @@ offline plan has no CLI, so :func:`read_stack_files` applies the same two files 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -171,3 +172,23 @@ class StackConfig:
                 " and remove the plain value",
             )
         return self._config.require_secret(key)
+
+    def string_list(self, key: str, *, pattern: str, allowed: str) -> tuple[str, ...]:
+        """A list of strings, each matching ``pattern``; empty when unset.
+
+        A stack file holds it as a YAML list; the CLI (and :func:`read_stack_files`) hand it to
+        the program as a JSON string, which is what this reads.
+        """
+        raw = self._raw(key)
+        if raw is None:
+            return ()
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise self._fail(key, f"'{raw}' is not a list", f"a YAML list of {allowed}") from None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self._fail(key, "must be a list of strings", f"a YAML list of {allowed}")
+        for item in value:
+            if not re.fullmatch(pattern, item):
+                raise self._fail(key, f"'{item}' is not valid", allowed)
+        return tuple(value)

@@ -11,3 +11,4 @@ organization, environment = program.platform.organization, program.platform.envi
 foundation = FoundationOutputs.read(organization, environment)
 registry = RegistryOutputs.read(organization, environment)
 pipeline = Pipeline(program.layer.name, args, foundation, registry, program.resource_options())
+pipeline.outputs.export()

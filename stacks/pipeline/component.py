@@ -1,15 +1,43 @@
-"""The pipeline component (filled in by the pipeline issue): consumes both upstream contracts."""
+"""The pipeline component: roles, CodeBuild, the five-stage CodePipeline and its events.
+
+It consumes the foundation contract (key, artifact bucket, token secret, failure topic) and the
+registry contract (the repository). The pieces live in small modules: ``roles`` (IAM),
+``codebuild``, ``codepipeline`` and ``events``; this class wires them together.
+"""
 
 from __future__ import annotations
 
-import pulumi
+from collections.abc import Mapping
 
-from shared.contracts import FoundationOutputs, RegistryOutputs
-from stacks.pipeline.config import PipelineArgs
+import pulumi
+import pulumi_aws as aws
+
+from shared.contracts import FoundationOutputs, PipelineOutputs, RegistryOutputs
+from stacks.pipeline import codebuild, codepipeline, events, roles
+from stacks.pipeline.config import BuildProject, PipelineArgs
+
+CODEBUILD = "codebuild.amazonaws.com"
+DOCKER_CACHE = ["LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE"]
+"""Docker layers and the source, kept on the build host between close builds."""
+NPM_CACHE = ["LOCAL_SOURCE_CACHE", "LOCAL_CUSTOM_CACHE"]
+"""The source and the buildspec's ``cache.paths`` (the npm cache)."""
 
 
 class Pipeline(pulumi.ComponentResource):
-    """The production container pipeline."""
+    """The production container pipeline and the standalone builds of extra services."""
+
+    pipeline: aws.codepipeline.Pipeline
+    """The V2 pipeline: Source, Build, Test, SecurityScan, Deploy."""
+    projects: dict[str, aws.codebuild.Project]
+    """CodeBuild projects by key (the four duties, then ``service-<name>``)."""
+    log_groups: dict[str, aws.cloudwatch.LogGroup]
+    """Each project's own log group, by project key."""
+    roles: dict[str, aws.iam.Role]
+    """Roles by duty: pipeline, docker-build, tests, security-scan, service-<name>, events."""
+    report_groups: dict[str, aws.codebuild.ReportGroup]
+    """The JUnit report groups of unit-tests and integration-tests."""
+    outputs: PipelineOutputs
+    """The layer's contract, exported by ``__main__``."""
 
     def __init__(
         self,
@@ -20,10 +48,211 @@ class Pipeline(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("acme:pipeline:Pipeline", name, None, opts)
-        self.args = args
+        self._name, self._args = name, args
+        self._foundation, self._registry = foundation, registry
+        self._child = pulumi.ResourceOptions(parent=self)
+        self.projects, self.log_groups, self.roles, self.report_groups = {}, {}, {}, {}
+
+        docker, unit, integration, scan = args.projects
+        self._docker_build(docker)
+        self._tests(unit, integration)
+        self._security_scan(scan)
+        for service in args.services:
+            self._docker_build(service)
+        self.pipeline = self._pipeline()
+        self._events()
+
+        self.outputs = PipelineOutputs(
+            pipeline_name=self.pipeline.name,
+            pipeline_arn=self.pipeline.arn,
+            pipeline_console_url=pulumi.Output.from_input(codepipeline.console_url(args)),
+            project_names=pulumi.Output.all(
+                **{key: project.name for key, project in self.projects.items()}
+            ),
+            role_arns=pulumi.Output.all(**{key: role.arn for key, role in self.roles.items()}),
+            log_group_names=pulumi.Output.all(
+                **{key: group.name for key, group in self.log_groups.items()}
+            ),
+        )
         self.register_outputs(
+            {"pipelineArn": self.pipeline.arn, "pipelineName": self.pipeline.name}
+        )
+
+    # CodeBuild -----------------------------------------------------------------------------
+
+    def _codebuild(
+        self,
+        build: BuildProject,
+        duty: roles.DutyRole,
+        variables: Mapping[str, pulumi.Input[str]],
+        *,
+        privileged: bool,
+        cache_modes: list[str],
+    ) -> aws.codebuild.Project:
+        """One project and its own log group; it waits for its group and its role's policy."""
+        group = codebuild.log_group(
+            f"{self._name}-{build.key}-logs",
+            build,
+            self._args,
+            self._foundation.kms_key_arn,
+            self._child,
+        )
+        project = codebuild.project(
+            f"{self._name}-{build.key}",
+            build,
+            self._args,
+            role_arn=duty.role.arn,
+            key_arn=self._foundation.kms_key_arn,
+            variables=variables,
+            privileged=privileged,
+            cache_modes=cache_modes,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[group, duty.policy]),
+        )
+        self.log_groups[build.key] = group
+        self.projects[build.key] = project
+        return project
+
+    def _role(
+        self, key: str, service: str, source_arns: list[str], statements: list
+    ) -> roles.DutyRole:
+        duty = roles.duty_role(
+            f"{self._name}-{key}-role",
+            self._args.role_names[key],
+            service=service,
+            args=self._args,
+            source_arns=source_arns,
+            statements=statements,
+            opts=self._child,
+        )
+        self.roles[key] = duty.role
+        return duty
+
+    def _docker_build(self, build: BuildProject) -> None:
+        """Build, tag with the commit, push: the application's image, or an extra service's."""
+        a, registry = self._args, self._registry
+        duty = self._role(
+            build.role,
+            CODEBUILD,
+            roles.codebuild_trust_arns(a, [build]),
+            roles.docker_build_statements(a, build, self._foundation, registry),
+        )
+        variables: dict[str, pulumi.Input[str]] = {
+            "REPOSITORY_URL": registry.repository_url,
+            "REPOSITORY_NAME": registry.repository_name,
+            "AWS_ACCOUNT_ID": a.account_id,
+            "ECR_REGION": a.region,
+            "CONTAINER_NAME": build.service or a.container_name,
+        }
+        if build.service:
+            # One repository: an extra service's tags are prefixed with its name.
+            variables["IMAGE_TAG_PREFIX"] = f"{build.service}-"
+        self._codebuild(build, duty, variables, privileged=True, cache_modes=DOCKER_CACHE)
+
+    def _tests(self, unit: BuildProject, integration: BuildProject) -> None:
+        """Unit and integration tests: one role (the same duty), one report group each."""
+        a, f = self._args, self._foundation
+        for build in (unit, integration):
+            self.report_groups[build.key] = codebuild.report_group(
+                f"{self._name}-{build.key}-reports",
+                a.report_groups[build.key],
+                path=f"test-reports/{build.key}",
+                bucket_name=f.artifact_bucket_name,
+                key_arn=f.kms_key_arn,
+                opts=self._child,
+            )
+        duty = self._role(
+            unit.role,
+            CODEBUILD,
+            roles.codebuild_trust_arns(a, [unit, integration]),
+            roles.tests_statements(
+                a, [unit, integration], f, [g.arn for g in self.report_groups.values()]
+            ),
+        )
+        for build in (unit, integration):
+            self._codebuild(
+                build,
+                duty,
+                {"REPORT_GROUP_ARN": self.report_groups[build.key].arn},
+                privileged=False,
+                cache_modes=NPM_CACHE,
+            )
+
+    def _security_scan(self, build: BuildProject) -> None:
+        """Wait for ECR's scan of the pushed image and fail on findings at the threshold."""
+        a = self._args
+        duty = self._role(
+            build.role,
+            CODEBUILD,
+            roles.codebuild_trust_arns(a, [build]),
+            roles.security_scan_statements(a, build, self._foundation, self._registry),
+        )
+        self._codebuild(
+            build,
+            duty,
             {
-                "artifactBucketArn": foundation.artifact_bucket_arn,
-                "repositoryArn": registry.repository_arn,
-            }
+                "REPOSITORY_NAME": self._registry.repository_name,
+                "SCAN_SEVERITY_THRESHOLD": a.scan_severity_threshold,
+            },
+            privileged=False,
+            cache_modes=["LOCAL_SOURCE_CACHE"],
+        )
+
+    # CodePipeline and events ---------------------------------------------------------------
+
+    def _oauth_token(self) -> pulumi.Output[str] | None:
+        """The GitHub token, read from the foundation secret at deploy time, kept secret."""
+        if self._args.source_provider != "github":
+            return None
+        version = aws.secretsmanager.get_secret_version_output(
+            secret_id=self._foundation.github_token_secret_arn,
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        return pulumi.Output.secret(version.secret_string)
+
+    def _pipeline(self) -> aws.codepipeline.Pipeline:
+        a, f = self._args, self._foundation
+        core = [build.key for build in a.projects]
+        duty = self._role(
+            "pipeline",
+            "codepipeline.amazonaws.com",
+            [a.pipeline_arn],
+            roles.pipeline_statements(
+                a, f, [a.arn("codebuild", build.arn_resource) for build in a.projects]
+            ),
+        )
+        stage_list = codepipeline.stages(
+            a, {key: self._project_name(key) for key in core}, self._oauth_token()
+        )
+        return codepipeline.pipeline(
+            f"{self._name}-codepipeline",
+            a,
+            role_arn=duty.role.arn,
+            bucket_name=f.artifact_bucket_name,
+            key_arn=f.kms_key_arn,
+            stage_list=stage_list,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[duty.policy, *(self.projects[key] for key in core)]
+            ),
+        )
+
+    def _project_name(self, key: str) -> str:
+        return next(build.project_name for build in self._args.projects if build.key == key)
+
+    def _events(self) -> None:
+        a = self._args
+        events.failure_notification(
+            f"{self._name}-failed", a, self._foundation.failure_topic_arn, self._child
+        )
+        duty = self._role(
+            "events",
+            "events.amazonaws.com",
+            [a.arn("events", f"rule/{a.trigger_rule_name}")],
+            roles.events_statements(self.pipeline.arn),
+        )
+        events.codecommit_trigger(
+            f"{self._name}-codecommit",
+            a,
+            self.pipeline.arn,
+            duty.role.arn,
+            pulumi.ResourceOptions(parent=self, depends_on=[duty.policy]),
         )

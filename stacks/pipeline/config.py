@@ -1,10 +1,70 @@
-"""Reads and validates the pipeline layer's config into :class:`PipelineArgs`."""
+"""Reads and validates the pipeline layer's config into :class:`PipelineArgs`.
+
+Every physical name of the layer is made here, through the label, so a value that would make a
+name too long or malformed is a ConfigError naming the stack file and the key, before anything
+is registered.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared import iam
+from shared.errors import ConfigError
+from shared.naming import Kind
 from shared.program import Program
+
+SOURCE_PROVIDERS = ("github", "codeconnections")
+"""``github``: the GitHub (OAuth app) v1 action with the token from the foundation secret;
+``codeconnections``: a CodeStarSourceConnection action (what AWS recommends)."""
+
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
+"""ECR scan severities, most severe first; the threshold blocks itself and everything above."""
+
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+"""The retention periods CloudWatch Logs accepts (never-expire is not offered)."""
+
+GITHUB_OWNER = r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}"
+GITHUB_REPO = r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}"
+GIT_BRANCH = r"(?!.*\.\.)(?!.*//)(?!.*@\{)(?!.*\.lock$)[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}(?<![./])"
+CONNECTION_ARN = (
+    r"arn:aws(?:-[a-z]+)*:(?:codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:"
+    r"connection/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
+ECS_NAME = r"[A-Za-z0-9_-]{1,255}"
+IAM_ROLE_NAME = r"[A-Za-z0-9+=,.@_-]{1,64}"
+CODECOMMIT_REPO = r"[A-Za-z0-9._-]{1,100}"
+SERVICE_NAME = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
+BUILD_IMAGE = r"aws/codebuild/[a-z0-9._-]+:[0-9]+\.[0-9]+"
+CONTAINER_NAME = r"[A-Za-z0-9_-]{1,255}"
+
+
+@dataclass(frozen=True)
+class BuildProject:
+    """One CodeBuild project: its names, its buildspec and the role it runs as."""
+
+    key: str
+    """Key in the layer's outputs (``docker-build``, ``unit-tests``, ``service-<name>``)."""
+    project_name: str
+    """The CodeBuild project's name."""
+    log_group_name: str
+    """Its own CloudWatch log group."""
+    buildspec: str
+    """File name under ``stacks/pipeline/buildspecs/``."""
+    role: str
+    """Key of the role it runs as (one role per duty)."""
+    description: str
+    """What the project does, shown in the console."""
+    service: str = ""
+    """For an extra service's Docker build: the service name (its image tag prefix)."""
+
+    @property
+    def arn_resource(self) -> str:
+        """The resource part of the project's ARN (``project/<name>``)."""
+        return f"project/{self.project_name}"
 
 
 @dataclass(frozen=True)
@@ -12,11 +72,193 @@ class PipelineArgs:
     """Everything the pipeline component needs, validated and with its names checked."""
 
     account_id: str
-    """The AWS account."""
+    """The AWS account; ARNs of resources referenced before they exist are built from it."""
     region: str
     """The AWS region."""
+    pipeline_name: str
+    """The CodePipeline's name."""
+    source_provider: str
+    """One of :data:`SOURCE_PROVIDERS`."""
+    github_owner: str
+    """GitHub user or organisation that owns the application repository."""
+    github_repo: str
+    """The application repository."""
+    github_branch: str
+    """The branch the pipeline builds."""
+    connection_arn: str
+    """CodeConnections connection ARN ('' unless ``source_provider`` is codeconnections)."""
+    ecs_cluster: str
+    """Existing ECS cluster the Deploy stage updates."""
+    ecs_service: str
+    """Existing ECS service the Deploy stage updates."""
+    ecs_role_arns: tuple[str, str]
+    """The task role and task execution role the deploy passes to ECS tasks."""
+    container_name: str
+    """Container in the task definition whose image the deploy replaces."""
+    log_retention_days: int
+    """Retention of every CodeBuild log group."""
+    require_approval: bool
+    """A manual approval before the ECS deploy, inside the Deploy stage."""
+    scan_severity_threshold: str
+    """The least severe ECR finding that fails the security scan."""
+    build_timeout_minutes: int
+    """Build timeout of every CodeBuild project."""
+    build_image: str
+    """The managed CodeBuild image."""
+    codecommit_repository_arn: str
+    """CodeCommit repository (an internal mirror) whose pushes start the pipeline."""
+    codecommit_branch: str
+    """Branch of that repository that starts the pipeline."""
+    projects: tuple[BuildProject, ...]
+    """The four projects of the pipeline: docker-build, unit-tests, integration-tests,
+    security-scan."""
+    services: tuple[BuildProject, ...]
+    """One standalone Docker-build project per extra service."""
+    role_names: dict[str, str]
+    """IAM role name by duty: pipeline, events, docker-build, tests, security-scan,
+    service-<name>."""
+    report_groups: dict[str, str]
+    """CodeBuild report group name by test project key."""
+    failure_rule_name: str
+    """EventBridge rule that notifies on failed executions."""
+    trigger_rule_name: str
+    """EventBridge rule that starts the pipeline on CodeCommit pushes."""
+
+    def arn(self, service: str, resource: str) -> str:
+        """An ARN in this account and region, for a resource referenced before it exists."""
+        return iam.arn(service, self.region, self.account_id, resource)
+
+    @property
+    def pipeline_arn(self) -> str:
+        """The pipeline's ARN, known before it exists (trust and events policies name it)."""
+        return self.arn("codepipeline", self.pipeline_name)
 
 
 def load(program: Program) -> PipelineArgs:
     """Validate the pipeline config; a ConfigError naming file and key on bad input."""
-    return PipelineArgs(account_id=program.platform.account_id, region=program.platform.region)
+    config, label, platform = program.config, program.label, program.platform
+    project = program.layer.project
+
+    provider = config.choice("sourceProvider", SOURCE_PROVIDERS)
+    connection_arn = ""
+    if provider == "codeconnections":
+        connection_arn = config.string(
+            "connectionArn",
+            pattern=CONNECTION_ARN,
+            allowed="a connection ARN: arn:aws:codeconnections:<region>:<account>:connection/<id>"
+            " (or codestar-connections)",
+        )
+
+    def role_arn(key: str) -> str:
+        name = config.string(key, pattern=IAM_ROLE_NAME, allowed="an IAM role name")
+        return f"arn:aws:iam::{platform.account_id}:role/{name}"
+
+    def build(key: str, buildspec: str, role: str, description: str) -> BuildProject:
+        return BuildProject(
+            key=key,
+            project_name=label.name(Kind.CODEBUILD_PROJECT, key),
+            log_group_name=label.name(Kind.LOG_GROUP, key),
+            buildspec=buildspec,
+            role=role,
+            description=description,
+        )
+
+    projects = (
+        build("docker-build", "docker-build.yml", "docker-build", "Builds and pushes the image"),
+        build("unit-tests", "unit-tests.yml", "tests", "Runs the Node.js unit tests"),
+        build(
+            "integration-tests",
+            "integration-tests.yml",
+            "tests",
+            "Runs the Node.js integration tests",
+        ),
+        build("security-scan", "security-scan.yml", "security-scan", "Gates on the ECR scan"),
+    )
+    services = _services(program)
+    role_names = {
+        duty: label.name(Kind.IAM_ROLE, duty)
+        for duty in ("pipeline", "events", "docker-build", "tests", "security-scan")
+    }
+    for service in services:
+        role_names[service.role] = label.name(
+            Kind.IAM_ROLE, service.role, blame=(config.source, f"{project}:services")
+        )
+    codecommit_repository = config.string(
+        "codecommitRepository", pattern=CODECOMMIT_REPO, allowed="a CodeCommit repository name"
+    )
+    return PipelineArgs(
+        account_id=platform.account_id,
+        region=platform.region,
+        pipeline_name=label.name(Kind.CODEPIPELINE, "app"),
+        source_provider=provider,
+        github_owner=config.string(
+            "githubOwner", pattern=GITHUB_OWNER, allowed="a GitHub user or organisation name"
+        ),
+        github_repo=config.string(
+            "githubRepo", pattern=GITHUB_REPO, allowed="a GitHub repository name: A-Z a-z 0-9 . _ -"
+        ),
+        github_branch=config.string(
+            "githubBranch", pattern=GIT_BRANCH, allowed="a git branch name such as main"
+        ),
+        connection_arn=connection_arn,
+        ecs_cluster=config.string("ecsCluster", pattern=ECS_NAME, allowed="an ECS cluster name"),
+        ecs_service=config.string("ecsService", pattern=ECS_NAME, allowed="an ECS service name"),
+        ecs_role_arns=(role_arn("ecsTaskRoleName"), role_arn("ecsExecutionRoleName")),
+        container_name=config.string(
+            "containerName", pattern=CONTAINER_NAME, allowed="the container name in the task"
+        ),
+        log_retention_days=config.integer("logRetentionDays", choices=LOG_RETENTION_DAYS),
+        require_approval=config.boolean("requireApproval"),
+        scan_severity_threshold=config.choice("scanSeverityThreshold", SEVERITIES),
+        build_timeout_minutes=config.integer("buildTimeoutMinutes", minimum=5, maximum=2160),
+        build_image=config.string(
+            "buildImage",
+            pattern=BUILD_IMAGE,
+            allowed="a managed image such as aws/codebuild/amazonlinux-x86_64-standard:5.0",
+        ),
+        codecommit_repository_arn=iam.arn(
+            "codecommit", platform.region, platform.account_id, codecommit_repository
+        ),
+        codecommit_branch=config.string(
+            "codecommitBranch", pattern=GIT_BRANCH, allowed="a git branch name such as main"
+        ),
+        projects=projects,
+        services=services,
+        role_names=role_names,
+        report_groups={
+            key: label.name(Kind.REPORT_GROUP, key) for key in ("unit-tests", "integration-tests")
+        },
+        failure_rule_name=label.name(Kind.EVENT_RULE, "failed"),
+        trigger_rule_name=label.name(Kind.EVENT_RULE, "codecommit"),
+    )
+
+
+def _services(program: Program) -> tuple[BuildProject, ...]:
+    """One Docker-build project per extra service, names checked against every limit."""
+    config, label = program.config, program.label
+    key = f"{program.layer.project}:services"
+    names = config.string_list(
+        "services",
+        pattern=SERVICE_NAME,
+        allowed="lowercase service names: a-z 0-9, words joined by single hyphens",
+    )
+    seen: set[str] = set()
+    services: list[BuildProject] = []
+    for name in names:
+        if name in seen:
+            raise ConfigError(config.source, key, f"'{name}' is listed twice", "unique names")
+        seen.add(name)
+        duty = f"service-{name}"
+        blame = (config.source, key)
+        services.append(
+            BuildProject(
+                key=duty,
+                project_name=label.name(Kind.CODEBUILD_PROJECT, duty, blame=blame),
+                log_group_name=label.name(Kind.LOG_GROUP, duty, blame=blame),
+                buildspec="docker-build.yml",
+                role=duty,
+                description=f"Builds and pushes the {name} service's image",
+                service=name,
+            )
+        )
+    return tuple(services)

@@ -1,0 +1,130 @@
+"""CodeBuild for the pipeline: buildspecs from files, log groups, projects and report groups.
+
+The buildspecs are real YAML files in ``buildspecs/``, read and parsed once per process when the
+layer is planned; a broken one stops the plan with one line naming the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+import yaml
+
+from shared.errors import PlatformError
+from shared.settings import relative
+from stacks.pipeline.config import BuildProject, PipelineArgs
+
+BUILDSPEC_DIR = Path(__file__).resolve().parent / "buildspecs"
+
+COMPUTE_TYPE = "BUILD_GENERAL1_SMALL"
+"""The smallest general-purpose instance (3 GB, 2 vCPUs): enough for these builds, cheapest."""
+
+QUEUED_TIMEOUT_MINUTES = 60
+"""A build that cannot start within an hour is better failed than left hanging the pipeline."""
+
+
+@cache
+def buildspec(file: str) -> str:
+    """The text of ``buildspecs/<file>``, checked to be a version 0.2 buildspec with phases."""
+    path = BUILDSPEC_DIR / file
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except (OSError, yaml.YAMLError) as exc:
+        raise PlatformError(f"{relative(path)}: not a readable YAML buildspec: {exc}") from None
+    if not isinstance(data, dict) or str(data.get("version")) != "0.2" or not data.get("phases"):
+        raise PlatformError(f"{relative(path)}: a buildspec needs `version: 0.2` and `phases`")
+    return text
+
+
+def log_group(
+    resource_name: str,
+    project: BuildProject,
+    args: PipelineArgs,
+    key_arn: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> aws.cloudwatch.LogGroup:
+    """The project's own log group: retention from config, encrypted with the platform key."""
+    return aws.cloudwatch.LogGroup(
+        resource_name,
+        name=project.log_group_name,
+        retention_in_days=args.log_retention_days,
+        kms_key_id=key_arn,
+        opts=opts,
+    )
+
+
+def report_group(
+    resource_name: str,
+    name: str,
+    *,
+    path: str,
+    bucket_name: pulumi.Input[str],
+    key_arn: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> aws.codebuild.ReportGroup:
+    """A JUnit test report group whose raw results are exported, encrypted, to the artifacts."""
+    return aws.codebuild.ReportGroup(
+        resource_name,
+        name=name,
+        type="TEST",
+        delete_reports=True,
+        export_config={
+            "type": "S3",
+            "s3_destination": {
+                "bucket": bucket_name,
+                "encryption_key": key_arn,
+                "encryption_disabled": False,
+                "packaging": "NONE",
+                "path": path,
+            },
+        },
+        opts=opts,
+    )
+
+
+def project(
+    resource_name: str,
+    build: BuildProject,
+    args: PipelineArgs,
+    *,
+    role_arn: pulumi.Input[str],
+    key_arn: pulumi.Input[str],
+    variables: Mapping[str, pulumi.Input[str]],
+    privileged: bool,
+    cache_modes: list[str],
+    opts: pulumi.ResourceOptions,
+) -> aws.codebuild.Project:
+    """A CodeBuild project run by CodePipeline: its buildspec, role, key, logs and cache."""
+    return aws.codebuild.Project(
+        resource_name,
+        name=build.project_name,
+        description=build.description,
+        service_role=role_arn,
+        encryption_key=key_arn,
+        build_timeout=args.build_timeout_minutes,
+        queued_timeout=QUEUED_TIMEOUT_MINUTES,
+        source={"type": "CODEPIPELINE", "buildspec": buildspec(build.buildspec)},
+        artifacts={"type": "CODEPIPELINE"},
+        environment={
+            "compute_type": COMPUTE_TYPE,
+            "image": args.build_image,
+            "type": "LINUX_CONTAINER",
+            "image_pull_credentials_type": "CODEBUILD",
+            "privileged_mode": privileged,
+            "environment_variables": [
+                {"name": name, "value": value, "type": "PLAINTEXT"}
+                for name, value in sorted(variables.items())
+            ],
+        },
+        cache={"type": "LOCAL", "modes": cache_modes},
+        logs_config={
+            "cloudwatch_logs": {"status": "ENABLED", "group_name": build.log_group_name},
+            "s3_logs": {"status": "DISABLED"},
+        },
+        opts=opts,
+    )

@@ -1,0 +1,238 @@
+"""The pipeline layer's IAM: one role per duty, each with one inline least-privilege policy.
+
+Every statement names the ARNs it guards; ``Resource: "*"`` only through
+``shared.iam.WILDCARD_ALLOWED``. Trust policies name their service, this account
+(``aws:SourceAccount``) and the exact resources that may assume the role (``aws:SourceArn``),
+whose ARNs are built from their known names: the role must exist before them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from shared import iam
+from shared.contracts import FoundationOutputs, RegistryOutputs
+from stacks.pipeline.config import BuildProject, PipelineArgs
+
+KEY_USE = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+"""Encrypting and decrypting artifacts with the platform key; no administration."""
+
+ECR_PUSH = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:DescribeImages",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+]
+"""Pushing an image (and pulling its cached layers) to the one repository."""
+
+
+@dataclass(frozen=True)
+class DutyRole:
+    """A role and its inline policy (the policy must exist before the role is used)."""
+
+    role: aws.iam.Role
+    policy: aws.iam.RolePolicy
+
+
+def duty_role(
+    resource_name: str,
+    role_name: str,
+    *,
+    service: str,
+    args: PipelineArgs,
+    source_arns: Sequence[str],
+    statements: Sequence[iam.Statement],
+    opts: pulumi.ResourceOptions,
+) -> DutyRole:
+    """A role ``service`` may assume only for ``source_arns``, with exactly ``statements``."""
+    role = aws.iam.Role(
+        resource_name,
+        name=role_name,
+        assume_role_policy=iam.service_trust(
+            service, account_id=args.account_id, source_arns=source_arns
+        ),
+        max_session_duration=3600,
+        opts=opts,
+    )
+    policy = aws.iam.RolePolicy(
+        f"{resource_name}-policy",
+        name="least-privilege",
+        role=role.id,
+        policy=iam.document(*statements),
+        opts=opts,
+    )
+    return DutyRole(role, policy)
+
+
+def artifact_statements(
+    foundation: FoundationOutputs, *, bucket_reads: bool
+) -> list[iam.Statement]:
+    """Reading and writing pipeline artifacts in the foundation bucket, with the foundation key."""
+    statements = [
+        iam.Statement(
+            sid="ArtifactObjects",
+            actions=["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+            resources=[pulumi.Output.concat(foundation.artifact_bucket_arn, "/*")],
+        ),
+        iam.Statement(sid="ArtifactKey", actions=KEY_USE, resources=[foundation.kms_key_arn]),
+    ]
+    if bucket_reads:
+        statements.append(
+            iam.Statement(
+                sid="ArtifactBucket",
+                actions=["s3:GetBucketAcl", "s3:GetBucketLocation", "s3:GetBucketVersioning"],
+                resources=[foundation.artifact_bucket_arn],
+            )
+        )
+    return statements
+
+
+def log_statement(args: PipelineArgs, projects: Sequence[BuildProject]) -> iam.Statement:
+    """Writing build logs into the projects' own log groups (which exist already)."""
+    resources: list[str] = []
+    for project in projects:
+        group = args.arn("logs", f"log-group:{project.log_group_name}")
+        resources += [group, f"{group}:*"]
+    return iam.Statement(
+        sid="BuildLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=resources
+    )
+
+
+def codebuild_trust_arns(args: PipelineArgs, projects: Sequence[BuildProject]) -> list[str]:
+    """The ARNs of the projects a CodeBuild role serves, known before the projects exist."""
+    return [args.arn("codebuild", project.arn_resource) for project in projects]
+
+
+def docker_build_statements(
+    args: PipelineArgs,
+    project: BuildProject,
+    foundation: FoundationOutputs,
+    registry: RegistryOutputs,
+) -> list[iam.Statement]:
+    """Build and push the image: ECR login, push to the one repository, artifacts, logs."""
+    return [
+        log_statement(args, [project]),
+        *artifact_statements(foundation, bucket_reads=True),
+        iam.Statement(
+            # `*` because ECR auth tokens are account-wide (see shared.iam.WILDCARD_ALLOWED).
+            sid="EcrLogin",
+            actions=["ecr:GetAuthorizationToken"],
+            resources=["*"],
+        ),
+        iam.Statement(sid="PushImage", actions=ECR_PUSH, resources=[registry.repository_arn]),
+    ]
+
+
+def tests_statements(
+    args: PipelineArgs,
+    projects: Sequence[BuildProject],
+    foundation: FoundationOutputs,
+    report_group_arns: Sequence[pulumi.Input[str]],
+) -> list[iam.Statement]:
+    """Run the tests and publish their reports: source artifact, logs, the two report groups."""
+    return [
+        log_statement(args, projects),
+        *artifact_statements(foundation, bucket_reads=True),
+        iam.Statement(
+            sid="PublishTestReports",
+            actions=[
+                "codebuild:BatchPutCodeCoverages",
+                "codebuild:BatchPutTestCases",
+                "codebuild:CreateReport",
+                "codebuild:UpdateReport",
+            ],
+            resources=list(report_group_arns),
+        ),
+    ]
+
+
+def security_scan_statements(
+    args: PipelineArgs,
+    project: BuildProject,
+    foundation: FoundationOutputs,
+    registry: RegistryOutputs,
+) -> list[iam.Statement]:
+    """Read the scan of the pushed image: its findings in the one repository, artifacts, logs."""
+    return [
+        log_statement(args, [project]),
+        *artifact_statements(foundation, bucket_reads=True),
+        iam.Statement(
+            sid="ReadScanFindings",
+            actions=["ecr:DescribeImageScanFindings", "ecr:DescribeImages"],
+            resources=[registry.repository_arn],
+        ),
+    ]
+
+
+def pipeline_statements(
+    args: PipelineArgs, foundation: FoundationOutputs, project_arns: Sequence[str]
+) -> list[iam.Statement]:
+    """Run the five stages: artifacts, the four projects, the source, the ECS service."""
+    statements = [
+        *artifact_statements(foundation, bucket_reads=True),
+        iam.Statement(
+            sid="RunBuilds",
+            actions=["codebuild:BatchGetBuilds", "codebuild:StartBuild"],
+            resources=list(project_arns),
+        ),
+        iam.Statement(
+            sid="UpdateService",
+            actions=["ecs:DescribeServices", "ecs:UpdateService"],
+            resources=[args.arn("ecs", f"service/{args.ecs_cluster}/{args.ecs_service}")],
+        ),
+        iam.Statement(
+            # Task definitions have no ARN before they are registered and DescribeTaskDefinition
+            # takes none: both are in shared.iam.WILDCARD_ALLOWED with that reason.
+            sid="RegisterTaskDefinition",
+            actions=["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
+            resources=["*"],
+        ),
+        iam.Statement(
+            # Tags are copied onto the new revision; only as part of registering it.
+            sid="TagNewTaskDefinition",
+            actions=["ecs:TagResource"],
+            resources=[args.arn("ecs", "task-definition/*")],
+            conditions=[
+                iam.Condition("StringEquals", "ecs:CreateAction", ["RegisterTaskDefinition"])
+            ],
+        ),
+        iam.Statement(
+            # The deploy watches the service's tasks: only tasks of this cluster.
+            sid="WatchDeployment",
+            actions=["ecs:DescribeTasks", "ecs:ListTasks"],
+            resources=[
+                args.arn("ecs", f"task/{args.ecs_cluster}/*"),
+                args.arn("ecs", f"container-instance/{args.ecs_cluster}/*"),
+            ],
+        ),
+        iam.pass_role("PassTaskRolesToEcsTasks", args.ecs_role_arns, "ecs-tasks.amazonaws.com"),
+    ]
+    if args.source_provider == "codeconnections":
+        statements.append(
+            iam.Statement(
+                # The connection may carry either service prefix; both actions name the one ARN.
+                sid="UseSourceConnection",
+                actions=["codeconnections:UseConnection", "codestar-connections:UseConnection"],
+                resources=[args.connection_arn],
+            )
+        )
+    return statements
+
+
+def events_statements(pipeline_arn: pulumi.Input[str]) -> list[iam.Statement]:
+    """Start this pipeline, and nothing else."""
+    return [
+        iam.Statement(
+            sid="StartThisPipeline",
+            actions=["codepipeline:StartPipelineExecution"],
+            resources=[pipeline_arn],
+        )
+    ]

@@ -1,0 +1,256 @@
+"""CodeBuild: the four projects, their log groups, report groups and buildspecs (run for real)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from shared.layers import get as get_layer
+from shared.naming import Kind, Label
+from shared.settings import load_platform
+from stacks.pipeline.codebuild import BUILDSPEC_DIR
+from tests.pipeline_support import (
+    LOG_GROUP,
+    PROJECT,
+    REPORT_GROUP,
+    buildspec,
+    named,
+    project,
+    run_buildspec,
+    variables,
+)
+
+KEYS = ("docker-build", "unit-tests", "integration-tests", "security-scan")
+BUILDSPECS = {key: f"{key}.yml" for key in KEYS}
+CODEBUILD_BUILTINS = {"CODEBUILD_RESOLVED_SOURCE_VERSION", "AWS_REGION", "AWS_DEFAULT_REGION"}
+
+
+def test_four_projects_small_managed_linux_encrypted_run_by_codepipeline(dev):
+    plan = dev["pipeline"]
+    key_arn = dev["foundation"].exports["kmsKeyArn"]
+    assert sorted(plan.exports["projectNames"]) == sorted(KEYS)
+    for key in KEYS:
+        inputs = project(plan, key).inputs
+        assert inputs["environment"]["computeType"] == "BUILD_GENERAL1_SMALL", key
+        assert inputs["environment"]["type"] == "LINUX_CONTAINER", key
+        assert re.fullmatch(
+            r"aws/codebuild/(amazonlinux-x86_64-standard:5\.0|standard:7\.0)",
+            inputs["environment"]["image"],
+        ), key
+        assert inputs["encryptionKey"] == key_arn, key
+        assert inputs["source"]["type"] == "CODEPIPELINE", key
+        assert inputs["artifacts"]["type"] == "CODEPIPELINE", key
+        assert 5 <= inputs["buildTimeout"] <= 60, key
+        assert inputs["queuedTimeout"] <= 480, key
+
+
+def test_each_project_logs_to_its_own_encrypted_log_group_kept_seven_days(dev):
+    plan = dev["pipeline"]
+    key_arn = dev["foundation"].exports["kmsKeyArn"]
+    groups = plan.exports["logGroupNames"]
+    assert len(set(groups.values())) == len(KEYS) == len(plan.of_type(LOG_GROUP))
+    for key in KEYS:
+        logs = project(plan, key).inputs["logsConfig"]["cloudwatchLogs"]
+        assert logs == {"status": "ENABLED", "groupName": groups[key]}, key
+        group = named(plan, LOG_GROUP, groups[key]).inputs
+        assert group["retentionInDays"] == 7, key
+        assert group["kmsKeyId"] == key_arn, key
+
+
+def test_log_retention_follows_config_and_refuses_what_cloudwatch_refuses(replan):
+    plan = replan("pipeline", config={"platform-pipeline:logRetentionDays": "30"})
+    assert {g.inputs["retentionInDays"] for g in plan.of_type(LOG_GROUP)} == {30}
+    from shared.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="platform-pipeline:logRetentionDays"):
+        replan("pipeline", config={"platform-pipeline:logRetentionDays": "8"})
+
+
+def test_every_log_group_is_inside_what_the_foundation_key_policy_allows(dev, prod):
+    for plans in (dev, prod):
+        platform = load_platform(plans["pipeline"].environment)
+        prefix = Label(platform, get_layer("pipeline")).prefix(Kind.LOG_GROUP)
+        key_policy = json.loads(plans["foundation"].one("aws:kms/key:Key").inputs["policy"])
+        (logs,) = [
+            s
+            for s in key_policy["Statement"]
+            if "Service" in s.get("Principal", {})
+            and s["Principal"]["Service"][0].startswith("logs.")
+        ]
+        allowed = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"][0]
+        for group in plans["pipeline"].of_type(LOG_GROUP):
+            name = group.inputs["name"]
+            assert name.startswith(prefix), name
+            arn = f"arn:aws:logs:{platform.region}:{platform.account_id}:log-group:{name}"
+            assert re.fullmatch(re.escape(allowed).replace(r"\*", ".*"), arn), name
+
+
+def test_docker_build_is_privileged_with_docker_layer_cache(dev):
+    plan = dev["pipeline"]
+    docker = project(plan, "docker-build").inputs
+    assert docker["environment"]["privilegedMode"] is True
+    assert docker["cache"]["type"] == "LOCAL"
+    assert "LOCAL_DOCKER_LAYER_CACHE" in docker["cache"]["modes"]
+    for key in ("unit-tests", "integration-tests", "security-scan"):
+        assert project(plan, key).inputs["environment"]["privilegedMode"] is False, key
+
+
+def test_docker_build_gets_the_repository_and_where_to_push(dev):
+    plan, registry = dev["pipeline"], dev["registry"]
+    env = variables(project(plan, "docker-build"))
+    assert env["REPOSITORY_URL"] == registry.exports["repositoryUrl"]
+    assert env["REPOSITORY_NAME"] == registry.exports["repositoryName"]
+    assert env["AWS_ACCOUNT_ID"] == "111111111111"
+    assert env["ECR_REGION"] == "us-east-1"
+    assert env["CONTAINER_NAME"] == "app"
+
+
+def test_test_projects_publish_junit_to_their_own_encrypted_report_groups(dev):
+    plan, foundation = dev["pipeline"], dev["foundation"]
+    groups = plan.of_type(REPORT_GROUP)
+    assert len(groups) == 2
+    for key in ("unit-tests", "integration-tests"):
+        arn = variables(project(plan, key))["REPORT_GROUP_ARN"]
+        (group,) = [g for g in groups if arn.endswith(f":report-group/{g.inputs['name']}")]
+        assert group.inputs["type"] == "TEST"
+        s3 = group.inputs["exportConfig"]["s3Destination"]
+        assert group.inputs["exportConfig"]["type"] == "S3"
+        assert s3["bucket"] == foundation.exports["artifactBucketName"]
+        assert s3["encryptionKey"] == foundation.exports["kmsKeyArn"]
+        assert s3["encryptionDisabled"] is False
+        spec = buildspec(BUILDSPECS[key])
+        (report,) = spec["reports"].values()
+        assert list(spec["reports"]) == ["$REPORT_GROUP_ARN"]
+        assert report["file-format"] == "JUNITXML"
+
+
+def test_security_scan_threshold_is_high_by_default_and_configurable(dev, replan):
+    assert variables(project(dev["pipeline"], "security-scan"))["SCAN_SEVERITY_THRESHOLD"] == "HIGH"
+    plan = replan("pipeline", config={"platform-pipeline:scanSeverityThreshold": "CRITICAL"})
+    assert variables(project(plan, "security-scan"))["SCAN_SEVERITY_THRESHOLD"] == "CRITICAL"
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_buildspec_is_what_the_project_runs_and_needs_only_the_variables_it_gets(dev, key):
+    """Every $VARIABLE a buildspec reads is set by its project, CodeBuild, or itself."""
+    plan = dev["pipeline"]
+    resource = project(plan, key)
+    text = (BUILDSPEC_DIR / BUILDSPECS[key]).read_text()
+    assert resource.inputs["source"]["buildspec"] == text
+    spec = buildspec(BUILDSPECS[key])
+    assert str(spec["version"]) == "0.2"
+    assert spec["phases"]["build"]["commands"]
+    used = set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)", text))
+    own = set(re.findall(r"(?:export\s+|for\s+|^\s*|\s)([A-Z][A-Z0-9_]*)(?:=|\s+in\s)", text, re.M))
+    own |= set((spec.get("env") or {}).get("variables") or {})
+    missing = used - own - CODEBUILD_BUILTINS - set(variables(resource))
+    assert not missing, f"{key} reads {sorted(missing)} that nothing sets"
+
+
+def test_unit_and_integration_buildspecs_run_the_node_tests():
+    unit, integration = buildspec("unit-tests.yml"), buildspec("integration-tests.yml")
+    for spec in (unit, integration):
+        assert "nodejs" in spec["phases"]["install"]["runtime-versions"]
+        assert "npm ci" in spec["phases"]["pre_build"]["commands"]
+    assert "npm test" in unit["phases"]["build"]["commands"]
+    assert "npm run test:integration" in integration["phases"]["build"]["commands"]
+
+
+def _docker_env(dev) -> dict[str, str]:
+    return variables(project(dev["pipeline"], "docker-build"))
+
+
+def test_docker_build_pushes_the_commit_tag_and_writes_image_definitions(dev, tmp_path):
+    env = _docker_env(dev)
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    run = run_buildspec(
+        "docker-build.yml", {**env, "CODEBUILD_RESOLVED_SOURCE_VERSION": commit}, tmp_path
+    )
+    assert run.returncode == 0, run.output
+    image = f"{env['REPOSITORY_URL']}:{commit}"
+    docker = [call for call in run.calls if call[0] == "docker"]
+    assert docker[0][:2] == ["docker", "login"]
+    assert docker[0][-1] == env["REPOSITORY_URL"].split("/")[0]
+    assert ["docker", "build", "--tag", image, "."] in docker
+    assert ["docker", "push", image] in docker
+    assert not any("latest" in " ".join(call) for call in run.calls)
+    written = json.loads((run.workdir / "imagedefinitions.json").read_text())
+    assert written == [{"name": "app", "imageUri": image}]
+    assert buildspec("docker-build.yml")["artifacts"]["files"] == ["imagedefinitions.json"]
+
+
+def test_docker_build_reuses_an_image_already_pushed_for_the_commit(dev, tmp_path):
+    env = {
+        **_docker_env(dev),
+        "CODEBUILD_RESOLVED_SOURCE_VERSION": "abc123",
+        "FAKE_IMAGE_EXISTS": "1",
+    }
+    run = run_buildspec("docker-build.yml", env, tmp_path)
+    assert run.returncode == 0, run.output
+    assert not any(call[:2] == ["docker", "push"] for call in run.calls)
+    assert (run.workdir / "imagedefinitions.json").exists()
+
+
+def test_docker_build_refuses_to_push_without_a_commit(dev, tmp_path):
+    run = run_buildspec("docker-build.yml", {**_docker_env(dev)}, tmp_path)
+    assert run.returncode != 0
+    assert not any(call[0] == "docker" for call in run.calls)
+
+
+def _scan(dev, tmp_path, threshold: str, **counts: str):
+    env = {
+        **variables(project(dev["pipeline"], "security-scan")),
+        "SCAN_SEVERITY_THRESHOLD": threshold,
+    }
+    env |= {f"FAKE_COUNT_{severity}": count for severity, count in counts.items()}
+    definitions = json.dumps([{"name": "app", "imageUri": "123.dkr.ecr.x.amazonaws.com/r:c0ffee"}])
+    return run_buildspec(
+        "security-scan.yml", env, tmp_path, files={"imagedefinitions.json": definitions}
+    )
+
+
+def test_security_scan_waits_for_the_scan_of_the_built_image(dev, tmp_path):
+    run = _scan(dev, tmp_path, "HIGH")
+    assert run.returncode == 0, run.output
+    wait = next(
+        call for call in run.calls if call[:4] == ["aws", "ecr", "wait", "image-scan-complete"]
+    )
+    repository = variables(project(dev["pipeline"], "security-scan"))["REPOSITORY_NAME"]
+    assert wait[wait.index("--repository-name") + 1] == repository
+    assert wait[wait.index("--image-id") + 1] == "imageTag=c0ffee"
+
+
+@pytest.mark.parametrize(
+    ("threshold", "counts", "fails"),
+    [
+        ("HIGH", {"HIGH": "1"}, True),
+        ("HIGH", {"CRITICAL": "2"}, True),
+        ("HIGH", {"MEDIUM": "5", "LOW": "9"}, False),
+        ("MEDIUM", {"MEDIUM": "1"}, True),
+        ("CRITICAL", {"HIGH": "3"}, False),
+        ("LOW", {"LOW": "1"}, True),
+    ],
+)
+def test_security_scan_fails_on_findings_at_or_above_the_threshold(
+    dev, tmp_path, threshold, counts, fails
+):
+    run = _scan(dev, tmp_path, threshold, **counts)
+    assert (run.returncode != 0) is fails, run.output
+    assert "CVE-0000-0001" in run.output  # the findings are printed either way
+
+
+def test_security_scan_fails_closed_when_the_scan_does_not_complete(dev, tmp_path):
+    env_failure = {"FAKE_SCAN_WAIT_STATUS": "255"}
+    run = run_buildspec(
+        "security-scan.yml",
+        {**variables(project(dev["pipeline"], "security-scan")), **env_failure},
+        tmp_path,
+        files={"imagedefinitions.json": json.dumps([{"name": "a", "imageUri": "r:c0ffee"}])},
+    )
+    assert run.returncode != 0
+
+
+def test_projects_are_only_the_four_duties_by_default(dev):
+    assert len(dev["pipeline"].of_type(PROJECT)) == 4

@@ -1,0 +1,186 @@
+"""IAM: no wildcard anywhere in the plan of any layer, trust conditions, PassRole, exact ARNs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from shared.iam import KEY_POLICY_WILDCARD_REASON, WILDCARD_ALLOWED
+from tests.pipeline_support import ACCOUNT, ROLE, role_policy, trust
+
+DOCUMENT_KEYS = ("assumeRolePolicy", "policy")
+"""Inputs that hold an IAM document (roles, inline and managed policies, bucket/topic/key)."""
+
+
+def _documents(plans) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for layer, plan in plans.items():
+        for resource in plan.resources:
+            for key in DOCUMENT_KEYS:
+                value = resource.inputs.get(key)
+                if isinstance(value, str) and value.lstrip().startswith("{"):
+                    document = json.loads(value)
+                    if "Statement" in document:
+                        yield f"{layer}:{resource.name}:{key}", resource.type, document
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_wildcard_outside_the_allow_list_in_any_policy_of_any_layer(dev, prod):
+    assert KEY_POLICY_WILDCARD_REASON  # the one reason a key policy may say Resource "*"
+    checked = 0
+    for plans in (dev, prod):
+        for where, type_, document in _documents(plans):
+            for statement in document["Statement"]:
+                checked += 1
+                if statement["Effect"] != "Allow":
+                    continue
+                actions = _as_list(statement["Action"])
+                for action in actions:
+                    assert "*" not in action, f"{where}: wildcard action {action}"
+                if "*" in _as_list(statement.get("Resource", [])):
+                    if type_ == "aws:kms/key:Key":
+                        continue
+                    extra = set(actions) - set(WILDCARD_ALLOWED)
+                    assert not extra, f"{where}: Resource '*' for {sorted(extra)}"
+    # The walk must see every role, inline policy, bucket, topic and key policy of both envs.
+    assert checked >= 2 * 25
+
+
+def test_every_pipeline_role_trusts_one_service_of_this_account_for_named_resources(dev):
+    plan = dev["pipeline"]
+    names = plan.exports["projectNames"]
+
+    def project_arn(key: str) -> str:
+        return f"arn:aws:codebuild:us-east-1:{ACCOUNT}:project/{names[key]}"
+
+    expected = {
+        "pipeline": ("codepipeline.amazonaws.com", [plan.exports["pipelineArn"]]),
+        "docker-build": ("codebuild.amazonaws.com", [project_arn("docker-build")]),
+        "tests": (
+            "codebuild.amazonaws.com",
+            [project_arn("unit-tests"), project_arn("integration-tests")],
+        ),
+        "security-scan": ("codebuild.amazonaws.com", [project_arn("security-scan")]),
+        "events": (
+            "events.amazonaws.com",
+            [f"arn:aws:events:us-east-1:{ACCOUNT}:rule/acme-pipeline-codecommit-dev"],
+        ),
+    }
+    assert set(plan.exports["roleArns"]) == set(expected)
+    assert len(plan.of_type(ROLE)) == len(expected)
+    for duty, (service, sources) in expected.items():
+        statement = trust(plan, duty)
+        assert statement["Principal"] == {"Service": [service]}, duty
+        assert statement["Action"] == ["sts:AssumeRole"], duty
+        assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == [ACCOUNT], duty
+        assert sorted(statement["Condition"]["ArnLike"]["aws:SourceArn"]) == sorted(sources), duty
+
+
+def test_pipeline_passes_only_the_task_roles_and_only_to_ecs_tasks(dev):
+    statements = role_policy(dev["pipeline"], "pipeline")
+    passing = [s for s in statements.values() if "iam:PassRole" in s["Action"]]
+    (pass_role,) = passing
+    assert pass_role["Action"] == ["iam:PassRole"]
+    assert sorted(pass_role["Resource"]) == [
+        f"arn:aws:iam::{ACCOUNT}:role/app-task",
+        f"arn:aws:iam::{ACCOUNT}:role/app-task-execution",
+    ]
+    assert pass_role["Condition"] == {
+        "StringEquals": {"iam:PassedToService": ["ecs-tasks.amazonaws.com"]}
+    }
+    for duty in ("docker-build", "tests", "security-scan", "events"):
+        policy = role_policy(dev["pipeline"], duty)
+        assert not any("iam:PassRole" in s["Action"] for s in policy.values()), duty
+
+
+def test_passed_role_names_come_from_config(replan):
+    plan = replan("pipeline", config={"platform-pipeline:ecsTaskRoleName": "shop-task"})
+    (pass_role,) = [
+        s for s in role_policy(plan, "pipeline").values() if "iam:PassRole" in s["Action"]
+    ]
+    assert f"arn:aws:iam::{ACCOUNT}:role/shop-task" in pass_role["Resource"]
+
+
+def test_pipeline_role_runs_only_the_four_projects_and_updates_only_its_service(dev):
+    plan = dev["pipeline"]
+    policy = role_policy(plan, "pipeline")
+    builds = policy["RunBuilds"]
+    assert sorted(builds["Resource"]) == sorted(
+        f"arn:aws:codebuild:us-east-1:{ACCOUNT}:project/{name}"
+        for name in plan.exports["projectNames"].values()
+    )
+    assert policy["UpdateService"]["Resource"] == [
+        f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/app/app"
+    ]
+    assert "UseSourceConnection" not in policy  # the GitHub source needs no connection
+
+
+def test_roles_reach_the_artifacts_only_in_the_foundation_bucket_with_its_key(dev):
+    foundation = dev["foundation"].exports
+    for duty in ("pipeline", "docker-build", "tests", "security-scan"):
+        policy = role_policy(dev["pipeline"], duty)
+        assert policy["ArtifactObjects"]["Resource"] == [f"{foundation['artifactBucketArn']}/*"]
+        assert policy["ArtifactKey"]["Resource"] == [foundation["kmsKeyArn"]]
+
+
+def test_build_roles_write_only_their_own_log_groups(dev):
+    plan = dev["pipeline"]
+    groups = plan.exports["logGroupNames"]
+    own = {
+        "docker-build": ["docker-build"],
+        "tests": ["unit-tests", "integration-tests"],
+        "security-scan": ["security-scan"],
+    }
+    for duty, keys in own.items():
+        logs = role_policy(plan, duty)["BuildLogs"]
+        expected = []
+        for key in keys:
+            arn = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{groups[key]}"
+            expected += [arn, f"{arn}:*"]
+        assert sorted(logs["Resource"]) == sorted(expected), duty
+
+
+def test_only_the_docker_build_pushes_and_only_to_the_repository(dev):
+    plan, repository = dev["pipeline"], dev["registry"].exports["repositoryArn"]
+    docker = role_policy(plan, "docker-build")
+    assert docker["PushImage"]["Resource"] == [repository]
+    assert "ecr:PutImage" in docker["PushImage"]["Action"]
+    assert docker["EcrLogin"]["Resource"] == ["*"]
+    assert docker["EcrLogin"]["Action"] == ["ecr:GetAuthorizationToken"]
+    scan = role_policy(plan, "security-scan")
+    assert scan["ReadScanFindings"]["Resource"] == [repository]
+    assert all("ecr:PutImage" not in s["Action"] for s in scan.values())
+
+
+def test_tests_role_publishes_only_to_the_two_report_groups(dev):
+    plan = dev["pipeline"]
+    reports = role_policy(plan, "tests")["PublishTestReports"]
+    names = sorted(g.inputs["name"] for g in plan.of_type("aws:codebuild/reportGroup:ReportGroup"))
+    assert sorted(reports["Resource"]) == sorted(
+        f"arn:aws:codebuild:us-east-1:{ACCOUNT}:report-group/{name}" for name in names
+    )
+
+
+def test_events_role_may_only_start_this_pipeline(dev):
+    plan = dev["pipeline"]
+    (statement,) = role_policy(plan, "events").values()
+    assert statement["Action"] == ["codepipeline:StartPipelineExecution"]
+    assert statement["Resource"] == [plan.exports["pipelineArn"]]
+
+
+def test_codeconnections_source_may_use_only_its_connection(replan):
+    arn = (
+        "arn:aws:codestar-connections:us-east-1:111111111111:connection/"
+        "12345678-abcd-4ef0-9abc-1234567890ab"
+    )
+    plan = replan(
+        "pipeline",
+        config={
+            "platform-pipeline:sourceProvider": "codeconnections",
+            "platform-pipeline:connectionArn": arn,
+        },
+    )
+    assert role_policy(plan, "pipeline")["UseSourceConnection"]["Resource"] == [arn]

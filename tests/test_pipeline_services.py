@@ -1,0 +1,95 @@
+"""Extra services: each gets its own Docker-build project, log group and least-privilege role."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.errors import ConfigError
+from tests.pipeline_support import (
+    LOG_GROUP,
+    PROJECT,
+    ROLE,
+    ROLE_POLICY,
+    project,
+    role_policy,
+    stages,
+    trust,
+    variables,
+)
+
+SERVICES = ["billing", "search", "auth-api"]
+KEY = "platform-pipeline:services"
+
+
+@pytest.fixture(scope="module")
+def with_services():
+    from shared.offline import plan_all, plan_layer
+
+    upstream = {p.stack: p for p in plan_all("dev").values() if p.layer != "pipeline"}
+    return plan_layer("pipeline", "dev", upstream, {KEY: json.dumps(SERVICES)})
+
+
+def test_three_services_give_three_more_projects_log_groups_and_roles(dev, with_services):
+    base, plan = dev["pipeline"], with_services
+    for type_ in (PROJECT, LOG_GROUP, ROLE, ROLE_POLICY):
+        assert len(plan.of_type(type_)) == len(base.of_type(type_)) + 3, type_
+    for name in SERVICES:
+        key = f"service-{name}"
+        assert plan.exports["projectNames"][key] == f"acme-pipeline-{key}-dev"
+        assert plan.exports["logGroupNames"][key] == f"/aws/codebuild/acme-pipeline-{key}-dev"
+        assert plan.exports["roleArns"][key].endswith(f":role/acme-pipeline-{key}-dev")
+
+
+def test_service_builds_are_docker_builds_with_their_own_tag_prefix(with_services):
+    plan = with_services
+    docker = project(plan, "docker-build")
+    for name in SERVICES:
+        service = project(plan, f"service-{name}")
+        assert service.inputs["source"]["buildspec"] == docker.inputs["source"]["buildspec"]
+        assert service.inputs["environment"]["privilegedMode"] is True
+        assert service.inputs["environment"]["computeType"] == "BUILD_GENERAL1_SMALL"
+        env = variables(service)
+        assert env["IMAGE_TAG_PREFIX"] == f"{name}-"
+        assert env["CONTAINER_NAME"] == name
+        assert service.inputs["serviceRole"] == plan.exports["roleArns"][f"service-{name}"]
+
+
+def test_each_service_role_is_trusted_for_and_logs_to_its_own_project_only(with_services):
+    plan = with_services
+    for name in SERVICES:
+        key = f"service-{name}"
+        statement = trust(plan, key)
+        assert statement["Condition"]["ArnLike"]["aws:SourceArn"] == [
+            f"arn:aws:codebuild:us-east-1:111111111111:project/{plan.exports['projectNames'][key]}"
+        ]
+        logs = role_policy(plan, key)["BuildLogs"]["Resource"]
+        assert all(plan.exports["logGroupNames"][key] in arn for arn in logs)
+
+
+def test_services_are_not_stages_of_the_pipeline(with_services):
+    plan = with_services
+    assert len(stages(plan)) == 5
+    names = {a["configuration"].get("ProjectName") for s in stages(plan) for a in s["actions"]}
+    assert not any("service-" in (n or "") for n in names)
+    pipeline_builds = role_policy(plan, "pipeline")["RunBuilds"]["Resource"]
+    assert len(pipeline_builds) == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ('["billing", "billing"]', "listed twice"),
+        ('["Billing"]', "is not valid"),
+        ('["a_b"]', "is not valid"),
+        ("billing", "is not a list"),
+        ('["' + "x" * 40 + '"]', "over the limit"),
+    ],
+)
+def test_bad_service_lists_are_refused_naming_the_key(replan, value, problem):
+    with pytest.raises(ConfigError) as error:
+        replan("pipeline", config={KEY: value})
+    message = str(error.value)
+    assert message.startswith(f"stacks/pipeline/Pulumi.dev.yaml: {KEY}:")
+    assert problem in message
