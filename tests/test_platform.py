@@ -53,11 +53,20 @@ def test_every_taggable_resource_carries_every_required_tag(plans):
     }
 
 
+# Names scoped to their parent, not to the account: an inline policy's name lives inside its
+# role (which carries the suffix), so the same name in dev and prod cannot collide.
+PARENT_SCOPED = {"aws:iam/rolePolicy:RolePolicy"}
+
+
+def physical(resource) -> bool:
+    return resource.type.startswith("aws:") and resource.type not in PARENT_SCOPED
+
+
 def test_every_physical_name_carries_the_environment_suffix(plans):
     name_keys = ("name", "bucket")
     for plan in plans.values():
         for resource in plan.resources:
-            if not resource.type.startswith("aws:"):
+            if not physical(resource):
                 continue
             for key in name_keys:
                 value = resource.inputs.get(key)
