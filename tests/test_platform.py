@@ -80,7 +80,7 @@ def test_dev_and_prod_names_never_collide(dev, prod):
             r.inputs.get("name") or r.inputs.get("bucket")
             for plan in plans.values()
             for r in plan.resources
-            if r.type.startswith("aws:") and (r.inputs.get("name") or r.inputs.get("bucket"))
+            if physical(r) and (r.inputs.get("name") or r.inputs.get("bucket"))
         }
 
     assert names(dev) and names(dev).isdisjoint(names(prod))
