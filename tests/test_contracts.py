@@ -67,8 +67,7 @@ def test_secret_exports_stay_secret_in_the_consumer(dev):
         )
     }
     plan = plan_layer("registry", "dev", secret_key_arn)
-    # The engine sees the whole input that holds the secret as secret.
-    assert inputs_of(plan, "aws:ecr/repository:Repository")["encryptionConfigurations"] == (
-        "[secret]"
-    )
+    assert inputs_of(plan, "aws:ecr/repository:Repository")["encryptionConfigurations"] == [
+        {"encryptionType": "KMS", "kmsKey": "[secret]"}
+    ]
     assert producer.exports["kmsKeyArn"] not in plan.to_text()
