@@ -47,10 +47,13 @@ class CheckResult:
     output: str = ""
     note: str = ""
     """One line for the person reading: what could not run, what was used instead."""
+    warning: bool = False
+    """Passed, but did not check everything it should (shown as WARN)."""
 
     def lines(self) -> list[str]:
         """How the task prints it: a status line, the note, and the tool's output on failure."""
-        out = [f"{'ok  ' if self.ok else 'FAIL'}  {self.name}"]
+        status = "FAIL" if not self.ok else "WARN" if self.warning else "ok  "
+        out = [f"{status}  {self.name}"]
         if self.note:
             out.append(f"      {self.note}")
         if not self.ok and self.output.strip():
@@ -258,6 +261,7 @@ def pip_audit(requirements: Path, allow_unaudited: bool = False) -> CheckResult:
             "pip-audit",
             allow_unaudited,
             note=note + ("" if allow_unaudited else " (--allow-unaudited to only warn)"),
+            warning=True,
         )
     note = f"{len(deps) - len(skipped)} locked packages audited, no known vulnerabilities"
     if skipped:
@@ -279,6 +283,7 @@ def dependencies(allow_unaudited: bool = False, root: Path = REPO_ROOT) -> Check
         fallback.ok,
         fallback.output,
         f"{note}; {fallback.note}" if fallback.note else note,
+        fallback.warning,
     )
 
 
