@@ -95,9 +95,22 @@ def require_cli() -> str:
 
 
 def backend_url(environ: Mapping[str, str] | None = None) -> str:
-    """``PULUMI_BACKEND_URL`` if set, else the file backend inside the repository."""
+    """``PULUMI_BACKEND_URL`` if set, else the file backend inside the repository.
+
+    On GitHub Actions the file backend would be a fresh, empty state in the runner's checkout
+    (a deploy would try to create everything again), so there the variable is required; an
+    unset repository secret arrives as an empty string, which counts as unset.
+    """
     environ = os.environ if environ is None else environ
-    return environ.get("PULUMI_BACKEND_URL") or DEFAULT_STATE_DIR.as_uri()
+    chosen = environ.get("PULUMI_BACKEND_URL")
+    if chosen:
+        return chosen
+    if environ.get("GITHUB_ACTIONS") == "true":
+        raise CredentialsError(
+            "PULUMI_BACKEND_URL is not set: in CI the state must live in a shared backend"
+            " (e.g. s3://bucket/prefix); add the repository secret PULUMI_BACKEND_URL"
+        )
+    return DEFAULT_STATE_DIR.as_uri()
 
 
 def secrets_provider(layer: str, env: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -116,9 +129,9 @@ def secrets_provider(layer: str, env: str, environ: Mapping[str, str] | None = N
 def check_secrets(layer: str, env: str, environ: Mapping[str, str] | None = None) -> None:
     """CredentialsError unless the stack's secrets can be decrypted without a prompt."""
     environ = os.environ if environ is None else environ
-    if environ.get("PULUMI_CONFIG_PASSPHRASE") is not None or environ.get(
-        "PULUMI_CONFIG_PASSPHRASE_FILE"
-    ):
+    # An empty passphrase counts as none: an unset CI secret arrives as "" and must not
+    # silently encrypt a stack with an empty passphrase.
+    if environ.get("PULUMI_CONFIG_PASSPHRASE") or environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
         return
     provider = secrets_provider(layer, env, environ)
     if provider and provider != "passphrase":

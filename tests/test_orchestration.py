@@ -319,9 +319,15 @@ def test_state_backend_defaults_to_the_repository_and_honours_pulumi_backend_url
     assert automation.backend_url({"PULUMI_BACKEND_URL": "s3://state"}) == "s3://state"
 
 
+def test_ci_refuses_the_runner_local_file_backend():
+    with pytest.raises(automation.CredentialsError, match="PULUMI_BACKEND_URL is not set"):
+        automation.backend_url({"GITHUB_ACTIONS": "true", "PULUMI_BACKEND_URL": ""})
+
+
 def test_secrets_need_a_passphrase_or_a_kms_provider_on_a_self_managed_backend():
-    with pytest.raises(automation.CredentialsError, match="PULUMI_CONFIG_PASSPHRASE"):
-        automation.check_secrets("foundation", "dev", {})
+    for unset in ({}, {"PULUMI_CONFIG_PASSPHRASE": ""}):
+        with pytest.raises(automation.CredentialsError, match="PULUMI_CONFIG_PASSPHRASE"):
+            automation.check_secrets("foundation", "dev", unset)
 
     automation.check_secrets("foundation", "dev", {"PULUMI_CONFIG_PASSPHRASE": "x"})
     automation.check_secrets("foundation", "dev", {"PULUMI_CONFIG_PASSPHRASE_FILE": "/p"})
