@@ -1,11 +1,16 @@
 """The project's menu: `./dev --list` (or `invoke --list` inside the venv).
 
 Tasks are thin: each calls functions in the project that the tests reach directly, and fails with
-one clear line (invoke.Exit), never a traceback.
+one clear line (invoke.Exit), never a traceback. Three groups:
+
+- stacks (real Pulumi, needs the CLI and AWS): preview, deploy, outputs, refresh, destroy
+- offline: synth (the plan under mocks)
+- checks: test, lint, scan
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -16,6 +21,7 @@ from shared.layers import UnknownLayerError
 
 ENV_HELP = "environment (a stack name defined in platform.yaml), e.g. dev or prod"
 LAYER_HELP = "one layer (foundation, registry, pipeline); all layers in dependency order if omitted"
+YES_HELP = "do not ask for confirmation (non-interactive, as CI runs it)"
 
 
 def _fail_cleanly(exc: Exception) -> Exit:
@@ -24,7 +30,7 @@ def _fail_cleanly(exc: Exception) -> Exit:
 
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
 def synth(c, env="dev", layer=""):
-    """Plan the layers offline (no CLI, no AWS): write build/plan/<env>/*.json and a summary."""
+    """Offline: plan the layers under mocks into build/plan (no CLI/AWS)."""
     from shared.synth import summary
     from shared.synth import synth as run_synth
 
@@ -42,10 +48,144 @@ def synth(c, env="dev", layer=""):
     }
 )
 def test(c, workers="auto", k=""):
-    """Run the test suite in parallel (pytest -n auto)."""
+    """Checks: run the test suite in parallel (pytest -n auto)."""
     args = [sys.executable, "-m", "pytest", "-n", workers, "-q"]
     if k:
         args += ["-k", k]
     result = c.run(" ".join(args), warn=True, pty=False, env={"PYTHONHASHSEED": "0", **os.environ})
     if result.exited:
         raise Exit(code=result.exited)
+
+
+# -- stacks: real Pulumi through the Automation API ---------------------------------------------
+
+
+def _runner():
+    """The real runner (checks for the Pulumi CLI first)."""
+    from shared.automation import PulumiRunner
+
+    return PulumiRunner()
+
+
+def _finish(report) -> None:
+    """Print a report; one clear line and exit 1 if a layer failed."""
+    print("\n".join(report.lines()))
+    if not report.ok:
+        raise Exit(f"error: {report.summary()}", code=1)
+
+
+@task(help={"env": ENV_HELP, "layer": LAYER_HELP})
+def preview(c, env="dev", layer=""):
+    """Stacks: pulumi preview, one layer or all in dependency order."""
+    from shared import orchestration
+
+    try:
+        orchestration.resolve(env, layer)
+        report = orchestration.preview(_runner(), env, layer or None)
+    except (PlatformError, UnknownLayerError) as exc:
+        raise _fail_cleanly(exc) from None
+    _finish(report)
+
+
+@task(help={"env": ENV_HELP, "layer": LAYER_HELP, "yes": YES_HELP})
+def deploy(c, env="dev", layer="", yes=False):
+    """Stacks: pulumi up, one layer or all in order (checks upstream)."""
+    from shared import orchestration
+
+    try:
+        orchestration.resolve(env, layer)
+        report = orchestration.deploy(_runner(), env, layer or None, yes=yes)
+    except (PlatformError, UnknownLayerError) as exc:
+        raise _fail_cleanly(exc) from None
+    _finish(report)
+
+
+@task(help={"env": ENV_HELP, "layer": LAYER_HELP, "json": "print the outputs as JSON"})
+def outputs(c, env="dev", layer="", json_=False):
+    """Stacks: print the deployed stacks' outputs (secrets redacted)."""
+    from shared import orchestration
+
+    try:
+        orchestration.resolve(env, layer)
+        report = orchestration.outputs(_runner(), env, layer or None)
+    except (PlatformError, UnknownLayerError) as exc:
+        raise _fail_cleanly(exc) from None
+    print(json.dumps(report.as_dict(), indent=2) if json_ else "\n".join(report.lines()))
+
+
+@task(help={"env": ENV_HELP, "layer": LAYER_HELP})
+def refresh(c, env="dev", layer=""):
+    """Stacks: refresh the stacks' state from what exists in AWS."""
+    from shared import orchestration
+
+    try:
+        orchestration.resolve(env, layer)
+        report = orchestration.refresh(_runner(), env, layer or None)
+    except (PlatformError, UnknownLayerError) as exc:
+        raise _fail_cleanly(exc) from None
+    _finish(report)
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "layer": "one layer; all layers in reverse dependency order if omitted",
+        "force": "destroy the layer even while a downstream stack still exists (never unprotects)",
+        "yes": YES_HELP,
+    }
+)
+def destroy(c, env="dev", layer="", force=False, yes=False):
+    """Stacks: destroy in reverse order; refuses while downstream exists."""
+    from shared import orchestration
+    from shared.automation import ask
+
+    try:
+        platform, _ = orchestration.resolve(env, layer)
+        runner = _runner()
+        if platform.protect:
+            print(f"note: {env} protects its stateful resources; pulumi refuses to delete them")
+        report = orchestration.destroy(
+            runner, env, layer or None, force=force, confirm=None if yes else ask
+        )
+    except (PlatformError, UnknownLayerError) as exc:
+        raise _fail_cleanly(exc) from None
+    _finish(report)
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+
+def _print_checks(results, what: str) -> None:
+    for result in results:
+        print("\n".join(result.lines()))
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        raise Exit(f"error: {what} failed: {', '.join(failed)}", code=1)
+
+
+@task
+def lint(c):
+    """Checks: ruff, yamllint, actionlint and zizmor (offline)."""
+    from shared.checks import lint as run_lint
+
+    try:
+        results = run_lint()
+    except PlatformError as exc:
+        raise _fail_cleanly(exc) from None
+    _print_checks(results, "lint")
+
+
+@task(
+    help={
+        "allow_unaudited": "only warn when no vulnerability service is reachable (offline machine)"
+    }
+)
+def scan(c, allow_unaudited=False):
+    """Checks: bandit on the code, safety (or pip-audit) on uv.lock."""
+    from shared.checks import scan as run_scan
+
+    try:
+        results = run_scan(allow_unaudited=allow_unaudited)
+    except PlatformError as exc:
+        raise _fail_cleanly(exc) from None
+    _print_checks(results, "scan")

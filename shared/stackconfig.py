@@ -19,7 +19,7 @@ from shared.errors import ConfigError
 from shared.layers import Layer
 from shared.settings import EMAIL, read_yaml, relative
 
-OFFLINE_SECRET = "offline-placeholder-for-a-secure-value"  # noqa: S105 - a placeholder, not a credential
+OFFLINE_SECRET = "offline-placeholder-for-a-secure-value"  # noqa: S105 - a placeholder, not a credential  # nosec B105
 """What a ``secure:`` value reads as in the offline plan (nothing can decrypt it there)."""
 
 

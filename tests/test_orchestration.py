@@ -1,0 +1,464 @@
+"""Order and safety of deploy/preview/refresh/outputs/destroy, driven through a recording runner.
+
+The fake runner stands in for Pulumi only: a deployed stack exports what the layer's real program
+exports under the offline plan's mocks (the ``dev`` fixture), so the upstream checks run against
+real contract keys. The thin real adapter (shared/automation.py) is tested below with a stand-in
+``Stack`` object, since the CLI is not on this machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from invoke import Context, Exit
+
+from shared import automation, orchestration
+from shared.automation import CLI_MISSING, REDACTED, PulumiRunner
+from shared.errors import ConfigError, PlatformError
+from shared.layers import UnknownLayerError, names
+from shared.offline import LayerPlan
+from shared.orchestration import Status
+
+ORG = "organization"
+
+
+def stack(layer: str, env: str = "dev") -> str:
+    """The stack name as a user reads it in platform.yaml's organization and Pulumi.yaml."""
+    return f"{ORG}/platform-{layer}/{env}"
+
+
+@dataclass
+class FakeRunner:
+    """Records every call; ``up`` makes the stack export what the real program exports."""
+
+    exports: dict[str, dict[str, Any]]
+    stacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fail: dict[tuple[str, str], str] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def _maybe_fail(self, op: str, layer: str) -> None:
+        self.calls.append((op, layer))
+        if (op, layer) in self.fail:
+            raise PlatformError(self.fail[(op, layer)])
+
+    def exists(self, layer: str, env: str) -> bool:
+        self.calls.append(("exists", layer))
+        return layer in self.stacks
+
+    def outputs(self, layer: str, env: str) -> dict[str, Any]:
+        self.calls.append(("outputs", layer))
+        return dict(self.stacks[layer])
+
+    def preview(self, layer: str, env: str) -> None:
+        self._maybe_fail("preview", layer)
+
+    def up(self, layer: str, env: str, yes: bool) -> None:
+        self._maybe_fail("up", layer)
+        self.stacks[layer] = dict(self.exports[layer])
+
+    def refresh(self, layer: str, env: str) -> None:
+        self._maybe_fail("refresh", layer)
+
+    def destroy(self, layer: str, env: str) -> None:
+        self._maybe_fail("destroy", layer)
+        del self.stacks[layer]
+
+    def ops(self, op: str) -> list[str]:
+        return [layer for name, layer in self.calls if name == op]
+
+
+@pytest.fixture
+def runner(dev: dict[str, LayerPlan]) -> FakeRunner:
+    """No stack deployed yet; deploying a layer gives it its real exports."""
+    return FakeRunner(exports={name: dict(plan.exports) for name, plan in dev.items()})
+
+
+def deployed(runner: FakeRunner, *layers: str) -> FakeRunner:
+    for layer in layers:
+        runner.stacks[layer] = dict(runner.exports[layer])
+    return runner
+
+
+# -- deploy ------------------------------------------------------------------------------------
+
+
+def test_deploy_without_layer_applies_every_layer_in_dependency_order(runner):
+    report = orchestration.deploy(runner, "dev")
+
+    assert runner.ops("up") == list(names()) == ["foundation", "registry", "pipeline"]
+    assert report.ok
+    assert report.layers(Status.APPLIED) == names()
+    assert report.summary() == "deploy dev: done"
+
+
+def test_deploy_one_layer_checks_its_upstream_stacks_and_deploys_only_it(runner):
+    deployed(runner, "foundation", "registry")
+
+    report = orchestration.deploy(runner, "dev", "pipeline", yes=True)
+
+    assert runner.ops("up") == ["pipeline"]
+    assert set(runner.ops("exists")) >= {"foundation", "registry"}
+    assert set(runner.ops("outputs")) == {"foundation", "registry"}
+    assert report.layers(Status.APPLIED) == ("pipeline",)
+
+
+def test_deploy_one_layer_stops_when_an_upstream_stack_is_missing(runner):
+    report = orchestration.deploy(runner, "dev", "registry")
+
+    assert runner.ops("up") == []
+    assert not report.ok
+    detail = report.failure.detail
+    assert f"upstream stack {stack('foundation')} does not exist" in detail
+    assert "`invoke deploy --layer foundation --env dev`" in detail
+    assert "\n" not in report.summary()
+
+
+def test_deploy_one_layer_stops_when_an_upstream_export_is_missing(runner):
+    deployed(runner, "foundation", "registry")
+    del runner.stacks["foundation"]["kmsKeyArn"]
+
+    report = orchestration.deploy(runner, "dev", "pipeline")
+
+    assert runner.ops("up") == []
+    detail = report.failure.detail
+    assert stack("foundation") in detail
+    assert "'kmsKeyArn'" in detail
+    assert "invoke deploy --layer foundation --env dev" in detail
+
+
+def test_deploy_stops_at_the_first_failure_and_reports_what_was_and_was_not_applied(runner):
+    runner.fail[("up", "registry")] = "cannot deploy organization/platform-registry/dev: boom"
+
+    report = orchestration.deploy(runner, "dev")
+
+    assert runner.ops("up") == ["foundation", "registry"]
+    assert report.layers(Status.APPLIED) == ("foundation",)
+    assert report.layers(Status.FAILED) == ("registry",)
+    assert report.layers(Status.NOT_RUN) == ("pipeline",)
+    assert report.summary() == (
+        "deploy dev failed at registry: cannot deploy organization/platform-registry/dev: boom"
+    )
+    text = "\n".join(report.lines())
+    assert "applied   foundation" in text
+    assert "not run   pipeline" in text
+
+
+# -- preview, refresh, outputs -------------------------------------------------------------------
+
+
+def test_preview_runs_deployed_layers_and_skips_those_that_cannot_be_previewed_yet(runner):
+    deployed(runner, "foundation")
+
+    report = orchestration.preview(runner, "dev")
+
+    assert runner.ops("preview") == ["foundation"]
+    assert report.ok
+    assert report.layers(Status.PREVIEWED) == ("foundation",)
+    assert report.layers(Status.SKIPPED) == ("registry", "pipeline")
+    registry, pipeline = report.steps[1], report.steps[2]
+    assert "invoke deploy --layer registry --env dev" in registry.detail
+    assert f"upstream stack {stack('registry')} does not exist" in pipeline.detail
+    assert runner.ops("up") == []
+
+
+def test_preview_failure_is_reported_and_the_other_layers_still_previewed(runner):
+    deployed(runner, "foundation", "registry", "pipeline")
+    runner.fail[("preview", "registry")] = "cannot preview registry: bad config"
+
+    report = orchestration.preview(runner, "dev")
+
+    assert runner.ops("preview") == ["foundation", "registry", "pipeline"]
+    assert report.layers(Status.FAILED) == ("registry",)
+    assert not report.ok
+
+
+def test_refresh_and_outputs_act_on_the_stacks_that_exist(runner):
+    deployed(runner, "foundation")
+
+    refreshed = orchestration.refresh(runner, "dev")
+    shown = orchestration.outputs(runner, "dev")
+
+    assert runner.ops("refresh") == ["foundation"]
+    assert refreshed.layers(Status.SKIPPED) == ("registry", "pipeline")
+    assert shown.as_dict() == {
+        "foundation": runner.exports["foundation"],
+        "registry": None,
+        "pipeline": None,
+    }
+    assert f"registry ({stack('registry')}): not deployed" in shown.lines()
+
+
+# -- destroy -------------------------------------------------------------------------------------
+
+
+def test_destroy_without_layer_goes_in_reverse_dependency_order(runner):
+    deployed(runner, "foundation", "registry", "pipeline")
+
+    report = orchestration.destroy(runner, "dev")
+
+    assert runner.ops("destroy") == list(reversed(names()))
+    assert report.layers(Status.DESTROYED) == ("pipeline", "registry", "foundation")
+
+
+def test_destroy_refuses_a_layer_while_a_downstream_stack_exists(runner):
+    deployed(runner, "foundation", "registry", "pipeline")
+
+    with pytest.raises(PlatformError) as refused:
+        orchestration.destroy(runner, "dev", "registry")
+
+    message = str(refused.value)
+    assert stack("pipeline") in message
+    assert "invoke destroy --layer pipeline --env dev" in message
+    assert "--force" in message
+    assert runner.ops("destroy") == []
+
+
+def test_destroy_with_force_destroys_only_the_named_layer(runner):
+    deployed(runner, "foundation", "registry", "pipeline")
+
+    report = orchestration.destroy(runner, "dev", "registry", force=True)
+
+    assert runner.ops("destroy") == ["registry"]
+    assert report.layers(Status.DESTROYED) == ("registry",)
+    assert "pipeline" in runner.stacks
+
+
+def test_destroy_stops_at_a_failure_such_as_a_protected_resource(runner):
+    deployed(runner, "foundation", "registry", "pipeline")
+    runner.fail[("destroy", "registry")] = "resource 'key' is protected"
+
+    report = orchestration.destroy(runner, "dev")
+
+    assert runner.ops("destroy") == ["pipeline", "registry"]
+    assert report.layers(Status.NOT_RUN) == ("foundation",)
+    assert "protected" in report.summary()
+
+
+def test_destroy_asks_once_and_destroys_nothing_when_refused(runner):
+    deployed(runner, "foundation")
+    questions: list[str] = []
+
+    def refuse(question: str) -> bool:
+        questions.append(question)
+        return False
+
+    with pytest.raises(PlatformError, match="nothing destroyed"):
+        orchestration.destroy(runner, "dev", confirm=refuse)
+
+    assert len(questions) == 1
+    assert stack("foundation") in questions[0]
+    assert runner.ops("destroy") == []
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["deploy", "preview", "refresh", "outputs", "destroy"])
+def test_unknown_layer_lists_the_valid_ones_before_touching_any_stack(runner, action):
+    with pytest.raises(UnknownLayerError) as error:
+        getattr(orchestration, action)(runner, "dev", "network")
+
+    assert str(error.value) == (
+        "unknown layer 'network': valid layers are foundation, registry, pipeline"
+    )
+    assert runner.calls == []
+
+
+@pytest.mark.parametrize("action", ["deploy", "preview", "refresh", "outputs", "destroy"])
+def test_unknown_environment_lists_the_valid_ones_before_touching_any_stack(runner, action):
+    with pytest.raises(ConfigError) as error:
+        getattr(orchestration, action)(runner, "staging")
+
+    assert "unknown environment 'staging'" in str(error.value)
+    assert "dev, prod" in str(error.value)
+    assert runner.calls == []
+
+
+# -- the real adapter, without the CLI ----------------------------------------------------------
+
+
+def test_missing_pulumi_cli_is_one_line_with_the_install_command(monkeypatch):
+    monkeypatch.setattr(automation.shutil, "which", lambda name: None)
+
+    with pytest.raises(automation.MissingToolError) as error:
+        PulumiRunner()
+
+    assert str(error.value) == CLI_MISSING
+    assert "https://get.pulumi.com" in CLI_MISSING
+    assert "invoke synth" in CLI_MISSING
+
+
+def test_deploy_task_without_the_cli_exits_with_that_one_line(monkeypatch):
+    import tasks
+
+    monkeypatch.setattr(automation.shutil, "which", lambda name: None)
+
+    with pytest.raises(Exit) as stopped:
+        tasks.deploy(Context(), env="dev")
+
+    assert stopped.value.code == 1
+    assert stopped.value.message == f"error: {CLI_MISSING}"
+
+
+def test_deploy_task_rejects_an_unknown_environment_before_looking_for_the_cli(monkeypatch):
+    import tasks
+
+    monkeypatch.setattr(automation.shutil, "which", lambda name: None)
+
+    with pytest.raises(Exit) as stopped:
+        tasks.deploy(Context(), env="qa")
+
+    assert "unknown environment 'qa'" in stopped.value.message
+
+
+def test_state_backend_defaults_to_the_repository_and_honours_pulumi_backend_url():
+    assert automation.backend_url({}) == automation.DEFAULT_STATE_DIR.as_uri()
+    assert automation.backend_url({}).endswith("/.pulumi-state")
+    assert automation.backend_url({"PULUMI_BACKEND_URL": "s3://state"}) == "s3://state"
+
+
+def test_ci_refuses_the_runner_local_file_backend():
+    with pytest.raises(automation.CredentialsError, match="PULUMI_BACKEND_URL is not set"):
+        automation.backend_url({"GITHUB_ACTIONS": "true", "PULUMI_BACKEND_URL": ""})
+
+
+def test_secrets_need_a_passphrase_or_a_kms_provider_on_a_self_managed_backend():
+    for unset in ({}, {"PULUMI_CONFIG_PASSPHRASE": ""}):
+        with pytest.raises(automation.CredentialsError, match="PULUMI_CONFIG_PASSPHRASE"):
+            automation.check_secrets("foundation", "dev", unset)
+
+    automation.check_secrets("foundation", "dev", {"PULUMI_CONFIG_PASSPHRASE": "x"})
+    automation.check_secrets("foundation", "dev", {"PULUMI_CONFIG_PASSPHRASE_FILE": "/p"})
+    automation.check_secrets(
+        "foundation", "dev", {"PULUMI_SECRETS_PROVIDER": "awskms://alias/platform-state"}
+    )
+    automation.check_secrets("foundation", "dev", {"PULUMI_BACKEND_URL": "https://api.pulumi.com"})
+    assert (
+        automation.secrets_provider(
+            "foundation", "dev", {"PULUMI_SECRETS_PROVIDER": "awskms://alias/k"}
+        )
+        == "awskms://alias/k"
+    )
+
+
+@dataclass
+class StandInStack:
+    """What PulumiRunner uses of ``pulumi.automation.Stack``, recording each call."""
+
+    name: str
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    lines: tuple[str, ...] = ("Updating (dev)\n", "Resources: 3 created\n")
+
+    @property
+    def workspace(self) -> StandInStack:
+        return self
+
+    def _op(self, op: str, kwargs: dict[str, Any]) -> None:
+        self.calls.append((op, kwargs))
+        for line in self.lines:
+            kwargs["on_output"](line)
+
+    def up(self, **kwargs: Any) -> None:
+        self._op("up", kwargs)
+
+    def preview(self, **kwargs: Any) -> None:
+        self._op("preview", kwargs)
+
+    def destroy(self, **kwargs: Any) -> None:
+        self._op("destroy", kwargs)
+
+    def remove_stack(self, name: str, **kwargs: Any) -> None:
+        self.calls.append(("remove_stack", {"name": name, **kwargs}))
+
+    def outputs(self) -> dict[str, Any]:
+        from pulumi.automation import OutputValue
+
+        return {
+            "repositoryName": OutputValue("acme-registry-app-dev", False),
+            "token": OutputValue("s3cr3t", True),
+        }
+
+
+@pytest.fixture
+def adapter(monkeypatch) -> tuple[PulumiRunner, StandInStack, list[str], list[str]]:
+    """A PulumiRunner whose stacks are stand-ins; it believes the CLI and credentials exist."""
+    monkeypatch.setattr(automation.shutil, "which", lambda name: "/usr/local/bin/pulumi")
+    monkeypatch.setattr(automation, "check_aws_credentials", lambda: None)
+    echoed: list[str] = []
+    asked: list[str] = []
+    stand_in = StandInStack(stack("registry"))
+
+    def confirm(question: str) -> bool:
+        asked.append(question)
+        return False
+
+    runner = PulumiRunner(
+        environ={"PULUMI_CONFIG_PASSPHRASE": "test"}, echo=echoed.append, confirm=confirm
+    )
+    monkeypatch.setattr(runner, "_select", lambda layer, env, create=False: stand_in)
+    return runner, stand_in, echoed, asked
+
+
+def test_adapter_streams_output_prefixed_with_the_layer(adapter):
+    runner, stand_in, echoed, _ = adapter
+
+    runner.up("registry", "dev", yes=True)
+
+    assert echoed == ["[registry] Updating (dev)", "[registry] Resources: 3 created"]
+    assert [op for op, _ in stand_in.calls] == ["up"]
+    assert stand_in.calls[0][1]["show_secrets"] is False
+
+
+def test_adapter_asks_before_deploying_without_yes_and_stops_when_refused(adapter):
+    runner, stand_in, _, asked = adapter
+
+    with pytest.raises(PlatformError, match="pass --yes"):
+        runner.up("registry", "dev", yes=False)
+
+    assert asked == [f"Deploy {stack('registry')}?"]
+    assert [op for op, _ in stand_in.calls] == ["preview"]
+
+
+def test_adapter_destroy_never_bypasses_protection_and_keeps_the_stack_config(adapter):
+    runner, stand_in, _, _ = adapter
+
+    runner.destroy("registry", "dev")
+
+    (destroy_op, destroy_args), (remove_op, remove_args) = stand_in.calls
+    assert destroy_op == "destroy"
+    assert not destroy_args.get("exclude_protected")
+    assert remove_op == "remove_stack"
+    assert remove_args == {"name": stack("registry"), "preserve_config": True}
+
+
+def test_adapter_outputs_redact_secrets(adapter):
+    runner, _, _, _ = adapter
+
+    assert runner.outputs("registry", "dev") == {
+        "repositoryName": "acme-registry-app-dev",
+        "token": REDACTED,
+    }
+
+
+def test_automation_errors_become_one_line_naming_the_stack():
+    from pulumi.automation import errors
+    from pulumi.automation._cmd import CommandResult
+
+    failure = CommandResult(
+        stdout="Updating...",
+        stderr="warning: x\nerror: update failed: AccessDenied on kms:CreateKey\n",
+        code=255,
+    )
+    with pytest.raises(PlatformError) as error, automation._translated("deploy", "org/p/dev"):
+        raise errors.CommandError(failure)
+    assert str(error.value) == (
+        "cannot deploy org/p/dev: error: update failed: AccessDenied on kms:CreateKey"
+    )
+
+    with pytest.raises(automation.MissingToolError), automation._translated("deploy", "s"):
+        raise FileNotFoundError("pulumi")
+
+    with pytest.raises(PlatformError, match="pulumi cancel"), automation._translated("up", "s"):
+        raise errors.ConcurrentUpdateError(failure)
