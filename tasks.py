@@ -30,7 +30,7 @@ def _fail_cleanly(exc: Exception) -> Exit:
 
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
 def synth(c, env="dev", layer=""):
-    """Offline: plan the layers under mocks into build/plan (no CLI/AWS)."""
+    """Offline: plan the layers under mocks, check the policy pack (no CLI/AWS)."""
     from shared.synth import summary
     from shared.synth import synth as run_synth
 
@@ -39,6 +39,8 @@ def synth(c, env="dev", layer=""):
     except (PlatformError, UnknownLayerError) as exc:
         raise _fail_cleanly(exc) from None
     print(summary(result))
+    if result.violations:
+        raise Exit(f"error: {result.violations} mandatory policy violation(s); see above", code=1)
 
 
 @task(

@@ -1,7 +1,8 @@
-"""``invoke synth``: the offline plan written to disk, and its summary.
+"""``invoke synth``: the offline plan written to disk, with the policy verdicts, and its summary.
 
-Per layer it writes ``build/plan/<env>/<layer>.json`` (deterministic, secrets redacted) and
-prints the resources per type and the component tree.
+Per layer it writes ``build/plan/<env>/<layer>.json`` (deterministic, secrets redacted) and the
+verdicts of the policy pack over it, ``<layer>.policy.json``, and prints the resources per type,
+the verdicts and the component tree, like ``cdk synth`` with cdk-nag.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from policies.offline import Verdicts, evaluate
 from shared.layers import REPO_ROOT
 from shared.offline import LayerPlan, plan_all
 
@@ -23,6 +25,12 @@ class SynthResult:
     environment: str
     plans: dict[str, LayerPlan]
     files: dict[str, Path]
+    verdicts: dict[str, Verdicts]
+
+    @property
+    def violations(self) -> int:
+        """Mandatory policy violations over every planned layer."""
+        return sum(len(v.violations) for v in self.verdicts.values())
 
 
 def synth(environment: str, layer: str | None = None, out_dir: Path = PLAN_DIR) -> SynthResult:
@@ -31,11 +39,14 @@ def synth(environment: str, layer: str | None = None, out_dir: Path = PLAN_DIR) 
     target = out_dir / environment
     target.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
+    verdicts: dict[str, Verdicts] = {}
     for name, plan in plans.items():
         path = target / f"{name}.json"
         path.write_text(plan.to_text(), encoding="utf-8")
         files[name] = path
-    return SynthResult(environment, plans, files)
+        verdicts[name] = evaluate(plan)
+        (target / f"{name}.policy.json").write_text(verdicts[name].to_text(), encoding="utf-8")
+    return SynthResult(environment, plans, files, verdicts)
 
 
 def summary(result: SynthResult) -> str:
@@ -48,6 +59,11 @@ def summary(result: SynthResult) -> str:
         )
         for type_, count in sorted(Counter(r.type for r in plan.resources).items()):
             lines.append(f"  {count:4d}  {type_}")
+        verdict = result.verdicts[name]
+        lines.append(
+            f"  policies: {len(verdict.checked)} mandatory, {len(verdict.violations)} violations"
+        )
+        lines.extend(f"  VIOLATION {v.policy}: {v.message}" for v in verdict.violations)
     for name, plan in result.plans.items():
         lines.append("")
         lines.append(f"{name} tree:")

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import re
-from functools import cache
 
 import pytest
 
+from policies.rules import takes_tags
 from shared.naming import REQUIRED_TAGS
 from shared.offline import plan_all
 
 ENVIRONMENTS = ("dev", "prod")
-
-
-@cache
-def takes_tags(type_: str) -> bool:
-    """Whether a pulumi_aws resource type accepts a ``tags`` input, from its own signature."""
-    package, module_path, _ = type_.split(":")
-    if package != "aws":
-        return False
-    module, class_name = module_path.split("/")[0], type_.split(":")[2]
-    cls = getattr(importlib.import_module(f"pulumi_aws.{module}"), class_name)
-    return "tags" in inspect.signature(cls._internal_init).parameters
 
 
 @pytest.fixture(scope="module", params=ENVIRONMENTS)
