@@ -116,6 +116,27 @@ def outputs(c, env="dev", layer="", json_=False):
 
 
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
+def verify(c, env="dev", layer=""):
+    """Stacks: check the live AWS resources behind the deployed stacks (post-deploy)."""
+    import boto3
+
+    from shared import orchestration
+    from shared.verify import table
+    from shared.verify import verify as run_verify
+
+    try:
+        platform, _ = orchestration.resolve(env, layer)
+        report = orchestration.outputs(_runner(), env, layer or None)
+    except (PlatformError, UnknownLayerError) as exc:
+        raise _fail_cleanly(exc) from None
+    results = run_verify(report.as_dict(), boto3.Session(region_name=platform.region))
+    print(table(results))
+    failed = sum(not result.ok for result in results)
+    if failed:
+        raise Exit(f"error: {failed} live check(s) failed in {env}; see the table above", code=1)
+
+
+@task(help={"env": ENV_HELP, "layer": LAYER_HELP})
 def refresh(c, env="dev", layer=""):
     """Stacks: refresh the stacks' state from what exists in AWS."""
     from shared import orchestration

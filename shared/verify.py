@@ -1,0 +1,219 @@
+"""``invoke verify``: check the live resources behind the deployed stacks' outputs, with boto3.
+
+The offline plan and the policy pack check what Pulumi is asked to create; this checks what
+exists, after a deploy or at any time, so drift (a console change, a half-applied update) shows.
+Each check reads one promise of the platform back from the AWS API and passes or fails; an API
+error fails the check with its code instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from policies.rules import MAX_LOG_RETENTION_DAYS, STAGES
+
+Outputs = Mapping[str, Any]
+Finding = tuple[str, bool, str]
+"""(resource, ok, detail)."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check of one live resource."""
+
+    layer: str
+    check: str
+    resource: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named promise of one layer, checked against AWS."""
+
+    layer: str
+    name: str
+    run: Callable[[Any, Outputs], Iterator[Finding]]
+    """(boto3 session, the layer's outputs) -> findings."""
+
+
+def _kms_rotation(session: Any, out: Outputs) -> Iterator[Finding]:
+    arn = out["kmsKeyArn"]
+    on = session.client("kms").get_key_rotation_status(KeyId=arn)["KeyRotationEnabled"]
+    yield arn, on, "rotation enabled" if on else "rotation is off"
+
+
+def _public_access(session: Any, out: Outputs) -> Iterator[Finding]:
+    bucket = out["artifactBucketName"]
+    config = session.client("s3").get_public_access_block(Bucket=bucket)
+    blocks = config["PublicAccessBlockConfiguration"]
+    off = sorted(k for k, v in blocks.items() if v is not True)
+    yield bucket, not off and len(blocks) == 4, f"not blocked: {off}" if off else "all four blocked"
+
+
+def _versioning(session: Any, out: Outputs) -> Iterator[Finding]:
+    bucket = out["artifactBucketName"]
+    status = session.client("s3").get_bucket_versioning(Bucket=bucket).get("Status", "never")
+    yield bucket, status == "Enabled", f"versioning {status}"
+
+
+def _lifecycle(session: Any, out: Outputs) -> Iterator[Finding]:
+    bucket = out["artifactBucketName"]
+    rules = session.client("s3").get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    expiring = [r for r in rules if r.get("Status") == "Enabled" and r.get("Expiration")]
+    yield bucket, bool(expiring), f"{len(expiring)} expiring rule(s)"
+
+
+def _bucket_encryption(session: Any, out: Outputs) -> Iterator[Finding]:
+    bucket = out["artifactBucketName"]
+    config = session.client("s3").get_bucket_encryption(Bucket=bucket)
+    defaults = [
+        r["ApplyServerSideEncryptionByDefault"]
+        for r in config["ServerSideEncryptionConfiguration"]["Rules"]
+    ]
+    ok = any(d.get("SSEAlgorithm") == "aws:kms" and d.get("KMSMasterKeyID") for d in defaults)
+    yield bucket, ok, "SSE-KMS" if ok else f"encryption {defaults}"
+
+
+def _secret_kms(session: Any, out: Outputs) -> Iterator[Finding]:
+    arn = out["githubTokenSecretArn"]
+    key = session.client("secretsmanager").describe_secret(SecretId=arn).get("KmsKeyId")
+    yield arn, bool(key), f"key {key}" if key else "default AWS key"
+
+
+def _topic_kms(session: Any, out: Outputs) -> Iterator[Finding]:
+    arn = out["failureTopicArn"]
+    attrs = session.client("sns").get_topic_attributes(TopicArn=arn)["Attributes"]
+    key = attrs.get("KmsMasterKeyId")
+    yield arn, bool(key) and not key.startswith("alias/aws/"), f"key {key}"
+
+
+def _topic_email(session: Any, out: Outputs) -> Iterator[Finding]:
+    arn = out["failureTopicArn"]
+    subs = session.client("sns").list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
+    emails = [s for s in subs if s.get("Protocol") == "email"]
+    yield arn, bool(emails), f"{len(emails)} email subscription(s)"
+
+
+def _repository(session: Any, out: Outputs) -> dict[str, Any]:
+    (repo,) = session.client("ecr").describe_repositories(repositoryNames=[out["repositoryName"]])[
+        "repositories"
+    ]
+    return repo
+
+
+def _scan_on_push(session: Any, out: Outputs) -> Iterator[Finding]:
+    on = _repository(session, out)["imageScanningConfiguration"]["scanOnPush"]
+    yield out["repositoryName"], on is True, "scan on push" if on else "scan on push is off"
+
+
+def _immutable(session: Any, out: Outputs) -> Iterator[Finding]:
+    mutability = _repository(session, out)["imageTagMutability"]
+    yield out["repositoryName"], mutability == "IMMUTABLE", f"tags {mutability}"
+
+
+def _ecr_lifecycle(session: Any, out: Outputs) -> Iterator[Finding]:
+    name = out["repositoryName"]
+    policy = session.client("ecr").get_lifecycle_policy(repositoryName=name)
+    yield name, bool(policy.get("lifecyclePolicyText")), "lifecycle policy present"
+
+
+def _log_groups(session: Any, out: Outputs) -> Iterator[Finding]:
+    logs = session.client("logs")
+    for name in sorted((out.get("logGroupNames") or {}).values()):
+        groups = [
+            g
+            for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+            if g["logGroupName"] == name
+        ]
+        if not groups:
+            yield name, False, "missing"
+            continue
+        days, key = groups[0].get("retentionInDays"), groups[0].get("kmsKeyId")
+        ok = bool(days) and days <= MAX_LOG_RETENTION_DAYS and bool(key)
+        yield name, ok, f"retention {days or 'never expires'}, key {key or 'none'}"
+
+
+def _codebuild(session: Any, out: Outputs) -> Iterator[Finding]:
+    names = sorted((out.get("projectNames") or {}).values())
+    found = session.client("codebuild").batch_get_projects(names=names)["projects"] if names else []
+    by_name = {p["name"]: p for p in found}
+    for name in names:
+        project = by_name.get(name)
+        compute = project["environment"]["computeType"] if project else None
+        yield name, compute == "BUILD_GENERAL1_SMALL", f"compute {compute or 'missing'}"
+
+
+def _stages(session: Any, out: Outputs) -> Iterator[Finding]:
+    name = out["pipelineName"]
+    stages = session.client("codepipeline").get_pipeline(name=name)["pipeline"]["stages"]
+    names = tuple(s["name"] for s in stages)
+    yield name, names == STAGES, " -> ".join(names)
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("foundation", "kms-rotation", _kms_rotation),
+    Check("foundation", "bucket-public-access-blocked", _public_access),
+    Check("foundation", "bucket-versioning", _versioning),
+    Check("foundation", "bucket-lifecycle", _lifecycle),
+    Check("foundation", "bucket-sse-kms", _bucket_encryption),
+    Check("foundation", "secret-kms", _secret_kms),
+    Check("foundation", "topic-kms", _topic_kms),
+    Check("foundation", "topic-email-subscription", _topic_email),
+    Check("registry", "ecr-scan-on-push", _scan_on_push),
+    Check("registry", "ecr-immutable-tags", _immutable),
+    Check("registry", "ecr-lifecycle", _ecr_lifecycle),
+    Check("pipeline", "log-groups-retention-and-kms", _log_groups),
+    Check("pipeline", "codebuild-compute", _codebuild),
+    Check("pipeline", "pipeline-five-stages", _stages),
+)
+"""Every post-deploy check, by layer."""
+
+
+def verify(outputs_by_layer: Mapping[str, Outputs | None], session: Any) -> list[CheckResult]:
+    """Run the checks of every layer whose outputs are given (None: stack not deployed)."""
+    results: list[CheckResult] = []
+    for check in CHECKS:
+        if check.layer not in outputs_by_layer:
+            continue
+        outputs = outputs_by_layer[check.layer]
+        if outputs is None:
+            results.append(CheckResult(check.layer, check.name, "-", False, "stack not deployed"))
+            continue
+        try:
+            results.extend(
+                CheckResult(check.layer, check.name, resource, ok, detail)
+                for resource, ok, detail in check.run(session, outputs)
+            )
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            results.append(
+                CheckResult(
+                    check.layer,
+                    check.name,
+                    "-",
+                    False,
+                    f"{error.get('Code', 'error')}: {error.get('Message', '')}",
+                )
+            )
+        except (BotoCoreError, KeyError, ValueError) as exc:
+            results.append(CheckResult(check.layer, check.name, "-", False, str(exc)))
+    return results
+
+
+def table(results: list[CheckResult]) -> str:
+    """A pass/fail table, one line per checked resource, and a count."""
+    width = max((len(r.check) for r in results), default=5)
+    lines = [
+        f"{'PASS' if r.ok else 'FAIL'}  {r.layer:<10} {r.check:<{width}}  {r.resource}"
+        f"  ({r.detail})"
+        for r in results
+    ]
+    failed = sum(not r.ok for r in results)
+    lines.append(f"{len(results) - failed} passed, {failed} failed")
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""Bad input ends with one line naming the file or key and what is allowed, before any resource.
+
+Each row of docs/bad-input.md has a test: the rows not covered elsewhere are here, and every row
+is run once more through the offline plan to show nothing was registered when it failed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared import offline
+from shared.errors import ConfigError, PlatformError
+from shared.layers import REPO_ROOT
+from tests.conftest import upstream
+
+INVOKE = Path(sys.executable).parent / "invoke"
+
+
+@pytest.fixture
+def registered(monkeypatch):
+    """The resources the offline plan registered in this test, whatever happened."""
+    records: list = []
+
+    class Watched(offline.RecordingMonitor):
+        def __init__(self, mocks_):
+            super().__init__(mocks_)
+            self.records = records
+
+    monkeypatch.setattr(offline, "RecordingMonitor", Watched)
+    return records
+
+
+PIPELINE_ROWS = {
+    "missing GitHub owner": ({"platform-pipeline:githubOwner": ""}, "githubOwner: is required"),
+    "missing GitHub repo": ({"platform-pipeline:githubRepo": ""}, "githubRepo: is required"),
+    "missing GitHub branch": ({"platform-pipeline:githubBranch": ""}, "githubBranch: is required"),
+    "unknown source provider": (
+        {"platform-pipeline:sourceProvider": "bitbucket"},
+        "sourceProvider: 'bitbucket' is not one of the choices",
+    ),
+}
+
+
+@pytest.mark.parametrize("row", sorted(PIPELINE_ROWS))
+def test_pipeline_source_config_is_validated_before_any_resource(row, dev, registered):
+    config, expected = PIPELINE_ROWS[row]
+    upstream_plans = {dev[name].stack: dev[name] for name in ("foundation", "registry")}
+    with pytest.raises(ConfigError) as error:
+        offline.plan_layer("pipeline", "dev", upstream_plans, config)
+    message = str(error.value)
+    assert message.startswith("stacks/pipeline/Pulumi.dev.yaml: platform-pipeline:")
+    assert expected in message and "\n" not in message
+    assert registered == []
+
+
+CONFIG_ROWS = {
+    "invalid email": ("foundation", {"platform-foundation:notificationEmail": "devops@"}),
+    "name over the limit": ("registry", {"platform-registry:repositoryName": "a" * 250}),
+    "secret in plain config": ("foundation", {"platform-foundation:githubToken": "ghp_x"}),
+}
+
+
+@pytest.mark.parametrize("row", sorted(CONFIG_ROWS))
+def test_layer_config_errors_register_nothing(row, dev, registered):
+    layer, config = CONFIG_ROWS[row]
+    upstream_plans = {dev["foundation"].stack: dev["foundation"]} if layer == "registry" else {}
+    with pytest.raises(ConfigError):
+        offline.plan_layer(layer, "dev", upstream_plans, config)
+    assert registered == []
+
+
+def test_upstream_errors_register_only_the_reference(dev, registered):
+    with pytest.raises(PlatformError):
+        offline.plan_layer("registry", "dev", upstream("foundation", kmsKeyArn=123))
+    assert {r.type for r in registered} <= {
+        "pulumi:pulumi:StackReference",
+        "pulumi:providers:aws",
+        "acme:registry:Registry",
+    }
+    assert not [r for r in registered if r.type.startswith("aws:")]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.run(
+        [str(INVOKE), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ("synth", "--env", "staging"),
+            "error: platform.yaml: environments: unknown environment 'staging' (allowed: dev, prod)",
+        ),
+        (
+            ("synth", "--layer", "network"),
+            "error: unknown layer 'network': valid layers are foundation, registry, pipeline",
+        ),
+        (
+            ("deploy", "--env", "qa"),
+            "error: platform.yaml: environments: unknown environment 'qa' (allowed: dev, prod)",
+        ),
+    ],
+)
+def test_the_cli_says_one_line_and_exits_non_zero(args, expected):
+    result = run_cli(*args)
+    assert result.returncode == 1
+    output = (result.stdout + result.stderr).strip()
+    assert output == expected
+    assert "Traceback" not in output
+
+
+def test_a_secret_never_reaches_plan_verdicts_summary_or_errors(replan, tmp_path):
+    from policies.offline import evaluate
+
+    marker = "ghp_marker_that_must_never_be_written_anywhere"
+    plan = replan("foundation", secrets={"platform-foundation:githubToken": marker})
+    assert marker not in plan.to_text()
+    assert marker not in evaluate(plan).to_text()
+    with pytest.raises(ConfigError) as error:
+        replan("foundation", config={"platform-foundation:githubToken": marker})
+    assert marker not in str(error.value)

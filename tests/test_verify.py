@@ -1,0 +1,297 @@
+"""Post-deploy verification against moto: a conforming account passes, each drift is caught."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from shared.verify import CHECKS, table, verify
+
+REGION = "us-east-1"
+BUCKET = "acme-foundation-artifacts-111111111111-dev"
+REPO = "acme-registry-app-dev"
+LOG_GROUP = "/aws/codebuild/acme-pipeline-docker-build-dev"
+PROJECT = "acme-pipeline-docker-build-dev"
+PIPELINE = "acme-pipeline-dev"
+STAGES = ("Source", "Build", "Test", "SecurityScan", "Deploy")
+
+
+def _trust(service):
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )
+
+
+def _stage(name, category, provider, owner="AWS"):
+    return {
+        "name": name,
+        "actions": [
+            {
+                "name": name,
+                "actionTypeId": {
+                    "category": category,
+                    "owner": owner,
+                    "provider": provider,
+                    "version": "1",
+                },
+                "configuration": {},
+                "inputArtifacts": [],
+                "outputArtifacts": [],
+                "runOrder": 1,
+            }
+        ],
+    }
+
+
+def deploy_conforming_account(session) -> dict[str, dict]:
+    """What `invoke deploy` leaves behind, created with boto3 in moto; returns stack outputs."""
+    kms, s3 = session.client("kms"), session.client("s3")
+    key = kms.create_key(Description="platform")["KeyMetadata"]["Arn"]
+    kms.enable_key_rotation(KeyId=key)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_public_access_block(
+        Bucket=BUCKET,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=BUCKET,
+        LifecycleConfiguration={
+            "Rules": [
+                {"ID": "expire", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 30}}
+            ]
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=BUCKET,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": key,
+                    }
+                }
+            ]
+        },
+    )
+    secret = session.client("secretsmanager").create_secret(
+        Name="acme-foundation-github-token-dev", KmsKeyId=key
+    )["ARN"]
+    sns = session.client("sns")
+    topic = sns.create_topic(
+        Name="acme-foundation-pipeline-failures-dev", Attributes={"KmsMasterKeyId": key}
+    )["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="devops@company.com")
+
+    ecr = session.client("ecr")
+    ecr.create_repository(
+        repositoryName=REPO,
+        imageTagMutability="IMMUTABLE",
+        imageScanningConfiguration={"scanOnPush": True},
+    )
+    ecr.put_lifecycle_policy(
+        repositoryName=REPO,
+        lifecyclePolicyText=json.dumps(
+            {
+                "rules": [
+                    {
+                        "rulePriority": 1,
+                        "selection": {
+                            "tagStatus": "any",
+                            "countType": "imageCountMoreThan",
+                            "countNumber": 10,
+                        },
+                        "action": {"type": "expire"},
+                    }
+                ]
+            }
+        ),
+    )
+
+    logs = session.client("logs")
+    logs.create_log_group(logGroupName=LOG_GROUP, kmsKeyId=key)
+    logs.put_retention_policy(logGroupName=LOG_GROUP, retentionInDays=7)
+    iam = session.client("iam")
+    build_role = iam.create_role(
+        RoleName="build", AssumeRolePolicyDocument=_trust("codebuild.amazonaws.com")
+    )["Role"]["Arn"]
+    session.client("codebuild").create_project(
+        name=PROJECT,  # moto insists on a source location, so an S3 source stands in for CODEPIPELINE.
+        source={"type": "S3", "location": f"{BUCKET}/source.zip"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={
+            "type": "LINUX_CONTAINER",
+            "image": "aws/codebuild/standard:7.0",
+            "computeType": "BUILD_GENERAL1_SMALL",
+        },
+        serviceRole=build_role,
+    )
+    pipeline_role = iam.create_role(
+        RoleName="pipeline", AssumeRolePolicyDocument=_trust("codepipeline.amazonaws.com")
+    )["Role"]["Arn"]
+    session.client("codepipeline").create_pipeline(
+        pipeline={
+            "name": PIPELINE,
+            "roleArn": pipeline_role,
+            "artifactStore": {"type": "S3", "location": BUCKET},
+            "stages": [
+                _stage("Source", "Source", "S3"),
+                *[_stage(name, "Build", "CodeBuild") for name in STAGES[1:-1]],
+                _stage("Deploy", "Deploy", "ECS"),
+            ],
+        }
+    )
+    return {
+        "foundation": {
+            "kmsKeyArn": key,
+            "artifactBucketName": BUCKET,
+            "githubTokenSecretArn": secret,
+            "failureTopicArn": topic,
+        },
+        "registry": {"repositoryName": REPO},
+        "pipeline": {
+            "pipelineName": PIPELINE,
+            "logGroupNames": {"docker-build": LOG_GROUP},
+            "projectNames": {"docker-build": PROJECT},
+        },
+    }
+
+
+def _unsubscribe(session, out):
+    sns = session.client("sns")
+    for sub in sns.list_subscriptions_by_topic(TopicArn=out["foundation"]["failureTopicArn"])[
+        "Subscriptions"
+    ]:
+        sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+
+
+def _drop_a_stage(session, out):
+    codepipeline = session.client("codepipeline")
+    pipeline = codepipeline.get_pipeline(name=PIPELINE)["pipeline"]
+    pipeline["stages"] = [s for s in pipeline["stages"] if s["name"] != "SecurityScan"]
+    codepipeline.update_pipeline(pipeline=pipeline)
+
+
+def _bigger_build(session, out):
+    session.client("codebuild").delete_project(name=PROJECT)
+    role = session.client("iam").get_role(RoleName="build")["Role"]["Arn"]
+    session.client("codebuild").create_project(
+        name=PROJECT,  # moto insists on a source location, so an S3 source stands in for CODEPIPELINE.
+        source={"type": "S3", "location": f"{BUCKET}/source.zip"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={
+            "type": "LINUX_CONTAINER",
+            "image": "aws/codebuild/standard:7.0",
+            "computeType": "BUILD_GENERAL1_LARGE",
+        },
+        serviceRole=role,
+    )
+
+
+# check name -> how an operator (or a bad change) drifts the account from what was deployed
+DRIFTS = {
+    "kms-rotation": lambda s, o: s.client("kms").disable_key_rotation(
+        KeyId=o["foundation"]["kmsKeyArn"]
+    ),
+    "bucket-public-access-blocked": lambda s, o: s.client("s3").put_public_access_block(
+        Bucket=BUCKET,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": False,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        },
+    ),
+    "bucket-versioning": lambda s, o: s.client("s3").put_bucket_versioning(
+        Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"}
+    ),
+    "bucket-lifecycle": lambda s, o: s.client("s3").delete_bucket_lifecycle(Bucket=BUCKET),
+    "bucket-sse-kms": lambda s, o: s.client("s3").put_bucket_encryption(
+        Bucket=BUCKET,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    ),
+    "secret-kms": lambda s, o: s.client("secretsmanager").update_secret(
+        SecretId=o["foundation"]["githubTokenSecretArn"], KmsKeyId="alias/aws/secretsmanager"
+    ),
+    "topic-kms": lambda s, o: s.client("sns").set_topic_attributes(
+        TopicArn=o["foundation"]["failureTopicArn"],
+        AttributeName="KmsMasterKeyId",
+        AttributeValue="",
+    ),
+    "topic-email-subscription": _unsubscribe,
+    "ecr-scan-on-push": lambda s, o: s.client("ecr").put_image_scanning_configuration(
+        repositoryName=REPO, imageScanningConfiguration={"scanOnPush": False}
+    ),
+    "ecr-immutable-tags": lambda s, o: s.client("ecr").put_image_tag_mutability(
+        repositoryName=REPO, imageTagMutability="MUTABLE"
+    ),
+    "ecr-lifecycle": lambda s, o: s.client("ecr").delete_lifecycle_policy(repositoryName=REPO),
+    "log-groups-retention-and-kms": lambda s, o: s.client("logs").delete_retention_policy(
+        logGroupName=LOG_GROUP
+    ),
+    "codebuild-compute": _bigger_build,
+    "pipeline-five-stages": _drop_a_stage,
+}
+
+
+@pytest.fixture
+def account(monkeypatch):
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        session = boto3.Session(region_name=REGION)
+        yield session, deploy_conforming_account(session)
+
+
+def test_every_check_has_a_drift():
+    assert set(DRIFTS) == {check.name for check in CHECKS}
+
+
+def test_a_conforming_account_passes_every_check(account):
+    session, outputs = account
+    results = verify(outputs, session)
+    assert {r.check for r in results} == set(DRIFTS)
+    assert [r for r in results if not r.ok] == []
+    assert table(results).endswith(f"{len(results)} passed, 0 failed")
+
+
+@pytest.mark.parametrize("check", sorted(DRIFTS))
+def test_each_check_catches_its_drift(check, account):
+    session, outputs = account
+    DRIFTS[check](session, outputs)
+    failed = {r.check for r in verify(outputs, session) if not r.ok}
+    assert failed == {check}
+
+
+def test_a_stack_not_deployed_fails_its_checks(account):
+    session, outputs = account
+    results = verify({**outputs, "pipeline": None}, session)
+    assert [r.detail for r in results if not r.ok] == ["stack not deployed"] * 3
+
+
+def test_an_api_error_fails_the_check_with_its_code(account):
+    session, outputs = account
+    missing = {"registry": {"repositoryName": "not-there"}}
+    results = verify(missing, session)
+    assert all(not r.ok and "RepositoryNotFoundException" in r.detail for r in results)
