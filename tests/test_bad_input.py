@@ -19,6 +19,7 @@ from shared.layers import REPO_ROOT
 from tests.conftest import upstream
 
 INVOKE = Path(sys.executable).parent / "invoke"
+UNKNOWN_ENV = "error: platform.yaml: environments: unknown environment"
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     [
         (
             ("synth", "--env", "staging"),
-            "error: platform.yaml: environments: unknown environment 'staging' (allowed: dev, prod)",
+            f"{UNKNOWN_ENV} 'staging' (allowed: dev, prod)",
         ),
         (
             ("synth", "--layer", "network"),
@@ -111,7 +112,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         ),
         (
             ("deploy", "--env", "qa"),
-            "error: platform.yaml: environments: unknown environment 'qa' (allowed: dev, prod)",
+            f"{UNKNOWN_ENV} 'qa' (allowed: dev, prod)",
         ),
     ],
 )

@@ -130,7 +130,8 @@ def deploy_conforming_account(session) -> dict[str, dict]:
         RoleName="build", AssumeRolePolicyDocument=_trust("codebuild.amazonaws.com")
     )["Role"]["Arn"]
     session.client("codebuild").create_project(
-        name=PROJECT,  # moto insists on a source location, so an S3 source stands in for CODEPIPELINE.
+        name=PROJECT,
+        # moto insists on a source location, so an S3 source stands in for CODEPIPELINE.
         source={"type": "S3", "location": f"{BUCKET}/source.zip"},
         artifacts={"type": "NO_ARTIFACTS"},
         environment={
@@ -190,7 +191,8 @@ def _bigger_build(session, out):
     session.client("codebuild").delete_project(name=PROJECT)
     role = session.client("iam").get_role(RoleName="build")["Role"]["Arn"]
     session.client("codebuild").create_project(
-        name=PROJECT,  # moto insists on a source location, so an S3 source stands in for CODEPIPELINE.
+        name=PROJECT,
+        # moto insists on a source location, so an S3 source stands in for CODEPIPELINE.
         source={"type": "S3", "location": f"{BUCKET}/source.zip"},
         artifacts={"type": "NO_ARTIFACTS"},
         environment={
