@@ -293,7 +293,7 @@ def test_a_stack_not_deployed_fails_its_checks(account):
 
 
 def test_an_api_error_fails_the_check_with_its_code(account):
-    session, outputs = account
+    session, _ = account
     missing = {"registry": {"repositoryName": "not-there"}}
     results = verify(missing, session)
     assert all(not r.ok and "RepositoryNotFoundException" in r.detail for r in results)
