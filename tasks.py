@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 from invoke import Exit, task
 
@@ -212,3 +213,23 @@ def scan(c, allow_unaudited=False):
     except PlatformError as exc:
         raise _fail_cleanly(exc) from None
     _print_checks(results, "scan")
+
+
+@task(
+    help={
+        "quick": "the reduced set (fewer runs, 10 and 50 services, no suite run): < 1 min",
+        "save": "write bench/results.json (default: only for the full run)",
+    }
+)
+def bench(c, quick=False, save=None):
+    """Bench: time the offline plan, its scaling and the parallel tests; print a table."""
+    from bench.run import run, table
+    from bench.run import save as save_results
+
+    try:
+        results = run(quick=quick)
+    except RuntimeError as exc:
+        raise _fail_cleanly(exc) from None
+    print(table(results))
+    if save if save is not None else not quick:
+        print(f"results: {save_results(results).relative_to(Path.cwd())}")
