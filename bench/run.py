@@ -14,7 +14,7 @@ import os
 import platform
 import re
 import statistics
-import subprocess
+import subprocess  # nosec B404 - runs our own venv tools with fixed arguments
 import sys
 import time
 from collections.abc import Sequence
