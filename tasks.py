@@ -31,7 +31,7 @@ def _fail_cleanly(exc: Exception) -> Exit:
 
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
 def synth(c, env="dev", layer=""):
-    """Offline: plan the layers under mocks and check the policies (no AWS)."""
+    """Offline: plan the layers under mocks, check the policies (no AWS)."""
     from shared.synth import summary
     from shared.synth import synth as run_synth
 
@@ -222,7 +222,7 @@ def scan(c, allow_unaudited=False):
     }
 )
 def bench(c, quick=False, save=None):
-    """Bench: time the offline plan, its scaling and the parallel test run."""
+    """Bench: time the offline plan, its scaling, the parallel tests."""
     from bench.run import run, table
     from bench.run import save as save_results
 
