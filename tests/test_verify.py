@@ -51,6 +51,21 @@ def _stage(name, category, provider, owner="AWS"):
     }
 
 
+def _build_project(session, role: str, compute: str) -> None:
+    session.client("codebuild").create_project(
+        name=PROJECT,
+        # moto insists on a source location, so an S3 source stands in for CODEPIPELINE.
+        source={"type": "S3", "location": f"{BUCKET}/source.zip"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={
+            "type": "LINUX_CONTAINER",
+            "image": "aws/codebuild/standard:7.0",
+            "computeType": compute,
+        },
+        serviceRole=role,
+    )
+
+
 def deploy_conforming_account(session) -> dict[str, dict]:
     """What `invoke deploy` leaves behind, created with boto3 in moto; returns stack outputs."""
     kms, s3 = session.client("kms"), session.client("s3")
@@ -129,18 +144,7 @@ def deploy_conforming_account(session) -> dict[str, dict]:
     build_role = iam.create_role(
         RoleName="build", AssumeRolePolicyDocument=_trust("codebuild.amazonaws.com")
     )["Role"]["Arn"]
-    session.client("codebuild").create_project(
-        name=PROJECT,
-        # moto insists on a source location, so an S3 source stands in for CODEPIPELINE.
-        source={"type": "S3", "location": f"{BUCKET}/source.zip"},
-        artifacts={"type": "NO_ARTIFACTS"},
-        environment={
-            "type": "LINUX_CONTAINER",
-            "image": "aws/codebuild/standard:7.0",
-            "computeType": "BUILD_GENERAL1_SMALL",
-        },
-        serviceRole=build_role,
-    )
+    _build_project(session, build_role, "BUILD_GENERAL1_SMALL")
     pipeline_role = iam.create_role(
         RoleName="pipeline", AssumeRolePolicyDocument=_trust("codepipeline.amazonaws.com")
     )["Role"]["Arn"]
@@ -190,18 +194,7 @@ def _drop_a_stage(session, out):
 def _bigger_build(session, out):
     session.client("codebuild").delete_project(name=PROJECT)
     role = session.client("iam").get_role(RoleName="build")["Role"]["Arn"]
-    session.client("codebuild").create_project(
-        name=PROJECT,
-        # moto insists on a source location, so an S3 source stands in for CODEPIPELINE.
-        source={"type": "S3", "location": f"{BUCKET}/source.zip"},
-        artifacts={"type": "NO_ARTIFACTS"},
-        environment={
-            "type": "LINUX_CONTAINER",
-            "image": "aws/codebuild/standard:7.0",
-            "computeType": "BUILD_GENERAL1_LARGE",
-        },
-        serviceRole=role,
-    )
+    _build_project(session, role, "BUILD_GENERAL1_LARGE")
 
 
 # check name -> how an operator (or a bad change) drifts the account from what was deployed
