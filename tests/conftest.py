@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from shared.contracts import CONTRACTS, stack_name
+from shared.contracts import stack_name
+from shared.layers import upstream as upstream_of
 from shared.offline import LayerPlan, PlannedResource, plan_all, plan_layer
 from shared.settings import load_platform
 
@@ -66,17 +67,11 @@ def replan() -> Callable[..., LayerPlan]:
         secrets: Mapping[str, str] | None = None,
     ) -> LayerPlan:
         if upstream_plans is None:
-            from shared.layers import upstream as upstream_of
-
-            plans = plan_all(environment, None) if upstream_of(layer) else {}
-            upstream_plans = {
-                p.stack: p
-                for p in plans.values()
-                if p.layer in {u.name for u in upstream_of(layer)}
-            }
+            # The real upstream layers, planned in order, as `invoke synth --layer` does.
+            upstream_plans = {}
+            for needed in upstream_of(layer):
+                plan = plan_layer(needed.name, environment, upstream_plans)
+                upstream_plans[plan.stack] = plan
         return plan_layer(layer, environment, upstream_plans, config, secrets)
 
     return run
-
-
-__all__ = ["CONTRACTS", "inputs_of", "policy_of", "real_upstream", "upstream"]
