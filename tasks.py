@@ -32,8 +32,8 @@ def _fail_cleanly(exc: Exception) -> Exit:
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
 def synth(c, env="dev", layer=""):
     """Offline: plan the layers under mocks, check the policies (no AWS)."""
-    from shared.synth import summary
-    from shared.synth import synth as run_synth
+    from toolbox.synth import summary
+    from toolbox.synth import synth as run_synth
 
     try:
         result = run_synth(env, layer or None)
@@ -65,7 +65,7 @@ def test(c, workers="auto", k=""):
 
 def _runner():
     """The real runner (checks for the Pulumi CLI first)."""
-    from shared.automation import PulumiRunner
+    from toolbox.automation import PulumiRunner
 
     return PulumiRunner()
 
@@ -80,7 +80,7 @@ def _finish(report) -> None:
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
 def preview(c, env="dev", layer=""):
     """Stacks: pulumi preview, one layer or all in dependency order."""
-    from shared import orchestration
+    from toolbox import orchestration
 
     try:
         orchestration.resolve(env, layer)
@@ -93,7 +93,7 @@ def preview(c, env="dev", layer=""):
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP, "yes": YES_HELP})
 def deploy(c, env="dev", layer="", yes=False):
     """Stacks: pulumi up, one layer or all in order (checks upstream)."""
-    from shared import orchestration
+    from toolbox import orchestration
 
     try:
         orchestration.resolve(env, layer)
@@ -106,7 +106,7 @@ def deploy(c, env="dev", layer="", yes=False):
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP, "json": "print the outputs as JSON"})
 def outputs(c, env="dev", layer="", json_=False):
     """Stacks: print the deployed stacks' outputs (secrets redacted)."""
-    from shared import orchestration
+    from toolbox import orchestration
 
     try:
         orchestration.resolve(env, layer)
@@ -121,9 +121,9 @@ def verify(c, env="dev", layer=""):
     """Stacks: check the live resources behind the stacks (post-deploy)."""
     import boto3
 
-    from shared import orchestration
-    from shared.verify import table
-    from shared.verify import verify as run_verify
+    from toolbox import orchestration
+    from toolbox.verify import table
+    from toolbox.verify import verify as run_verify
 
     try:
         platform, _ = orchestration.resolve(env, layer)
@@ -140,7 +140,7 @@ def verify(c, env="dev", layer=""):
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
 def refresh(c, env="dev", layer=""):
     """Stacks: refresh the stacks' state from what exists in AWS."""
-    from shared import orchestration
+    from toolbox import orchestration
 
     try:
         orchestration.resolve(env, layer)
@@ -160,8 +160,8 @@ def refresh(c, env="dev", layer=""):
 )
 def destroy(c, env="dev", layer="", force=False, yes=False):
     """Stacks: destroy in reverse order; refuses while downstream exists."""
-    from shared import orchestration
-    from shared.automation import ask
+    from toolbox import orchestration
+    from toolbox.automation import ask
 
     try:
         platform, _ = orchestration.resolve(env, layer)
@@ -190,7 +190,7 @@ def _print_checks(results, what: str) -> None:
 @task
 def lint(c):
     """Checks: ruff, yamllint, actionlint and zizmor (offline)."""
-    from shared.checks import lint as run_lint
+    from toolbox.checks import lint as run_lint
 
     try:
         results = run_lint()
@@ -206,7 +206,7 @@ def lint(c):
 )
 def scan(c, allow_unaudited=False):
     """Checks: bandit on the code, safety (or pip-audit) on uv.lock."""
-    from shared.checks import scan as run_scan
+    from toolbox.checks import scan as run_scan
 
     try:
         results = run_scan(allow_unaudited=allow_unaudited)

@@ -98,7 +98,7 @@ def synth_command(layer: str | None = None) -> list[str]:
 
 SCALE_CHILD = """
 import json, resource, sys, time
-from shared.offline import plan_layer
+from toolbox.offline import plan_layer
 foundation = plan_layer("foundation", "dev", {})
 registry = plan_layer("registry", "dev", {foundation.stack: foundation})
 upstream = {foundation.stack: foundation, registry.stack: registry}

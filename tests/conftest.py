@@ -14,8 +14,8 @@ import pytest
 
 from shared.contracts import stack_name
 from shared.layers import upstream as upstream_of
-from shared.offline import LayerPlan, PlannedResource, plan_all, plan_layer
 from shared.settings import load_platform
+from toolbox.offline import LayerPlan, PlannedResource, plan_all, plan_layer
 
 
 @pytest.fixture(scope="session")

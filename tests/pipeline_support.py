@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from shared.offline import LayerPlan, PlannedResource
 from stacks.pipeline.codebuild import BUILDSPEC_DIR
+from toolbox.offline import LayerPlan, PlannedResource
 
 PROJECT = "aws:codebuild/project:Project"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from shared import offline
 from shared.errors import ConfigError, PlatformError
 from shared.layers import REPO_ROOT
 from tests.conftest import upstream
+from toolbox import offline
 
 INVOKE = Path(sys.executable).parent / "invoke"
 UNKNOWN_ENV = "error: platform.yaml: environments: unknown environment"
@@ -125,7 +125,7 @@ def test_the_cli_says_one_line_and_exits_non_zero(args, expected):
 
 
 def test_a_secret_never_reaches_plan_verdicts_summary_or_errors(replan, tmp_path):
-    from policies.offline import evaluate
+    from toolbox.verdicts import evaluate
 
     marker = "ghp_marker_that_must_never_be_written_anywhere"
     plan = replan("foundation", secrets={"platform-foundation:githubToken": marker})

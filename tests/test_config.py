@@ -127,7 +127,7 @@ def test_name_over_the_limit_is_an_error_not_a_truncation():
 
 def test_layer_config_file_malformed(tmp_path, monkeypatch):
     from shared import layers as layer_module
-    from shared.offline import plan_layer
+    from toolbox.offline import plan_layer
 
     stacks = tmp_path / "stacks"
     shutil.copytree(layer_module.STACKS_DIR / "foundation", stacks / "foundation")

@@ -6,8 +6,8 @@ import pytest
 
 from shared.contracts import CONTRACTS
 from shared.errors import UpstreamError
-from shared.offline import LayerPlan, plan_layer
 from tests.conftest import inputs_of, real_upstream, upstream
+from toolbox.offline import LayerPlan, plan_layer
 
 
 @pytest.mark.parametrize("layer", sorted(CONTRACTS))

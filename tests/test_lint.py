@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import checks
+from toolbox import checks
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 The fake runner stands in for Pulumi only: a deployed stack exports what the layer's real program
 exports under the offline plan's mocks (the ``dev`` fixture), so the upstream checks run against
-real contract keys. The thin real adapter (shared/automation.py) is tested below with a stand-in
+real contract keys. The thin real adapter (toolbox/automation.py) is tested below with a stand-in
 ``Stack`` object, since the CLI is not on this machine.
 """
 
@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from invoke import Context, Exit
 
-from shared import automation, orchestration
-from shared.automation import CLI_MISSING, REDACTED, PulumiRunner
 from shared.errors import ConfigError, PlatformError
 from shared.layers import UnknownLayerError, names
-from shared.offline import LayerPlan
-from shared.orchestration import Status
+from toolbox import automation, orchestration
+from toolbox.automation import CLI_MISSING, REDACTED, PulumiRunner
+from toolbox.offline import LayerPlan
+from toolbox.orchestration import Status
 
 ORG = "organization"
 

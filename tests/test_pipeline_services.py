@@ -25,7 +25,7 @@ KEY = "platform-pipeline:services"
 
 @pytest.fixture(scope="module")
 def with_services():
-    from shared.offline import plan_all, plan_layer
+    from toolbox.offline import plan_all, plan_layer
 
     upstream = {p.stack: p for p in plan_all("dev").values() if p.layer != "pipeline"}
     return plan_layer("pipeline", "dev", upstream, {KEY: json.dumps(SERVICES)})

@@ -8,7 +8,7 @@ import pytest
 
 from policies.rules import takes_tags
 from shared.naming import REQUIRED_TAGS
-from shared.offline import plan_all
+from toolbox.offline import plan_all
 
 ENVIRONMENTS = ("dev", "prod")
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from policies.offline import evaluate
 from policies.pack import policies
 from policies.rules import RULES, Resource, check_resource
 from shared.naming import REQUIRED_TAGS
-from shared.synth import synth
+from toolbox.synth import synth
+from toolbox.verdicts import evaluate
 
 TAGS = {key: "x" for key in REQUIRED_TAGS}
 KEY_ARN = "arn:aws:kms:us-east-1:111111111111:key/k"

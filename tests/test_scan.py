@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import checks
+from toolbox import checks
 
 
 def test_bandit_finds_nothing_in_the_code():

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared.verify import CHECKS, table, verify
+from toolbox.verify import CHECKS, table, verify
 
 REGION = "us-east-1"
 BUCKET = "acme-foundation-artifacts-111111111111-dev"

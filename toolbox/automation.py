@@ -1,6 +1,6 @@
 """Real deploys: a thin adapter over ``pulumi.automation``, behind the :class:`Runner` interface.
 
-The ordering and safety rules live in :mod:`shared.orchestration` and are tested with a
+The ordering and safety rules live in :mod:`toolbox.orchestration` and are tested with a
 recording fake runner; this module only turns one operation on one layer's stack into Automation
 API calls (a LocalWorkspace per layer directory), streams the CLI's output prefixed with the
 layer's name, and turns every failure into one line (:class:`~shared.errors.PlatformError`).

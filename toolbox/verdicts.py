@@ -9,8 +9,8 @@ from typing import Any
 
 from policies.rules import RULES, Resource, check_resource
 from shared.layers import get
-from shared.offline import LayerPlan
 from shared.stackconfig import read_stack_files
+from toolbox.offline import LayerPlan
 
 
 @dataclass(frozen=True)

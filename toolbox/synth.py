@@ -11,9 +11,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from policies.offline import Verdicts, evaluate
 from shared.layers import REPO_ROOT
-from shared.offline import LayerPlan, plan_all
+from toolbox.offline import LayerPlan, plan_all
+from toolbox.verdicts import Verdicts, evaluate
 
 PLAN_DIR = REPO_ROOT / "build" / "plan"
 

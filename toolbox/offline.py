@@ -281,7 +281,7 @@ class PlatformMocks(mocks.Mocks):
                 }
         raise PlatformError(
             f"the offline plan has no mock for the invoke {args.token};"
-            " add a realistic answer to PlatformMocks.call in shared/offline.py"
+            " add a realistic answer to PlatformMocks.call in toolbox/offline.py"
         )
 
 
@@ -515,7 +515,7 @@ def plan_all(
     return {name: plans[name] for name in (layer.name for layer in wanted)}
 
 
-def _main() -> None:  # pragma: no cover - a convenience for `python -m shared.offline`
+def _main() -> None:  # pragma: no cover - a convenience for `python -m toolbox.offline`
     env = sys.argv[1] if len(sys.argv) > 1 else "dev"
     for plan in plan_all(env).values():
         print(plan.layer, len(plan.resources))

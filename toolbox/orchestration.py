@@ -1,4 +1,4 @@
-"""Order and safety of multi-layer operations, behind the :class:`~shared.automation.Runner`.
+"""Order and safety of multi-layer operations, behind the :class:`~toolbox.automation.Runner`.
 
 The rules, all read from the layer graph (:mod:`shared.layers`):
 
@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from shared.automation import REDACTED, Runner
 from shared.contracts import CONTRACTS, create_command, stack_name
 from shared.errors import PlatformError
 from shared.layers import Layer, downstream, order, selection, upstream
 from shared.settings import Platform, load_platform
+from toolbox.automation import REDACTED, Runner
 
 
 class Status(StrEnum):
