@@ -14,7 +14,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policies.rules import RULES, Resource, Rule, check_resource
+from policies.rules import RULES, Resource, Rule, check_resource, check_stack
 
 PACK_NAME = "container-platform"
 
@@ -45,7 +45,7 @@ def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
 def _stack_policy(rule: Rule) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         resources = [Resource(r.resource_type, r.urn, r.name, r.props) for r in args.resources]
-        for resource, message in rule.stack_check(resources):  # type: ignore[misc]
+        for resource, message in check_stack(rule, resources):
             report_violation(message, resource.urn)
 
     return StackValidationPolicy(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -48,12 +49,15 @@ class Rule:
     name: str
     description: str
     types: tuple[str, ...] = ()
-    """Resource types it applies to (empty: every resource); resource rules only."""
+    """Resource rule: the types it applies to (empty: every type). Stack rule: the types of the
+    resources it guards (what it counts as examined)."""
     check: Callable[..., Iterable[str]] | None = None
     """Resource rule: the violations of one resource; called with the rule's config as keywords."""
     stack_check: Callable[[Sequence[Resource]], Iterable[tuple[Resource, str]]] | None = None
     """Stack rule: (resource, violation) pairs over all resources of a stack."""
     config: Mapping[str, Any] = field(default_factory=dict)
+    applies: Callable[[Resource], bool] | None = None
+    """Resource rule: a narrower test than ``types`` (e.g. the type takes tags); None: all."""
 
 
 def _say(resource: Resource, problem: str, fix: str) -> str:
@@ -373,9 +377,11 @@ def takes_tags(type_: str) -> bool:
     return init is not None and "tags" in inspect.signature(init).parameters
 
 
+def _taggable(r: Resource) -> bool:
+    return takes_tags(r.type)
+
+
 def required_tags(r: Resource) -> Iterator[str]:
-    if not takes_tags(r.type):
-        return
     tags = r.props.get("tags") or {}
     missing = [key for key in REQUIRED_TAGS if not tags.get(key)]
     if missing:
@@ -401,6 +407,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "s3-bucket-guarded",
         "Every bucket has its public-access block, versioning, lifecycle, encryption and policy.",
+        (BUCKET,),
         stack_check=bucket_companions,
     ),
     Rule("kms-rotation", "KMS keys rotate.", ("aws:kms/key:Key",), key_rotates),
@@ -421,6 +428,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "ecr-lifecycle",
         "Every repository has a lifecycle policy.",
+        (REPOSITORY,),
         stack_check=repository_lifecycle,
     ),
     Rule(
@@ -485,7 +493,13 @@ RULES: tuple[Rule, ...] = (
         tuple(POLICY_PROPS),
         passrole_scoped,
     ),
-    Rule("tags-required", "Every taggable resource carries the required tags.", (), required_tags),
+    Rule(
+        "tags-required",
+        "Every taggable resource carries the required tags.",
+        (),
+        required_tags,
+        applies=_taggable,
+    ),
 )
 """Every policy of the pack, all mandatory."""
 
@@ -494,8 +508,34 @@ def check_resource(
     rule: Rule,
     resource: Resource,
     config: Mapping[str, Any] | None = None,
+    examined: Counter[str] | None = None,
 ) -> list[str]:
-    """The violations of ``rule`` by one resource."""
+    """The violations of ``rule`` by one resource.
+
+    A resource the rule does not apply to (another type, or ``applies`` says no) is not
+    examined; one it does is counted in ``examined`` under the rule's name, as the check runs.
+    """
     if rule.check is None or (rule.types and resource.type not in rule.types):
         return []
+    if rule.applies is not None and not rule.applies(resource):
+        return []
+    if examined is not None:
+        examined[rule.name] += 1
     return list(rule.check(resource, **{**rule.config, **(config or {})}))
+
+
+def check_stack(
+    rule: Rule,
+    resources: Sequence[Resource],
+    examined: Counter[str] | None = None,
+) -> list[tuple[Resource, str]]:
+    """The (resource, violation) pairs of a stack rule over a whole stack.
+
+    What it examined is the resources of the types it guards (``rule.types``), counted in
+    ``examined`` as the check runs.
+    """
+    if rule.stack_check is None:
+        return []
+    if examined is not None:
+        examined[rule.name] += sum(1 for r in resources if r.type in rule.types)
+    return list(rule.stack_check(resources))

@@ -1,19 +1,99 @@
-"""The policy pack: every policy fails a deliberately bad resource, and the real plans pass."""
+"""The policy pack: each condition of each rule has a bad case, and the real plans pass.
+
+Every rule is written down below as the conditions it checks. Each condition has one minimal
+bad resource: the rule's good resource with only that condition broken, so a rule that loses
+the condition lets it through and a test fails. Good cases pin what the rule must let pass
+(exemptions, the other half of an ``any``/``all``). Expected values are literal here, never
+read from ``policies.rules``.
+"""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
+from policies import rules
 from policies.pack import policies
-from policies.rules import RULES, Resource, check_resource
-from shared.naming import REQUIRED_TAGS
+from policies.rules import RULES, Resource, check_resource, check_stack
 from toolbox.synth import synth
-from toolbox.verdicts import evaluate
+from toolbox.verdicts import evaluate, unexamined
 
-TAGS = {key: "x" for key in REQUIRED_TAGS}
+REQUIRED_TAG_KEYS = (
+    "Project",
+    "Environment",
+    "Layer",
+    "Owner",
+    "ManagedBy",
+    "Repository",
+    "CostCenter",
+)
+TAGS = {key: "x" for key in REQUIRED_TAG_KEYS}
 KEY_ARN = "arn:aws:kms:us-east-1:111111111111:key/k"
+ROLE_ARN = "arn:aws:iam::111111111111:role/r"
+
+RULE_NAMES = {
+    "s3-public-access-blocked",
+    "s3-versioning-enabled",
+    "s3-lifecycle-expires",
+    "s3-sse-kms",
+    "s3-tls-only",
+    "s3-bucket-guarded",
+    "kms-rotation",
+    "secret-cmk",
+    "sns-cmk",
+    "ecr-scan-on-push",
+    "ecr-immutable-tags",
+    "ecr-lifecycle",
+    "logs-retention-and-kms",
+    "codebuild-small",
+    "codebuild-logs",
+    "codebuild-encrypted",
+    "codepipeline-five-stages",
+    "codepipeline-artifacts-encrypted",
+    "iam-no-wildcard-action",
+    "iam-no-wildcard-resource",
+    "iam-trust-source-conditions",
+    "iam-passrole-scoped",
+    "tags-required",
+}
+"""The 23 mandatory policies of the pack."""
+
+PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+ENCRYPTION = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+)
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+BUCKET_TYPE = "aws:s3/bucket:Bucket"
+KEY = "aws:kms/key:Key"
+SECRET = "aws:secretsmanager/secret:Secret"
+TOPIC = "aws:sns/topic:Topic"
+REPOSITORY = "aws:ecr/repository:Repository"
+ECR_LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+PROJECT = "aws:codebuild/project:Project"
+PIPELINE = "aws:codepipeline/pipeline:Pipeline"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+MANAGED_POLICY = "aws:iam/policy:Policy"
+TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
+REPOSITORY_POLICY = "aws:ecr/repositoryPolicy:RepositoryPolicy"
+POLICY_DOCUMENT_PROPS = {
+    ROLE: "assumeRolePolicy",
+    ROLE_POLICY: "policy",
+    MANAGED_POLICY: "policy",
+    BUCKET_POLICY: "policy",
+    TOPIC_POLICY: "policy",
+    REPOSITORY_POLICY: "policy",
+    KEY: "policy",
+}
+"""Every resource type whose policy document the IAM rules read, and the prop that holds it."""
+STAGE_NAMES = ["Source", "Build", "Test", "SecurityScan", "Deploy"]
 
 
 def doc(*statements):
@@ -24,270 +104,650 @@ def res(type_, logical="bad-thing", **props):
     return Resource(type_, f"urn:pulumi:dev::p::{type_}::{logical}", logical, props)
 
 
-TRUST_OK = doc(
-    {
+def allow(actions, resource="arn:aws:s3:::b/*", **extra):
+    return {"Effect": "Allow", "Action": actions, "Resource": resource, **extra}
+
+
+def service_trust(**condition):
+    statement = {
         "Effect": "Allow",
         "Principal": {"Service": ["codebuild.amazonaws.com"]},
         "Action": ["sts:AssumeRole"],
-        "Condition": {"StringEquals": {"aws:SourceAccount": ["111111111111"]}},
     }
+    return doc({**statement, "Condition": condition} if condition else statement)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One resource a rule must flag (bad) or let pass (good), and why."""
+
+    rule: str
+    what: str
+    resource: Resource
+    config: dict[str, Any] = field(default_factory=dict)
+    says: str = ""
+    """Text the violation must contain (bad cases)."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.rule}: {self.what}"
+
+
+ALL_BLOCKED = dict.fromkeys(
+    ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"), True
+)
+EXPIRING = {"status": "Enabled", "expiration": {"days": 30}}
+KMS_DEFAULT = {
+    "applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": KEY_ARN}
+}
+TLS_DENY = {
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:*",
+    "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
+    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+}
+LOGS_OK = {"retentionInDays": 7, "kmsKeyId": KEY_ARN}
+CODEBUILD_LOGS = {"cloudwatchLogs": {"status": "ENABLED", "groupName": "/aws/codebuild/x"}}
+STORE = {"location": "b", "type": "S3", "encryptionKey": {"type": "KMS", "id": KEY_ARN}}
+PASSROLE_SCOPED = allow(
+    "iam:PassRole",
+    ROLE_ARN,
+    Condition={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
 )
 
-# rule name -> (a resource that breaks it, one that keeps it)
-CASES = {
-    "s3-public-access-blocked": (
-        res(
-            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
-            blockPublicAcls=True,
-            blockPublicPolicy=True,
-            ignorePublicAcls=True,
-            restrictPublicBuckets=False,
-        ),
-        res(
-            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
-            blockPublicAcls=True,
-            blockPublicPolicy=True,
-            ignorePublicAcls=True,
-            restrictPublicBuckets=True,
-        ),
+
+def _without(mapping, key):
+    return {k: v for k, v in mapping.items() if k != key}
+
+
+BAD: list[Case] = [
+    # s3-public-access-blocked: each of the four switches must be true.
+    *[
+        Case(
+            "s3-public-access-blocked",
+            f"{key} false",
+            res(PAB, **{**ALL_BLOCKED, key: False}),
+            says=key,
+        )
+        for key in ALL_BLOCKED
+    ],
+    Case(
+        "s3-public-access-blocked",
+        "restrictPublicBuckets unset",
+        res(PAB, **_without(ALL_BLOCKED, "restrictPublicBuckets")),
+        says="restrictPublicBuckets",
     ),
-    "s3-versioning-enabled": (
-        res(
-            "aws:s3/bucketVersioning:BucketVersioning",
-            versioningConfiguration={"status": "Suspended"},
-        ),
-        res(
-            "aws:s3/bucketVersioning:BucketVersioning",
-            versioningConfiguration={"status": "Enabled"},
-        ),
+    # s3-versioning-enabled: status Enabled.
+    Case(
+        "s3-versioning-enabled",
+        "suspended",
+        res(VERSIONING, versioningConfiguration={"status": "Suspended"}),
     ),
-    "s3-lifecycle-expires": (
-        res(
-            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-            rules=[{"status": "Disabled", "expiration": {"days": 30}}],
-        ),
-        res(
-            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-            rules=[{"status": "Enabled", "expiration": {"days": 30}}],
-        ),
+    Case(
+        "s3-versioning-enabled",
+        "disabled",
+        res(VERSIONING, versioningConfiguration={"status": "Disabled"}),
     ),
-    "s3-sse-kms": (
+    Case("s3-versioning-enabled", "unset", res(VERSIONING)),
+    # s3-lifecycle-expires: some rule is Enabled and expires after days.
+    Case(
+        "s3-lifecycle-expires",
+        "rule disabled",
+        res(LIFECYCLE, rules=[{**EXPIRING, "status": "Disabled"}]),
+    ),
+    Case("s3-lifecycle-expires", "no expiration", res(LIFECYCLE, rules=[{"status": "Enabled"}])),
+    Case(
+        "s3-lifecycle-expires",
+        "expiration without days",
+        res(LIFECYCLE, rules=[{"status": "Enabled", "expiration": {}}]),
+    ),
+    Case("s3-lifecycle-expires", "no rules", res(LIFECYCLE, rules=[])),
+    # s3-sse-kms: algorithm aws:kms and a key.
+    Case(
+        "s3-sse-kms",
+        "AES256",
         res(
-            "aws:s3/bucketServerSideEncryptionConfiguration:"
-            "BucketServerSideEncryptionConfiguration",
-            rules=[{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}],
-        ),
-        res(
-            "aws:s3/bucketServerSideEncryptionConfiguration:"
-            "BucketServerSideEncryptionConfiguration",
+            ENCRYPTION,
             rules=[
                 {
                     "applyServerSideEncryptionByDefault": {
-                        "sseAlgorithm": "aws:kms",
+                        "sseAlgorithm": "AES256",
                         "kmsMasterKeyId": KEY_ARN,
                     }
                 }
             ],
         ),
     ),
-    "s3-tls-only": (
+    Case(
+        "s3-sse-kms",
+        "aws:kms without a key (the AWS managed key)",
         res(
-            "aws:s3/bucketPolicy:BucketPolicy",
+            ENCRYPTION, rules=[{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}]
+        ),
+    ),
+    Case("s3-sse-kms", "no rules", res(ENCRYPTION, rules=[])),
+    # s3-tls-only: a Deny statement with Bool aws:SecureTransport false.
+    Case(
+        "s3-tls-only",
+        "the TLS statement allows",
+        res(BUCKET_POLICY, policy=doc({**TLS_DENY, "Effect": "Allow"})),
+    ),
+    Case(
+        "s3-tls-only",
+        "denies only TLS requests",
+        res(
+            BUCKET_POLICY,
+            policy=doc({**TLS_DENY, "Condition": {"Bool": {"aws:SecureTransport": "true"}}}),
+        ),
+    ),
+    Case(
+        "s3-tls-only",
+        "deny without the condition",
+        res(BUCKET_POLICY, policy=doc(_without(TLS_DENY, "Condition"))),
+    ),
+    Case(
+        "s3-tls-only",
+        "the condition under another operator",
+        res(
+            BUCKET_POLICY,
+            policy=doc(
+                {**TLS_DENY, "Condition": {"StringEquals": {"aws:SecureTransport": "false"}}}
+            ),
+        ),
+    ),
+    Case("s3-tls-only", "no statements", res(BUCKET_POLICY, policy=doc())),
+    # kms-rotation
+    Case("kms-rotation", "rotation off", res(KEY, enableKeyRotation=False)),
+    Case("kms-rotation", "rotation unset", res(KEY)),
+    # secret-cmk / sns-cmk: a key, and not an AWS managed one.
+    Case("secret-cmk", "no key", res(SECRET)),
+    Case("secret-cmk", "empty key", res(SECRET, kmsKeyId="")),
+    Case("secret-cmk", "AWS managed key", res(SECRET, kmsKeyId="alias/aws/secretsmanager")),
+    Case("sns-cmk", "no key", res(TOPIC)),
+    Case("sns-cmk", "AWS managed key", res(TOPIC, kmsMasterKeyId="alias/aws/sns")),
+    # ecr-scan-on-push / ecr-immutable-tags
+    Case(
+        "ecr-scan-on-push", "off", res(REPOSITORY, imageScanningConfiguration={"scanOnPush": False})
+    ),
+    Case("ecr-scan-on-push", "unset", res(REPOSITORY)),
+    Case("ecr-immutable-tags", "mutable", res(REPOSITORY, imageTagMutability="MUTABLE")),
+    Case("ecr-immutable-tags", "unset", res(REPOSITORY)),
+    # logs-retention-and-kms: a retention, at most the limit, and the key.
+    Case(
+        "logs-retention-and-kms",
+        "kept forever",
+        res(LOG_GROUP, kmsKeyId=KEY_ARN),
+        says="kept forever",
+    ),
+    Case(
+        "logs-retention-and-kms",
+        "0 days (never expire)",
+        res(LOG_GROUP, retentionInDays=0, kmsKeyId=KEY_ARN),
+    ),
+    Case(
+        "logs-retention-and-kms",
+        "8 days over the 7-day default",
+        res(LOG_GROUP, **{**LOGS_OK, "retentionInDays": 8}),
+        says="kept 8 days",
+    ),
+    Case(
+        "logs-retention-and-kms",
+        "31 days over a configured 30",
+        res(LOG_GROUP, **{**LOGS_OK, "retentionInDays": 31}),
+        config={"maxRetentionDays": 30},
+    ),
+    Case(
+        "logs-retention-and-kms", "no key", res(LOG_GROUP, retentionInDays=7), says="not encrypted"
+    ),
+    # codebuild-small
+    Case(
+        "codebuild-small",
+        "large",
+        res(PROJECT, name="p", environment={"computeType": "BUILD_GENERAL1_LARGE"}),
+    ),
+    Case(
+        "codebuild-small",
+        "medium",
+        res(PROJECT, name="p", environment={"computeType": "BUILD_GENERAL1_MEDIUM"}),
+    ),
+    Case("codebuild-small", "no environment", res(PROJECT, name="p")),
+    # codebuild-logs: not DISABLED, and a group name.
+    Case(
+        "codebuild-logs",
+        "disabled",
+        res(
+            PROJECT,
+            logsConfig={
+                "cloudwatchLogs": {**CODEBUILD_LOGS["cloudwatchLogs"], "status": "DISABLED"}
+            },
+        ),
+    ),
+    Case(
+        "codebuild-logs",
+        "no group name",
+        res(PROJECT, logsConfig={"cloudwatchLogs": {"status": "ENABLED"}}),
+    ),
+    Case("codebuild-logs", "no logs config", res(PROJECT)),
+    # codebuild-encrypted
+    Case("codebuild-encrypted", "no key", res(PROJECT)),
+    Case("codebuild-encrypted", "empty key", res(PROJECT, encryptionKey="")),
+    # codepipeline-five-stages: exactly these names in this order.
+    Case(
+        "codepipeline-five-stages",
+        "a stage missing",
+        res(PIPELINE, stages=[{"name": n} for n in STAGE_NAMES if n != "SecurityScan"]),
+    ),
+    Case(
+        "codepipeline-five-stages",
+        "out of order",
+        res(
+            PIPELINE,
+            stages=[{"name": n} for n in ["Source", "Build", "SecurityScan", "Test", "Deploy"]],
+        ),
+    ),
+    Case(
+        "codepipeline-five-stages",
+        "an extra stage",
+        res(PIPELINE, stages=[{"name": n} for n in [*STAGE_NAMES, "Approve"]]),
+    ),
+    Case("codepipeline-five-stages", "no stages", res(PIPELINE)),
+    # codepipeline-artifacts-encrypted: stores exist and every one has a key.
+    Case("codepipeline-artifacts-encrypted", "no store", res(PIPELINE, artifactStores=[])),
+    Case(
+        "codepipeline-artifacts-encrypted",
+        "store without key",
+        res(PIPELINE, artifactStores=[_without(STORE, "encryptionKey")]),
+    ),
+    Case(
+        "codepipeline-artifacts-encrypted",
+        "key without id",
+        res(PIPELINE, artifactStores=[{**STORE, "encryptionKey": {"type": "KMS"}}]),
+    ),
+    Case(
+        "codepipeline-artifacts-encrypted",
+        "second region's store without key",
+        res(
+            PIPELINE,
+            artifactStores=[STORE, {**_without(STORE, "encryptionKey"), "region": "eu-west-1"}],
+        ),
+    ),
+    # iam-no-wildcard-action: '*' or 'service:*' in an Allow, in every policy-bearing type.
+    *[
+        Case(
+            "iam-no-wildcard-action",
+            f"s3:* in {type_.rsplit(':', 1)[1]}",
+            res(type_, **{prop: doc(allow(["s3:GetObject", "s3:*"]))}),
+        )
+        for type_, prop in POLICY_DOCUMENT_PROPS.items()
+    ],
+    Case("iam-no-wildcard-action", "'*' as a string", res(ROLE_POLICY, policy=doc(allow("*")))),
+    # iam-no-wildcard-resource: Resource '*' only with allow-listed actions.
+    *[
+        Case(
+            "iam-no-wildcard-resource",
+            f"s3:GetObject on '*' in {type_.rsplit(':', 1)[1]}",
+            res(type_, policy=doc(allow(["s3:GetObject"], "*"))),
+        )
+        for type_ in (ROLE_POLICY, MANAGED_POLICY, BUCKET_POLICY, TOPIC_POLICY, REPOSITORY_POLICY)
+    ],
+    Case(
+        "iam-no-wildcard-resource",
+        "an allowed action beside one that is not",
+        res(ROLE_POLICY, policy=doc(allow(["ecr:GetAuthorizationToken", "ecr:PutImage"], ["*"]))),
+        says="ecr:PutImage",
+    ),
+    # iam-trust-source-conditions: a service principal needs aws:SourceAccount or aws:SourceArn.
+    Case(
+        "iam-trust-source-conditions", "no condition", res(ROLE, assumeRolePolicy=service_trust())
+    ),
+    Case(
+        "iam-trust-source-conditions",
+        "only another condition key",
+        res(ROLE, assumeRolePolicy=service_trust(StringEquals={"aws:PrincipalOrgID": "o-1"})),
+    ),
+    # iam-passrole-scoped: iam:PassRole needs iam:PassedToService.
+    Case(
+        "iam-passrole-scoped",
+        "no condition",
+        res(ROLE_POLICY, policy=doc(allow("iam:PassRole", ROLE_ARN))),
+    ),
+    Case(
+        "iam-passrole-scoped",
+        "in a list, another condition key",
+        res(
+            MANAGED_POLICY,
+            policy=doc(
+                allow(
+                    ["iam:GetRole", "iam:PassRole"],
+                    ROLE_ARN,
+                    Condition={"StringEquals": {"iam:AssociatedResourceArn": "arn:aws:ecs:x"}},
+                )
+            ),
+        ),
+    ),
+    # tags-required: each of the seven keys, with a value.
+    *[
+        Case("tags-required", f"{key} missing", res(KEY, tags=_without(TAGS, key)), says=key)
+        for key in REQUIRED_TAG_KEYS
+    ],
+    Case("tags-required", "Owner empty", res(KEY, tags={**TAGS, "Owner": ""}), says="Owner"),
+    Case("tags-required", "no tags", res(SECRET)),
+]
+"""Resources each rule must flag: one per condition it checks."""
+
+GOOD: list[Case] = [
+    Case("s3-public-access-blocked", "all four", res(PAB, **ALL_BLOCKED)),
+    Case(
+        "s3-versioning-enabled",
+        "enabled",
+        res(VERSIONING, versioningConfiguration={"status": "Enabled"}),
+    ),
+    Case("s3-lifecycle-expires", "expires", res(LIFECYCLE, rules=[EXPIRING])),
+    Case(
+        "s3-lifecycle-expires",
+        "one expiring rule among others",
+        res(
+            LIFECYCLE,
+            rules=[
+                {"status": "Enabled", "noncurrentVersionExpiration": {"noncurrentDays": 7}},
+                EXPIRING,
+            ],
+        ),
+    ),
+    Case("s3-sse-kms", "the platform key", res(ENCRYPTION, rules=[KMS_DEFAULT])),
+    Case(
+        "s3-tls-only",
+        "denies plain HTTP",
+        res(BUCKET_POLICY, policy=doc(allow(["s3:GetObject"]), TLS_DENY)),
+    ),
+    Case(
+        "s3-tls-only",
+        "boolean false, single statement",
+        res(
+            BUCKET_POLICY,
+            policy=json.dumps(
+                {"Statement": {**TLS_DENY, "Condition": {"Bool": {"aws:SecureTransport": False}}}}
+            ),
+        ),
+    ),
+    Case("s3-tls-only", "policy unknown until apply (a preview)", res(BUCKET_POLICY)),
+    Case("kms-rotation", "rotates", res(KEY, enableKeyRotation=True)),
+    Case("secret-cmk", "the platform key", res(SECRET, kmsKeyId=KEY_ARN)),
+    Case("secret-cmk", "a customer alias", res(SECRET, kmsKeyId="alias/acme-platform")),
+    Case("sns-cmk", "the platform key", res(TOPIC, kmsMasterKeyId=KEY_ARN)),
+    Case(
+        "ecr-scan-on-push", "on", res(REPOSITORY, imageScanningConfiguration={"scanOnPush": True})
+    ),
+    Case("ecr-immutable-tags", "immutable", res(REPOSITORY, imageTagMutability="IMMUTABLE")),
+    Case("logs-retention-and-kms", "7 days and the key", res(LOG_GROUP, **LOGS_OK)),
+    Case("logs-retention-and-kms", "1 day", res(LOG_GROUP, **{**LOGS_OK, "retentionInDays": 1})),
+    Case(
+        "logs-retention-and-kms",
+        "30 days under a configured 30",
+        res(LOG_GROUP, **{**LOGS_OK, "retentionInDays": 30}),
+        config={"maxRetentionDays": 30},
+    ),
+    Case(
+        "codebuild-small",
+        "small",
+        res(PROJECT, name="p", environment={"computeType": "BUILD_GENERAL1_SMALL"}),
+    ),
+    Case("codebuild-logs", "its own group", res(PROJECT, logsConfig=CODEBUILD_LOGS)),
+    Case(
+        "codebuild-logs",
+        "status left to the default",
+        res(PROJECT, logsConfig={"cloudwatchLogs": {"groupName": "/g"}}),
+    ),
+    Case("codebuild-encrypted", "the platform key", res(PROJECT, encryptionKey=KEY_ARN)),
+    Case(
+        "codepipeline-five-stages",
+        "the five",
+        res(PIPELINE, stages=[{"name": n} for n in STAGE_NAMES]),
+    ),
+    Case("codepipeline-artifacts-encrypted", "encrypted", res(PIPELINE, artifactStores=[STORE])),
+    Case(
+        "codepipeline-artifacts-encrypted",
+        "two stores, both encrypted",
+        res(PIPELINE, artifactStores=[STORE, {**STORE, "region": "eu-west-1"}]),
+    ),
+    Case(
+        "iam-no-wildcard-action",
+        "named actions",
+        res(ROLE_POLICY, policy=doc(allow(["s3:GetObject"]))),
+    ),
+    Case(
+        "iam-no-wildcard-action",
+        "a prefix wildcard",
+        res(ROLE_POLICY, policy=doc(allow(["s3:Get*"]))),
+    ),
+    Case(
+        "iam-no-wildcard-action",
+        "a Deny may use '*'",
+        res(
+            BUCKET_POLICY,
             policy=doc({"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*"}),
         ),
+    ),
+    Case(
+        "iam-no-wildcard-resource",
+        "the allow-listed actions",
         res(
-            "aws:s3/bucketPolicy:BucketPolicy",
+            ROLE_POLICY,
+            policy=doc(allow(["ecr:GetAuthorizationToken", "ecs:RegisterTaskDefinition"], "*")),
+        ),
+    ),
+    Case(
+        "iam-no-wildcard-resource",
+        "a key policy's '*' is the key",
+        res(
+            KEY,
             policy=doc(
-                {
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": "*",
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }
+                allow(["kms:Decrypt"], "*", Principal={"AWS": "arn:aws:iam::111111111111:root"})
             ),
         ),
     ),
-    "kms-rotation": (
-        res("aws:kms/key:Key", enableKeyRotation=False),
-        res("aws:kms/key:Key", enableKeyRotation=True),
-    ),
-    "secret-cmk": (
-        res("aws:secretsmanager/secret:Secret", kmsKeyId="alias/aws/secretsmanager"),
-        res("aws:secretsmanager/secret:Secret", kmsKeyId=KEY_ARN),
-    ),
-    "sns-cmk": (res("aws:sns/topic:Topic"), res("aws:sns/topic:Topic", kmsMasterKeyId=KEY_ARN)),
-    "ecr-scan-on-push": (
-        res("aws:ecr/repository:Repository", imageScanningConfiguration={"scanOnPush": False}),
-        res("aws:ecr/repository:Repository", imageScanningConfiguration={"scanOnPush": True}),
-    ),
-    "ecr-immutable-tags": (
-        res("aws:ecr/repository:Repository", imageTagMutability="MUTABLE"),
-        res("aws:ecr/repository:Repository", imageTagMutability="IMMUTABLE"),
-    ),
-    "logs-retention-and-kms": (
-        res("aws:cloudwatch/logGroup:LogGroup", retentionInDays=30, kmsKeyId=KEY_ARN),
-        res("aws:cloudwatch/logGroup:LogGroup", retentionInDays=7, kmsKeyId=KEY_ARN),
-    ),
-    "codebuild-small": (
-        res("aws:codebuild/project:Project", environment={"computeType": "BUILD_GENERAL1_LARGE"}),
-        res("aws:codebuild/project:Project", environment={"computeType": "BUILD_GENERAL1_SMALL"}),
-    ),
-    "codebuild-logs": (
-        res("aws:codebuild/project:Project", logsConfig={"cloudwatchLogs": {"status": "DISABLED"}}),
+    Case(
+        "iam-no-wildcard-resource",
+        "a Deny on '*'",
         res(
-            "aws:codebuild/project:Project",
-            logsConfig={"cloudwatchLogs": {"status": "ENABLED", "groupName": "/aws/x"}},
+            BUCKET_POLICY,
+            policy=doc({"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*"}),
         ),
     ),
-    "codebuild-encrypted": (
-        res("aws:codebuild/project:Project"),
-        res("aws:codebuild/project:Project", encryptionKey=KEY_ARN),
-    ),
-    "codepipeline-five-stages": (
+    Case(
+        "iam-trust-source-conditions",
+        "aws:SourceAccount",
         res(
-            "aws:codepipeline/pipeline:Pipeline",
-            stages=[{"name": n} for n in ("Source", "Build", "Deploy")],
-        ),
-        res(
-            "aws:codepipeline/pipeline:Pipeline",
-            stages=[{"name": n} for n in ("Source", "Build", "Test", "SecurityScan", "Deploy")],
+            ROLE, assumeRolePolicy=service_trust(StringEquals={"aws:SourceAccount": "111111111111"})
         ),
     ),
-    "codepipeline-artifacts-encrypted": (
-        res("aws:codepipeline/pipeline:Pipeline", artifactStores=[{"location": "b"}]),
-        res(
-            "aws:codepipeline/pipeline:Pipeline",
-            artifactStores=[{"location": "b", "encryptionKey": {"type": "KMS", "id": KEY_ARN}}],
-        ),
+    Case(
+        "iam-trust-source-conditions",
+        "aws:SourceArn alone",
+        res(ROLE, assumeRolePolicy=service_trust(ArnLike={"aws:SourceArn": "arn:aws:events:x"})),
     ),
-    "iam-no-wildcard-action": (
+    Case(
+        "iam-trust-source-conditions",
+        "an account principal",
         res(
-            "aws:iam/rolePolicy:RolePolicy",
-            policy=doc({"Effect": "Allow", "Action": ["s3:*"], "Resource": ["arn:aws:s3:::b"]}),
-        ),
-        res(
-            "aws:iam/rolePolicy:RolePolicy",
-            policy=doc(
-                {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::b/*"]}
-            ),
-        ),
-    ),
-    "iam-no-wildcard-resource": (
-        res(
-            "aws:iam/rolePolicy:RolePolicy",
-            policy=doc({"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}),
-        ),
-        res(
-            "aws:iam/rolePolicy:RolePolicy",
-            policy=doc(
-                {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"}
-            ),
-        ),
-    ),
-    "iam-trust-source-conditions": (
-        res(
-            "aws:iam/role:Role",
+            ROLE,
             assumeRolePolicy=doc(
                 {
                     "Effect": "Allow",
-                    "Principal": {"Service": "codebuild.amazonaws.com"},
+                    "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
                     "Action": "sts:AssumeRole",
                 }
             ),
         ),
-        res("aws:iam/role:Role", assumeRolePolicy=TRUST_OK),
     ),
-    "iam-passrole-scoped": (
+    Case(
+        "iam-passrole-scoped", "iam:PassedToService", res(ROLE_POLICY, policy=doc(PASSROLE_SCOPED))
+    ),
+    Case(
+        "iam-passrole-scoped",
+        "a Deny needs no condition",
         res(
-            "aws:iam/rolePolicy:RolePolicy",
-            policy=doc(
-                {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "arn:aws:iam::1:role/r"}
-            ),
-        ),
-        res(
-            "aws:iam/rolePolicy:RolePolicy",
-            policy=doc(
-                {
-                    "Effect": "Allow",
-                    "Action": "iam:PassRole",
-                    "Resource": "arn:aws:iam::1:role/r",
-                    "Condition": {
-                        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
-                    },
-                }
-            ),
+            ROLE_POLICY,
+            policy=doc({"Effect": "Deny", "Action": "iam:PassRole", "Resource": ROLE_ARN}),
         ),
     ),
-    "tags-required": (
-        res("aws:kms/key:Key", tags={"Project": "x"}),
-        res("aws:kms/key:Key", tags=TAGS),
+    Case("tags-required", "the seven keys", res(KEY, tags=TAGS)),
+    Case(
+        "tags-required",
+        "a type that takes no tags",
+        res(ROLE_POLICY, policy=doc(allow(["s3:GetObject"]))),
     ),
-}
-
-BUCKET = res("aws:s3/bucket:Bucket", logical="artifacts", bucket="artifacts-b")
-COMPANIONS = [
-    res(t, logical=f"artifacts-{i}", bucket="artifacts-b")
-    for i, t in enumerate(
-        (
-            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
-            "aws:s3/bucketVersioning:BucketVersioning",
-            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-            "aws:s3/bucketPolicy:BucketPolicy",
-        )
-    )
 ]
-REPO = res("aws:ecr/repository:Repository", logical="repo", name="repo")
-STACK_CASES = {
-    "s3-bucket-guarded": ([BUCKET, *COMPANIONS[:-1]], [BUCKET, *COMPANIONS]),
-    "ecr-lifecycle": (
-        [REPO],
-        [REPO, res("aws:ecr/lifecyclePolicy:LifecyclePolicy", logical="lc", repository="repo")],
-    ),
-}
+"""Resources each rule must let pass: its exemptions and the other side of each condition."""
+
+
+def _ids(cases):
+    return [case.id for case in cases]
+
+
 RULE = {rule.name: rule for rule in RULES}
 
 
-def test_every_policy_has_a_bad_case():
-    assert set(CASES) | set(STACK_CASES) == set(RULE)
+def test_the_pack_has_the_23_rules_each_with_bad_and_good_cases():
+    assert set(RULE) == RULE_NAMES
+    assert len(RULES) == 23
+    stack_rules = {"s3-bucket-guarded", "ecr-lifecycle"}
+    assert {c.rule for c in BAD} == {c.rule for c in GOOD} == RULE_NAMES - stack_rules
+    assert {c.rule for c in STACK_BAD} == {c.rule for c in STACK_GOOD} == stack_rules
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_policy_fails_a_bad_resource_and_names_it_and_the_fix(name):
-    bad, good = CASES[name]
-    (message, *_) = check_resource(RULE[name], bad)
-    assert message.startswith(f"{bad.name} ({bad.type}): ")
-    assert "; fix: " in message
-    assert check_resource(RULE[name], good) == []
+@pytest.mark.parametrize("case", BAD, ids=_ids(BAD))
+def test_rule_flags_each_condition_it_checks(case):
+    examined: Counter[str] = Counter()
+    messages = check_resource(RULE[case.rule], case.resource, case.config, examined)
+    assert messages, f"{case.id}: not flagged"
+    assert examined == {case.rule: 1}
+    res_ = case.resource
+    assert all(m.startswith(f"{res_.name} ({res_.type}): ") and "; fix: " in m for m in messages)
+    assert case.says in " ".join(messages)
 
 
-@pytest.mark.parametrize("name", sorted(STACK_CASES))
-def test_stack_policy_fails_a_bad_stack(name):
-    bad, good = STACK_CASES[name]
-    violations = list(RULE[name].stack_check(bad))
-    assert violations and "; fix: " in violations[0][1]
-    assert list(RULE[name].stack_check(good)) == []
+@pytest.mark.parametrize("case", GOOD, ids=_ids(GOOD))
+def test_rule_lets_the_good_case_pass(case):
+    assert check_resource(RULE[case.rule], case.resource, case.config) == []
 
 
-def test_key_policies_may_use_the_key_wildcard():
-    key = res(
-        "aws:kms/key:Key",
-        policy=doc(
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": "arn:aws:iam::1:root"},
-                "Action": ["kms:Decrypt"],
-                "Resource": "*",
-            }
-        ),
-    )
-    assert check_resource(RULE["iam-no-wildcard-resource"], key) == []
+def test_an_allow_listed_project_may_use_a_bigger_compute_type(monkeypatch):
+    big = res(PROJECT, name="p-big", environment={"computeType": "BUILD_GENERAL1_LARGE"})
+    monkeypatch.setitem(rules.COMPUTE_ALLOWLIST, "p-big", "the integration suite needs 15 GB")
+    assert check_resource(RULE["codebuild-small"], big) == []
 
 
-def test_log_retention_limit_comes_from_config():
-    group = CASES["logs-retention-and-kms"][0]
-    assert check_resource(RULE["logs-retention-and-kms"], group, {"maxRetentionDays": 30}) == []
+def test_a_resource_of_another_type_is_neither_checked_nor_examined():
+    examined: Counter[str] = Counter()
+    topic = res(TOPIC)
+    for rule in RULES:
+        if rule.stack_check is None and rule.name not in {"sns-cmk", "tags-required"}:
+            assert check_resource(rule, topic, None, examined) == [], rule.name
+    assert examined == {}
+    untaggable = res(ROLE_POLICY, policy=doc(allow(["s3:GetObject"])))
+    check_resource(RULE["tags-required"], untaggable, None, examined)
+    assert examined == {}
+
+
+BUCKET = res(BUCKET_TYPE, logical="artifacts", bucket="artifacts-b")
+COMPANION_TYPES = (PAB, VERSIONING, LIFECYCLE, ENCRYPTION, BUCKET_POLICY)
+COMPANIONS = {
+    t: res(t, logical=f"artifacts-{i}", bucket="artifacts-b") for i, t in enumerate(COMPANION_TYPES)
+}
+REPO = res(REPOSITORY, logical="repo", name="repo")
+REPO_LIFECYCLE = res(ECR_LIFECYCLE, logical="lc", repository="repo")
+
+
+@dataclass(frozen=True)
+class StackCase:
+    rule: str
+    what: str
+    resources: list[Resource]
+
+    @property
+    def id(self) -> str:
+        return f"{self.rule}: {self.what}"
+
+
+STACK_BAD: list[StackCase] = [
+    *[
+        StackCase(
+            "s3-bucket-guarded",
+            f"no {t.rsplit(':', 1)[1]}",
+            [BUCKET, *[c for k, c in COMPANIONS.items() if k != t]],
+        )
+        for t in COMPANION_TYPES
+    ],
+    StackCase(
+        "s3-bucket-guarded",
+        "the block guards another bucket",
+        [BUCKET, *[c for k, c in COMPANIONS.items() if k != PAB], res(PAB, bucket="other-b")],
+    ),
+    StackCase(
+        "s3-bucket-guarded",
+        "two unnamed buckets (a preview), one block",
+        [
+            res(BUCKET_TYPE, logical="a"),
+            res(BUCKET_TYPE, logical="b"),
+            *[res(t, logical=f"a-{i}") for i, t in enumerate(COMPANION_TYPES)],
+            *[res(t, logical=f"b-{i}") for i, t in enumerate(COMPANION_TYPES) if t != PAB],
+        ],
+    ),
+    StackCase("ecr-lifecycle", "no lifecycle policy", [REPO]),
+    StackCase(
+        "ecr-lifecycle",
+        "the policy of another repository",
+        [REPO, res(ECR_LIFECYCLE, repository="other")],
+    ),
+    StackCase(
+        "ecr-lifecycle",
+        "two unnamed repositories (a preview), one policy",
+        [
+            res(REPOSITORY, logical="a"),
+            res(REPOSITORY, logical="b"),
+            res(ECR_LIFECYCLE, repository="x"),
+        ],
+    ),
+]
+
+STACK_GOOD: list[StackCase] = [
+    StackCase("s3-bucket-guarded", "every companion", [BUCKET, *COMPANIONS.values()]),
+    StackCase(
+        "s3-bucket-guarded",
+        "unnamed bucket (a preview) with each companion",
+        [
+            res(BUCKET_TYPE, logical="a"),
+            *[res(t, logical=f"a-{i}") for i, t in enumerate(COMPANION_TYPES)],
+        ],
+    ),
+    StackCase("ecr-lifecycle", "its policy", [REPO, REPO_LIFECYCLE]),
+    StackCase(
+        "ecr-lifecycle",
+        "unnamed repository (a preview) with a policy",
+        [res(REPOSITORY, logical="a"), res(ECR_LIFECYCLE, repository="a-123")],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", STACK_BAD, ids=_ids(STACK_BAD))
+def test_stack_rule_flags_each_condition_it_checks(case):
+    violations = check_stack(RULE[case.rule], case.resources)
+    assert violations, f"{case.id}: not flagged"
+    assert all("; fix: " in message for _, message in violations)
+
+
+@pytest.mark.parametrize("case", STACK_GOOD, ids=_ids(STACK_GOOD))
+def test_stack_rule_lets_the_good_stack_pass(case):
+    assert check_stack(RULE[case.rule], case.resources) == []
+
+
+def test_stack_rules_count_the_resources_they_guard():
+    examined: Counter[str] = Counter()
+    check_stack(RULE["s3-bucket-guarded"], [BUCKET, *COMPANIONS.values(), REPO], examined)
+    check_stack(RULE["ecr-lifecycle"], [BUCKET, REPO, REPO_LIFECYCLE], examined)
+    assert examined == {"s3-bucket-guarded": 1, "ecr-lifecycle": 1}
 
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
@@ -295,7 +755,54 @@ def test_the_real_plan_of_every_layer_passes_every_policy(environment, dev, prod
     for plan in {"dev": dev, "prod": prod}[environment].values():
         verdicts = evaluate(plan)
         assert verdicts.passed, [v.message for v in verdicts.violations]
-        assert set(verdicts.checked) == set(RULE)
+        assert set(verdicts.examined) == RULE_NAMES
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_every_rule_examines_a_resource_of_the_real_plans(environment, dev, prod):
+    """A rule that matches nothing in the plans (a mistyped type token) guards nothing."""
+    plans = {"dev": dev, "prod": prod}[environment]
+    verdicts = [evaluate(plan) for plan in plans.values()]
+    total: Counter[str] = Counter()
+    for verdict in verdicts:
+        total.update(verdict.examined)
+    assert {name for name, count in total.items() if count >= 1} == RULE_NAMES
+    assert unexamined(verdicts) == []
+
+
+def test_verdicts_count_only_what_each_rule_examined(dev):
+    foundation = evaluate(dev["foundation"]).examined
+    registry = evaluate(dev["registry"]).examined
+    pipeline = evaluate(dev["pipeline"]).examined
+    # One key, one bucket, one secret, one topic in the foundation; none elsewhere.
+    assert (foundation["kms-rotation"], registry["kms-rotation"], pipeline["kms-rotation"]) == (
+        1,
+        0,
+        0,
+    )
+    assert foundation["s3-bucket-guarded"] == 1 and registry["s3-bucket-guarded"] == 0
+    assert (foundation["secret-cmk"], foundation["sns-cmk"]) == (1, 1)
+    # One repository in the registry.
+    for name in ("ecr-scan-on-push", "ecr-immutable-tags", "ecr-lifecycle"):
+        assert (foundation[name], registry[name], pipeline[name]) == (0, 1, 0), name
+    # Four CodeBuild projects and their four log groups, one pipeline.
+    for name in (
+        "codebuild-small",
+        "codebuild-logs",
+        "codebuild-encrypted",
+        "logs-retention-and-kms",
+    ):
+        assert pipeline[name] == 4, name
+    assert pipeline["codepipeline-five-stages"] == pipeline["codepipeline-artifacts-encrypted"] == 1
+    # Tags: only resources whose type takes tags, so never more than the layer's resources.
+    custom = sum(1 for r in dev["registry"].resources if r.custom)
+    assert 1 <= registry["tags-required"] < custom
+
+
+def test_unexamined_names_the_rules_no_layer_exercised(dev):
+    # The registry holds a repository and its lifecycle policy: four rules look at them.
+    registry_rules = {"ecr-scan-on-push", "ecr-immutable-tags", "ecr-lifecycle", "tags-required"}
+    assert unexamined([evaluate(dev["registry"])]) == sorted(RULE_NAMES - registry_rules)
 
 
 def test_a_drifted_plan_fails_synth_verdicts(dev):
@@ -317,7 +824,11 @@ def test_synth_writes_deterministic_verdicts_beside_the_plan(tmp_path):
     second = synth("dev", "registry", tmp_path / "b")
     text = (tmp_path / "a" / "dev" / "registry.policy.json").read_text()
     assert text == (tmp_path / "b" / "dev" / "registry.policy.json").read_text()
-    assert json.loads(text)["passed"] is True
+    verdicts = json.loads(text)
+    assert verdicts["passed"] is True
+    assert set(verdicts["policies"]) == RULE_NAMES
+    assert verdicts["policies"]["ecr-immutable-tags"] == {"examined": 1, "violations": []}
+    assert verdicts["policies"]["kms-rotation"] == {"examined": 0, "violations": []}
     assert first.violations == second.violations == 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from shared.layers import REPO_ROOT
 from toolbox.offline import LayerPlan, plan_all
-from toolbox.verdicts import Verdicts, evaluate
+from toolbox.verdicts import Verdicts, evaluate, unexamined
 
 PLAN_DIR = REPO_ROOT / "build" / "plan"
 
@@ -61,9 +61,13 @@ def summary(result: SynthResult) -> str:
             lines.append(f"  {count:4d}  {type_}")
         verdict = result.verdicts[name]
         lines.append(
-            f"  policies: {len(verdict.checked)} mandatory, {len(verdict.violations)} violations"
+            f"  policies: {len(verdict.examined)} mandatory, {len(verdict.violations)} violations,"
+            f" {sum(1 for n in verdict.examined.values() if n)} examined a resource here"
         )
         lines.extend(f"  VIOLATION {v.policy}: {v.message}" for v in verdict.violations)
+    idle = unexamined(result.verdicts.values())
+    if idle:
+        lines.append(f"policies that examined no resource of these layers: {', '.join(idle)}")
     for name, plan in result.plans.items():
         lines.append("")
         lines.append(f"{name} tree:")

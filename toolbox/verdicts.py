@@ -1,13 +1,19 @@
-"""The policy pack over the offline plan: what ``invoke synth`` checks and writes as verdicts."""
+"""The policy pack over the offline plan: what ``invoke synth`` checks and writes as verdicts.
+
+Per rule the verdicts say how many resources it examined, counted as the rule ran (a resource
+of a type it applies to; for a stack rule, each resource of the types it guards), so a rule that
+looked at nothing shows 0 rather than passing silently.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policies.rules import RULES, Resource, check_resource
+from policies.rules import RULES, Resource, check_resource, check_stack
 from shared.layers import get
 from shared.stackconfig import read_stack_files
 from toolbox.offline import LayerPlan
@@ -28,8 +34,8 @@ class Verdicts:
 
     layer: str
     environment: str
-    checked: dict[str, int]
-    """Resources each policy looked at (stack policies: the whole stack counts as one)."""
+    examined: dict[str, int]
+    """Resources each policy examined (0: it found nothing of the types it applies to)."""
     violations: tuple[Violation, ...]
 
     @property
@@ -45,10 +51,10 @@ class Verdicts:
             "enforcement": "mandatory",
             "policies": {
                 name: {
-                    "checked": count,
+                    "examined": count,
                     "violations": [v.message for v in self.violations if v.policy == name],
                 }
-                for name, count in sorted(self.checked.items())
+                for name, count in sorted(self.examined.items())
             },
             "passed": self.passed,
         }
@@ -66,21 +72,27 @@ def evaluate(plan: LayerPlan, config: Mapping[str, Any] | None = None) -> Verdic
     """Run every rule of the pack over one layer's planned resources."""
     config = layer_config(plan) if config is None else config
     resources = [Resource(r.type, r.urn, r.name, r.inputs) for r in plan.resources if r.custom]
-    checked: dict[str, int] = {}
+    examined: Counter[str] = Counter({rule.name: 0 for rule in RULES})
     violations: list[Violation] = []
     for rule in RULES:
         if rule.stack_check is not None:
-            checked[rule.name] = 1
             violations.extend(
-                Violation(rule.name, r.urn, message) for r, message in rule.stack_check(resources)
+                Violation(rule.name, r.urn, message)
+                for r, message in check_stack(rule, resources, examined)
             )
             continue
-        applicable = [r for r in resources if not rule.types or r.type in rule.types]
-        checked[rule.name] = len(applicable)
         rule_config = {k: v for k, v in config.items() if k in rule.config}
-        for resource in applicable:
+        for resource in resources:
             violations.extend(
                 Violation(rule.name, resource.urn, message)
-                for message in check_resource(rule, resource, rule_config)
+                for message in check_resource(rule, resource, rule_config, examined)
             )
-    return Verdicts(plan.layer, plan.environment, checked, tuple(violations))
+    return Verdicts(plan.layer, plan.environment, dict(examined), tuple(violations))
+
+
+def unexamined(verdicts: Iterable[Verdicts]) -> list[str]:
+    """The rules that examined no resource in any of ``verdicts`` (e.g. every layer of an env)."""
+    total: Counter[str] = Counter({rule.name: 0 for rule in RULES})
+    for verdict in verdicts:
+        total.update(verdict.examined)
+    return sorted(name for name, count in total.items() if count == 0)
