@@ -11,7 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from invoke import Context, Exit
 
+import tasks
 from toolbox import checks
 
 
@@ -62,9 +64,7 @@ def test_pip_audit_passes_when_every_package_was_audited_clean(monkeypatch):
     assert result.note == "1 locked packages audited, no known vulnerabilities"
 
 
-@pytest.mark.parametrize(
-    ("code", "verdict"), [(0, True), (checks.SAFETY_FINDINGS_EXIT, False), (1, None)]
-)
+@pytest.mark.parametrize(("code", "verdict"), [(0, True), (64, False), (1, None)])
 def test_safety_verdict_by_exit_code(monkeypatch, code, verdict):
     monkeypatch.setattr(checks, "execute", lambda argv, cwd=None: completed(code, "report"))
     result = checks.safety(Path("requirements.txt"))
@@ -92,3 +92,55 @@ def test_dependencies_fall_back_to_pip_audit_when_safety_cannot_run(monkeypatch)
     assert ran == ["uv", "safety", "pip-audit"]
     assert result.ok
     assert "safety could not run" in result.note
+
+
+def test_invoke_scan_runs_bandit_and_the_dependency_audit(monkeypatch, capsys):
+    """The task runs both tools, whatever the list in the code says: recorded as they run."""
+    ran: list[list[str]] = []
+
+    def record(argv, cwd=None):
+        ran.append([Path(argv[0]).name, *argv[1:]])
+        if Path(argv[0]).name == "uv":
+            Path(argv[argv.index("--output-file") + 1]).write_text("a==1\n", encoding="utf-8")
+        return completed(0, "")
+
+    monkeypatch.setattr(checks, "execute", record)
+
+    tasks.scan(Context())
+
+    tools = [argv[0] for argv in ran]
+    assert tools == ["bandit", "uv", "safety"]
+    bandit = ran[0]
+    assert bandit[bandit.index("-r") + 1] == "."
+    assert ran[1][1:3] == ["export", "--frozen"]
+    assert ran[2][1:3] == ["check", "--file"]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["ok    bandit", "ok    safety"]
+
+
+def test_invoke_scan_fails_when_the_dependency_audit_finds_a_vulnerability(monkeypatch):
+    def record(argv, cwd=None):
+        tool = Path(argv[0]).name
+        if tool == "uv":
+            Path(argv[argv.index("--output-file") + 1]).write_text("a==1\n", encoding="utf-8")
+        return completed(64 if tool == "safety" else 0, "a==1: CVE-1")
+
+    monkeypatch.setattr(checks, "execute", record)
+
+    with pytest.raises(Exit) as stopped:
+        tasks.scan(Context())
+    assert stopped.value.message == "error: scan failed: safety"
+
+
+def test_invoke_scan_fails_when_bandit_finds_an_issue(monkeypatch):
+    def record(argv, cwd=None):
+        tool = Path(argv[0]).name
+        if tool == "uv":
+            Path(argv[argv.index("--output-file") + 1]).write_text("a==1\n", encoding="utf-8")
+        return completed(1 if tool == "bandit" else 0, ">> Issue: [B602]")
+
+    monkeypatch.setattr(checks, "execute", record)
+
+    with pytest.raises(Exit) as stopped:
+        tasks.scan(Context())
+    assert stopped.value.message == "error: scan failed: bandit"
