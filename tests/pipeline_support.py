@@ -1,8 +1,18 @@
 """Helpers for the pipeline layer's tests: find resources, read buildspecs, run them for real.
 
-``run_buildspec`` runs a buildspec's phase commands in one bash shell, the way CodeBuild runs a
-version 0.2 buildspec (variables persist, a failing command fails the build), with fake ``aws``
-and ``docker`` commands on the PATH that record their calls and answer as ECR and Docker would.
+``run_buildspec`` runs a buildspec's phases in one bash shell the way CodeBuild runs a version
+0.2 buildspec (build-spec-ref, "Build phase transitions" in the CodeBuild user guide):
+
+- variables persist from command to command; a failing command ends its phase's ``commands``,
+  then the phase's ``finally`` commands run, and the phase fails;
+- after a failed ``install`` or ``pre_build`` no later phase runs; after a failed ``build``,
+  ``post_build`` still runs (with ``CODEBUILD_BUILD_SUCCEEDING=0``); a phase with
+  ``on-failure: CONTINUE`` goes on to the next phase instead;
+- the build fails when any phase failed. A command that runs ``exit`` ends the whole run
+  with its code (CodeBuild would still run ``finally``; no buildspec here has one).
+
+Fake ``aws``, ``docker`` and ``npm`` commands on the PATH record their calls and answer as ECR,
+Docker and an npm project would (``FAKE_*`` variables pick failures).
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from stacks.pipeline.codebuild import BUILDSPEC_DIR
+from shared.layers import REPO_ROOT
 from toolbox.offline import LayerPlan, PlannedResource
 
 PROJECT = "aws:codebuild/project:Project"
@@ -31,6 +41,7 @@ TARGET = "aws:cloudwatch/eventTarget:EventTarget"
 REPORT_GROUP = "aws:codebuild/reportGroup:ReportGroup"
 ACCOUNT = "111111111111"
 PHASES = ("install", "pre_build", "build", "post_build")
+BUILDSPEC_FOLDER = REPO_ROOT / "stacks" / "pipeline" / "buildspecs"
 
 
 def named(plan: LayerPlan, type_: str, name: str) -> PlannedResource:
@@ -72,7 +83,7 @@ def stages(plan: LayerPlan) -> list[dict[str, Any]]:
 
 def buildspec(file: str) -> dict[str, Any]:
     """A buildspec file, parsed."""
-    return yaml.safe_load((BUILDSPEC_DIR / file).read_text(encoding="utf-8"))
+    return yaml.safe_load((BUILDSPEC_FOLDER / file).read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)
@@ -96,37 +107,36 @@ case "$tool $*" in
     all="$*"; severity=${all##*findingSeverityCounts.}; severity=${severity%% *}
     value=$(eval echo "\\${FAKE_COUNT_$severity:-None}"); echo "$value" ;;
   "aws ecr describe-image-scan-findings"*) echo "| HIGH | CVE-0000-0001 | https://example |" ;;
-  "docker "*) exit 0 ;;
+  "docker "*) [ "$1" != "${FAKE_DOCKER_FAILS:-}" ] ;;
+  "npm run step:"*) exit 0 ;;
+  "npm ci"*) exit "${FAKE_NPM_CI_STATUS:-0}" ;;
+  "npm test"*|"npm run test"*) echo "npm: $*"; exit "${FAKE_NPM_TEST_STATUS:-0}" ;;
   *) echo "unexpected call: $tool $*" >&2; exit 99 ;;
 esac
 """
 
 
 def run_buildspec(
-    file: str, env: dict[str, str], tmp_path: Path, files: dict[str, str] | None = None
+    file: str | Path, env: dict[str, str], tmp_path: Path, files: dict[str, str] | None = None
 ) -> Run:
-    """Run ``file``'s phases in one bash shell with fake aws/docker; what it ran and wrote."""
-    spec = buildspec(file)
+    """Run ``file``'s phases in one bash shell with fake aws/docker/npm; what it ran and wrote.
+
+    ``file`` is a name in the buildspec folder, or the path of any buildspec.
+    """
+    spec = buildspec(str(file))
     bin_dir, work = tmp_path / "bin", tmp_path / "src"
     bin_dir.mkdir()
     work.mkdir()
-    for tool in ("aws", "docker"):
+    for tool in ("aws", "docker", "npm"):
         path = bin_dir / tool
         path.write_text(FAKE, encoding="utf-8")
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
     for name, text in (files or {}).items():
         (work / name).write_text(text, encoding="utf-8")
-    lines = [
-        f"export {name}={shlex.quote(str(value))}"
-        for name, value in (spec.get("env", {}).get("variables") or {}).items()
-    ]
-    for phase in PHASES:
-        for command in (spec["phases"].get(phase) or {}).get("commands", []):
-            lines.append(f"eval {shlex.quote(command)} || exit 17")
     calls = tmp_path / "calls.txt"
     calls.touch()
     result = subprocess.run(
-        ["/bin/bash", "-c", "\n".join(lines)],
+        ["/bin/bash", "-c", script(spec)],
         cwd=work,
         env={
             "PATH": f"{bin_dir}:/usr/bin:/bin",
@@ -145,3 +155,30 @@ def run_buildspec(
         calls=[line.split(" ") for line in calls.read_text().splitlines()],
         workdir=work,
     )
+
+
+def script(spec: dict[str, Any]) -> str:
+    """The bash script that runs a parsed buildspec's phases as CodeBuild sequences them."""
+    lines = [
+        f"export {name}={shlex.quote(str(value))}"
+        for name, value in ((spec.get("env") or {}).get("variables") or {}).items()
+    ]
+    lines += ["__build_ok=1", "export CODEBUILD_BUILD_SUCCEEDING=1"]
+    for phase in PHASES:
+        block = (spec.get("phases") or {}).get(phase) or {}
+        lines.append("__ok=1")
+        for command in block.get("commands") or []:
+            lines.append(f"[ $__ok = 1 ] && {{ eval {shlex.quote(command)} || __ok=0; }}")
+        lines.append("__done=1")
+        for command in block.get("finally") or []:
+            lines.append(
+                f"[ $__done = 1 ] && {{ eval {shlex.quote(command)} || __ok=0 __done=0; }}"
+            )
+        lines.append(
+            f'if [ $__ok = 0 ]; then echo "harness: phase {phase} failed" >&2;'
+            " __build_ok=0; export CODEBUILD_BUILD_SUCCEEDING=0; fi"
+        )
+        if phase in ("install", "pre_build") and block.get("on-failure") != "CONTINUE":
+            lines.append("[ $__ok = 1 ] || exit 1")
+    lines.append("[ $__build_ok = 1 ] || exit 1")
+    return "\n".join(lines)
