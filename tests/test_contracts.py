@@ -9,18 +9,47 @@ from shared.errors import UpstreamError
 from tests.conftest import inputs_of, real_upstream, upstream
 from toolbox.offline import LayerPlan, plan_layer
 
+EXPORTS = {
+    "foundation": {
+        "kmsKeyArn",
+        "kmsKeyAlias",
+        "artifactBucketName",
+        "artifactBucketArn",
+        "githubTokenSecretArn",
+        "failureTopicArn",
+    },
+    "registry": {"repositoryName", "repositoryArn", "repositoryUrl"},
+    "pipeline": {
+        "pipelineName",
+        "pipelineArn",
+        "pipelineConsoleUrl",
+        "projectNames",
+        "roleArns",
+        "logGroupNames",
+    },
+}
+"""What each layer exports, written out: what consumers and operators rely on."""
 
-@pytest.mark.parametrize("layer", sorted(CONTRACTS))
-def test_producer_exports_exactly_its_contract(layer, dev):
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+@pytest.mark.parametrize("layer", sorted(EXPORTS))
+def test_each_layer_exports_exactly_the_keys_consumers_rely_on(layer, environment, dev, prod):
+    plan = {"dev": dev, "prod": prod}[environment][layer]
+    assert set(plan.exports) == EXPORTS[layer]
+
+
+@pytest.mark.parametrize("layer", sorted(EXPORTS))
+def test_the_typed_contract_declares_the_same_keys_and_accepts_the_exports(layer, dev):
     contract = CONTRACTS[layer]
-    assert set(dev[layer].exports) == set(contract.keys())
+    assert set(contract.keys()) == EXPORTS[layer]
     contract.check(dev[layer].exports, dev[layer].stack, "dev")
 
 
 def test_every_layer_with_exports_has_a_contract(dev):
-    for layer, plan in dev.items():
-        if plan.exports:
-            assert layer in CONTRACTS, f"{layer} exports without a typed contract"
+    exporting = [layer for layer, plan in dev.items() if plan.exports]
+    assert sorted(exporting) == sorted(EXPORTS)
+    for layer in exporting:
+        assert layer in CONTRACTS, f"{layer} exports without a typed contract"
 
 
 def test_consumer_reading_a_key_the_producer_does_not_export_fails(dev):

@@ -17,7 +17,7 @@ from invoke import Context, Exit
 from shared.errors import ConfigError, PlatformError
 from shared.layers import UnknownLayerError, names
 from toolbox import automation, orchestration
-from toolbox.automation import CLI_MISSING, REDACTED, PulumiRunner
+from toolbox.automation import CLI_MISSING, PulumiRunner
 from toolbox.offline import LayerPlan
 from toolbox.orchestration import Status
 
@@ -89,7 +89,7 @@ def test_deploy_without_layer_applies_every_layer_in_dependency_order(runner):
 
     assert runner.ops("up") == list(names()) == ["foundation", "registry", "pipeline"]
     assert report.ok
-    assert report.layers(Status.APPLIED) == names()
+    assert report.layers(Status.APPLIED) == ("foundation", "registry", "pipeline")
     assert report.summary() == "deploy dev: done"
 
 
@@ -198,7 +198,7 @@ def test_destroy_without_layer_goes_in_reverse_dependency_order(runner):
 
     report = orchestration.destroy(runner, "dev")
 
-    assert runner.ops("destroy") == list(reversed(names()))
+    assert runner.ops("destroy") == ["pipeline", "registry", "foundation"]
     assert report.layers(Status.DESTROYED) == ("pipeline", "registry", "foundation")
 
 
@@ -438,7 +438,7 @@ def test_adapter_outputs_redact_secrets(adapter):
 
     assert runner.outputs("registry", "dev") == {
         "repositoryName": "acme-registry-app-dev",
-        "token": REDACTED,
+        "token": "[secret]",
     }
 
 

@@ -267,6 +267,7 @@ def test_a_conforming_account_passes_every_check(account):
     session, outputs = account
     results = verify(outputs, session)
     assert {r.check for r in results} == set(DRIFTS)
+    assert len(results) == 14  # one resource per check in this account
     assert [r for r in results if not r.ok] == []
     assert table(results).endswith(f"{len(results)} passed, 0 failed")
 
@@ -282,11 +283,16 @@ def test_each_check_catches_its_drift(check, account):
 def test_a_stack_not_deployed_fails_its_checks(account):
     session, outputs = account
     results = verify({**outputs, "pipeline": None}, session)
-    assert [r.detail for r in results if not r.ok] == ["stack not deployed"] * 3
+    assert [(r.check, r.detail) for r in results if not r.ok] == [
+        ("log-groups-retention-and-kms", "stack not deployed"),
+        ("codebuild-compute", "stack not deployed"),
+        ("pipeline-five-stages", "stack not deployed"),
+    ]
 
 
 def test_an_api_error_fails_the_check_with_its_code(account):
     session, _ = account
     missing = {"registry": {"repositoryName": "not-there"}}
     results = verify(missing, session)
+    assert {r.check for r in results} == {"ecr-scan-on-push", "ecr-immutable-tags", "ecr-lifecycle"}
     assert all(not r.ok and "RepositoryNotFoundException" in r.detail for r in results)
