@@ -3,7 +3,8 @@
 Tasks are thin: each calls functions in the project that the tests reach directly, and fails with
 one clear line (invoke.Exit), never a traceback. Three groups:
 
-- stacks (real Pulumi, needs the CLI and AWS): preview, deploy, outputs, refresh, destroy
+- stacks (real Pulumi, needs the CLI and AWS): preflight, preview, deploy, outputs, refresh,
+  destroy (the four that act on stacks run preflight first)
 - offline: synth (the plan under mocks)
 - checks: test, lint, scan
 """
@@ -31,7 +32,7 @@ def _fail_cleanly(exc: Exception) -> Exit:
 
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
 def synth(c, env="dev", layer=""):
-    """Offline: plan the layers under mocks, check the policies (no AWS)."""
+    """Offline: plan the layers under mocks and check policies (no AWS)."""
     from toolbox.synth import summary
     from toolbox.synth import synth as run_synth
 
@@ -70,8 +71,31 @@ def _runner():
     return PulumiRunner()
 
 
+def _gate(env: str, purpose: str, runner):
+    """The preflight step the orchestration runs before it touches a stack."""
+    from toolbox.preflight import Purpose, for_environment, gate
+
+    return gate(for_environment(env, runner), Purpose(purpose))
+
+
 def _finish(report) -> None:
     """Print a report; one clear line and exit 1 if a layer failed."""
+    print("\n".join(report.lines()))
+    if not report.ok:
+        raise Exit(f"error: {report.summary()}", code=1)
+
+
+@task(help={"env": ENV_HELP, "layer": LAYER_HELP})
+def preflight(c, env="dev", layer=""):
+    """Stacks: check CLI, backend, account and what the pipeline needs."""
+    from toolbox import orchestration
+    from toolbox.preflight import for_environment
+
+    try:
+        _, layers = orchestration.resolve(env, layer)
+        report = for_environment(env).run(tuple(current.name for current in layers))
+    except (PlatformError, UnknownLayerError) as exc:
+        raise _fail_cleanly(exc) from None
     print("\n".join(report.lines()))
     if not report.ok:
         raise Exit(f"error: {report.summary()}", code=1)
@@ -84,7 +108,10 @@ def preview(c, env="dev", layer=""):
 
     try:
         orchestration.resolve(env, layer)
-        report = orchestration.preview(_runner(), env, layer or None)
+        runner = _runner()
+        report = orchestration.preview(
+            runner, env, layer or None, preflight=_gate(env, "preview", runner)
+        )
     except (PlatformError, UnknownLayerError) as exc:
         raise _fail_cleanly(exc) from None
     _finish(report)
@@ -96,8 +123,19 @@ def deploy(c, env="dev", layer="", yes=False):
     from toolbox import orchestration
 
     try:
+        from toolbox.preflight import Purpose, for_environment, gate
+
         orchestration.resolve(env, layer)
-        report = orchestration.deploy(_runner(), env, layer or None, yes=yes)
+        runner = _runner()
+        check = for_environment(env, runner)
+        report = orchestration.deploy(
+            runner,
+            env,
+            layer or None,
+            yes=yes,
+            preflight=gate(check, Purpose.DEPLOY),
+            ready=check.ready,
+        )
     except (PlatformError, UnknownLayerError) as exc:
         raise _fail_cleanly(exc) from None
     _finish(report)
@@ -144,7 +182,10 @@ def refresh(c, env="dev", layer=""):
 
     try:
         orchestration.resolve(env, layer)
-        report = orchestration.refresh(_runner(), env, layer or None)
+        runner = _runner()
+        report = orchestration.refresh(
+            runner, env, layer or None, preflight=_gate(env, "refresh", runner)
+        )
     except (PlatformError, UnknownLayerError) as exc:
         raise _fail_cleanly(exc) from None
     _finish(report)
@@ -159,7 +200,7 @@ def refresh(c, env="dev", layer=""):
     }
 )
 def destroy(c, env="dev", layer="", force=False, yes=False):
-    """Stacks: destroy in reverse order; refuses while downstream exists."""
+    """Stacks: destroy in reverse order; refuses if downstream exists."""
     from toolbox import orchestration
     from toolbox.automation import ask
 
@@ -169,7 +210,12 @@ def destroy(c, env="dev", layer="", force=False, yes=False):
         if platform.protect:
             print(f"note: {env} protects its stateful resources; pulumi refuses to delete them")
         report = orchestration.destroy(
-            runner, env, layer or None, force=force, confirm=None if yes else ask
+            runner,
+            env,
+            layer or None,
+            force=force,
+            confirm=None if yes else ask,
+            preflight=_gate(env, "destroy", runner),
         )
     except (PlatformError, UnknownLayerError) as exc:
         raise _fail_cleanly(exc) from None

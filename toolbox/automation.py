@@ -15,6 +15,11 @@ Where state and secrets live (see docs/operations.md):
   ``Pulumi.<env>.yaml``.
 
 Protected resources stay protected: nothing here passes a flag that bypasses ``protect``.
+
+The policy pack (``policies/``) runs on every preview and every up, through the Automation API's
+``policy_packs`` argument (the CLI's ``--policy-pack``). A mandatory violation makes the CLI fail
+the command; the engine's policy events (``EngineEvent.policy_event``) name the policies, and the
+one line says which (see docs/guardrails.md).
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ from shared.settings import load_platform
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".pulumi-state"
 """Where the default file backend keeps state (git-ignored)."""
+
+POLICY_PACK = REPO_ROOT / "policies"
+"""The platform's policy pack, run by every real preview and up (``--policy-pack``)."""
 
 REDACTED = "[secret]"
 """What :meth:`PulumiRunner.outputs` gives for a secret output, as ``pulumi stack output`` does."""
@@ -215,22 +223,25 @@ class PulumiRunner:
     def preview(self, layer: str, env: str) -> None:
         self._ready_to_run(layer, env)
         stack = self._select(layer, env)
-        with _translated("preview", stack.name):
-            stack.preview(on_output=self._stream(layer), diff=False)
+        policies = PolicyViolations()
+        with _translated("preview", stack.name, policies):
+            stack.preview(on_output=self._stream(layer), diff=False, **policies.kwargs())
 
     def up(self, layer: str, env: str, yes: bool) -> None:
         self._ready_to_run(layer, env)
         stack = self._select(layer, env, create=True)
         if not yes:
-            with _translated("preview", stack.name):
-                stack.preview(on_output=self._stream(layer))
+            policies = PolicyViolations()
+            with _translated("preview", stack.name, policies):
+                stack.preview(on_output=self._stream(layer), **policies.kwargs())
             if not self._confirm(f"Deploy {stack.name}?"):
                 raise PlatformError(
                     f"{stack.name} not deployed: not confirmed (pass --yes to deploy without a"
                     " prompt, as CI does)"
                 )
-        with _translated("deploy", stack.name):
-            stack.up(on_output=self._stream(layer), show_secrets=False)
+        policies = PolicyViolations()
+        with _translated("deploy", stack.name, policies):
+            stack.up(on_output=self._stream(layer), show_secrets=False, **policies.kwargs())
 
     def refresh(self, layer: str, env: str) -> None:
         self._ready_to_run(layer, env)
@@ -296,15 +307,50 @@ class PulumiRunner:
         return emit
 
 
+class PolicyViolations:
+    """Collects the policy pack's mandatory violations from the engine events of one operation.
+
+    ``kwargs()`` is what every preview and up passes: the pack and this collector as ``on_event``.
+    """
+
+    def __init__(self, pack: Any = POLICY_PACK) -> None:
+        self.pack = str(pack)
+        self.mandatory: list[str] = []
+        """Names of the policies with a mandatory violation, in the order reported (unique)."""
+
+    def kwargs(self) -> dict[str, Any]:
+        """``policy_packs`` and ``on_event`` for ``Stack.preview`` / ``Stack.up``."""
+        return {"policy_packs": [self.pack], "on_event": self.on_event}
+
+    def on_event(self, event: Any) -> None:
+        """Record a mandatory policy event (``EngineEvent.policy_event``)."""
+        policy = getattr(event, "policy_event", None)
+        if policy is None or policy.enforcement_level != "mandatory":
+            return
+        if policy.policy_name not in self.mandatory:
+            self.mandatory.append(policy.policy_name)
+
+    def summary(self) -> str | None:
+        """One phrase naming the violated policies, or None when there were none."""
+        if not self.mandatory:
+            return None
+        return (
+            f"mandatory policy violation(s): {', '.join(self.mandatory)}"
+            " (policies/rules.py; the resources are named in the output above)"
+        )
+
+
 class _translated:
     """Turn the Automation API's exceptions into one PlatformError line naming the stack.
 
-    StackNotFoundError passes through: callers decide what a missing stack means.
+    StackNotFoundError passes through: callers decide what a missing stack means. When the
+    policy pack reported mandatory violations, the line names those policies.
     """
 
-    def __init__(self, action: str, stack: str) -> None:
+    def __init__(self, action: str, stack: str, policies: PolicyViolations | None = None) -> None:
         self.action = action
         self.stack = stack
+        self.policies = policies
 
     def __enter__(self) -> None:
         return None
@@ -329,8 +375,9 @@ class _translated:
                 f" or clear a stale lock with `pulumi cancel --stack {self.stack}`"
             ) from None
         if isinstance(exc, errors.CommandError):
+            violated = self.policies.summary() if self.policies else None
             raise PlatformError(
-                f"cannot {self.action} {self.stack}: {last_error_line(str(exc))}"
+                f"cannot {self.action} {self.stack}: {violated or last_error_line(str(exc))}"
             ) from None
         return False
 
@@ -347,9 +394,11 @@ def last_error_line(text: str) -> str:
 
 __all__ = [
     "CLI_MISSING",
+    "POLICY_PACK",
     "REDACTED",
     "CredentialsError",
     "MissingToolError",
+    "PolicyViolations",
     "PulumiRunner",
     "Runner",
     "backend_url",

@@ -13,12 +13,17 @@ The rules, all read from the layer graph (:mod:`shared.layers`):
   exists (named), unless forced. Protected resources stay protected: the runner never unprotects.
 
 Every function validates the environment and layer first (one line listing the valid ones),
-touches nothing through the runner before that, and returns a small report the task prints.
+then runs the injected ``preflight`` step on the selected layers (it raises PlatformError, one
+line, when a check fails), touches nothing through the runner before both, and returns a small
+report the task prints. ``deploy`` also asks the injected ``ready`` step before each layer, once
+its upstream stacks are up: a layer that is not ready (the pipeline without its GitHub token) is
+*stopped* with the one command that fixes it, and a rerun resumes there (``up`` of the layers
+already deployed changes nothing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -29,6 +34,14 @@ from shared.layers import Layer, downstream, order, selection, upstream
 from shared.settings import Platform, load_platform
 from toolbox.automation import REDACTED, Runner
 
+Preflight = Callable[[tuple[str, ...]], None]
+"""Checks before a command touches any stack, given the selected layers' names; raises
+PlatformError (one line) when one fails. The tasks pass :class:`toolbox.preflight.Preflight`."""
+
+Ready = Callable[[str, Mapping[str, Mapping[str, Any]]], str | None]
+"""Why a layer cannot be deployed yet although its upstream stacks are up (given their outputs by
+layer), or None. The tasks pass :meth:`toolbox.preflight.Preflight.ready`."""
+
 
 class Status(StrEnum):
     """What happened to one layer's stack."""
@@ -38,6 +51,7 @@ class Status(StrEnum):
     REFRESHED = "refreshed"
     DESTROYED = "destroyed"
     SKIPPED = "skipped"
+    STOPPED = "STOPPED"
     FAILED = "FAILED"
     NOT_RUN = "not run"
 
@@ -62,13 +76,13 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """True unless a layer failed."""
-        return all(step.status is not Status.FAILED for step in self.steps)
+        """True unless a layer failed or was stopped."""
+        return self.failure is None
 
     @property
     def failure(self) -> Step | None:
-        """The first failed step, if any."""
-        return next((s for s in self.steps if s.status is Status.FAILED), None)
+        """The first failed (or stopped) step, if any."""
+        return next((s for s in self.steps if s.status in (Status.FAILED, Status.STOPPED)), None)
 
     def layers(self, status: Status) -> tuple[str, ...]:
         """The layers whose step ended in ``status``, in order."""
@@ -88,6 +102,10 @@ class Report:
         failed = self.failure
         if failed is None:
             return f"{self.action} {self.environment}: done"
+        if failed.status is Status.STOPPED:
+            return (
+                f"{self.action} {self.environment} stopped before {failed.layer}: {failed.detail}"
+            )
         return f"{self.action} {self.environment} failed at {failed.layer}: {failed.detail}"
 
 
@@ -133,20 +151,25 @@ def _stack(platform: Platform, layer: str) -> str:
     return stack_name(platform.organization, layer, platform.environment)
 
 
-def upstream_problem(runner: Runner, platform: Platform, layer: str) -> str | None:
-    """Why ``layer`` cannot be deployed yet (a missing stack or export), or None."""
+def upstream_outputs(
+    runner: Runner, platform: Platform, layer: str
+) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """Why ``layer`` cannot be deployed yet (a missing stack or export), or None; and the
+    upstream stacks' outputs by layer (secret values redacted)."""
     env = platform.environment
+    found: dict[str, dict[str, Any]] = {}
     for dep in upstream(layer):
         stack = _stack(platform, dep.name)
         if not runner.exists(dep.name, env):
             return (
                 f"upstream stack {stack} does not exist; run `{create_command(dep.name, env)}`"
                 " first"
-            )
+            ), found
         contract = CONTRACTS.get(dep.name)
         if contract is None:
             continue
         values = runner.outputs(dep.name, env)
+        found[dep.name] = values
         # A secret output comes back redacted: present, but its type cannot be seen.
         for spec in contract.specs():
             if spec.secret and values.get(spec.key) == REDACTED:
@@ -154,24 +177,51 @@ def upstream_problem(runner: Runner, platform: Platform, layer: str) -> str | No
         try:
             contract.check(values, stack, env)
         except PlatformError as exc:
-            return str(exc)
-    return None
+            return str(exc), found
+    return None, found
 
 
-def deploy(runner: Runner, env: str, layer: str | None = None, yes: bool = False) -> Report:
-    """Deploy one layer, or all in dependency order, stopping at the first failure."""
+def upstream_problem(runner: Runner, platform: Platform, layer: str) -> str | None:
+    """Why ``layer`` cannot be deployed yet (a missing stack or export), or None."""
+    return upstream_outputs(runner, platform, layer)[0]
+
+
+def _names(layers: tuple[Layer, ...]) -> tuple[str, ...]:
+    return tuple(layer.name for layer in layers)
+
+
+def deploy(
+    runner: Runner,
+    env: str,
+    layer: str | None = None,
+    yes: bool = False,
+    *,
+    preflight: Preflight | None = None,
+    ready: Ready | None = None,
+) -> Report:
+    """Deploy one layer, or all in dependency order, stopping at the first failure.
+
+    ``preflight`` runs first; ``ready`` is asked before each layer whose upstream is up, and a
+    layer it names a reason for is stopped (with the rest not run) before anything of it changes.
+    """
     platform, layers = resolve(env, layer)
+    if preflight is not None:
+        preflight(_names(layers))
     steps: list[Step] = []
     for index, current in enumerate(layers):
         stack = _stack(platform, current.name)
+        status = Status.FAILED
         try:
-            problem = upstream_problem(runner, platform, current.name)
+            problem, found = upstream_outputs(runner, platform, current.name)
+            if problem is None and ready is not None:
+                problem = ready(current.name, found)
+                status = Status.STOPPED
             if problem is None:
                 runner.up(current.name, env, yes)
         except PlatformError as exc:
-            problem = str(exc)
+            problem, status = str(exc), Status.FAILED
         if problem is not None:
-            steps.append(Step(current.name, stack, Status.FAILED, problem))
+            steps.append(Step(current.name, stack, status, problem))
             steps.extend(
                 Step(rest.name, _stack(platform, rest.name), Status.NOT_RUN)
                 for rest in layers[index + 1 :]
@@ -181,9 +231,13 @@ def deploy(runner: Runner, env: str, layer: str | None = None, yes: bool = False
     return Report("deploy", env, tuple(steps))
 
 
-def preview(runner: Runner, env: str, layer: str | None = None) -> Report:
+def preview(
+    runner: Runner, env: str, layer: str | None = None, preflight: Preflight | None = None
+) -> Report:
     """Preview one layer, or all in dependency order; layers not deployable yet are skipped."""
     platform, layers = resolve(env, layer)
+    if preflight is not None:
+        preflight(_names(layers))
     steps: list[Step] = []
     for current in layers:
         stack = _stack(platform, current.name)
@@ -211,9 +265,13 @@ def preview(runner: Runner, env: str, layer: str | None = None) -> Report:
     return Report("preview", env, tuple(steps))
 
 
-def refresh(runner: Runner, env: str, layer: str | None = None) -> Report:
+def refresh(
+    runner: Runner, env: str, layer: str | None = None, preflight: Preflight | None = None
+) -> Report:
     """Refresh the state of the selected stacks that exist, in dependency order."""
     platform, layers = resolve(env, layer)
+    if preflight is not None:
+        preflight(_names(layers))
     steps: list[Step] = []
     for current in layers:
         stack = _stack(platform, current.name)
@@ -267,6 +325,8 @@ def destroy(
     layer: str | None = None,
     force: bool = False,
     confirm: Callable[[str], bool] | None = None,
+    *,
+    preflight: Preflight | None = None,
 ) -> Report:
     """Destroy one layer, or all in reverse dependency order, with the downstream guard.
 
@@ -275,6 +335,8 @@ def destroy(
     """
     platform, _ = resolve(env, layer)
     layers = destroy_order(layer)
+    if preflight is not None:
+        preflight(_names(layers))
     if layer and not force:
         problem = downstream_guard(runner, platform, layer)
         if problem is not None:
@@ -312,6 +374,8 @@ def destroy(
 __all__ = [
     "LayerOutputs",
     "OutputsReport",
+    "Preflight",
+    "Ready",
     "Report",
     "Status",
     "Step",
@@ -323,5 +387,6 @@ __all__ = [
     "preview",
     "refresh",
     "resolve",
+    "upstream_outputs",
     "upstream_problem",
 ]

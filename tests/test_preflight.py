@@ -1,0 +1,454 @@
+"""Preflight against moto: a conforming account passes every check, each broken one fails alone.
+
+moto has no CodeConnections API, so the connection is answered by botocore's Stubber with the
+GetConnection response shape of the API reference. The expected check names and lines are
+written here, not read from toolbox/preflight.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from invoke import Context, Exit
+from moto import mock_aws
+
+from shared.errors import ConfigError
+from toolbox import preflight as preflight_module
+from toolbox.preflight import Preflight, Purpose, read_pipeline_args
+
+REPO = Path(__file__).resolve().parent.parent
+PINNED_CLI = (REPO / ".pulumi.version").read_text().strip()
+ACCOUNT = "111111111111"  # platform.yaml: environments.dev.accountId
+REGION = "us-east-1"
+STATE_BUCKET = "acme-pulumi-state"
+TOKEN = "ghp_exampleexampleexampleexample0000"
+CONNECTION = (
+    "arn:aws:codeconnections:us-east-1:111111111111:connection/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+)
+EVERY_CHECK = [
+    "pulumi-cli",
+    "state-backend",
+    "secrets-provider",
+    "aws-credentials",
+    "aws-account",
+    "aws-region",
+    "ecs-cluster",
+    "ecs-service",
+    "ecs-task-role",
+    "ecs-execution-role",
+    "codecommit-repository",
+    "github-token",
+]
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """A moto account 111111111111 (dev's) with credentials and the region set."""
+    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)
+    with mock_aws():
+        yield boto3.Session()
+
+
+def build_account(session, without: frozenset[str] = frozenset(), token: str | None = TOKEN):
+    """What the pipeline layer points at, as a team would have it; returns the secret's ARN."""
+    ecs, iam = session.client("ecs"), session.client("iam")
+    session.client("s3").create_bucket(Bucket=STATE_BUCKET)
+    if "cluster" not in without:
+        ecs.create_cluster(clusterName="app")
+        if "service" not in without:
+            ecs.create_service(cluster="app", serviceName="app", desiredCount=0)
+    trust = (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
+        '{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+    )
+    for role in ("app-task", "app-task-execution"):
+        if role not in without:
+            iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
+    if "codecommit" not in without:
+        session.client("codecommit").create_repository(repositoryName="app")
+    secrets = session.client("secretsmanager")
+    name = "acme-foundation-github-token-dev"
+    if token is None:
+        return secrets.create_secret(Name=name)["ARN"]
+    return secrets.create_secret(Name=name, SecretString=token)["ARN"]
+
+
+def checks(session, secret_arn: str | None, **overrides: Any) -> Preflight:
+    """The preflight of dev on ``session``: S3 state, a passphrase, the pinned CLI."""
+    options: dict[str, Any] = {
+        "environ": {"PULUMI_BACKEND_URL": f"s3://{STATE_BUCKET}", "PULUMI_CONFIG_PASSPHRASE": "x"},
+        "cli_version": lambda: PINNED_CLI,
+        "foundation_outputs": lambda: (
+            None if secret_arn is None else {"githubTokenSecretArn": secret_arn}
+        ),
+    }
+    options.update(overrides)
+    return Preflight("dev", session, **options)
+
+
+def names(report) -> list[str]:
+    return [result.name for result in report.results]
+
+
+# -- a conforming account ----------------------------------------------------------------------
+
+
+def test_a_conforming_account_passes_every_check_with_one_line_each(aws):
+    arn = build_account(aws)
+
+    report = checks(aws, arn).run(("foundation", "registry", "pipeline"))
+
+    assert report.ok, report.lines()
+    assert names(report) == EVERY_CHECK
+    lines = report.lines()
+    assert lines[0] == "preflight dev:"
+    assert len(lines) == 1 + len(EVERY_CHECK)
+    assert all(line.startswith("  pass  ") for line in lines[1:])
+    assert report.summary() == "preflight dev: every check passed"
+    assert TOKEN not in "\n".join(lines)
+
+
+def test_the_pipeline_config_is_read_through_the_layers_own_reader():
+    args = read_pipeline_args("prod")
+
+    assert args.ecs_cluster == "app"
+    assert args.ecs_role_arns == (
+        "arn:aws:iam::222222222222:role/app-task",
+        "arn:aws:iam::222222222222:role/app-task-execution",
+    )
+    assert args.require_approval is True  # prod's own delta, from Pulumi.prod.yaml
+    assert args.source_provider == "github"
+
+
+# -- each broken account fails with its own line -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("without", "failing", "says"),
+    [
+        ({"cluster", "service"}, ["ecs-cluster", "ecs-service"], "cluster app is MISSING"),
+        ({"service"}, ["ecs-service"], "service app in cluster app is MISSING"),
+        ({"app-task"}, ["ecs-task-role"], "arn:aws:iam::111111111111:role/app-task cannot"),
+        ({"app-task-execution"}, ["ecs-execution-role"], "platform-pipeline:ecsExecutionRoleName"),
+        ({"codecommit"}, ["codecommit-repository"], "repository app cannot be read"),
+    ],
+    ids=["missing-cluster", "missing-service", "missing-task-role", "missing-execution-role",
+         "missing-codecommit-repository"],
+)  # fmt: skip
+def test_a_missing_resource_fails_its_own_check(aws, without, failing, says):
+    arn = build_account(aws, frozenset(without))
+
+    report = checks(aws, arn).run(("pipeline",))
+
+    assert list(report.failures) == failing
+    assert says in "\n".join(report.lines())
+    assert report.summary().startswith(f"preflight dev failed: {', '.join(failing)};")
+
+
+def test_wrong_account_fails_and_skips_what_would_be_looked_up_in_it(aws, monkeypatch):
+    arn = build_account(aws)
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", "999999999999")
+
+    report = checks(aws, arn).run(("foundation", "registry", "pipeline"))
+
+    assert report.failures == ("aws-account",)
+    line = next(r for r in report.results if r.name == "aws-account").line()
+    assert "credentials are for account 999999999999, but dev deploys to 111111111111" in line
+    assert "environments.dev.accountId" in line
+    skipped = [r.name for r in report.results if r.skipped]
+    assert skipped == EVERY_CHECK[6:]
+
+
+def test_wrong_region_fails(aws):
+    arn = build_account(aws)
+    environ = {"PULUMI_CONFIG_PASSPHRASE": "x", "AWS_REGION": "eu-west-1"}
+    environ["PULUMI_BACKEND_URL"] = f"s3://{STATE_BUCKET}"
+
+    report = checks(aws, arn, environ=environ).run(("registry",))
+
+    assert report.failures == ("aws-region",)
+    assert "configured region is eu-west-1, but dev is in us-east-1" in "\n".join(report.lines())
+
+
+def test_no_credentials_fails_one_line_and_runs_no_aws_call(aws, monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    environ = {"PULUMI_CONFIG_PASSPHRASE": "x", "PULUMI_BACKEND_URL": f"file://{tmp_path}"}
+
+    report = checks(boto3.Session(), None, environ=environ).run(("foundation", "pipeline"))
+
+    assert report.failures == ("aws-credentials",)
+    assert "no AWS credentials found: set AWS_PROFILE" in "\n".join(report.lines())
+    assert "aws-account" not in names(report)
+    assert all(r.skipped for r in report.results[4:])
+
+
+def test_empty_token_secret_fails_with_the_command_that_stores_it(aws):
+    arn = build_account(aws, token=None)
+
+    report = checks(aws, arn).run(("pipeline",))
+
+    assert report.failures == ("github-token",)
+    line = report.results[-1].line()
+    assert "the GitHub token secret has no value" in line
+    assert (
+        f"aws secretsmanager put-secret-value --secret-id {arn}"
+        " --secret-string file://github-token.txt --region us-east-1"
+    ) in line
+
+
+def test_a_blank_token_value_counts_as_empty(aws):
+    arn = build_account(aws, token="  \n")
+
+    report = checks(aws, arn).run(("pipeline",))
+
+    assert report.failures == ("github-token",)
+    assert "the GitHub token secret is empty" in report.results[-1].detail
+
+
+def test_token_is_skipped_while_the_foundation_is_not_deployed(aws):
+    build_account(aws)
+
+    report = checks(aws, None).run(("foundation", "registry", "pipeline"))
+
+    assert report.ok
+    token = report.results[-1]
+    assert (token.name, token.skipped) == ("github-token", True)
+    assert "`invoke deploy --env dev` stops before the pipeline layer" in token.detail
+
+
+def test_wrong_cli_version_fails_with_the_install_command(aws):
+    arn = build_account(aws)
+
+    report = checks(aws, arn, cli_version=lambda: "3.100.0").run(("registry",))
+
+    assert report.failures == ("pulumi-cli",)
+    assert f"version 3.100.0 installed, the repository pins {PINNED_CLI}" in report.lines()[1]
+    assert f"sh -s -- --version {PINNED_CLI}" in report.lines()[1]
+
+
+def test_missing_cli_fails_with_the_install_line(aws, monkeypatch):
+    arn = build_account(aws)
+    monkeypatch.setattr(preflight_module, "require_cli", _no_cli)
+
+    report = checks(aws, arn, cli_version=preflight_module.installed_cli_version).run(("registry",))
+
+    assert report.failures == ("pulumi-cli",)
+    assert "pulumi CLI not found" in report.lines()[1]
+
+
+def _no_cli() -> str:
+    from toolbox.automation import CLI_MISSING, MissingToolError
+
+    raise MissingToolError(CLI_MISSING)
+
+
+def test_missing_state_bucket_and_missing_passphrase_fail(aws):
+    arn = build_account(aws)
+    environ = {"PULUMI_BACKEND_URL": "s3://no-such-state-bucket"}
+
+    report = checks(aws, arn, environ=environ).run(("registry",))
+
+    assert report.failures == ("state-backend", "secrets-provider")
+    text = "\n".join(report.lines())
+    assert "bucket no-such-state-bucket cannot be reached" in text
+    assert "no secrets passphrase for registry (dev)" in text
+
+
+def test_a_kms_secrets_provider_must_name_a_key_that_exists(aws):
+    arn = build_account(aws)
+    aws.client("kms").create_alias(
+        AliasName="alias/pulumi-state",
+        TargetKeyId=aws.client("kms").create_key()["KeyMetadata"]["KeyId"],
+    )
+    base = {"PULUMI_BACKEND_URL": f"s3://{STATE_BUCKET}"}
+
+    good = checks(
+        aws, arn, environ={**base, "PULUMI_SECRETS_PROVIDER": "awskms://alias/pulumi-state"}
+    )
+    bad = checks(aws, arn, environ={**base, "PULUMI_SECRETS_PROVIDER": "awskms://alias/gone"})
+
+    assert good.run(("registry",)).ok
+    assert bad.run(("registry",)).failures == ("secrets-provider",)
+
+
+# -- CodeConnections, through botocore's Stubber -------------------------------------------------
+
+
+class StubbedConnections:
+    """A session whose codeconnections client answers GetConnection with ``status``."""
+
+    def __init__(self, session, status: str) -> None:
+        self.session = session
+        self.region_name = session.region_name
+        self.client_ = boto3.client("codeconnections", region_name=REGION)
+        self.stubber = Stubber(self.client_)
+        self.stubber.add_response(
+            "get_connection",
+            {
+                "Connection": {
+                    "ConnectionName": "github-acme",
+                    "ConnectionArn": CONNECTION,
+                    "ProviderType": "GitHub",
+                    "OwnerAccountId": ACCOUNT,
+                    "ConnectionStatus": status,
+                }
+            },
+            {"ConnectionArn": CONNECTION},
+        )
+        self.stubber.activate()
+
+    def get_credentials(self):
+        return self.session.get_credentials()
+
+    def client(self, service: str, **kwargs: Any):
+        if service == "codeconnections":
+            return self.client_
+        return self.session.client(service, **kwargs)
+
+
+def codeconnections(environment: str):
+    args = read_pipeline_args(environment)
+    return dataclasses.replace(args, source_provider="codeconnections", connection_arn=CONNECTION)
+
+
+@pytest.mark.parametrize(("status", "ok"), [("AVAILABLE", True), ("PENDING", False)])
+def test_a_connection_must_be_available(aws, status, ok):
+    build_account(aws, token=None)  # the token is not needed with a connection
+    session = StubbedConnections(aws, status)
+
+    report = checks(session, None, pipeline_args=codeconnections).run(("pipeline",))
+
+    session.stubber.assert_no_pending_responses()
+    assert "github-token" not in names(report)
+    assert report.results[-1].name == "connection"
+    if ok:
+        assert report.ok
+    else:
+        assert report.failures == ("connection",)
+        assert f"connection {CONNECTION} is PENDING" in report.results[-1].detail
+        assert "Update pending connection" in report.results[-1].detail
+
+
+# -- which checks each command runs --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("purpose", "expected"),
+    [
+        (Purpose.PREFLIGHT, EVERY_CHECK),
+        (Purpose.PREVIEW, EVERY_CHECK),
+        (Purpose.DEPLOY, EVERY_CHECK[:-1]),  # the token: before the pipeline layer, see ready()
+        (Purpose.REFRESH, EVERY_CHECK[:6]),
+        (Purpose.DESTROY, EVERY_CHECK[:6]),  # no token, and the ECS service may be gone already
+    ],
+)
+def test_each_command_runs_only_the_checks_relevant_to_it(aws, purpose, expected):
+    arn = build_account(aws)
+
+    report = checks(aws, arn).run(("foundation", "registry", "pipeline"), purpose)
+
+    assert names(report) == expected
+
+
+def test_layers_without_the_pipeline_need_no_pipeline_checks(aws):
+    arn = build_account(aws, frozenset({"cluster", "codecommit"}))
+
+    report = checks(aws, arn).run(("foundation", "registry"))
+
+    assert names(report) == EVERY_CHECK[:6]
+    assert report.ok
+
+
+def test_a_bad_pipeline_config_is_the_readers_own_line(aws):
+    arn = build_account(aws)
+
+    def broken(environment: str):
+        raise ConfigError("stacks/pipeline/Pulumi.dev.yaml", "platform-pipeline:ecsCluster", "bad")
+
+    report = checks(aws, arn, pipeline_args=broken).run(("pipeline",))
+
+    assert report.failures == ("pipeline-config",)
+    assert (
+        "stacks/pipeline/Pulumi.dev.yaml: platform-pipeline:ecsCluster: bad" in report.lines()[-1]
+    )
+
+
+# -- ready(): the deploy's check before the pipeline layer ---------------------------------------
+
+
+def test_ready_stops_the_pipeline_until_the_token_is_stored_and_then_lets_it_go(aws):
+    arn = build_account(aws, token=None)
+    check = checks(aws, None)
+    upstream = {"foundation": {"githubTokenSecretArn": arn}, "registry": {}}
+
+    assert check.ready("foundation", {}) is None
+    assert check.ready("registry", {"foundation": {}}) is None
+    stopped = check.ready("pipeline", upstream)
+    assert stopped is not None
+    assert "\n" not in stopped
+    assert f"--secret-id {arn} --secret-string file://github-token.txt" in stopped
+    assert "then rerun `invoke deploy --env dev`" in stopped
+
+    aws.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=TOKEN)
+    assert check.ready("pipeline", upstream) is None
+
+
+def test_ready_needs_no_token_with_a_connection(aws):
+    arn = build_account(aws, token=None)
+    check = checks(aws, None, pipeline_args=codeconnections)
+
+    assert check.ready("pipeline", {"foundation": {"githubTokenSecretArn": arn}}) is None
+
+
+# -- the task -------------------------------------------------------------------------------------
+
+
+def test_preflight_task_prints_each_line_and_exits_1_with_one_line(aws, monkeypatch, capsys):
+    import tasks
+
+    arn = build_account(aws, frozenset({"service"}))
+    monkeypatch.setattr(
+        preflight_module, "for_environment", lambda env, runner=None: checks(aws, arn)
+    )
+
+    with pytest.raises(Exit) as stopped:
+        tasks.preflight(Context(), env="dev")
+
+    assert stopped.value.code == 1
+    assert stopped.value.message == (
+        "error: preflight dev failed: ecs-service; nothing was touched (see the lines above)"
+    )
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "preflight dev:"
+    assert len(printed) == 1 + len(EVERY_CHECK)
+
+
+def test_preflight_task_passes_on_a_conforming_account(aws, monkeypatch, capsys):
+    import tasks
+
+    arn = build_account(aws)
+    monkeypatch.setattr(
+        preflight_module, "for_environment", lambda env, runner=None: checks(aws, arn)
+    )
+
+    tasks.preflight(Context(), env="dev", layer="registry")
+
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "preflight dev:"
+    assert [line.split()[:2] for line in printed[1:]] == [
+        ["pass", name] for name in EVERY_CHECK[:6]
+    ]
