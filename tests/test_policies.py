@@ -243,7 +243,30 @@ STACK_CASES = {
     "s3-bucket-guarded": ([BUCKET, *COMPANIONS[:-1]], [BUCKET, *COMPANIONS]),
     "ecr-lifecycle": (
         [REPO],
-        [REPO, res("aws:ecr/lifecyclePolicy:LifecyclePolicy", logical="lc", repository="repo")],
+        [
+            REPO,
+            res(
+                "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+                logical="lc",
+                repository="repo",
+                policy=json.dumps(
+                    {
+                        "rules": [
+                            {
+                                "rulePriority": 1,
+                                "selection": {
+                                    "tagStatus": "tagged",
+                                    "tagPrefixList": ["app-"],
+                                    "countType": "imageCountMoreThan",
+                                    "countNumber": 10,
+                                },
+                                "action": {"type": "expire"},
+                            }
+                        ]
+                    }
+                ),
+            ),
+        ],
     ),
 }
 RULE = {rule.name: rule for rule in RULES}
