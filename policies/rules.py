@@ -321,6 +321,7 @@ POLICY_PROPS: dict[str, str] = {
     "aws:sns/topicPolicy:TopicPolicy": "policy",
     "aws:ecr/repositoryPolicy:RepositoryPolicy": "policy",
     "aws:kms/key:Key": "policy",
+    "aws:sqs/queuePolicy:QueuePolicy": "policy",
 }
 """Where each resource type keeps a policy document."""
 
