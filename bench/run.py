@@ -102,9 +102,12 @@ from toolbox.offline import plan_layer
 foundation = plan_layer("foundation", "dev", {})
 registry = plan_layer("registry", "dev", {foundation.stack: foundation})
 upstream = {foundation.stack: foundation, registry.stack: registry}
-services = json.dumps([f"svc-{i:04d}" for i in range(int(sys.argv[1]))])
+names = [f"svc-{i:04d}" for i in range(int(sys.argv[1]))]
+services = json.dumps(names)
+families = json.dumps(["app", *names])  # each service is an image family of the registry
 start = time.perf_counter()
-plan = plan_layer("pipeline", "dev", upstream, {"platform-pipeline:services": services})
+config = {"platform-pipeline:services": services, "platform-registry:imageFamilies": families}
+plan = plan_layer("pipeline", "dev", upstream, config)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "resources": len(plan.resources),
                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

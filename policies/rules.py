@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from shared.iam import KEY_POLICY_WILDCARD_REASON, WILDCARD_ALLOWED
+from shared.iam import (
+    KEY_POLICY_WILDCARD_REASON,
+    SOURCE_KEYS,
+    TRUST_CONDITION_KEYS,
+    WILDCARD_ALLOWED,
+)
 from shared.naming import REQUIRED_TAGS
 
 STAGES = ("Source", "Build", "Test", "SecurityScan", "Deploy")
@@ -213,14 +218,40 @@ def immutable_tags(r: Resource) -> Iterator[str]:
         yield _say(r, "image tags are mutable", 'image_tag_mutability="IMMUTABLE"')
 
 
+def _count_rules(policy: Any) -> list[dict[str, Any]]:
+    doc = _doc(policy)
+    rules = (doc or {}).get("rules") or []
+    return [
+        rule
+        for rule in rules
+        if isinstance(rule, dict)
+        and (rule.get("selection") or {}).get("countType") == "imageCountMoreThan"
+        and (rule.get("action") or {}).get("type") == "expire"
+    ]
+
+
 def repository_lifecycle(resources: Sequence[Resource]) -> Iterator[tuple[Resource, str]]:
-    covered = {r.props.get("repository") for r in resources if r.type == ECR_LIFECYCLE}
+    """Each repository has a lifecycle policy that keeps a count of images (any or per family)."""
+    policies = [r for r in resources if r.type == ECR_LIFECYCLE]
+    counted = {r.props.get("repository") for r in policies if _count_rules(r.props.get("policy"))}
+    covered = {r.props.get("repository") for r in policies}
     repos = [r for r in resources if r.type == REPOSITORY]
     for repo in repos:
         name = repo.props.get("name")
-        if (name in covered) if name else len(covered) >= len(repos):
-            continue
-        yield repo, _say(repo, "has no lifecycle policy", "add an aws.ecr.LifecyclePolicy for it")
+        if not ((name in covered) if name else len(covered) >= len(repos)):
+            yield (
+                repo,
+                _say(repo, "has no lifecycle policy", "add an aws.ecr.LifecyclePolicy for it"),
+            )
+        elif not ((name in counted) if name else len(counted) >= len(repos)):
+            yield (
+                repo,
+                _say(
+                    repo,
+                    "its lifecycle policy keeps no count of images",
+                    "add imageCountMoreThan expire rules (one per image family's tag prefix)",
+                ),
+            )
 
 
 # --- CloudWatch Logs, CodeBuild, CodePipeline ------------------------------------------------
@@ -294,6 +325,7 @@ POLICY_PROPS: dict[str, str] = {
     "aws:sns/topicPolicy:TopicPolicy": "policy",
     "aws:ecr/repositoryPolicy:RepositoryPolicy": "policy",
     "aws:kms/key:Key": "policy",
+    "aws:sqs/queuePolicy:QueuePolicy": "policy",
 }
 """Where each resource type keeps a policy document."""
 
@@ -335,18 +367,41 @@ def no_wildcard_resource(r: Resource) -> Iterator[str]:
 
 
 def trust_has_source_conditions(r: Resource) -> Iterator[str]:
+    """Each service principal carries the source keys AWS documents for it, and no others.
+
+    The table is ``shared.iam.TRUST_CONDITION_KEYS``: a service that documents keys must be
+    confined by at least one of them; a key it does not document would make the role unusable.
+    """
     if r.type != "aws:iam/role:Role":
         return
     for statement in _allows(r):
-        if not (statement.get("Principal") or {}).get("Service"):
+        services = _as_list((statement.get("Principal") or {}).get("Service"))
+        if not services:
             continue
         keys = {k for test in (statement.get("Condition") or {}).values() for k in test}
-        if not keys & {"aws:SourceAccount", "aws:SourceArn"}:
-            yield _say(
-                r,
-                "the trust policy lets a service assume it for any account",
-                "add aws:SourceAccount (and aws:SourceArn) conditions",
-            )
+        for service in services:
+            if service not in TRUST_CONDITION_KEYS:
+                yield _say(
+                    r,
+                    f"the trust policy names {service}, whose source keys are not looked up",
+                    "add it to shared.iam.TRUST_CONDITION_KEYS with the AWS page that documents"
+                    " them",
+                )
+                continue
+            documented = set(TRUST_CONDITION_KEYS[service])
+            undocumented = sorted((keys & set(SOURCE_KEYS)) - documented)
+            if undocumented:
+                yield _say(
+                    r,
+                    f"{service} is not documented to send {undocumented} when it assumes a role",
+                    f"use only {sorted(documented) or 'no source keys'} for {service}",
+                )
+            if documented and not keys & documented:
+                yield _say(
+                    r,
+                    f"the trust policy lets {service} assume it for any account",
+                    f"add {' or '.join(sorted(documented))} conditions",
+                )
 
 
 def passrole_scoped(r: Resource) -> Iterator[str]:
@@ -427,7 +482,7 @@ RULES: tuple[Rule, ...] = (
     Rule("ecr-immutable-tags", "Repository tags are immutable.", (REPOSITORY,), immutable_tags),
     Rule(
         "ecr-lifecycle",
-        "Every repository has a lifecycle policy.",
+        "Every repository has a lifecycle policy with image-count rules (per family or any).",
         (REPOSITORY,),
         stack_check=repository_lifecycle,
     ),
@@ -483,7 +538,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "iam-trust-source-conditions",
-        "Service trust policies carry aws:SourceAccount or aws:SourceArn.",
+        "Service trust policies carry the source keys AWS documents for the service, no others.",
         ("aws:iam/role:Role",),
         trust_has_source_conditions,
     ),

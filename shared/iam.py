@@ -20,6 +20,10 @@ WILDCARD_ALLOWED: dict[str, str] = {
     "ecr:GetAuthorizationToken": "ECR auth tokens are account-wide: the action has no resource.",
     "ecs:RegisterTaskDefinition": "task definitions have no ARN before they are registered.",
     "ecs:DescribeTaskDefinition": "ECS does not support resource-level permissions for it.",
+    "ecs:ListTasks": (
+        "its only resource type is container-instance, which Fargate tasks have none of;"
+        " the ecs:cluster condition confines it to one cluster instead."
+    ),
 }
 """Actions that may be granted on ``Resource: "*"``, each with the reason AWS forces it."""
 
@@ -102,13 +106,49 @@ def key_policy(*statements: Statement) -> pulumi.Output[str]:
     )
 
 
+SOURCE_KEYS = ("aws:SourceAccount", "aws:SourceArn")
+"""The global keys that confine a service principal to this account's resources."""
+
+TRUST_CONDITION_KEYS: dict[str, tuple[str, ...]] = {
+    # https://docs.aws.amazon.com/codebuild/latest/userguide/cross-service-confused-deputy-prevention.html
+    "codebuild.amazonaws.com": ("aws:SourceAccount", "aws:SourceArn"),
+    # https://docs.aws.amazon.com/eventbridge/latest/userguide/policy-keys-eventbridge.html
+    "events.amazonaws.com": ("aws:SourceAccount", "aws:SourceArn"),
+    # AWS documents no source key CodePipeline presents when it assumes its service role
+    # (pipelines-create-service-role-cli.html shows the trust policy without a condition); a
+    # condition it does not send would make the role unusable and the pipeline fail at creation.
+    "codepipeline.amazonaws.com": (),
+}
+"""Per service principal, the source condition keys AWS documents at role-assumption time.
+
+The trust policies use exactly these, and the policy rule ``iam-trust-source-conditions``
+checks every trust policy against the same table (docs/iam.md has the table and the links).
+"""
+
+
+def trust_conditions(
+    service: str, *, account_id: str, source_arns: Sequence[pulumi.Input[str]] = ()
+) -> list[Condition]:
+    """The documented source conditions for ``service``; a service not in the table is an error."""
+    if service not in TRUST_CONDITION_KEYS:
+        raise ValueError(
+            f"{service} is not in shared.iam.TRUST_CONDITION_KEYS: look up which source keys AWS"
+            " documents for it at role assumption and add it with the link"
+        )
+    keys = TRUST_CONDITION_KEYS[service]
+    conditions = []
+    if "aws:SourceAccount" in keys:
+        conditions.append(Condition("StringEquals", "aws:SourceAccount", [account_id]))
+    if "aws:SourceArn" in keys and source_arns:
+        conditions.append(Condition("ArnLike", "aws:SourceArn", list(source_arns)))
+    return conditions
+
+
 def service_trust(
     service: str, *, account_id: str, source_arns: Sequence[pulumi.Input[str]] = ()
 ) -> pulumi.Output[str]:
-    """A role trust policy for an AWS service, confined to this account (and source ARNs)."""
-    conditions = [Condition("StringEquals", "aws:SourceAccount", [account_id])]
-    if source_arns:
-        conditions.append(Condition("ArnLike", "aws:SourceArn", list(source_arns)))
+    """A role trust policy for an AWS service, with the source conditions AWS documents for it."""
+    conditions = trust_conditions(service, account_id=account_id, source_arns=source_arns)
     return document(
         Statement(
             sid="TrustService",

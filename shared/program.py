@@ -14,6 +14,7 @@ import pulumi_aws as aws
 
 from shared.layers import Layer, get
 from shared.naming import Label
+from shared.replacement import apply_delete_before_replace
 from shared.settings import Platform, load_platform
 from shared.stackconfig import StackConfig
 from shared.tagging import apply_default_tags
@@ -28,6 +29,7 @@ class Program:
         self.label = Label(self.platform, self.layer)
         self.config = StackConfig(self.layer, self.platform.environment)
         apply_default_tags(self.label.tags)
+        apply_delete_before_replace()
 
     @cached_property
     def provider(self) -> aws.Provider:

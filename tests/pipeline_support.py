@@ -22,6 +22,7 @@ import os
 import shlex
 import stat
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,10 +104,7 @@ case "$tool $*" in
   "aws ecr get-login-password"*) echo fake-password ;;
   "aws ecr describe-images"*) [ -n "$FAKE_IMAGE_EXISTS" ] || exit 254 ;;
   "aws ecr wait image-scan-complete"*) exit "${FAKE_SCAN_WAIT_STATUS:-0}" ;;
-  "aws ecr describe-image-scan-findings"*findingSeverityCounts.*)
-    all="$*"; severity=${all##*findingSeverityCounts.}; severity=${severity%% *}
-    value=$(eval echo "\\${FAKE_COUNT_$severity:-None}"); echo "$value" ;;
-  "aws ecr describe-image-scan-findings"*) echo "| HIGH | CVE-0000-0001 | https://example |" ;;
+  "aws ecr describe-image-scan-findings"*) exec "$FAKE_PYTHON" "$(dirname "$0")/scan.py" "$@" ;;
   "docker "*) [ "$1" != "${FAKE_DOCKER_FAILS:-}" ] ;;
   "npm run step:"*) exit 0 ;;
   "npm ci"*) exit "${FAKE_NPM_CI_STATUS:-0}" ;;
@@ -114,6 +112,31 @@ case "$tool $*" in
   *) echo "unexpected call: $tool $*" >&2; exit 99 ;;
 esac
 """
+
+
+SCAN = """
+import json, os, sys
+import jmespath
+
+args = sys.argv[1:]
+query = args[args.index("--query") + 1] if "--query" in args else None
+output = args[args.index("--output") + 1] if "--output" in args else "json"
+with open(os.environ["FAKE_SCAN_RESPONSE"], encoding="utf-8") as f:
+    response = json.load(f)
+statuses = [s for s in os.environ.get("FAKE_SCAN_STATUSES", "").split(",") if s]
+if statuses:  # one status per call, the last one repeating
+    counter = os.environ["CALLS"] + ".status"
+    seen = int(open(counter).read()) if os.path.exists(counter) else 0
+    open(counter, "w").write(str(seen + 1))
+    response["imageScanStatus"] = {"status": statuses[min(seen, len(statuses) - 1)]}
+value = jmespath.search(query, response) if query else response
+if output == "text":
+    print("None" if value is None else value)
+else:
+    print(json.dumps(value))
+"""
+"""The fake ``aws ecr describe-image-scan-findings``: evaluates ``--query`` (JMESPath, as the
+CLI does) on the response in ``FAKE_SCAN_RESPONSE``; ``FAKE_SCAN_STATUSES`` replays statuses."""
 
 
 def run_buildspec(
@@ -131,6 +154,7 @@ def run_buildspec(
         path = bin_dir / tool
         path.write_text(FAKE, encoding="utf-8")
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    (bin_dir / "scan.py").write_text(SCAN, encoding="utf-8")
     for name, text in (files or {}).items():
         (work / name).write_text(text, encoding="utf-8")
     calls = tmp_path / "calls.txt"
@@ -142,6 +166,7 @@ def run_buildspec(
             "PATH": f"{bin_dir}:/usr/bin:/bin",
             "CALLS": str(calls),
             "HOME": str(tmp_path),
+            "FAKE_PYTHON": sys.executable,
             **env,
         }
         | {k: v for k, v in os.environ.items() if k == "LANG"},

@@ -24,10 +24,13 @@ def test_key_has_an_alias_named_for_the_environment(dev):
     assert alias["name"] == "alias/acme-foundation-artifacts-dev"
 
 
+def _key_statements(plan) -> dict:
+    return {s["Sid"]: s for s in policy_of(plan.one(KEY))["Statement"]}
+
+
 def test_key_policy_grants_no_wildcard_action_and_scopes_services(dev):
-    doc = policy_of(dev["foundation"].one(KEY))
-    by_sid = {s["Sid"]: s for s in doc["Statement"]}
-    for statement in doc["Statement"]:
+    by_sid = _key_statements(dev["foundation"])
+    for statement in by_sid.values():
         assert all(a != "kms:*" and a != "*" for a in statement["Action"])
     logs = by_sid["CloudWatchLogsEncryptsPipelineLogs"]
     assert logs["Principal"] == {"Service": ["logs.us-east-1.amazonaws.com"]}
@@ -39,8 +42,42 @@ def test_key_policy_grants_no_wildcard_action_and_scopes_services(dev):
         "s3.us-east-1.amazonaws.com",
         "secretsmanager.us-east-1.amazonaws.com",
     ]
-    events = by_sid["EventBridgePublishesToEncryptedTopic"]
-    assert events["Condition"]["StringEquals"]["aws:SourceAccount"] == ["111111111111"]
+
+
+def test_key_is_administered_by_the_account_root_and_nobody_else(dev, prod):
+    for plan, account in (
+        (dev["foundation"], "111111111111"),
+        (prod["foundation"], "222222222222"),
+    ):
+        admin = _key_statements(plan)["AccountAdministersKey"]
+        assert admin["Principal"] == {"AWS": [f"arn:aws:iam::{account}:root"]}
+        assert "kms:PutKeyPolicy" in admin["Action"]
+        assert "Condition" not in admin
+
+
+def test_account_principals_manage_grants_only_for_aws_resources(dev):
+    by_sid = _key_statements(dev["foundation"])
+    grant_actions = {"kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"}
+    for sid, statement in by_sid.items():
+        if "AWS" in statement["Principal"] and grant_actions & set(statement["Action"]):
+            assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": ["true"]}}, sid
+    grants = by_sid["AccountGrantsOnlyForAwsResources"]
+    assert sorted(grants["Action"]) == sorted(grant_actions)
+    assert grants["Principal"] == {"AWS": ["arn:aws:iam::111111111111:root"]}
+
+
+def test_eventbridge_and_cloudwatch_may_use_the_key_for_the_topic_and_queues(dev):
+    by_sid = _key_statements(dev["foundation"])
+    events = by_sid["EventBridgeDeliversToEncryptedTopicAndQueues"]
+    assert events["Principal"] == {"Service": ["events.amazonaws.com"]}
+    assert sorted(events["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    # AWS documents that EventBridge sends no aws:Source* keys to KMS: a condition would drop
+    # every delivery to the encrypted topic and queues.
+    assert "Condition" not in events
+    alarms = by_sid["CloudWatchAlarmsNotifyEncryptedTopic"]
+    assert alarms["Principal"] == {"Service": ["cloudwatch.amazonaws.com"]}
+    assert sorted(alarms["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": ["111111111111"]}}
 
 
 def test_bucket_versioned(dev):
@@ -127,16 +164,12 @@ def test_github_token_in_plain_config_is_refused(replan):
     assert marker not in message
 
 
-def test_topic_encrypted_and_only_eventbridge_publishes(dev):
+def test_topic_encrypted_with_the_platform_key(dev):
     plan = dev["foundation"]
     topic = inputs_of(plan, "aws:sns/topic:Topic")
     assert topic["kmsMasterKeyId"] == plan.exports["kmsKeyArn"]
-    doc = policy_of(plan.one("aws:sns/topicPolicy:TopicPolicy"))
-    (statement,) = doc["Statement"]
-    assert statement["Principal"] == {"Service": ["events.amazonaws.com"]}
-    assert statement["Action"] == ["sns:Publish"]
-    assert statement["Resource"] == [plan.exports["failureTopicArn"]]
-    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == ["111111111111"]
+    # Its policy is the pipeline layer's, which knows the rule and alarm ARNs.
+    assert plan.of_type("aws:sns/topicPolicy:TopicPolicy") == []
 
 
 def test_failures_are_emailed_to_devops_by_default(dev):

@@ -198,57 +198,115 @@ def test_docker_build_refuses_to_push_without_a_commit(dev, tmp_path):
     assert not any(call[0] == "docker" for call in run.calls)
 
 
-def _scan(dev, tmp_path, threshold: str, **counts: str):
+def _basic(status: str = "COMPLETE", **counts: int) -> dict:
+    """A basic-scan DescribeImageScanFindings response (shape from the ECR API reference)."""
+    findings = [
+        {"name": f"CVE-0000-{severity}{i}", "uri": "https://example", "severity": severity}
+        for severity, count in counts.items()
+        for i in range(count)
+    ]
+    return {
+        "imageScanStatus": {"status": status, "description": "The scan was completed."},
+        "imageScanFindings": {
+            "findings": findings,
+            **({"findingSeverityCounts": dict(counts)} if counts else {}),
+        },
+    }
+
+
+def _enhanced(status: str = "ACTIVE", **counts: int) -> dict:
+    """An enhanced (Inspector) response: findings in enhancedFindings, no severity counts."""
+    return {
+        "imageScanStatus": {"status": status, "description": "Continuous scan is selected."},
+        "imageScanFindings": {
+            "enhancedFindings": [
+                {
+                    "title": f"CVE-0000-{severity}{i} - openssl",
+                    "findingArn": f"arn:aws:inspector2:us-east-1:111111111111:finding/{i}",
+                    "severity": severity,
+                    "status": "ACTIVE",
+                }
+                for severity, count in counts.items()
+                for i in range(count)
+            ]
+        },
+    }
+
+
+def _scan(dev, tmp_path, threshold: str, response: dict, **env: str):
+    response_file = tmp_path / "response.json"
+    response_file.write_text(json.dumps(response), encoding="utf-8")
     env = {
         **variables(project(dev["pipeline"], "security-scan")),
         "SCAN_SEVERITY_THRESHOLD": threshold,
+        "FAKE_SCAN_RESPONSE": str(response_file),
+        "SCAN_POLL_SECONDS": "0",
+        **env,
     }
-    env |= {f"FAKE_COUNT_{severity}": count for severity, count in counts.items()}
     definitions = json.dumps([{"name": "app", "imageUri": "123.dkr.ecr.x.amazonaws.com/r:c0ffee"}])
     return run_buildspec(
         "security-scan.yml", env, tmp_path, files={"imagedefinitions.json": definitions}
     )
 
 
-def test_security_scan_waits_for_the_scan_of_the_built_image(dev, tmp_path):
-    run = _scan(dev, tmp_path, "HIGH")
+def test_security_scan_reads_the_scan_of_the_built_image(dev, tmp_path):
+    run = _scan(dev, tmp_path, "HIGH", _basic())
     assert run.returncode == 0, run.output
-    wait = next(
-        call for call in run.calls if call[:4] == ["aws", "ecr", "wait", "image-scan-complete"]
-    )
+    reads = [c for c in run.calls if c[:3] == ["aws", "ecr", "describe-image-scan-findings"]]
     repository = variables(project(dev["pipeline"], "security-scan"))["REPOSITORY_NAME"]
-    assert wait[wait.index("--repository-name") + 1] == repository
-    assert wait[wait.index("--image-id") + 1] == "imageTag=c0ffee"
+    assert reads
+    for call in reads:
+        assert call[call.index("--repository-name") + 1] == repository
+        assert call[call.index("--image-id") + 1] == "imageTag=c0ffee"
 
 
+@pytest.mark.parametrize("scan", [_basic, _enhanced], ids=["basic", "enhanced"])
 @pytest.mark.parametrize(
     ("threshold", "counts", "fails"),
     [
-        ("HIGH", {"HIGH": "1"}, True),
-        ("HIGH", {"CRITICAL": "2"}, True),
-        ("HIGH", {"MEDIUM": "5", "LOW": "9"}, False),
-        ("MEDIUM", {"MEDIUM": "1"}, True),
-        ("CRITICAL", {"HIGH": "3"}, False),
-        ("LOW", {"LOW": "1"}, True),
+        ("HIGH", {"HIGH": 1}, True),
+        ("HIGH", {"CRITICAL": 2}, True),
+        ("HIGH", {"MEDIUM": 5, "LOW": 9}, False),
+        ("MEDIUM", {"MEDIUM": 1}, True),
+        ("CRITICAL", {"HIGH": 3}, False),
+        ("LOW", {"LOW": 1}, True),
+        ("LOW", {}, False),
     ],
 )
 def test_security_scan_fails_on_findings_at_or_above_the_threshold(
-    dev, tmp_path, threshold, counts, fails
+    dev, tmp_path, scan, threshold, counts, fails
 ):
-    run = _scan(dev, tmp_path, threshold, **counts)
+    run = _scan(dev, tmp_path, threshold, scan(**counts))
     assert (run.returncode != 0) is fails, run.output
-    assert "CVE-0000-0001" in run.output  # the findings are printed either way
+    for severity in counts:  # the findings are printed either way
+        assert f"CVE-0000-{severity}0" in run.output
 
 
-def test_security_scan_fails_closed_when_the_scan_does_not_complete(dev, tmp_path):
-    env_failure = {"FAKE_SCAN_WAIT_STATUS": "255"}
-    run = run_buildspec(
-        "security-scan.yml",
-        {**variables(project(dev["pipeline"], "security-scan")), **env_failure},
-        tmp_path,
-        files={"imagedefinitions.json": json.dumps([{"name": "a", "imageUri": "r:c0ffee"}])},
+@pytest.mark.parametrize("scan", [_basic, _enhanced], ids=["basic", "enhanced"])
+def test_security_scan_waits_while_the_scan_is_in_progress(dev, tmp_path, scan):
+    final = "COMPLETE" if scan is _basic else "ACTIVE"
+    run = _scan(
+        dev, tmp_path, "HIGH", scan(HIGH=1), FAKE_SCAN_STATUSES=f"PENDING,IN_PROGRESS,{final}"
     )
     assert run.returncode != 0
+    assert "1 finding(s) at or above HIGH" in run.output  # it got to the counts after waiting
+    statuses = [c for c in run.calls if "imageScanStatus.status" in c]
+    assert len(statuses) == 3
+
+
+@pytest.mark.parametrize("status", ["FAILED", "UNSUPPORTED_IMAGE", "FINDINGS_UNAVAILABLE"])
+def test_security_scan_fails_closed_when_the_scan_fails(dev, tmp_path, status):
+    run = _scan(dev, tmp_path, "HIGH", _basic(status=status))
+    assert run.returncode != 0
+    assert f"ended {status}" in run.output
+
+
+def test_security_scan_fails_closed_when_the_scan_never_finishes(dev, tmp_path):
+    run = _scan(
+        dev, tmp_path, "HIGH", _basic(), FAKE_SCAN_STATUSES="IN_PROGRESS", SCAN_POLL_ATTEMPTS="3"
+    )
+    assert run.returncode != 0
+    assert "did not finish (last status: IN_PROGRESS)" in run.output
 
 
 def test_projects_are_only_the_four_duties_by_default(dev):

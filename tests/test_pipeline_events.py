@@ -64,3 +64,83 @@ def test_codecommit_repository_and_branch_come_from_config(replan):
     pattern, _ = _rule(plan, "acme-pipeline-codecommit-dev")
     assert pattern["resources"] == [f"arn:aws:codecommit:us-east-1:{ACCOUNT}:mirror"]
     assert pattern["detail"]["referenceName"] == ["release/2"]
+
+
+QUEUE = "aws:sqs/queue:Queue"
+QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+RULES = {"acme-pipeline-failed-dev": "failed", "acme-pipeline-codecommit-dev": "codecommit"}
+
+
+def test_every_target_retries_then_sends_to_its_own_encrypted_dead_letter_queue(dev):
+    plan, key = dev["pipeline"], dev["foundation"].exports["kmsKeyArn"]
+    targets = plan.of_type(TARGET)
+    assert {t.inputs["rule"] for t in targets} == set(RULES)
+    for target in targets:
+        rule = target.inputs["rule"]
+        assert target.inputs["retryPolicy"] == {
+            "maximumEventAgeInSeconds": 3600,
+            "maximumRetryAttempts": 10,
+        }
+        queue_name = f"acme-pipeline-{RULES[rule]}-dlq-dev"
+        queue = named(plan, QUEUE, queue_name)
+        assert target.inputs["deadLetterConfig"] == {
+            "arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:{queue_name}"
+        }
+        assert queue.inputs["kmsMasterKeyId"] == key
+        assert queue.inputs["messageRetentionSeconds"] == 1209600
+
+
+def test_only_its_rule_may_send_to_a_dead_letter_queue(dev):
+    plan = dev["pipeline"]
+    policies = {p.inputs["queueUrl"].rsplit("/", 1)[1]: p for p in plan.of_type(QUEUE_POLICY)}
+    assert len(policies) == 2
+    for rule, purpose in RULES.items():
+        queue_name = f"acme-pipeline-{purpose}-dlq-dev"
+        (statement,) = json.loads(policies[queue_name].inputs["policy"])["Statement"]
+        assert statement["Principal"] == {"Service": ["events.amazonaws.com"]}
+        assert statement["Action"] == ["sqs:SendMessage"]
+        assert statement["Resource"] == [f"arn:aws:sqs:us-east-1:{ACCOUNT}:{queue_name}"]
+        assert statement["Condition"] == {
+            "ArnEquals": {"aws:SourceArn": [f"arn:aws:events:us-east-1:{ACCOUNT}:rule/{rule}"]}
+        }
+
+
+def test_failed_invocations_of_each_rule_alarm_to_the_failure_topic(dev):
+    plan, topic = dev["pipeline"], dev["foundation"].exports["failureTopicArn"]
+    alarms = {a.inputs["dimensions"]["RuleName"]: a.inputs for a in plan.of_type(ALARM)}
+    assert set(alarms) == set(RULES)
+    for rule, purpose in RULES.items():
+        alarm = alarms[rule]
+        assert alarm["name"] == f"acme-pipeline-{purpose}-failed-invocations-dev"
+        assert alarm["namespace"] == "AWS/Events"
+        assert alarm["metricName"] == "FailedInvocations"
+        assert alarm["statistic"] == "Sum"
+        assert alarm["comparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["threshold"] == 0
+        assert alarm["treatMissingData"] == "notBreaching"
+        assert alarm["alarmActions"] == [topic]
+
+
+def test_only_the_failure_rule_and_the_alarms_publish_to_the_topic(dev):
+    plan, topic = dev["pipeline"], dev["foundation"].exports["failureTopicArn"]
+    policy = plan.one("aws:sns/topicPolicy:TopicPolicy").inputs
+    assert policy["arn"] == topic
+    by_sid = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
+    events = by_sid["OnlyTheFailureRulePublishes"]
+    assert events["Principal"] == {"Service": ["events.amazonaws.com"]}
+    assert events["Action"] == ["sns:Publish"]
+    assert events["Resource"] == [topic]
+    assert events["Condition"] == {
+        "ArnEquals": {
+            "aws:SourceArn": [f"arn:aws:events:us-east-1:{ACCOUNT}:rule/acme-pipeline-failed-dev"]
+        }
+    }
+    alarms = by_sid["OnlyTheLayersAlarmsPublish"]
+    assert alarms["Principal"] == {"Service": ["cloudwatch.amazonaws.com"]}
+    assert sorted(alarms["Condition"]["ArnEquals"]["aws:SourceArn"]) == [
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-codecommit-failed-invocations-dev",
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-failed-failed-invocations-dev",
+    ]
+    assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": [ACCOUNT]}
+    assert len(by_sid) == 2

@@ -54,15 +54,17 @@ def test_no_wildcard_outside_the_allow_list_in_any_policy_of_any_layer(dev, prod
     assert checked >= 2 * 25
 
 
-def test_every_pipeline_role_trusts_one_service_of_this_account_for_named_resources(dev):
+def test_every_pipeline_role_trusts_one_service_with_the_conditions_aws_documents(dev):
     plan = dev["pipeline"]
     names = plan.exports["projectNames"]
 
     def project_arn(key: str) -> str:
         return f"arn:aws:codebuild:us-east-1:{ACCOUNT}:project/{names[key]}"
 
+    # CodeBuild and EventBridge document aws:SourceAccount and aws:SourceArn at role
+    # assumption; CodePipeline documents neither, so its trust policy has no condition.
     expected = {
-        "pipeline": ("codepipeline.amazonaws.com", [plan.exports["pipelineArn"]]),
+        "pipeline": ("codepipeline.amazonaws.com", None),
         "docker-build": ("codebuild.amazonaws.com", [project_arn("docker-build")]),
         "tests": (
             "codebuild.amazonaws.com",
@@ -80,8 +82,39 @@ def test_every_pipeline_role_trusts_one_service_of_this_account_for_named_resour
         statement = trust(plan, duty)
         assert statement["Principal"] == {"Service": [service]}, duty
         assert statement["Action"] == ["sts:AssumeRole"], duty
+        if sources is None:
+            assert "Condition" not in statement, duty
+            continue
         assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == [ACCOUNT], duty
         assert sorted(statement["Condition"]["ArnLike"]["aws:SourceArn"]) == sorted(sources), duty
+
+
+def test_deploy_lists_tasks_only_in_its_cluster_and_describes_only_its_tasks(dev):
+    policy = role_policy(dev["pipeline"], "pipeline")
+    listing = policy["ListClusterTasks"]
+    # ListTasks' only resource type is container-instance: Fargate has none, so "*" confined
+    # by the ecs:cluster condition key.
+    assert listing["Action"] == ["ecs:ListTasks"]
+    assert listing["Resource"] == ["*"]
+    assert listing["Condition"] == {
+        "ArnEquals": {"ecs:cluster": [f"arn:aws:ecs:us-east-1:{ACCOUNT}:cluster/app"]}
+    }
+    assert policy["WatchDeployment"]["Action"] == ["ecs:DescribeTasks"]
+    assert policy["WatchDeployment"]["Resource"] == [f"arn:aws:ecs:us-east-1:{ACCOUNT}:task/app/*"]
+    granted = {a for s in policy.values() for a in s["Action"]}
+    assert {
+        "ecs:DescribeServices",
+        "ecs:DescribeTaskDefinition",
+        "ecs:DescribeTasks",
+        "ecs:ListTasks",
+        "ecs:RegisterTaskDefinition",
+        "ecs:TagResource",
+        "ecs:UpdateService",
+    } <= granted
+    container_instances = [
+        r for s in policy.values() for r in s.get("Resource", []) if "container-instance" in r
+    ]
+    assert container_instances == []
 
 
 def test_pipeline_passes_only_the_task_roles_and_only_to_ecs_tasks(dev):
@@ -127,8 +160,42 @@ def test_roles_reach_the_artifacts_only_in_the_foundation_bucket_with_its_key(de
     foundation = dev["foundation"].exports
     for duty in ("pipeline", "docker-build", "tests", "security-scan"):
         policy = role_policy(dev["pipeline"], duty)
-        assert policy["ArtifactObjects"]["Resource"] == [f"{foundation['artifactBucketArn']}/*"]
+        assert policy["ReadArtifacts"]["Resource"] == [f"{foundation['artifactBucketArn']}/*"]
         assert policy["ArtifactKey"]["Resource"] == [foundation["kmsKeyArn"]]
+
+
+def _writes(policy: dict) -> list[str]:
+    return sorted(
+        r
+        for s in policy.values()
+        if any(a.startswith("s3:Put") for a in s["Action"])
+        for r in s["Resource"]
+    )
+
+
+def test_only_the_pipeline_and_the_image_build_write_any_artifact(dev):
+    bucket = dev["foundation"].exports["artifactBucketArn"]
+    for duty in ("pipeline", "docker-build"):
+        assert _writes(role_policy(dev["pipeline"], duty)) == [f"{bucket}/*"], duty
+
+
+def test_the_tests_running_npm_scripts_write_only_their_report_prefixes(dev):
+    plan, bucket = dev["pipeline"], dev["foundation"].exports["artifactBucketArn"]
+    assert _writes(role_policy(plan, "tests")) == [
+        f"{bucket}/test-reports/integration-tests/*",
+        f"{bucket}/test-reports/unit-tests/*",
+    ]
+    groups = {g.inputs["name"]: g for g in plan.of_type("aws:codebuild/reportGroup:ReportGroup")}
+    paths = sorted(g.inputs["exportConfig"]["s3Destination"]["path"] for g in groups.values())
+    assert paths == ["test-reports/integration-tests", "test-reports/unit-tests"]
+
+
+def test_the_security_scan_only_reads(dev):
+    policy = role_policy(dev["pipeline"], "security-scan")
+    assert _writes(policy) == []
+    assert sorted(policy["ArtifactKey"]["Action"]) == ["kms:Decrypt", "kms:DescribeKey"]
+    writes = {"s3:PutObject", "kms:Encrypt", "kms:GenerateDataKey", "ecr:PutImage"}
+    assert not writes & {a for s in policy.values() for a in s["Action"]}
 
 
 def test_build_roles_write_only_their_own_log_groups(dev):

@@ -21,6 +21,9 @@ from tests.pipeline_support import (
 
 SERVICES = ["billing", "search", "auth-api"]
 KEY = "platform-pipeline:services"
+FAMILIES = "platform-registry:imageFamilies"
+WITH_FAMILIES = {FAMILIES: json.dumps(["app", *SERVICES, "x" * 40])}
+"""The registry's families for these services (a what-if override of its stack file)."""
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,7 @@ def with_services():
     from toolbox.offline import plan_all, plan_layer
 
     upstream = {p.stack: p for p in plan_all("dev").values() if p.layer != "pipeline"}
-    return plan_layer("pipeline", "dev", upstream, {KEY: json.dumps(SERVICES)})
+    return plan_layer("pipeline", "dev", upstream, {KEY: json.dumps(SERVICES), **WITH_FAMILIES})
 
 
 def test_three_services_give_three_more_projects_log_groups_and_roles(dev, with_services):
@@ -89,7 +92,27 @@ def test_services_are_not_stages_of_the_pipeline(with_services):
 )
 def test_bad_service_lists_are_refused_naming_the_key(replan, value, problem):
     with pytest.raises(ConfigError) as error:
-        replan("pipeline", config={KEY: value})
+        replan("pipeline", config={KEY: value, **WITH_FAMILIES})
     message = str(error.value)
     assert message.startswith(f"stacks/pipeline/Pulumi.dev.yaml: {KEY}:")
     assert problem in message
+
+
+def test_a_service_must_be_an_image_family_of_the_registry(replan):
+    with pytest.raises(ConfigError) as error:
+        replan("pipeline", config={KEY: '["worker"]'})
+    message = str(error.value)
+    assert message.startswith(f"stacks/pipeline/Pulumi.dev.yaml: {KEY}:")
+    assert "'worker' is not an image family of the registry" in message
+    assert "add 'worker' to platform-registry:imageFamilies" in message
+
+
+def test_the_applications_family_is_not_a_service(replan):
+    with pytest.raises(ConfigError) as error:
+        replan("pipeline", config={KEY: '["app"]', FAMILIES: '["app", "billing"]'})
+    assert "'app' is not an image family of the registry" in str(error.value)
+
+
+def test_the_application_image_is_tagged_with_the_first_family(replan):
+    plan = replan("pipeline", config={FAMILIES: '["shop", "billing"]'})
+    assert variables(project(plan, "docker-build"))["IMAGE_TAG_PREFIX"] == "shop-"

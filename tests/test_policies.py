@@ -657,7 +657,29 @@ COMPANIONS = {
     t: res(t, logical=f"artifacts-{i}", bucket="artifacts-b") for i, t in enumerate(COMPANION_TYPES)
 }
 REPO = res(REPOSITORY, logical="repo", name="repo")
-REPO_LIFECYCLE = res(ECR_LIFECYCLE, logical="lc", repository="repo")
+COUNT_RULE = {
+    "rulePriority": 1,
+    "selection": {
+        "tagStatus": "tagged",
+        "tagPrefixList": ["app-"],
+        "countType": "imageCountMoreThan",
+        "countNumber": 10,
+    },
+    "action": {"type": "expire"},
+}
+AGE_RULE = {
+    "rulePriority": 1,
+    "selection": {
+        "tagStatus": "untagged",
+        "countType": "sinceImagePushed",
+        "countUnit": "days",
+        "countNumber": 1,
+    },
+    "action": {"type": "expire"},
+}
+REPO_LIFECYCLE = res(
+    ECR_LIFECYCLE, logical="lc", repository="repo", policy=json.dumps({"rules": [COUNT_RULE]})
+)
 
 
 @dataclass(frozen=True)
@@ -698,6 +720,11 @@ STACK_BAD: list[StackCase] = [
     StackCase("ecr-lifecycle", "no lifecycle policy", [REPO]),
     StackCase(
         "ecr-lifecycle",
+        "a policy that keeps no count of images",
+        [REPO, res(ECR_LIFECYCLE, repository="repo", policy=json.dumps({"rules": [AGE_RULE]}))],
+    ),
+    StackCase(
+        "ecr-lifecycle",
         "the policy of another repository",
         [REPO, res(ECR_LIFECYCLE, repository="other")],
     ),
@@ -707,7 +734,7 @@ STACK_BAD: list[StackCase] = [
         [
             res(REPOSITORY, logical="a"),
             res(REPOSITORY, logical="b"),
-            res(ECR_LIFECYCLE, repository="x"),
+            res(ECR_LIFECYCLE, repository="x", policy=json.dumps({"rules": [COUNT_RULE]})),
         ],
     ),
 ]
@@ -726,7 +753,10 @@ STACK_GOOD: list[StackCase] = [
     StackCase(
         "ecr-lifecycle",
         "unnamed repository (a preview) with a policy",
-        [res(REPOSITORY, logical="a"), res(ECR_LIFECYCLE, repository="a-123")],
+        [
+            res(REPOSITORY, logical="a"),
+            res(ECR_LIFECYCLE, repository="a-123", policy=json.dumps({"rules": [COUNT_RULE]})),
+        ],
     ),
 ]
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from shared.errors import ConfigError
 from tests.conftest import inputs_of
 
 REPOSITORY = "aws:ecr/repository:Repository"
@@ -23,19 +26,60 @@ def test_repository_encrypted_with_the_key_the_foundation_exported(dev):
     assert encryption == {"encryptionType": "KMS", "kmsKey": dev["foundation"].exports["kmsKeyArn"]}
 
 
-def test_lifecycle_keeps_the_last_10_images_and_expires_untagged_quickly(dev):
-    policy = json.loads(
-        inputs_of(dev["registry"], "aws:ecr/lifecyclePolicy:LifecyclePolicy")["policy"]
-    )
-    rules = sorted(policy["rules"], key=lambda r: r["rulePriority"])
-    keep = [r for r in rules if r["selection"]["countType"] == "imageCountMoreThan"]
-    assert [r["selection"]["countNumber"] for r in keep] == [10]
-    assert keep[0]["selection"]["tagStatus"] == "any"
-    # ECR requires the "any" rule to have the lowest priority (the highest number).
-    assert rules[-1] is keep[0]
-    untagged = [r for r in rules if r["selection"]["tagStatus"] == "untagged"]
-    assert untagged and untagged[0]["selection"]["countNumber"] <= 7
+def _rules(plan) -> list[dict]:
+    policy = json.loads(inputs_of(plan, "aws:ecr/lifecyclePolicy:LifecyclePolicy")["policy"])
+    return sorted(policy["rules"], key=lambda r: r["rulePriority"])
+
+
+def test_lifecycle_keeps_the_last_10_images_of_the_app_and_expires_untagged_quickly(dev):
+    rules = _rules(dev["registry"])
+    assert rules[0]["selection"] == {
+        "tagStatus": "untagged",
+        "countType": "sinceImagePushed",
+        "countUnit": "days",
+        "countNumber": 1,
+    }
+    assert [r["selection"] for r in rules[1:]] == [
+        {
+            "tagStatus": "tagged",
+            "tagPrefixList": ["app-"],
+            "countType": "imageCountMoreThan",
+            "countNumber": 10,
+        }
+    ]
     assert all(r["action"] == {"type": "expire"} for r in rules)
+    # No tagStatus any: it would count every family's images together.
+    assert all(r["selection"]["tagStatus"] != "any" for r in rules)
+
+
+def test_each_image_family_keeps_its_own_last_10(replan):
+    plan = replan(
+        "registry", config={"platform-registry:imageFamilies": '["app", "billing", "search"]'}
+    )
+    rules = _rules(plan)
+    keep = [r for r in rules if r["selection"]["countType"] == "imageCountMoreThan"]
+    assert [r["selection"]["tagPrefixList"] for r in keep] == [["app-"], ["billing-"], ["search-"]]
+    assert {r["selection"]["countNumber"] for r in keep} == {10}
+    assert {r["selection"]["tagStatus"] for r in keep} == {"tagged"}
+    priorities = [r["rulePriority"] for r in rules]
+    assert len(set(priorities)) == len(priorities)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("[]", "is empty"),
+        ('["app", "app"]', "listed twice"),
+        ('["App"]', "is not valid"),
+        ('["app", "app-worker"]', "'app-' is a prefix of 'app-worker-'"),
+    ],
+)
+def test_bad_image_families_are_refused_naming_the_key(replan, value, problem):
+    with pytest.raises(ConfigError) as error:
+        replan("registry", config={"platform-registry:imageFamilies": value})
+    message = str(error.value)
+    assert message.startswith("stacks/registry/Pulumi.dev.yaml: platform-registry:imageFamilies:")
+    assert problem in message
 
 
 def test_lifecycle_applies_to_this_repository(dev):

@@ -56,6 +56,8 @@ class PlannedResource:
     provider: str | None
     inputs: dict[str, Any]
     """Inputs in the engine's wire names (camelCase), secrets replaced by ``[secret]``."""
+    delete_before_replace: bool = False
+    """The ``delete_before_replace`` option the program registered the resource with."""
 
     def as_json(self) -> dict[str, Any]:
         """The resource as written to the plan file."""
@@ -67,6 +69,7 @@ class PlannedResource:
             "custom": self.custom,
             "protect": self.protect,
             "provider": self.provider,
+            "deleteBeforeReplace": self.delete_before_replace,
             "inputs": self.inputs,
         }
 
@@ -227,6 +230,11 @@ class PlatformMocks(mocks.Mocks):
                 return arn, {"arn": arn}
             case "aws:codepipeline/pipeline:Pipeline":
                 return name, {"arn": self._arn("codepipeline", name)}
+            case "aws:sqs/queue:Queue":
+                url = f"https://sqs.{region}.amazonaws.com/{account}/{name}"
+                return url, {"arn": self._arn("sqs", name), "url": url}
+            case "aws:cloudwatch/metricAlarm:MetricAlarm":
+                return name, {"arn": self._arn("cloudwatch", f"alarm:{name}")}
             case "aws:cloudwatch/eventRule:EventRule":
                 return name, {"arn": self._arn("events", f"rule/{name}")}
             case "aws:codestarconnections/connection:Connection":
@@ -367,6 +375,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 protect=protect,
                 provider=provider,
                 inputs=redact(inputs),
+                delete_before_replace=bool(getattr(request, "deleteBeforeReplace", False)),
             )
         )
 

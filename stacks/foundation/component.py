@@ -23,7 +23,6 @@ KEY_USE = [
 KEY_ADMIN = [
     "kms:CancelKeyDeletion",
     "kms:CreateAlias",
-    "kms:CreateGrant",
     "kms:DeleteAlias",
     "kms:DescribeKey",
     "kms:DisableKey",
@@ -32,12 +31,10 @@ KEY_ADMIN = [
     "kms:EnableKeyRotation",
     "kms:GetKeyPolicy",
     "kms:GetKeyRotationStatus",
-    "kms:ListGrants",
     "kms:ListKeyRotations",
     "kms:ListResourceTags",
     "kms:PutKeyPolicy",
     "kms:RetireGrant",
-    "kms:RevokeGrant",
     "kms:RotateKeyOnDemand",
     "kms:ScheduleKeyDeletion",
     "kms:TagResource",
@@ -45,7 +42,15 @@ KEY_ADMIN = [
     "kms:UpdateAlias",
     "kms:UpdateKeyDescription",
 ]
-"""Administration of the key, delegated to the account's IAM policies (no ``kms:*``)."""
+"""Administration of the key, delegated to the account's IAM policies (no ``kms:*``, no grants)."""
+
+KEY_GRANTS = ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"]
+"""Grant management: only when an AWS service integrated with KMS asks on a principal's behalf
+(``kms:GrantIsForAWSResource``), e.g. CodeBuild or ECR attaching the key to what they create."""
+
+SERVICE_KEY_USE = ["kms:Decrypt", "kms:GenerateDataKey"]
+"""What EventBridge and CloudWatch need to deliver to the encrypted topic and queues (SNS and
+SQS server-side encryption call GenerateDataKey; AWS samples write `GenerateDataKey*`)."""
 
 
 class Foundation(pulumi.ComponentResource):
@@ -89,68 +94,16 @@ class Foundation(pulumi.ComponentResource):
         self.register_outputs({"kmsKeyArn": self.key.arn, "artifactBucketArn": self.bucket.arn})
 
     def _key(self, opts: pulumi.ResourceOptions) -> aws.kms.Key:
-        a = self._args
-        account_root = f"arn:aws:iam::{a.account_id}:root"
-        same_account = iam.Condition("StringEquals", "aws:SourceAccount", [a.account_id])
-        policy = iam.key_policy(
-            iam.Statement(
-                sid="AccountAdministersKey",
-                actions=KEY_ADMIN,
-                resources=["*"],
-                principals={"AWS": [account_root]},
-            ),
-            iam.Statement(
-                # Pipeline and CodeBuild roles encrypt artifacts and read the token only through
-                # S3 and Secrets Manager; their IAM policies name this key's ARN.
-                sid="AccountUsesKeyThroughS3AndSecretsManager",
-                actions=KEY_USE,
-                resources=["*"],
-                principals={"AWS": [account_root]},
-                conditions=[
-                    iam.Condition("StringEquals", "kms:CallerAccount", [a.account_id]),
-                    iam.Condition(
-                        "StringEquals",
-                        "kms:ViaService",
-                        [
-                            f"s3.{a.region}.amazonaws.com",
-                            f"secretsmanager.{a.region}.amazonaws.com",
-                        ],
-                    ),
-                ],
-            ),
-            iam.Statement(
-                sid="CloudWatchLogsEncryptsPipelineLogs",
-                actions=KEY_USE,
-                resources=["*"],
-                principals={"Service": [f"logs.{a.region}.amazonaws.com"]},
-                conditions=[
-                    iam.Condition(
-                        "ArnLike",
-                        "kms:EncryptionContext:aws:logs:arn",
-                        [
-                            iam.arn(
-                                "logs", a.region, a.account_id, f"log-group:{a.log_group_prefix}*"
-                            )
-                        ],
-                    )
-                ],
-            ),
-            iam.Statement(
-                # EventBridge publishes failure events to the encrypted topic.
-                sid="EventBridgePublishesToEncryptedTopic",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=["*"],
-                principals={"Service": ["events.amazonaws.com"]},
-                conditions=[same_account],
-            ),
-        )
         return aws.kms.Key(
             f"{self._name}-key",
-            description=f"Platform key: artifacts, logs, secrets, topic and images ({a.key_alias})",
+            description=(
+                f"Platform key: artifacts, logs, secrets, topic, queues and images"
+                f" ({self._args.key_alias})"
+            ),
             enable_key_rotation=True,
             rotation_period_in_days=365,
-            deletion_window_in_days=a.key_deletion_window_days,
-            policy=policy,
+            deletion_window_in_days=self._args.key_deletion_window_days,
+            policy=key_policy(self._args),
             opts=opts,
         )
 
@@ -258,20 +211,8 @@ class Foundation(pulumi.ComponentResource):
             kms_master_key_id=self.key.arn,
             opts=child,
         )
-        aws.sns.TopicPolicy(
-            f"{self._name}-pipeline-failures-policy",
-            arn=topic.arn,
-            policy=iam.document(
-                iam.Statement(
-                    sid="OnlyEventBridgeOfThisAccountPublishes",
-                    actions=["sns:Publish"],
-                    principals={"Service": ["events.amazonaws.com"]},
-                    resources=[topic.arn],
-                    conditions=[iam.Condition("StringEquals", "aws:SourceAccount", [a.account_id])],
-                )
-            ),
-            opts=child,
-        )
+        # The topic's policy is set by the pipeline layer, which knows the ARNs of the rule and
+        # alarms that publish to it (stacks/pipeline/events.py).
         aws.sns.TopicSubscription(
             f"{self._name}-pipeline-failures-email",
             topic=topic.arn,
@@ -280,3 +221,75 @@ class Foundation(pulumi.ComponentResource):
             opts=child,
         )
         return topic
+
+
+def key_policy(a: FoundationArgs) -> pulumi.Output[str]:
+    """The platform key's policy: administration, grants for AWS services, and service use.
+
+    Each statement and its conditions are explained, with the AWS pages, in docs/iam.md.
+    """
+    account_root = f"arn:aws:iam::{a.account_id}:root"
+    return iam.key_policy(
+        iam.Statement(
+            sid="AccountAdministersKey",
+            actions=KEY_ADMIN,
+            resources=["*"],
+            principals={"AWS": [account_root]},
+        ),
+        iam.Statement(
+            # Grants only for AWS resources: CodeBuild, ECR, Secrets Manager and the like create
+            # grants on the key when they use it on a principal's behalf; nobody hands one out.
+            sid="AccountGrantsOnlyForAwsResources",
+            actions=KEY_GRANTS,
+            resources=["*"],
+            principals={"AWS": [account_root]},
+            conditions=[iam.Condition("Bool", "kms:GrantIsForAWSResource", ["true"])],
+        ),
+        iam.Statement(
+            # Pipeline and CodeBuild roles encrypt artifacts and read the token only through
+            # S3 and Secrets Manager; their IAM policies name this key's ARN.
+            sid="AccountUsesKeyThroughS3AndSecretsManager",
+            actions=KEY_USE,
+            resources=["*"],
+            principals={"AWS": [account_root]},
+            conditions=[
+                iam.Condition("StringEquals", "kms:CallerAccount", [a.account_id]),
+                iam.Condition(
+                    "StringEquals",
+                    "kms:ViaService",
+                    [f"s3.{a.region}.amazonaws.com", f"secretsmanager.{a.region}.amazonaws.com"],
+                ),
+            ],
+        ),
+        iam.Statement(
+            sid="CloudWatchLogsEncryptsPipelineLogs",
+            actions=KEY_USE,
+            resources=["*"],
+            principals={"Service": [f"logs.{a.region}.amazonaws.com"]},
+            conditions=[
+                iam.Condition(
+                    "ArnLike",
+                    "kms:EncryptionContext:aws:logs:arn",
+                    [iam.arn("logs", a.region, a.account_id, f"log-group:{a.log_group_prefix}*")],
+                )
+            ],
+        ),
+        iam.Statement(
+            # EventBridge delivers failure events to the encrypted topic and undeliverable events
+            # to the encrypted dead-letter queues. No aws:SourceAccount/SourceArn condition: AWS
+            # documents that EventBridge does not send them to KMS, so such a condition would
+            # silently drop every notification; the topic and queue policies name the rules.
+            sid="EventBridgeDeliversToEncryptedTopicAndQueues",
+            actions=SERVICE_KEY_USE,
+            resources=["*"],
+            principals={"Service": ["events.amazonaws.com"]},
+        ),
+        iam.Statement(
+            # CloudWatch alarms (failed rule invocations) notify the encrypted topic.
+            sid="CloudWatchAlarmsNotifyEncryptedTopic",
+            actions=SERVICE_KEY_USE,
+            resources=["*"],
+            principals={"Service": ["cloudwatch.amazonaws.com"]},
+            conditions=[iam.Condition("StringEquals", "aws:SourceAccount", [a.account_id])],
+        ),
+    )

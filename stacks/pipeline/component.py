@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_aws as aws
 
+from shared import families
 from shared.contracts import FoundationOutputs, PipelineOutputs, RegistryOutputs
 from stacks.pipeline import codebuild, codepipeline, events, roles
 from stacks.pipeline.config import BuildProject, PipelineArgs
@@ -143,9 +144,9 @@ class Pipeline(pulumi.ComponentResource):
             "ECR_REGION": a.region,
             "CONTAINER_NAME": build.service or a.container_name,
         }
-        if build.service:
-            # One repository: an extra service's tags are prefixed with its name.
-            variables["IMAGE_TAG_PREFIX"] = f"{build.service}-"
+        # One repository: every image's tag starts with its family, which the registry's
+        # lifecycle policy keeps the last images of (shared/families.py).
+        variables["IMAGE_TAG_PREFIX"] = families.tag_prefix(build.image_family)
         self._codebuild(build, duty, variables, privileged=True, cache_modes=DOCKER_CACHE)
 
     def _tests(self, unit: BuildProject, integration: BuildProject) -> None:
@@ -155,7 +156,7 @@ class Pipeline(pulumi.ComponentResource):
             self.report_groups[build.key] = codebuild.report_group(
                 f"{self._name}-{build.key}-reports",
                 a.report_groups[build.key],
-                path=f"test-reports/{build.key}",
+                path=build.report_prefix,
                 bucket_name=f.artifact_bucket_name,
                 key_arn=f.kms_key_arn,
                 opts=self._child,
@@ -239,9 +240,15 @@ class Pipeline(pulumi.ComponentResource):
         return next(build.project_name for build in self._args.projects if build.key == key)
 
     def _events(self) -> None:
-        a = self._args
-        events.failure_notification(
-            f"{self._name}-failed", a, self._foundation.failure_topic_arn, self._child
+        """The two rules, each target with retries and a dead-letter queue, an alarm on each
+        rule's failed invocations, and the topic policy that lets exactly those publish."""
+        a, f = self._args, self._foundation
+        failed = events.failure_notification(
+            f"{self._name}-failed",
+            a,
+            f.failure_topic_arn,
+            self._dead_letter_queue("failed", a.failure_rule_name),
+            self._child,
         )
         duty = self._role(
             "events",
@@ -249,10 +256,31 @@ class Pipeline(pulumi.ComponentResource):
             [a.arn("events", f"rule/{a.trigger_rule_name}")],
             roles.events_statements(self.pipeline.arn),
         )
-        events.codecommit_trigger(
+        trigger = events.codecommit_trigger(
             f"{self._name}-codecommit",
             a,
             self.pipeline.arn,
             duty.role.arn,
-            pulumi.ResourceOptions(parent=self, depends_on=[duty.policy]),
+            dead_letter_queue=self._dead_letter_queue("codecommit", a.trigger_rule_name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[duty.policy]),
+        )
+        for rule, resource in (("failed", failed), ("codecommit", trigger)):
+            events.failed_invocations_alarm(
+                f"{self._name}-{rule}-alarm",
+                a.alarm_names[rule],
+                resource.name,
+                f.failure_topic_arn,
+                self._child,
+            )
+        events.failure_topic_policy(
+            f"{self._name}-failure-topic-policy", a, f.failure_topic_arn, self._child
+        )
+
+    def _dead_letter_queue(self, rule: str, rule_name: str) -> aws.sqs.Queue:
+        return events.dead_letter_queue(
+            f"{self._name}-{rule}-dlq",
+            self._args.dead_letter_queue_names[rule],
+            self._args.arn("events", f"rule/{rule_name}"),
+            self._foundation.kms_key_arn,
+            self._child,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared import iam
+from shared import families, iam
 from shared.errors import ConfigError
 from shared.naming import Kind
 from shared.program import Program
@@ -17,6 +17,9 @@ from shared.program import Program
 SOURCE_PROVIDERS = ("github", "codeconnections")
 """``github``: the GitHub (OAuth app) v1 action with the token from the foundation secret;
 ``codeconnections``: a CodeStarSourceConnection action (what AWS recommends)."""
+
+EVENT_RULES = ("failed", "codecommit")
+"""The layer's EventBridge rules, by purpose; each target has a dead-letter queue and an alarm."""
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 """ECR scan severities, most severe first; the threshold blocks itself and everything above."""
@@ -59,7 +62,11 @@ class BuildProject:
     description: str
     """What the project does, shown in the console."""
     service: str = ""
-    """For an extra service's Docker build: the service name (its image tag prefix)."""
+    """For an extra service's Docker build: the service name."""
+    image_family: str = ""
+    """For a Docker build: the image family its tags start with (``<family>-<commit>``)."""
+    report_prefix: str = ""
+    """For a test project: the key prefix in the artifact bucket its reports are exported to."""
 
     @property
     def arn_resource(self) -> str:
@@ -123,10 +130,19 @@ class PipelineArgs:
     """EventBridge rule that notifies on failed executions."""
     trigger_rule_name: str
     """EventBridge rule that starts the pipeline on CodeCommit pushes."""
+    dead_letter_queue_names: dict[str, str]
+    """SQS dead-letter queue of each rule's target, by rule (failed, codecommit)."""
+    alarm_names: dict[str, str]
+    """CloudWatch alarm on each rule's failed invocations, by rule (failed, codecommit)."""
 
     def arn(self, service: str, resource: str) -> str:
         """An ARN in this account and region, for a resource referenced before it exists."""
         return iam.arn(service, self.region, self.account_id, resource)
+
+    @property
+    def ecs_cluster_arn(self) -> str:
+        """The ARN of the ECS cluster the Deploy stage updates."""
+        return self.arn("ecs", f"cluster/{self.ecs_cluster}")
 
     @property
     def pipeline_arn(self) -> str:
@@ -153,7 +169,7 @@ def load(program: Program) -> PipelineArgs:
         name = config.string(key, pattern=IAM_ROLE_NAME, allowed="an IAM role name")
         return f"arn:aws:iam::{platform.account_id}:role/{name}"
 
-    def build(key: str, buildspec: str, role: str, description: str) -> BuildProject:
+    def build(key: str, buildspec: str, role: str, description: str, **extra: str) -> BuildProject:
         return BuildProject(
             key=key,
             project_name=label.name(Kind.CODEBUILD_PROJECT, key),
@@ -161,20 +177,35 @@ def load(program: Program) -> PipelineArgs:
             buildspec=buildspec,
             role=role,
             description=description,
+            **extra,
         )
 
+    image_families = families.registry_families(platform.environment)
     projects = (
-        build("docker-build", "docker-build.yml", "docker-build", "Builds and pushes the image"),
-        build("unit-tests", "unit-tests.yml", "tests", "Runs the Node.js unit tests"),
+        build(
+            "docker-build",
+            "docker-build.yml",
+            "docker-build",
+            "Builds and pushes the image",
+            image_family=image_families[0],
+        ),
+        build(
+            "unit-tests",
+            "unit-tests.yml",
+            "tests",
+            "Runs the Node.js unit tests",
+            report_prefix="test-reports/unit-tests",
+        ),
         build(
             "integration-tests",
             "integration-tests.yml",
             "tests",
             "Runs the Node.js integration tests",
+            report_prefix="test-reports/integration-tests",
         ),
         build("security-scan", "security-scan.yml", "security-scan", "Gates on the ECR scan"),
     )
-    services = _services(program)
+    services = _services(program, image_families)
     role_names = {
         duty: label.name(Kind.IAM_ROLE, duty)
         for duty in ("pipeline", "events", "docker-build", "tests", "security-scan")
@@ -230,11 +261,22 @@ def load(program: Program) -> PipelineArgs:
         },
         failure_rule_name=label.name(Kind.EVENT_RULE, "failed"),
         trigger_rule_name=label.name(Kind.EVENT_RULE, "codecommit"),
+        dead_letter_queue_names={
+            rule: label.name(Kind.SQS_QUEUE, rule, "dlq") for rule in EVENT_RULES
+        },
+        alarm_names={
+            rule: label.name(Kind.CLOUDWATCH_ALARM, rule, "failed-invocations")
+            for rule in EVENT_RULES
+        },
     )
 
 
-def _services(program: Program) -> tuple[BuildProject, ...]:
-    """One Docker-build project per extra service, names checked against every limit."""
+def _services(program: Program, image_families: tuple[str, ...]) -> tuple[BuildProject, ...]:
+    """One Docker-build project per extra service, names checked against every limit.
+
+    Each service is one of the registry's image families (not the application's, the first),
+    so the repository's lifecycle policy keeps its images by their own tag prefix.
+    """
     config, label = program.config, program.label
     key = f"{program.layer.project}:services"
     names = config.string_list(
@@ -248,6 +290,15 @@ def _services(program: Program) -> tuple[BuildProject, ...]:
         if name in seen:
             raise ConfigError(config.source, key, f"'{name}' is listed twice", "unique names")
         seen.add(name)
+        if name not in image_families[1:]:
+            raise ConfigError(
+                config.source,
+                key,
+                f"'{name}' is not an image family of the registry"
+                f" ({families.KEY}: {list(image_families)})",
+                f"a family other than '{image_families[0]}': add '{name}' to {families.KEY} in"
+                " stacks/registry/Pulumi.yaml and deploy the registry first",
+            )
         duty = f"service-{name}"
         blame = (config.source, key)
         services.append(
@@ -259,6 +310,7 @@ def _services(program: Program) -> tuple[BuildProject, ...]:
                 role=duty,
                 description=f"Builds and pushes the {name} service's image",
                 service=name,
+                image_family=name,
             )
         )
     return tuple(services)

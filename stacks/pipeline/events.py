@@ -1,4 +1,9 @@
-"""EventBridge rules: failures to the failure topic; CodeCommit pushes start the pipeline."""
+"""EventBridge rules: failures to the failure topic; CodeCommit pushes start the pipeline.
+
+Every target retries for a bounded time and then drops what it could not deliver into its own
+KMS-encrypted SQS dead-letter queue; an alarm on each rule's ``FailedInvocations`` notifies the
+failure topic; the topic's policy lets only that rule and those alarms publish (docs/iam.md).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,16 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from shared import iam
 from stacks.pipeline.config import PipelineArgs
+
+RETRY = aws.cloudwatch.EventTargetRetryPolicyArgs(
+    maximum_event_age_in_seconds=3600, maximum_retry_attempts=10
+)
+"""Retry a failed delivery for up to an hour (10 attempts), then send it to the DLQ."""
+
+DLQ_RETENTION_SECONDS = 1_209_600
+"""Undelivered events stay 14 days (the SQS maximum) for someone to look at."""
 
 
 def failure_pattern(pipeline_name: str) -> dict[str, Any]:
@@ -42,10 +56,110 @@ FAILURE_MESSAGE = (
 """The e-mail text: a JSON string, so SNS delivers it as plain text, not as the raw event."""
 
 
+def dead_letter_queue(
+    resource_name: str,
+    queue_name: str,
+    rule_arn: str,
+    key_arn: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> aws.sqs.Queue:
+    """A target's dead-letter queue: encrypted with the platform key, only its rule may send."""
+    queue = aws.sqs.Queue(
+        resource_name,
+        name=queue_name,
+        kms_master_key_id=key_arn,
+        kms_data_key_reuse_period_seconds=300,
+        message_retention_seconds=DLQ_RETENTION_SECONDS,
+        opts=opts,
+    )
+    aws.sqs.QueuePolicy(
+        f"{resource_name}-policy",
+        queue_url=queue.url,
+        policy=iam.document(
+            iam.Statement(
+                sid="OnlyItsRuleSendsUndeliveredEvents",
+                actions=["sqs:SendMessage"],
+                principals={"Service": ["events.amazonaws.com"]},
+                resources=[queue.arn],
+                conditions=[iam.Condition("ArnEquals", "aws:SourceArn", [rule_arn])],
+            )
+        ),
+        opts=opts,
+    )
+    return queue
+
+
+def failed_invocations_alarm(
+    resource_name: str,
+    alarm_name: str,
+    rule_name: pulumi.Input[str],
+    topic_arn: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> aws.cloudwatch.MetricAlarm:
+    """An alarm when the rule fails to invoke its target at all (after retries), to the topic."""
+    return aws.cloudwatch.MetricAlarm(
+        resource_name,
+        name=alarm_name,
+        alarm_description="The EventBridge rule could not deliver to its target (see its DLQ)",
+        namespace="AWS/Events",
+        metric_name="FailedInvocations",
+        dimensions={"RuleName": rule_name},
+        statistic="Sum",
+        period=300,
+        evaluation_periods=1,
+        threshold=0,
+        comparison_operator="GreaterThanThreshold",
+        treat_missing_data="notBreaching",
+        alarm_actions=[topic_arn],
+        opts=opts,
+    )
+
+
+def failure_topic_policy(
+    resource_name: str,
+    args: PipelineArgs,
+    topic_arn: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> aws.sns.TopicPolicy:
+    """The failure topic's policy: only the failure rule and this layer's alarms publish."""
+    alarm_arns = [args.arn("cloudwatch", f"alarm:{name}") for name in args.alarm_names.values()]
+    return aws.sns.TopicPolicy(
+        resource_name,
+        arn=topic_arn,
+        policy=iam.document(
+            iam.Statement(
+                sid="OnlyTheFailureRulePublishes",
+                actions=["sns:Publish"],
+                principals={"Service": ["events.amazonaws.com"]},
+                resources=[topic_arn],
+                conditions=[
+                    iam.Condition(
+                        "ArnEquals",
+                        "aws:SourceArn",
+                        [args.arn("events", f"rule/{args.failure_rule_name}")],
+                    )
+                ],
+            ),
+            iam.Statement(
+                sid="OnlyTheLayersAlarmsPublish",
+                actions=["sns:Publish"],
+                principals={"Service": ["cloudwatch.amazonaws.com"]},
+                resources=[topic_arn],
+                conditions=[
+                    iam.Condition("ArnEquals", "aws:SourceArn", alarm_arns),
+                    iam.Condition("StringEquals", "aws:SourceAccount", [args.account_id]),
+                ],
+            ),
+        ),
+        opts=opts,
+    )
+
+
 def failure_notification(
     resource_name: str,
     args: PipelineArgs,
     topic_arn: pulumi.Input[str],
+    dead_letter_queue: aws.sqs.Queue,
     opts: pulumi.ResourceOptions,
 ) -> aws.cloudwatch.EventRule:
     """The rule on failed executions and its target, the foundation's failure topic."""
@@ -61,15 +175,19 @@ def failure_notification(
         rule=rule.name,
         target_id="failure-topic",
         arn=topic_arn,
-        input_transformer={
-            "input_paths": {
+        input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
+            input_paths={
                 "pipeline": "$.detail.pipeline",
                 "execution": "$.detail.execution-id",
                 "region": "$.region",
                 "time": "$.time",
             },
-            "input_template": FAILURE_MESSAGE,
-        },
+            input_template=FAILURE_MESSAGE,
+        ),
+        retry_policy=RETRY,
+        dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(
+            arn=dead_letter_queue.arn
+        ),
         opts=opts,
     )
     return rule
@@ -80,6 +198,8 @@ def codecommit_trigger(
     args: PipelineArgs,
     pipeline_arn: pulumi.Input[str],
     role_arn: pulumi.Input[str],
+    *,
+    dead_letter_queue: aws.sqs.Queue,
     opts: pulumi.ResourceOptions,
 ) -> aws.cloudwatch.EventRule:
     """The rule on pushes to the CodeCommit mirror, starting this pipeline through its role."""
@@ -99,6 +219,10 @@ def codecommit_trigger(
         target_id="pipeline",
         arn=pipeline_arn,
         role_arn=role_arn,
+        retry_policy=RETRY,
+        dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(
+            arn=dead_letter_queue.arn
+        ),
         opts=opts,
     )
     return rule

@@ -1,9 +1,11 @@
 """The pipeline layer's IAM: one role per duty, each with one inline least-privilege policy.
 
 Every statement names the ARNs it guards; ``Resource: "*"`` only through
-``shared.iam.WILDCARD_ALLOWED``. Trust policies name their service, this account
-(``aws:SourceAccount``) and the exact resources that may assume the role (``aws:SourceArn``),
-whose ARNs are built from their known names: the role must exist before them.
+``shared.iam.WILDCARD_ALLOWED``. Trust policies name their service and the source conditions AWS
+documents for it (``shared.iam.TRUST_CONDITION_KEYS``): this account and the exact resources that
+may assume the role, whose ARNs are built from their known names (the role exists before them).
+Roles that run the application's npm scripts write only their report prefix of the artifact
+bucket; the scan only reads. docs/iam.md has every action with its resource type and source.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from stacks.pipeline.config import BuildProject, PipelineArgs
 
 KEY_USE = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
 """Encrypting and decrypting artifacts with the platform key; no administration."""
+
+KEY_READ = ["kms:Decrypt", "kms:DescribeKey"]
+"""Decrypting artifacts only: for a role that writes nothing."""
+
+ALL_OBJECTS = ("",)
+"""``writes`` for a role that may put any object (CodePipeline and the image build)."""
 
 ECR_PUSH = [
     "ecr:BatchCheckLayerAvailability",
@@ -73,17 +81,46 @@ def duty_role(
 
 
 def artifact_statements(
-    foundation: FoundationOutputs, *, bucket_reads: bool
+    foundation: FoundationOutputs,
+    *,
+    bucket_reads: bool,
+    writes: Sequence[str] = ALL_OBJECTS,
 ) -> list[iam.Statement]:
-    """Reading and writing pipeline artifacts in the foundation bucket, with the foundation key."""
+    """Reading pipeline artifacts in the foundation bucket; writing only under ``writes``.
+
+    ``writes`` are key prefixes (``""``: anywhere, for the roles that produce artifacts; a
+    report prefix for a role that runs untrusted code; none for a role that only reads).
+    """
+    objects = pulumi.Output.concat(foundation.artifact_bucket_arn, "/*")
     statements = [
         iam.Statement(
-            sid="ArtifactObjects",
-            actions=["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
-            resources=[pulumi.Output.concat(foundation.artifact_bucket_arn, "/*")],
-        ),
-        iam.Statement(sid="ArtifactKey", actions=KEY_USE, resources=[foundation.kms_key_arn]),
+            sid="ReadArtifacts",
+            actions=["s3:GetObject", "s3:GetObjectVersion"],
+            resources=[objects],
+        )
     ]
+    if writes:
+        statements.append(
+            iam.Statement(
+                sid="WriteArtifacts",
+                actions=["s3:PutObject"],
+                resources=[
+                    pulumi.Output.concat(
+                        foundation.artifact_bucket_arn, "/", prefix.strip("/"), "/*"
+                    )
+                    if prefix
+                    else objects
+                    for prefix in writes
+                ],
+            )
+        )
+    statements.append(
+        iam.Statement(
+            sid="ArtifactKey",
+            actions=KEY_USE if writes else KEY_READ,
+            resources=[foundation.kms_key_arn],
+        )
+    )
     if bucket_reads:
         statements.append(
             iam.Statement(
@@ -137,10 +174,16 @@ def tests_statements(
     foundation: FoundationOutputs,
     report_group_arns: Sequence[pulumi.Input[str]],
 ) -> list[iam.Statement]:
-    """Run the tests and publish their reports: source artifact, logs, the two report groups."""
+    """Run the tests and publish their reports: source artifact, logs, the two report groups.
+
+    The tests run the application's npm scripts (untrusted code): they read the source artifact
+    and write only under their report groups' export prefixes, never other artifacts.
+    """
     return [
         log_statement(args, projects),
-        *artifact_statements(foundation, bucket_reads=True),
+        *artifact_statements(
+            foundation, bucket_reads=True, writes=[p.report_prefix for p in projects]
+        ),
         iam.Statement(
             sid="PublishTestReports",
             actions=[
@@ -160,10 +203,13 @@ def security_scan_statements(
     foundation: FoundationOutputs,
     registry: RegistryOutputs,
 ) -> list[iam.Statement]:
-    """Read the scan of the pushed image: its findings in the one repository, artifacts, logs."""
+    """Read the scan of the pushed image: its findings in the one repository, artifacts, logs.
+
+    It only reads: the Build stage's artifact in, nothing out.
+    """
     return [
         log_statement(args, [project]),
-        *artifact_statements(foundation, bucket_reads=True),
+        *artifact_statements(foundation, bucket_reads=True, writes=()),
         iam.Statement(
             sid="ReadScanFindings",
             actions=["ecr:DescribeImageScanFindings", "ecr:DescribeImages"],
@@ -207,11 +253,16 @@ def pipeline_statements(
         iam.Statement(
             # The deploy watches the service's tasks: only tasks of this cluster.
             sid="WatchDeployment",
-            actions=["ecs:DescribeTasks", "ecs:ListTasks"],
-            resources=[
-                args.arn("ecs", f"task/{args.ecs_cluster}/*"),
-                args.arn("ecs", f"container-instance/{args.ecs_cluster}/*"),
-            ],
+            actions=["ecs:DescribeTasks"],
+            resources=[args.arn("ecs", f"task/{args.ecs_cluster}/*")],
+        ),
+        iam.Statement(
+            # ListTasks' only resource type is container-instance, which Fargate tasks have
+            # none of: `*` (shared.iam.WILDCARD_ALLOWED), confined to the cluster by ecs:cluster.
+            sid="ListClusterTasks",
+            actions=["ecs:ListTasks"],
+            resources=["*"],
+            conditions=[iam.Condition("ArnEquals", "ecs:cluster", [args.ecs_cluster_arn])],
         ),
         iam.pass_role("PassTaskRolesToEcsTasks", args.ecs_role_arns, "ecs-tasks.amazonaws.com"),
     ]

@@ -3,44 +3,54 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from shared import families
 from shared.contracts import FoundationOutputs, RegistryOutputs
 from stacks.registry.config import RegistryArgs
 
 
-def lifecycle_rules(keep_images: int, untagged_expiry_days: int) -> str:
-    """The lifecycle policy: expire untagged images quickly, keep the newest ``keep_images``."""
-    return json.dumps(
+def lifecycle_rules(
+    keep_images: int, untagged_expiry_days: int, image_families: Sequence[str]
+) -> str:
+    """The lifecycle policy: expire untagged images quickly, keep each family's newest.
+
+    One ``imageCountMoreThan`` rule per family, selecting its tags by prefix (``<family>-``), so
+    a busy service's pushes never expire the image another service runs. There is no ``any``
+    rule: a tag outside every family (pushed by hand) is never expired by this policy.
+    """
+    rules: list[dict[str, Any]] = [
         {
-            "rules": [
-                {
-                    "rulePriority": 1,
-                    "description": f"Expire untagged images after {untagged_expiry_days} day(s)",
-                    "selection": {
-                        "tagStatus": "untagged",
-                        "countType": "sinceImagePushed",
-                        "countUnit": "days",
-                        "countNumber": untagged_expiry_days,
-                    },
-                    "action": {"type": "expire"},
+            "rulePriority": 1,
+            "description": f"Expire untagged images after {untagged_expiry_days} day(s)",
+            "selection": {
+                "tagStatus": "untagged",
+                "countType": "sinceImagePushed",
+                "countUnit": "days",
+                "countNumber": untagged_expiry_days,
+            },
+            "action": {"type": "expire"},
+        }
+    ]
+    for priority, family in enumerate(image_families, start=2):
+        rules.append(
+            {
+                "rulePriority": priority,
+                "description": f"Keep the last {keep_images} images of {family}",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPrefixList": [families.tag_prefix(family)],
+                    "countType": "imageCountMoreThan",
+                    "countNumber": keep_images,
                 },
-                {
-                    "rulePriority": 2,
-                    "description": f"Keep the last {keep_images} images",
-                    "selection": {
-                        "tagStatus": "any",
-                        "countType": "imageCountMoreThan",
-                        "countNumber": keep_images,
-                    },
-                    "action": {"type": "expire"},
-                },
-            ]
-        },
-        sort_keys=True,
-    )
+                "action": {"type": "expire"},
+            }
+        )
+    return json.dumps({"rules": rules}, sort_keys=True)
 
 
 class Registry(pulumi.ComponentResource):
@@ -75,7 +85,9 @@ class Registry(pulumi.ComponentResource):
         aws.ecr.LifecyclePolicy(
             f"{name}-repository-lifecycle",
             repository=self.repository.name,
-            policy=lifecycle_rules(args.keep_images, args.untagged_expiry_days),
+            policy=lifecycle_rules(
+                args.keep_images, args.untagged_expiry_days, args.image_families
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.outputs = RegistryOutputs(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared import families
 from shared.naming import Kind
 from shared.program import Program
 
@@ -15,7 +16,9 @@ class RegistryArgs:
     repository_name: str
     """The ECR repository's name."""
     keep_images: int
-    """How many images the lifecycle policy keeps."""
+    """How many images the lifecycle policy keeps of each image family."""
+    image_families: tuple[str, ...]
+    """The image families (tag prefixes) sharing the repository; the application's first."""
     untagged_expiry_days: int
     """Days after which untagged images expire."""
     protect: bool
@@ -37,6 +40,10 @@ def load(program: Program) -> RegistryArgs:
             blame=(config.source, f"{program.layer.project}:repositoryName"),
         ),
         keep_images=config.integer("keepImages", minimum=1, maximum=1000),
+        image_families=families.validate(
+            config.string_list("imageFamilies", pattern=families.FAMILY, allowed=families.ALLOWED),
+            config.source,
+        ),
         untagged_expiry_days=config.integer("untaggedExpiryDays", minimum=1, maximum=365),
         protect=program.platform.protect,
     )
