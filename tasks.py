@@ -16,7 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from invoke import Exit, task
+from invoke.exceptions import Exit
+from invoke.tasks import task
 
 from shared.errors import PlatformError
 from shared.layers import UnknownLayerError
