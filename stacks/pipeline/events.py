@@ -61,15 +61,15 @@ def failure_notification(
         rule=rule.name,
         target_id="failure-topic",
         arn=topic_arn,
-        input_transformer={
-            "input_paths": {
+        input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
+            input_paths={
                 "pipeline": "$.detail.pipeline",
                 "execution": "$.detail.execution-id",
                 "region": "$.region",
                 "time": "$.time",
             },
-            "input_template": FAILURE_MESSAGE,
-        },
+            input_template=FAILURE_MESSAGE,
+        ),
         opts=opts,
     )
     return rule
