@@ -236,7 +236,7 @@ def _print_checks(results, what: str) -> None:
 
 @task
 def lint(c):
-    """Checks: ruff, yamllint, actionlint and zizmor (offline)."""
+    """Checks: ruff, basedpyright, yamllint, actionlint, zizmor (offline)."""
     from toolbox.checks import lint as run_lint
 
     try:
