@@ -236,7 +236,7 @@ def _print_checks(results, what: str) -> None:
 
 @task
 def lint(c):
-    """Checks: ruff, basedpyright, yamllint, actionlint, zizmor (offline)."""
+    """Checks offline: ruff, basedpyright, yamllint, actionlint, zizmor."""
     from toolbox.checks import lint as run_lint
 
     try:
