@@ -16,7 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from invoke import Exit, task
+from invoke.exceptions import Exit
+from invoke.tasks import task
 
 from shared.errors import PlatformError
 from shared.layers import UnknownLayerError
@@ -235,7 +236,7 @@ def _print_checks(results, what: str) -> None:
 
 @task
 def lint(c):
-    """Checks: ruff, yamllint, actionlint and zizmor (offline)."""
+    """Checks offline: ruff, basedpyright, yamllint, actionlint, zizmor."""
     from toolbox.checks import lint as run_lint
 
     try:

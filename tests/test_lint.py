@@ -11,11 +11,50 @@ from toolbox import checks
 
 
 @pytest.mark.parametrize(
-    "check", [checks.ruff_check, checks.ruff_format, checks.yamllint, checks.actionlint]
+    "check",
+    [
+        checks.ruff_check,
+        checks.ruff_format,
+        checks.basedpyright,
+        checks.yamllint,
+        checks.actionlint,
+    ],
 )
 def test_repository_is_clean(check):
     result = check()
     assert result.ok, "\n".join(result.lines())
+
+
+def test_lint_runs_the_type_checker(monkeypatch):
+    for name in ("ruff_check", "ruff_format", "basedpyright", "yamllint", "actionlint", "zizmor"):
+        monkeypatch.setattr(checks, name, lambda name=name: checks.CheckResult(name, True))
+
+    assert "basedpyright" in [result.name for result in checks.lint()]
+
+
+MISSPELT_STAGE = """\
+import pulumi_aws as aws
+
+STAGE = aws.codepipeline.PipelineStageArgs(
+    nme="Source",
+    actions=[
+        aws.codepipeline.PipelineStageActionArgs(
+            name="Source", category="Source", owner="AWS", provider="S3", versoin="1"
+        )
+    ],
+)
+"""
+
+
+def test_type_checker_catches_a_misspelt_resource_input_key(tmp_path):
+    path = tmp_path / "misspelt.py"
+    path.write_text(MISSPELT_STAGE, encoding="utf-8")
+
+    result = checks.basedpyright([path], tmp_path)
+
+    assert not result.ok
+    assert 'misspelt.py:4:5 - error: No parameter named "nme"' in result.output
+    assert 'misspelt.py:7:75 - error: No parameter named "versoin"' in result.output
 
 
 def test_workflows_pass_zizmor_offline():

@@ -29,7 +29,7 @@ import re
 import shutil
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import yaml
 
@@ -157,7 +157,7 @@ def check_aws_credentials() -> None:
     """CredentialsError unless boto3's default chain finds AWS credentials."""
     import boto3
 
-    if boto3.session.Session().get_credentials() is None:
+    if boto3.Session().get_credentials() is None:
         raise CredentialsError(
             "no AWS credentials found: set AWS_PROFILE (or run `aws sso login`), or export"
             " AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; in CI the workflow assumes a role via OIDC"
@@ -357,7 +357,9 @@ class _translated:
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> bool:
+    ) -> Literal[False]:
+        # Literal[False], not bool: it never swallows an exception (it passes or translates
+        # it), so a name bound inside the `with` is bound after it.
         from pulumi.automation import errors
 
         if exc is None or isinstance(exc, (PlatformError, errors.StackNotFoundError)):

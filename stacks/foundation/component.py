@@ -127,26 +127,27 @@ class Foundation(pulumi.ComponentResource):
         aws.s3.BucketOwnershipControls(
             f"{name}-artifacts-ownership",
             bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
             opts=of_bucket,
         )
         aws.s3.BucketVersioning(
             f"{name}-artifacts-versioning",
             bucket=bucket.id,
-            versioning_configuration={"status": "Enabled"},
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                status="Enabled"
+            ),
             opts=of_bucket,
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-artifacts-encryption",
             bucket=bucket.id,
             rules=[
-                {
-                    "apply_server_side_encryption_by_default": {
-                        "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": self.key.arn,
-                    },
-                    "bucket_key_enabled": True,
-                }
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="aws:kms", kms_master_key_id=self.key.arn
+                    ),
+                    bucket_key_enabled=True,
+                )
             ],
             opts=of_bucket,
         )
@@ -154,14 +155,21 @@ class Foundation(pulumi.ComponentResource):
             f"{name}-artifacts-lifecycle",
             bucket=bucket.id,
             rules=[
-                {
-                    "id": f"expire-after-{a.artifact_expiry_days}-days",
-                    "status": "Enabled",
-                    "filter": {},
-                    "expiration": {"days": a.artifact_expiry_days},
-                    "noncurrent_version_expiration": {"noncurrent_days": a.artifact_expiry_days},
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
-                }
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id=f"expire-after-{a.artifact_expiry_days}-days",
+                    status="Enabled",
+                    # An empty filter: the rule applies to every object in the bucket.
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                        days=a.artifact_expiry_days
+                    ),
+                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                        noncurrent_days=a.artifact_expiry_days
+                    ),
+                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                        days_after_initiation=1
+                    ),
+                )
             ],
             opts=of_bucket,
         )

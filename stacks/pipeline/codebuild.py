@@ -73,16 +73,16 @@ def report_group(
         name=name,
         type="TEST",
         delete_reports=True,
-        export_config={
-            "type": "S3",
-            "s3_destination": {
-                "bucket": bucket_name,
-                "encryption_key": key_arn,
-                "encryption_disabled": False,
-                "packaging": "NONE",
-                "path": path,
-            },
-        },
+        export_config=aws.codebuild.ReportGroupExportConfigArgs(
+            type="S3",
+            s3_destination=aws.codebuild.ReportGroupExportConfigS3DestinationArgs(
+                bucket=bucket_name,
+                encryption_key=key_arn,
+                encryption_disabled=False,
+                packaging="NONE",
+                path=path,
+            ),
+        ),
         opts=opts,
     )
 
@@ -108,23 +108,29 @@ def project(
         encryption_key=key_arn,
         build_timeout=args.build_timeout_minutes,
         queued_timeout=QUEUED_TIMEOUT_MINUTES,
-        source={"type": "CODEPIPELINE", "buildspec": buildspec(build.buildspec)},
-        artifacts={"type": "CODEPIPELINE"},
-        environment={
-            "compute_type": COMPUTE_TYPE,
-            "image": args.build_image,
-            "type": "LINUX_CONTAINER",
-            "image_pull_credentials_type": "CODEBUILD",
-            "privileged_mode": privileged,
-            "environment_variables": [
-                {"name": name, "value": value, "type": "PLAINTEXT"}
+        source=aws.codebuild.ProjectSourceArgs(
+            type="CODEPIPELINE", buildspec=buildspec(build.buildspec)
+        ),
+        artifacts=aws.codebuild.ProjectArtifactsArgs(type="CODEPIPELINE"),
+        environment=aws.codebuild.ProjectEnvironmentArgs(
+            compute_type=COMPUTE_TYPE,
+            image=args.build_image,
+            type="LINUX_CONTAINER",
+            image_pull_credentials_type="CODEBUILD",
+            privileged_mode=privileged,
+            environment_variables=[
+                aws.codebuild.ProjectEnvironmentEnvironmentVariableArgs(
+                    name=name, value=value, type="PLAINTEXT"
+                )
                 for name, value in sorted(variables.items())
             ],
-        },
-        cache={"type": "LOCAL", "modes": cache_modes},
-        logs_config={
-            "cloudwatch_logs": {"status": "ENABLED", "group_name": build.log_group_name},
-            "s3_logs": {"status": "DISABLED"},
-        },
+        ),
+        cache=aws.codebuild.ProjectCacheArgs(type="LOCAL", modes=cache_modes),
+        logs_config=aws.codebuild.ProjectLogsConfigArgs(
+            cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(
+                status="ENABLED", group_name=build.log_group_name
+            ),
+            s3_logs=aws.codebuild.ProjectLogsConfigS3LogsArgs(status="DISABLED"),
+        ),
         opts=opts,
     )

@@ -7,7 +7,6 @@ order, parallel tests, the approval inside Deploy) is decided in one readable pl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -32,99 +31,96 @@ def console_url(args: PipelineArgs) -> str:
 
 def _build_action(
     name: str, project_name: str, artifact: str, output: str | None = None, run_order: int = 1
-) -> dict[str, Any]:
-    action: dict[str, Any] = {
-        "name": name,
-        "category": "Build",
-        "owner": "AWS",
-        "provider": "CodeBuild",
-        "version": "1",
-        "input_artifacts": [artifact],
-        "configuration": {"ProjectName": project_name},
-        "run_order": run_order,
-    }
-    if output:
-        action["output_artifacts"] = [output]
-    return action
+) -> aws.codepipeline.PipelineStageActionArgs:
+    return aws.codepipeline.PipelineStageActionArgs(
+        name=name,
+        category="Build",
+        owner="AWS",
+        provider="CodeBuild",
+        version="1",
+        input_artifacts=[artifact],
+        configuration={"ProjectName": project_name},
+        output_artifacts=[output] if output else None,
+        run_order=run_order,
+    )
 
 
-def _source_action(args: PipelineArgs, oauth_token: pulumi.Input[str] | None) -> dict[str, Any]:
-    common = {
-        "name": "Source",
-        "category": "Source",
-        "version": "1",
-        "output_artifacts": [SOURCE_ARTIFACT],
-        "run_order": 1,
-    }
+def _source_action(
+    args: PipelineArgs, oauth_token: pulumi.Input[str] | None
+) -> aws.codepipeline.PipelineStageActionArgs:
+    configuration: dict[str, pulumi.Input[str]]
     if args.source_provider == "codeconnections":
-        return {
-            **common,
-            "owner": "AWS",
-            "provider": "CodeStarSourceConnection",
-            "configuration": {
-                "ConnectionArn": args.connection_arn,
-                "FullRepositoryId": f"{args.github_owner}/{args.github_repo}",
-                "BranchName": args.github_branch,
-                "DetectChanges": "true",
-                "OutputArtifactFormat": "CODE_ZIP",
-            },
+        owner, provider = "AWS", "CodeStarSourceConnection"
+        configuration = {
+            "ConnectionArn": args.connection_arn,
+            "FullRepositoryId": f"{args.github_owner}/{args.github_repo}",
+            "BranchName": args.github_branch,
+            "DetectChanges": "true",
+            "OutputArtifactFormat": "CODE_ZIP",
         }
-    if oauth_token is None:
-        raise ValueError("the GitHub source needs the OAuth token")
-    return {
-        **common,
-        "owner": "ThirdParty",
-        "provider": "GitHub",
-        "configuration": {
+    else:
+        if oauth_token is None:
+            raise ValueError("the GitHub source needs the OAuth token")
+        owner, provider = "ThirdParty", "GitHub"
+        configuration = {
             "Owner": args.github_owner,
             "Repo": args.github_repo,
             "Branch": args.github_branch,
             "OAuthToken": oauth_token,
             # GitHub (OAuth app) has no event source without a GitHub-side webhook, so it polls.
             "PollForSourceChanges": "true",
-        },
-    }
+        }
+    return aws.codepipeline.PipelineStageActionArgs(
+        name="Source",
+        category="Source",
+        owner=owner,
+        provider=provider,
+        version="1",
+        output_artifacts=[SOURCE_ARTIFACT],
+        configuration=configuration,
+        run_order=1,
+    )
 
 
 def stages(
     args: PipelineArgs,
     project_names: Mapping[str, str],
     oauth_token: pulumi.Input[str] | None,
-) -> list[dict[str, Any]]:
+) -> list[aws.codepipeline.PipelineStageArgs]:
     """The five stages, in order. Unit and integration tests share a run order (parallel)."""
-    deploy: list[dict[str, Any]] = []
+    deploy: list[aws.codepipeline.PipelineStageActionArgs] = []
     if args.require_approval:
         deploy.append(
-            {
-                "name": "Approve",
-                "category": "Approval",
-                "owner": "AWS",
-                "provider": "Manual",
-                "version": "1",
-                "configuration": {
+            aws.codepipeline.PipelineStageActionArgs(
+                name="Approve",
+                category="Approval",
+                owner="AWS",
+                provider="Manual",
+                version="1",
+                configuration={
                     "CustomData": (
                         f"Deploy the scanned image to ECS service {args.ecs_service}"
                         f" in cluster {args.ecs_cluster}?"
                     )
                 },
-                "run_order": 1,
-            }
+                run_order=1,
+            )
         )
     deploy.append(
-        {
-            "name": "DeployToEcs",
-            "category": "Deploy",
-            "owner": "AWS",
-            "provider": "ECS",
-            "version": "1",
-            "input_artifacts": [BUILD_ARTIFACT],
-            "configuration": {
+        aws.codepipeline.PipelineStageActionArgs(
+            name="DeployToEcs",
+            category="Deploy",
+            owner="AWS",
+            provider="ECS",
+            version="1",
+            input_artifacts=[BUILD_ARTIFACT],
+            configuration={
                 "ClusterName": args.ecs_cluster,
                 "ServiceName": args.ecs_service,
                 "FileName": IMAGE_DEFINITIONS,
             },
-            "run_order": len(deploy) + 1,
-        }
+            run_order=len(deploy) + 1,
+        )
     )
     actions = {
         "Source": [_source_action(args, oauth_token)],
@@ -143,7 +139,9 @@ def stages(
         ],
         "Deploy": deploy,
     }
-    return [{"name": stage, "actions": actions[stage]} for stage in STAGES]
+    return [
+        aws.codepipeline.PipelineStageArgs(name=stage, actions=actions[stage]) for stage in STAGES
+    ]
 
 
 def pipeline(
@@ -153,7 +151,7 @@ def pipeline(
     role_arn: pulumi.Input[str],
     bucket_name: pulumi.Input[str],
     key_arn: pulumi.Input[str],
-    stage_list: list[dict[str, Any]],
+    stage_list: list[aws.codepipeline.PipelineStageArgs],
     opts: pulumi.ResourceOptions,
 ) -> aws.codepipeline.Pipeline:
     """The V2 pipeline, its artifacts in the foundation bucket encrypted with the platform key."""
@@ -165,11 +163,13 @@ def pipeline(
         execution_mode="SUPERSEDED",
         role_arn=role_arn,
         artifact_stores=[
-            {
-                "location": bucket_name,
-                "type": "S3",
-                "encryption_key": {"id": key_arn, "type": "KMS"},
-            }
+            aws.codepipeline.PipelineArtifactStoreArgs(
+                location=bucket_name,
+                type="S3",
+                encryption_key=aws.codepipeline.PipelineArtifactStoreEncryptionKeyArgs(
+                    id=key_arn, type="KMS"
+                ),
+            )
         ],
         stages=stage_list,
         opts=opts,

@@ -72,12 +72,16 @@ class Registry(pulumi.ComponentResource):
         self.repository = aws.ecr.Repository(
             f"{name}-repository",
             name=args.repository_name,
-            image_scanning_configuration={"scan_on_push": True},
+            image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
+                scan_on_push=True
+            ),
             # Immutable: a tag (the commit) always means the same image; the pipeline never
             # pushes `latest`.
             image_tag_mutability="IMMUTABLE",
             encryption_configurations=[
-                {"encryption_type": "KMS", "kms_key": foundation.kms_key_arn}
+                aws.ecr.RepositoryEncryptionConfigurationArgs(
+                    encryption_type="KMS", kms_key=foundation.kms_key_arn
+                )
             ],
             force_delete=not args.protect,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
