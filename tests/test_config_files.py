@@ -9,6 +9,7 @@ file and the key, raised before the offline plan registers anything.
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 
 import pytest
@@ -483,3 +484,23 @@ def test_tag_rules():
         == "the tag key 'aws:team' starts with aws:, which AWS reserves"
     )
     assert tag_problem("Team", "a\tb")[0].startswith("the tag value 'a\tb' has characters")
+
+
+def test_every_test_the_bad_input_table_names_exists():
+    """docs/bad-input.md's last column names tests (``file.py::name``, then bare names)."""
+    table = (REPO_ROOT / "docs" / "bad-input.md").read_text(encoding="utf-8")
+    missing, named = [], 0
+    for row in table.splitlines():
+        if not row.startswith("| ") or row.startswith("| bad input") or row.startswith("|---"):
+            continue
+        current = None
+        for token in re.findall(r"`([\w.]+\.py::\w+|test_\w+)`", row.rsplit("|", 2)[-2]):
+            name = token
+            if "::" in token:
+                current, name = token.split("::")
+            source = (REPO_ROOT / "tests" / str(current)).read_text(encoding="utf-8")
+            named += 1
+            if f"def {name}(" not in source:
+                missing.append(f"{current}::{name}")
+    assert named > 40
+    assert missing == []
