@@ -49,12 +49,16 @@ class DuplicateKeyError(yaml.MarkedYAMLError):
         self.again_line = again.line + 1
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a mapping with the same key twice.
+_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML was built with it (the wheels are): ~10x faster parsing."""
+
+
+class UniqueKeyLoader(_SAFE_LOADER):  # type: ignore[misc, valid-type]
+    """A safe YAML loader that refuses a mapping with the same key twice.
 
     PyYAML keeps the last of two equal keys without a word, so a setting written twice would be
     silently half-ignored. Keys merged in with ``<<`` may still be overridden: that is what a
-    merge is for.
+    merge is for. Only the constructor is overridden, so libyaml's parser is kept.
     """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
