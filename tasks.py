@@ -1,4 +1,4 @@
-"""The project's menu: `./dev --list` (or `invoke --list` inside the venv).
+"""The project's menu: `./dev --list` (or `invoke --list` once `source .venv/bin/activate`).
 
 Tasks are thin: each calls functions in the project that the tests reach directly, and fails with
 one clear line (invoke.Exit), never a traceback. Three groups:
@@ -22,13 +22,32 @@ from invoke.tasks import task
 from shared.errors import PlatformError
 from shared.layers import UnknownLayerError
 
-ENV_HELP = "environment (a stack name defined in platform.yaml), e.g. dev or prod"
+ENV_HELP = "environment (a stack name defined in platform.yaml), e.g. prod; default: dev"
+CHANGE_ENV_HELP = (
+    "environment to change (a stack name defined in platform.yaml); required, no default"
+)
 LAYER_HELP = "one layer (foundation, registry, pipeline); all layers in dependency order if omitted"
-YES_HELP = "do not ask for confirmation (non-interactive, as CI runs it)"
+YES_HELP = "do not ask for confirmation (non-interactive, as CI runs it); default: ask"
 
 
 def _fail_cleanly(exc: Exception) -> Exit:
     return Exit(f"error: {exc}", code=1)
+
+
+def _require_env(task_name: str, env: str) -> None:
+    """A task that changes AWS never guesses the environment: one line naming the flag."""
+    if env:
+        return
+    from shared.settings import environments
+
+    try:
+        known = ", ".join(environments())
+    except PlatformError as exc:
+        raise _fail_cleanly(exc) from None
+    raise Exit(
+        f"error: {task_name} changes AWS, so it needs the environment: add --env (one of {known})",
+        code=1,
+    )
 
 
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
@@ -48,8 +67,8 @@ def synth(c, env="dev", layer=""):
 
 @task(
     help={
-        "workers": "pytest-xdist workers: auto (default), or 0 to run serially",
-        "k": "only tests matching this pytest -k expression",
+        "workers": "pytest-xdist workers, or 0 to run serially; default: auto (one per core)",
+        "k": "only tests matching this pytest -k expression; all tests if omitted",
     }
 )
 def test(c, workers="auto", k=""):
@@ -59,7 +78,7 @@ def test(c, workers="auto", k=""):
         args += ["-k", k]
     result = c.run(" ".join(args), warn=True, pty=False, env={"PYTHONHASHSEED": "0", **os.environ})
     if result.exited:
-        raise Exit(code=result.exited)
+        raise Exit(f"error: the tests failed (pytest exited {result.exited}); see above", code=1)
 
 
 # -- stacks: real Pulumi through the Automation API ---------------------------------------------
@@ -118,11 +137,12 @@ def preview(c, env="dev", layer=""):
     _finish(report)
 
 
-@task(help={"env": ENV_HELP, "layer": LAYER_HELP, "yes": YES_HELP})
-def deploy(c, env="dev", layer="", yes=False):
+@task(help={"env": CHANGE_ENV_HELP, "layer": LAYER_HELP, "yes": YES_HELP})
+def deploy(c, env="", layer="", yes=False):
     """Stacks: pulumi up, one layer or all in order (checks upstream)."""
     from toolbox import orchestration
 
+    _require_env("deploy", env)
     try:
         from toolbox.preflight import Purpose, for_environment, gate
 
@@ -142,7 +162,13 @@ def deploy(c, env="dev", layer="", yes=False):
     _finish(report)
 
 
-@task(help={"env": ENV_HELP, "layer": LAYER_HELP, "json": "print the outputs as JSON"})
+@task(
+    help={
+        "env": ENV_HELP,
+        "layer": LAYER_HELP,
+        "json": "print the outputs as JSON; default: a table",
+    }
+)
 def outputs(c, env="dev", layer="", json_=False):
     """Stacks: print the deployed stacks' outputs (secrets redacted)."""
     from toolbox import orchestration
@@ -176,11 +202,12 @@ def verify(c, env="dev", layer=""):
         raise Exit(f"error: {failed} live check(s) failed in {env}; see the table above", code=1)
 
 
-@task(help={"env": ENV_HELP, "layer": LAYER_HELP})
-def refresh(c, env="dev", layer=""):
+@task(help={"env": CHANGE_ENV_HELP, "layer": LAYER_HELP})
+def refresh(c, env="", layer=""):
     """Stacks: refresh the stacks' state from what exists in AWS."""
     from toolbox import orchestration
 
+    _require_env("refresh", env)
     try:
         orchestration.resolve(env, layer)
         runner = _runner()
@@ -194,17 +221,19 @@ def refresh(c, env="dev", layer=""):
 
 @task(
     help={
-        "env": ENV_HELP,
+        "env": CHANGE_ENV_HELP,
         "layer": "one layer; all layers in reverse dependency order if omitted",
-        "force": "destroy the layer even while a downstream stack still exists (never unprotects)",
+        "force": "destroy the layer even while a downstream stack still exists (never unprotects);"
+        " default: refuse",
         "yes": YES_HELP,
     }
 )
-def destroy(c, env="dev", layer="", force=False, yes=False):
+def destroy(c, env="", layer="", force=False, yes=False):
     """Stacks: destroy in reverse order; refuses if downstream exists."""
     from toolbox import orchestration
     from toolbox.automation import ask
 
+    _require_env("destroy", env)
     try:
         platform, _ = orchestration.resolve(env, layer)
         runner = _runner()
@@ -248,7 +277,8 @@ def lint(c):
 
 @task(
     help={
-        "allow_unaudited": "only warn when no vulnerability service is reachable (offline machine)"
+        "allow_unaudited": "only warn when no vulnerability service is reachable (offline"
+        " machine); default: fail"
     }
 )
 def scan(c, allow_unaudited=False):
@@ -264,7 +294,8 @@ def scan(c, allow_unaudited=False):
 
 @task(
     help={
-        "quick": "the reduced set (fewer runs, 10 and 50 services, no suite run): < 1 min",
+        "quick": "the reduced set (fewer runs, 10 and 50 services, no suite run): < 1 min;"
+        " default: the full set",
         "save": "write bench/results.json (default: only for the full run)",
     }
 )

@@ -1,4 +1,4 @@
-"""``invoke bench``: how fast the offline plan is, how it scales, and what xdist buys the tests.
+"""``./dev bench``: how fast the offline plan is, how it scales, and what xdist buys the tests.
 
 Every figure is whole fresh processes, several runs, median with min and max. These machines
 are noisy, so what we compare is ratios measured in the same run (the plan against the floor of

@@ -2,7 +2,7 @@
 
 One definition serves twice: ``policies/pack.py`` wraps each rule as a pulumi-policy
 ``ResourceValidationPolicy`` / ``StackValidationPolicy`` for ``pulumi preview --policy-pack``,
-and ``toolbox/verdicts.py`` runs the same rules over the offline plan inside ``invoke synth``.
+and ``toolbox/verdicts.py`` runs the same rules over the offline plan inside ``./dev synth``.
 Props use the engine's camelCase names; policy documents are JSON strings. Each violation names
 the resource and the fix.
 """

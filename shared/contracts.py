@@ -41,8 +41,12 @@ def stack_name(organization: str, layer: str, environment: str) -> str:
 
 
 def create_command(layer: str, environment: str) -> str:
-    """The command that creates (or updates) a layer's stack."""
-    return f"invoke deploy --layer {layer} --env {environment}"
+    """The command that creates (or updates) a layer's stack, runnable from the repository root.
+
+    ``./dev`` is the one form every message and doc uses: it works in a plain shell (it builds
+    ``.venv`` on first use); ``invoke`` is the same command once ``.venv`` is activated.
+    """
+    return f"./dev deploy --layer {layer} --env {environment}"
 
 
 @dataclass(frozen=True)

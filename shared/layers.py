@@ -30,7 +30,7 @@ class Layer:
     depends_on: tuple[str, ...]
     """Layers whose exports this layer reads through StackReferences."""
     description: str
-    """One line for the README and ``invoke --list`` help."""
+    """One line for the README and ``./dev --list`` help."""
 
     @property
     def directory(self) -> Path:

@@ -7,7 +7,9 @@ the caller's environment, secrets from Pulumi secret config.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,16 +19,15 @@ import yaml
 
 from shared.errors import ConfigError
 from shared.layers import REPO_ROOT
+from shared.tagging import tag_problem
 
 PLATFORM_FILE = REPO_ROOT / "platform.yaml"
 
 NAMESPACE = re.compile(r"^[a-z][a-z0-9]{1,11}$")
 ENVIRONMENT = re.compile(r"^[a-z][a-z0-9]{1,7}$")
 ACCOUNT_ID = re.compile(r"^\d{12}$")
-REGION = re.compile(
-    r"^[a-z]{2}(-gov|-iso[a-z]?)?-(north|south|east|west|central|"
-    r"northeast|southeast|northwest|southwest)-\d{1,2}$"
-)
+PARTITION = "aws"
+"""The partition every ARN the layers build is in (``arn:aws:...``), so its regions are allowed."""
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 
@@ -38,6 +39,67 @@ def relative(path: Path) -> str:
         return str(path)
 
 
+class DuplicateKeyError(yaml.MarkedYAMLError):
+    """A mapping that names the same key twice (YAML itself would let the last one win)."""
+
+    def __init__(self, key: str, first: yaml.Mark, again: yaml.Mark) -> None:
+        super().__init__(problem=f"'{key}' is written twice", problem_mark=again)
+        self.key = key
+        self.first_line = first.line + 1
+        self.again_line = again.line + 1
+
+
+_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML was built with it (the wheels are): ~10x faster parsing."""
+
+
+class UniqueKeyLoader(_SAFE_LOADER):  # type: ignore[misc, valid-type]
+    """A safe YAML loader that refuses a mapping with the same key twice.
+
+    PyYAML keeps the last of two equal keys without a word, so a setting written twice would be
+    silently half-ignored. Keys merged in with ``<<`` may still be overridden: that is what a
+    merge is for. Only the constructor is overridden, so libyaml's parser is kept.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader reports it itself
+                continue
+            if first is not None:
+                raise DuplicateKeyError(str(key), first, key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """The YAML document in ``text`` (from the file ``where``); a one-line ConfigError if not.
+
+    Every YAML file the platform reads goes through here: a duplicate key is an error, and a
+    syntax error names the line and column instead of printing PyYAML's multi-line report.
+    """
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass  # nosec B506
+    except DuplicateKeyError as exc:
+        raise ConfigError(
+            where,
+            exc.key,
+            f"is written twice (lines {exc.first_line} and {exc.again_line});"
+            " YAML would silently keep only the last",
+            "each key once per mapping",
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "unreadable"
+        raise ConfigError(where, "(file)", f"is not valid YAML{at}: {problem}") from None
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from ``path``; a one-line ConfigError when missing or malformed."""
     where = relative(path)
@@ -45,18 +107,74 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(where, "(file)", "does not exist") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "unreadable"
-        raise ConfigError(where, "(file)", f"is not valid YAML{at}: {problem}") from None
+    data = parse_yaml(text, where)
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(where, "(file)", "must be a YAML mapping of keys to values")
     return data
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice most like ``word`` (difflib), or None when none is close."""
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def check_keys(data: dict[str, Any], known: Iterable[str], where: str, prefix: str = "") -> None:
+    """ConfigError for the first key of ``data`` not in ``known``, naming the closest one."""
+    allowed = tuple(known)
+    for key in data:
+        if key in allowed:
+            continue
+        near = closest(str(key), allowed)
+        hint = f"; did you mean {prefix}{near}?" if near else ""
+        raise ConfigError(
+            where, f"{prefix}{key}", "is not a known setting", ", ".join(allowed) + hint
+        )
+
+
+@cache
+def aws_regions() -> dict[str, str]:
+    """Every region AWS publishes, mapped to its partition, from botocore's bundled data.
+
+    botocore ships ``endpoints.json`` (the partitions and their regions) inside the package, so
+    this needs no network and no credentials.
+    """
+    import botocore.loaders
+
+    data = botocore.loaders.create_loader().load_data("endpoints")
+    return {
+        region: partition["partition"]
+        for partition in data["partitions"]
+        for region in partition["regions"]
+    }
+
+
+def check_region(region: Any, where: str, key: str) -> str:
+    """``region`` if it is a region of :data:`PARTITION`; a ConfigError naming file and key."""
+    regions = aws_regions()
+    ours = sorted(r for r, p in regions.items() if p == PARTITION)
+    allowed = f"one of the {len(ours)} regions of the {PARTITION} partition, e.g. us-east-1"
+    if not isinstance(region, str) or not region:
+        raise ConfigError(where, key, f"must be a region name, got {region!r}", allowed)
+    partition = regions.get(region)
+    if partition == PARTITION:
+        return region
+    if partition is not None:
+        raise ConfigError(
+            where,
+            key,
+            f"'{region}' is in the {partition} partition; the layers build arn:{PARTITION}: ARNs",
+            allowed,
+        )
+    near = closest(region, ours)
+    raise ConfigError(
+        where,
+        key,
+        f"'{region}' is not a region AWS publishes",
+        allowed + (f"; did you mean {near}?" if near else ""),
+    )
 
 
 @dataclass(frozen=True)
@@ -81,6 +199,21 @@ class Platform:
     """The AWS region (default us-east-1)."""
     protect: bool
     """Whether stateful resources are protected from deletion."""
+
+
+TOP_KEYS = (
+    "namespace",
+    "project",
+    "costCenter",
+    "repository",
+    "stackOrganization",
+    "environments",
+)
+"""The settings ``platform.yaml`` may hold at its top level; anything else is an error."""
+ENVIRONMENT_KEYS = ("accountId", "region", "protect")
+"""The settings of one environment in ``platform.yaml``."""
+TAGGED = {"project": "Project", "costCenter": "CostCenter", "repository": "Repository"}
+"""The ``platform.yaml`` settings that become tag values, with their tag keys."""
 
 
 def environments(path: Path = PLATFORM_FILE) -> tuple[str, ...]:
@@ -110,11 +243,92 @@ def _text(
     return value
 
 
+def _tag_value(data: dict[str, Any], key: str, where: str) -> str:
+    value = _text(data, key, where, allowed="a tag value (1-256 chars)")
+    problem = tag_problem(TAGGED[key], value)
+    if problem:
+        raise ConfigError(where, key, *problem)
+    return value
+
+
+def _environment(name: Any, env: Any, where: str) -> tuple[str, str, str, bool]:
+    """(name, account, region, protect) of one ``environments`` entry, checked."""
+    if not isinstance(name, str) or not ENVIRONMENT.match(name):
+        raise ConfigError(
+            where,
+            "environments",
+            f"environment name '{name}' is not valid",
+            "2-8 chars, a-z and 0-9, starting with a letter",
+        )
+    prefix = f"environments.{name}."
+    if not isinstance(env, dict):
+        raise ConfigError(where, f"environments.{name}", "must be a mapping", "accountId, region")
+    check_keys(env, ENVIRONMENT_KEYS, where, prefix)
+    protect = env.get("protect", False)
+    if not isinstance(protect, bool):
+        raise ConfigError(where, prefix + "protect", f"must be true or false, got {protect!r}")
+    account = _text(
+        env,
+        "accountId",
+        where,
+        pattern=ACCOUNT_ID,
+        prefix=prefix,
+        allowed='12 digits, quoted, e.g. "123456789012"',
+    )
+    region = check_region(env.get("region", "us-east-1"), where, prefix + "region")
+    return name, account, region, protect
+
+
 @cache
-def load_platform(environment: str, path: Path = PLATFORM_FILE) -> Platform:
-    """Validated settings of one environment; ConfigError naming file and key otherwise."""
+def load_all(path: Path = PLATFORM_FILE) -> dict[str, Platform]:
+    """Every environment of ``platform.yaml``, validated; the first problem as a ConfigError.
+
+    All of them, whichever one a run is for: a mistake in prod's entry fails a dev run too,
+    instead of waiting for the day prod is deployed.
+    """
     where = relative(path)
     data = read_yaml(path)
+    check_keys(data, TOP_KEYS, where)
+    namespace = _text(
+        data,
+        "namespace",
+        where,
+        pattern=NAMESPACE,
+        allowed="2-12 chars, a-z and 0-9, starting with a letter",
+    )
+    project, cost_center, repository = (_tag_value(data, key, where) for key in TAGGED)
+    organization = _text(
+        {"stackOrganization": "organization", **data},
+        "stackOrganization",
+        where,
+        pattern=re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"),
+        allowed="a Pulumi organization name",
+    )
+    environments(path)
+    platforms: dict[str, Platform] = {}
+    for name, env in data["environments"].items():
+        environment, account_id, region, protect = _environment(name, env, where)
+        platforms[environment] = Platform(
+            namespace=namespace,
+            project=project,
+            cost_center=cost_center,
+            repository=repository,
+            organization=organization,
+            environment=environment,
+            account_id=account_id,
+            region=region,
+            protect=protect,
+        )
+    return platforms
+
+
+def load_platform(environment: str, path: Path = PLATFORM_FILE) -> Platform:
+    """Validated settings of one environment; ConfigError naming file and key otherwise.
+
+    The whole file is validated first (:func:`load_all`), every environment included.
+    """
+    where = relative(path)
+    platforms = load_all(path)
     if not ENVIRONMENT.match(environment):
         raise ConfigError(
             where,
@@ -122,53 +336,11 @@ def load_platform(environment: str, path: Path = PLATFORM_FILE) -> Platform:
             f"environment name '{environment}' is not valid",
             "2-8 chars, a-z and 0-9, starting with a letter",
         )
-    valid = environments(path)
-    if environment not in valid:
+    if environment not in platforms:
         raise ConfigError(
-            where, "environments", f"unknown environment '{environment}'", ", ".join(valid)
+            where,
+            "environments",
+            f"unknown environment '{environment}'",
+            ", ".join(platforms),
         )
-    env = data["environments"][environment]
-    if not isinstance(env, dict):
-        raise ConfigError(where, f"environments.{environment}", "must be a mapping")
-    prefix = f"environments.{environment}."
-    protect = env.get("protect", False)
-    if not isinstance(protect, bool):
-        raise ConfigError(where, prefix + "protect", f"must be true or false, got {protect!r}")
-    region = env.get("region", "us-east-1")
-    return Platform(
-        namespace=_text(
-            data,
-            "namespace",
-            where,
-            pattern=NAMESPACE,
-            allowed="2-12 chars, a-z and 0-9, starting with a letter",
-        ),
-        project=_text(data, "project", where),
-        cost_center=_text(data, "costCenter", where),
-        repository=_text(data, "repository", where),
-        organization=_text(
-            {"stackOrganization": "organization", **data},
-            "stackOrganization",
-            where,
-            pattern=re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"),
-            allowed="a Pulumi organization name",
-        ),
-        environment=environment,
-        account_id=_text(
-            env,
-            "accountId",
-            where,
-            pattern=ACCOUNT_ID,
-            prefix=prefix,
-            allowed='12 digits, quoted, e.g. "123456789012"',
-        ),
-        region=_text(
-            {"region": region},
-            "region",
-            where,
-            pattern=REGION,
-            prefix=prefix,
-            allowed="an AWS region such as us-east-1",
-        ),
-        protect=protect,
-    )
+    return platforms[environment]

@@ -1,8 +1,12 @@
-"""A layer's stack config: typed reads inside the program, and the files behind them offline.
+"""A layer's stack config: typed reads inside the program, and the files behind them checked.
 
 Defaults live in one place, the ``config:`` block of the layer's ``Pulumi.yaml`` (typed and
-described, applied by the Pulumi CLI); ``Pulumi.<env>.yaml`` holds only what differs. The
-offline plan has no CLI, so :func:`read_stack_files` applies the same two files itself.
+described, applied by the Pulumi CLI); ``Pulumi.<env>.yaml`` holds only what differs. Both files
+are checked against each other before anything is read (:func:`load_layer_files`): a key the
+project does not declare, a value of the wrong type, a secret in plain text or a key written
+twice is a one-line ConfigError naming the file it is in. The check is driven by the
+declarations alone, so a key a layer adds is covered as soon as it is declared. The offline plan
+has no CLI, so :func:`read_stack_files` applies the same two files itself.
 """
 
 from __future__ import annotations
@@ -10,17 +14,221 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from shared.errors import ConfigError
-from shared.layers import Layer
-from shared.settings import EMAIL, read_yaml, relative
+from shared.errors import ConfigError, PlatformError
+from shared.layers import LAYERS, Layer
+from shared.settings import EMAIL, PLATFORM_FILE, check_keys, closest, read_yaml, relative
 
 OFFLINE_SECRET = "offline-placeholder-for-a-secure-value"  # noqa: S105 - a placeholder, not a credential  # nosec B105
 """What a ``secure:`` value reads as in the offline plan (nothing can decrypt it there)."""
+
+STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt")
+"""What a stack file may hold at its top level: the config, and what Pulumi itself writes there
+when the stack is created (its secrets provider, encrypted data key or passphrase salt)."""
+DECLARATION_KEYS = ("type", "description", "default", "items", "secret")
+"""The attributes of one ``config:`` declaration in ``Pulumi.yaml`` that the layers use."""
+TYPES = ("string", "integer", "boolean", "array")
+"""The types a ``Pulumi.yaml`` declaration may have (Pulumi's project schema)."""
+_INTEGER = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key a layer's ``Pulumi.yaml`` declares under ``config:``."""
+
+    key: str
+    """The full key, ``<project>:<name>``, as stack files and the program name it."""
+    name: str
+    """The key as ``Pulumi.yaml`` writes it (without the project namespace)."""
+    type: str
+    default: Any
+    """The default (None when there is none: the stack file must set it, or it is optional)."""
+    secret: bool
+    """Declared ``secret: true``: a stack file may set it only as a Pulumi secret."""
+
+
+@dataclass(frozen=True)
+class LayerFiles:
+    """A layer's ``Pulumi.yaml`` declarations and one environment's stack file, checked."""
+
+    layer: Layer
+    environment: str
+    project_file: str
+    """``stacks/<layer>/Pulumi.yaml``, relative to the repository root."""
+    stack_file: str
+    """``stacks/<layer>/Pulumi.<env>.yaml``, relative to the repository root."""
+    settings: dict[str, Setting]
+    """The declared keys, by full key."""
+    values: dict[str, Any]
+    """What the stack file sets, by full key, as written (a secret as ``{"secure": ...}``)."""
+
+    def unknown(self, key: str, where: str | None = None) -> ConfigError:
+        """The error for ``key`` set in ``where`` (the stack file) but declared nowhere."""
+        where = where or self.stack_file
+        project = self.layer.project
+        namespace, _, name = key.rpartition(":")
+        near = closest(name, [s.name for s in self.settings.values()])
+        hint = f"; the closest is {project}:{near}" if near else ""
+        allowed = f"a key {self.project_file} declares{hint}"
+        if not namespace:
+            return ConfigError(
+                where, key, "has no namespace", f"'{project}:{key}' if it is declared{hint}"
+            )
+        owner = next((layer for layer in LAYERS if layer.project == namespace), None)
+        if owner is not None and owner != self.layer:
+            problem = (
+                f"is the {owner.name} layer's setting; set it in"
+                f" {relative(owner.directory / f'Pulumi.{self.environment}.yaml')}"
+            )
+        elif namespace != project:
+            problem = (
+                f"is {namespace} provider config, which this layer never reads (its AWS provider"
+                f" takes the account and region from {PLATFORM_FILE.name})"
+            )
+        else:
+            problem = f"is not declared in {self.project_file}, so nothing would read it"
+        return ConfigError(where, key, problem, allowed)
+
+    def check(self, keys: Iterable[str]) -> None:
+        """ConfigError for the first of ``keys`` (set as with ``pulumi config set``) undeclared."""
+        for key in keys:
+            if key not in self.settings:
+                raise self.unknown(key)
+
+    def defaults(self) -> dict[str, Any]:
+        """The declared defaults, by full key."""
+        return {k: s.default for k, s in self.settings.items() if s.default is not None}
+
+
+def _type_problem(type_: str, value: Any, items: str | None = None) -> str | None:
+    """Why ``value`` is not of the declared ``type_`` (as written in YAML), or None.
+
+    The CLI writes what ``pulumi config set`` gets as text, so "7" is an integer and "true" a
+    boolean, as the Pulumi CLI itself accepts them.
+    """
+    if type_ == "string" and (isinstance(value, str | int | float) and not isinstance(value, bool)):
+        return None
+    if type_ == "integer" and (
+        (isinstance(value, int) and not isinstance(value, bool))
+        or (isinstance(value, str) and _INTEGER.fullmatch(value))
+    ):
+        return None
+    if type_ == "boolean" and (
+        isinstance(value, bool) or (isinstance(value, str) and value.lower() in ("true", "false"))
+    ):
+        return None
+    if type_ == "array" and isinstance(value, list):
+        for item in value:
+            if items is not None and _type_problem(items, item) is not None:
+                return f"must be a list of {items}s, got an item {item!r}"
+        return None
+    return f"must be {_a(type_)}, got {value!r}"
+
+
+def _a(type_: str) -> str:
+    return ("an " if type_[0] in "aeiou" else "a ") + type_
+
+
+def _declarations(layer: Layer, project_file: str) -> dict[str, Setting]:
+    data = read_yaml(layer.directory / "Pulumi.yaml")
+    config = data.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(project_file, "config", "must map keys to their declarations")
+    settings: dict[str, Setting] = {}
+    for key, spec in config.items():
+        namespace, _, name = str(key).rpartition(":")
+        where = f"config.{key}"
+        if namespace and namespace != layer.project:
+            raise ConfigError(
+                project_file,
+                where,
+                f"declares a key of the {namespace} namespace, which this layer never reads",
+                f"keys of the layer's own namespace ({layer.project}); the AWS account and"
+                f" region come from {PLATFORM_FILE.name}",
+            )
+        if not isinstance(spec, dict):
+            raise ConfigError(
+                project_file, where, "must be a declaration", "type, description, default"
+            )
+        check_keys(spec, DECLARATION_KEYS, project_file, f"{where}.")
+        type_ = spec.get("type", "string")
+        if type_ not in TYPES:
+            raise ConfigError(
+                project_file, f"{where}.type", f"'{type_}' is not a type", ", ".join(TYPES)
+            )
+        items = spec.get("items") or {}
+        item_type = items.get("type") if isinstance(items, dict) else None
+        secret = spec.get("secret", False)
+        if not isinstance(secret, bool):
+            raise ConfigError(
+                project_file, f"{where}.secret", f"must be true or false, got {secret!r}"
+            )
+        default = spec.get("default")
+        if default is not None and secret:
+            raise ConfigError(
+                project_file,
+                f"{where}.default",
+                "is a default for a secret, in plain text in the repository",
+                "no default; each stack sets it with `pulumi config set --secret`",
+            )
+        if default is not None:
+            problem = _type_problem(type_, default, item_type)
+            if problem:
+                raise ConfigError(project_file, f"{where}.default", problem, _a(type_))
+        settings[f"{layer.project}:{name}"] = Setting(
+            f"{layer.project}:{name}", name, type_, default, secret
+        )
+    return settings
+
+
+def load_layer_files(layer: Layer, environment: str) -> LayerFiles:
+    """The layer's declarations and stack file for ``environment``, checked against each other.
+
+    Everything a person writes in either file is either read or an error: an undeclared key, a
+    top-level key Pulumi does not know, a value of the wrong type, a secret in plain text.
+    """
+    project_file = relative(layer.directory / "Pulumi.yaml")
+    stack_path = layer.directory / f"Pulumi.{environment}.yaml"
+    where = relative(stack_path)
+    settings = _declarations(layer, project_file)
+    stack = read_yaml(stack_path)
+    check_keys(stack, STACK_FILE_KEYS, where)
+    config = stack.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(where, "config", "must be a mapping of keys to values")
+    files = LayerFiles(layer, environment, project_file, where, settings, dict(config))
+    for key, value in config.items():
+        setting = settings.get(key)
+        if setting is None:
+            raise files.unknown(str(key))
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            continue
+        if setting.secret:
+            raise ConfigError(
+                where,
+                key,
+                "is set in plain text",
+                f"a secret: run `pulumi config set --secret {setting.name}` in"
+                f" {relative(layer.directory)} and remove the plain value",
+            )
+        problem = _type_problem(setting.type, value)
+        if problem:
+            raise ConfigError(
+                where, key, problem, f"{_a(setting.type)}, as {project_file} declares"
+            )
+    return files
+
+
+def check_all(environments: Iterable[str], layers: Iterable[Layer] = LAYERS) -> None:
+    """Check every layer's files in every environment: a typo in prod's file fails a dev run."""
+    for layer in layers:
+        for environment in environments:
+            load_layer_files(layer, environment)
 
 
 def stack_file(layer: Layer, environment: str) -> str:
@@ -33,28 +241,14 @@ def read_stack_files(layer: Layer, environment: str) -> tuple[dict[str, str], li
 
     Returns the values (as strings, keyed ``namespace:key``) and the keys given as secrets.
     """
-    project_file = layer.directory / "Pulumi.yaml"
-    project = read_yaml(project_file)
-    values: dict[str, str] = {}
-    for key, spec in (project.get("config") or {}).items():
-        full = key if ":" in key else f"{layer.project}:{key}"
-        default = spec.get("default") if isinstance(spec, dict) else spec
-        if default is not None:
-            values[full] = _as_config_string(default)
-    stack_path = layer.directory / f"Pulumi.{environment}.yaml"
-    stack = read_yaml(stack_path)
-    config = stack.get("config") or {}
-    if not isinstance(config, dict):
-        raise ConfigError(relative(stack_path), "config", "must be a mapping of keys to values")
+    return config_values(load_layer_files(layer, environment))
+
+
+def config_values(files: LayerFiles) -> tuple[dict[str, str], list[str]]:
+    """The values and secret keys of :func:`read_stack_files`, from files already checked."""
+    values = {key: _as_config_string(value) for key, value in files.defaults().items()}
     secret_keys: list[str] = []
-    for key, value in config.items():
-        if ":" not in key:
-            raise ConfigError(
-                relative(stack_path),
-                key,
-                "has no namespace",
-                f"'{layer.project}:{key}' or a provider key such as 'aws:region'",
-            )
+    for key, value in files.values.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
             values[key] = OFFLINE_SECRET
             secret_keys.append(key)
@@ -65,31 +259,59 @@ def read_stack_files(layer: Layer, environment: str) -> tuple[dict[str, str], li
 
 def _as_config_string(value: Any) -> str:
     """Config reaches a Pulumi program as strings; structured values as JSON, like the CLI."""
-    import json
-
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return json.dumps(value)
 
 
 class StackConfig:
-    """Typed, validated reads of one layer's config; errors name the stack file and key."""
+    """Typed, validated reads of one layer's config; errors name the file the value is in.
+
+    Creating one checks the layer's files (:func:`load_layer_files`), before any resource.
+    """
 
     def __init__(self, layer: Layer, environment: str) -> None:
         self.layer = layer
         self.environment = environment
-        self.source = stack_file(layer, environment)
+        self.files = load_layer_files(layer, environment)
+        self.source = self.files.stack_file
         self._config = pulumi.Config()
 
     def _full(self, key: str) -> str:
         return f"{self._config.name}:{key}"
 
     def _raw(self, key: str) -> str | None:
+        if self._full(key) not in self.files.settings:
+            raise PlatformError(
+                f"{self.files.project_file}: config.{key}: the program reads it but it is not"
+                " declared; declare it under config: with its type, default and description"
+            )
         value = self._config.get(key)
         return None if value is None or value == "" else value
 
+    def where(self, key: str) -> tuple[str, str]:
+        """The file the value of ``key`` comes from, and the key as that file writes it.
+
+        A value the stack file does not set, equal to a non-empty declared default, is the
+        default's: its error names ``Pulumi.yaml``. Anything else (the stack file,
+        ``pulumi config set``, a missing value that an empty default leaves to each stack) is
+        the stack file's.
+        """
+        full = self._full(key)
+        setting = self.files.settings.get(full)
+        if (
+            setting is not None
+            and full not in self.files.values
+            and setting.default not in (None, "", [])
+            and self._config.get(key) == _as_config_string(setting.default)
+        ):
+            return self.files.project_file, f"config.{setting.name}.default"
+        return self.source, full
+
     def _fail(self, key: str, problem: str, allowed: str | None = None) -> ConfigError:
-        return ConfigError(self.source, self._full(key), problem, allowed)
+        return ConfigError(*self.where(key), problem, allowed)
 
     def string(
         self,
@@ -168,8 +390,8 @@ class StackConfig:
             raise self._fail(
                 key,
                 "is set in plain text",
-                f"a secret: run `pulumi config set --secret {key}` in {self.layer.directory.name}"
-                " and remove the plain value",
+                f"a secret: run `pulumi config set --secret {key}` in"
+                f" {relative(self.layer.directory)} and remove the plain value",
             )
         return self._config.require_secret(key)
 

@@ -67,7 +67,7 @@ def replan() -> Callable[..., LayerPlan]:
         secrets: Mapping[str, str] | None = None,
     ) -> LayerPlan:
         if upstream_plans is None:
-            # The real upstream layers, planned in order, as `invoke synth --layer` does.
+            # The real upstream layers, planned in order, as `./dev synth --layer` does.
             upstream_plans = {}
             for needed in upstream_of(layer):
                 plan = plan_layer(needed.name, environment, upstream_plans)

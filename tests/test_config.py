@@ -53,7 +53,9 @@ def test_bad_region(tmp_path):
     path = platform_copy(
         tmp_path, "region: us-east-1\n    protect: false", "region: us-east\n    protect: false"
     )
-    with pytest.raises(ConfigError, match=r"environments.dev.region: 'us-east' is not valid"):
+    with pytest.raises(
+        ConfigError, match=r"environments.dev.region: 'us-east' is not a region AWS publishes"
+    ):
         load_platform("dev", path)
 
 

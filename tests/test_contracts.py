@@ -59,7 +59,7 @@ def test_consumer_reading_a_key_the_producer_does_not_export_fails(dev):
         plan_layer("registry", "dev", upstream("foundation", **exports))
     assert str(error.value) == (
         "stack organization/platform-foundation/dev does not export 'kmsKeyArn' (ARN of the"
-        " platform KMS key); run `invoke deploy --layer foundation --env dev`"
+        " platform KMS key); run `./dev deploy --layer foundation --env dev`"
     )
 
 
@@ -74,7 +74,7 @@ def test_missing_upstream_stack_names_the_stack_and_the_command():
         plan_layer("registry", "dev", {})
     assert str(error.value) == (
         "stack organization/platform-foundation/dev does not exist; create it with"
-        " `invoke deploy --layer foundation --env dev`"
+        " `./dev deploy --layer foundation --env dev`"
     )
 
 

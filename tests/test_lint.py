@@ -1,4 +1,4 @@
-"""`invoke lint` runs in the test command: every checker is clean on the repository, and each
+"""`./dev lint` runs in the test command: every checker is clean on the repository, and each
 one really checks (a broken input in ``tmp_path`` is caught)."""
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def test_deploy_one_layer_stops_when_an_upstream_stack_is_missing(runner):
     assert not report.ok
     detail = report.failure.detail
     assert f"upstream stack {stack('foundation')} does not exist" in detail
-    assert "`invoke deploy --layer foundation --env dev`" in detail
+    assert "`./dev deploy --layer foundation --env dev`" in detail
     assert "\n" not in report.summary()
 
 
@@ -125,7 +125,7 @@ def test_deploy_one_layer_stops_when_an_upstream_export_is_missing(runner):
     detail = report.failure.detail
     assert stack("foundation") in detail
     assert "'kmsKeyArn'" in detail
-    assert "invoke deploy --layer foundation --env dev" in detail
+    assert "./dev deploy --layer foundation --env dev" in detail
 
 
 def test_deploy_stops_at_the_first_failure_and_reports_what_was_and_was_not_applied(runner):
@@ -158,7 +158,7 @@ def test_preview_runs_deployed_layers_and_skips_those_that_cannot_be_previewed_y
     assert report.layers(Status.PREVIEWED) == ("foundation",)
     assert report.layers(Status.SKIPPED) == ("registry", "pipeline")
     registry, pipeline = report.steps[1], report.steps[2]
-    assert "invoke deploy --layer registry --env dev" in registry.detail
+    assert "./dev deploy --layer registry --env dev" in registry.detail
     assert f"upstream stack {stack('registry')} does not exist" in pipeline.detail
     assert runner.ops("up") == []
 
@@ -210,7 +210,7 @@ def test_destroy_refuses_a_layer_while_a_downstream_stack_exists(runner):
 
     message = str(refused.value)
     assert stack("pipeline") in message
-    assert "invoke destroy --layer pipeline --env dev" in message
+    assert "./dev destroy --layer pipeline --env dev" in message
     assert "--force" in message
     assert runner.ops("destroy") == []
 
@@ -287,7 +287,7 @@ def test_missing_pulumi_cli_is_one_line_with_the_install_command(monkeypatch):
 
     assert str(error.value) == CLI_MISSING
     assert "https://get.pulumi.com" in CLI_MISSING
-    assert "invoke synth" in CLI_MISSING
+    assert "./dev synth" in CLI_MISSING
 
 
 def test_deploy_task_without_the_cli_exits_with_that_one_line(monkeypatch):

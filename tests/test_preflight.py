@@ -227,7 +227,7 @@ def test_token_is_skipped_while_the_foundation_is_not_deployed(aws):
     assert report.ok
     token = report.results[-1]
     assert (token.name, token.skipped) == ("github-token", True)
-    assert "`invoke deploy --env dev` stops before the pipeline layer" in token.detail
+    assert "`./dev deploy --env dev` stops before the pipeline layer" in token.detail
 
 
 def test_wrong_cli_version_fails_with_the_install_command(aws):
@@ -401,7 +401,7 @@ def test_ready_stops_the_pipeline_until_the_token_is_stored_and_then_lets_it_go(
     assert stopped is not None
     assert "\n" not in stopped
     assert f"--secret-id {arn} --secret-string file://github-token.txt" in stopped
-    assert "then rerun `invoke deploy --env dev`" in stopped
+    assert "then rerun `./dev deploy --env dev`" in stopped
 
     aws.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=TOKEN)
     assert check.ready("pipeline", upstream) is None

@@ -1,4 +1,4 @@
-"""`invoke scan`: bandit on the code, and the dependency audit's fallback and verdicts.
+"""`./dev scan`: bandit on the code, and the dependency audit's fallback and verdicts.
 
 The vulnerability services are online (safety's and PyPI's), so the verdicts are tested on the
 tools' own report formats; bandit runs for real.

@@ -67,7 +67,7 @@ def _build_project(session, role: str, compute: str) -> None:
 
 
 def deploy_conforming_account(session) -> dict[str, dict]:
-    """What `invoke deploy` leaves behind, created with boto3 in moto; returns stack outputs."""
+    """What `./dev deploy` leaves behind, created with boto3 in moto; returns stack outputs."""
     kms, s3 = session.client("kms"), session.client("s3")
     key = kms.create_key(Description="platform")["KeyMetadata"]["Arn"]
     kms.enable_key_rotation(KeyId=key)

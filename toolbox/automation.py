@@ -31,13 +31,11 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
-import yaml
-
 from shared.contracts import create_command, stack_name
 from shared.errors import PlatformError
 from shared.layers import REPO_ROOT
 from shared.layers import get as get_layer
-from shared.settings import load_platform
+from shared.settings import load_platform, read_yaml
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".pulumi-state"
 """Where the default file backend keeps state (git-ignored)."""
@@ -51,7 +49,7 @@ REDACTED = "[secret]"
 CLI_MISSING = (
     "pulumi CLI not found: install it (curl -fsSL https://get.pulumi.com | sh, or see"
     " https://www.pulumi.com/docs/install/) and AWS credentials, then rerun;"
-    " `invoke synth` plans offline without either"
+    " `./dev synth` plans offline without either"
 )
 
 
@@ -166,11 +164,9 @@ def check_aws_credentials() -> None:
 
 def _stack_file(layer: str, env: str) -> dict[str, Any]:
     path = get_layer(layer).directory / f"Pulumi.{env}.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         return {}
-    return data if isinstance(data, dict) else {}
+    return read_yaml(path)
 
 
 def ask(question: str) -> bool:

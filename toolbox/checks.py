@@ -1,4 +1,4 @@
-"""``invoke lint`` and ``invoke scan``: the ecosystem's checkers, each a function tests can call.
+"""``./dev lint`` and ``./dev scan``: the ecosystem's checkers, each a function tests can call.
 
 Lint: ruff (check and format), basedpyright (the type checker, ``[tool.basedpyright]`` in
 pyproject.toml; its wheel bundles Node.js, so it runs offline), yamllint (``.yamllint``),

@@ -34,8 +34,8 @@ from pulumi.runtime.sync_await import _sync_await
 from shared.contracts import CONTRACTS, create_command, stack_name
 from shared.errors import PlatformError, UpstreamError
 from shared.layers import get
-from shared.settings import Platform, load_platform
-from shared.stackconfig import read_stack_files
+from shared.settings import Platform, load_all, load_platform
+from shared.stackconfig import check_all, config_values, load_layer_files
 
 REDACTED = "[secret]"
 SECRET_SIG = rpc._special_sig_key
@@ -399,7 +399,10 @@ def plan_layer(
     """
     layer = get(layer_name)
     platform = load_platform(environment)
-    values, secret_keys = read_stack_files(layer, environment)
+    files = load_layer_files(layer, environment)
+    values, secret_keys = config_values(files)
+    # An override stands for `pulumi config set`, which writes the stack file: the same check.
+    files.check([*(config_overrides or {}), *(secret_overrides or {})])
     values.update(config_overrides or {})
     values.update(secret_overrides or {})
     secret_keys = [*secret_keys, *(secret_overrides or {})]
@@ -519,6 +522,7 @@ def plan_all(
     from shared.layers import upstream as upstream_of
 
     wanted = selection(only)
+    check_all(load_all())
     needed = (*upstream_of(only), *wanted) if only else wanted
     by_stack: dict[str, LayerPlan] = {}
     plans: dict[str, LayerPlan] = {}

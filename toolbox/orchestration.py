@@ -31,7 +31,8 @@ from typing import Any
 from shared.contracts import CONTRACTS, create_command, stack_name
 from shared.errors import PlatformError
 from shared.layers import Layer, downstream, order, selection, upstream
-from shared.settings import Platform, load_platform
+from shared.settings import Platform, load_all, load_platform
+from shared.stackconfig import check_all
 from toolbox.automation import REDACTED, Runner
 
 Preflight = Callable[[tuple[str, ...]], None]
@@ -144,7 +145,9 @@ class OutputsReport:
 def resolve(env: str, layer: str | None) -> tuple[Platform, tuple[Layer, ...]]:
     """The validated environment and the selected layers (PlatformError/UnknownLayerError)."""
     platform = load_platform(env)
-    return platform, selection(layer or None)
+    layers = selection(layer or None)
+    check_all(load_all())
+    return platform, layers
 
 
 def _stack(platform: Platform, layer: str) -> str:
@@ -253,7 +256,7 @@ def preview(
                         stack,
                         Status.SKIPPED,
                         f"not deployed yet; `{create_command(current.name, env)}` creates it"
-                        f" (`invoke synth --env {env}` shows the plan offline)",
+                        f" (`./dev synth --env {env}` shows the plan offline)",
                     )
                 )
                 continue
@@ -311,7 +314,7 @@ def downstream_guard(runner: Runner, platform: Platform, layer: str) -> str | No
     for dep in downstream(layer):
         if runner.exists(dep.name, platform.environment):
             stack = _stack(platform, dep.name)
-            fix = f"invoke destroy --layer {dep.name} --env {platform.environment}"
+            fix = f"./dev destroy --layer {dep.name} --env {platform.environment}"
             return (
                 f"downstream stack {stack} still exists and reads {layer}'s outputs; destroy it"
                 f" first (`{fix}`) or pass --force"

@@ -1,4 +1,4 @@
-"""``invoke preflight``: what a real run needs, checked before any stack is touched.
+"""``./dev preflight``: what a real run needs, checked before any stack is touched.
 
 One pass/fail line per check, so a first deploy in a fresh account either works or stops before
 it changes anything, saying what to fix:
@@ -60,7 +60,7 @@ class Purpose(StrEnum):
     """The command a preflight runs for; it decides which checks are relevant."""
 
     PREFLIGHT = "preflight"
-    """``invoke preflight``: every check of the selected layers."""
+    """``./dev preflight``: every check of the selected layers."""
     PREVIEW = "preview"
     """A preview runs the programs: everything, the token included."""
     DEPLOY = "deploy"
@@ -501,7 +501,7 @@ class Preflight:
             return skipped(
                 "github-token",
                 "the foundation (which holds the token secret) is not deployed yet;"
-                f" `invoke deploy --env {self.environment}` stops before the pipeline layer with"
+                f" `./dev deploy --env {self.environment}` stops before the pipeline layer with"
                 " the command that stores the token",
             )
         return self.check_token(str(outputs["githubTokenSecretArn"]))
@@ -511,7 +511,7 @@ class Preflight:
         region = self.platform.region
         fix = (
             f"store the token: `{store_token_command(arn, region)}` ({TOKEN_FILE} holds only the"
-            f" token, see docs/pipeline.md), then rerun `invoke deploy --env {self.environment}`"
+            f" token, see docs/pipeline.md), then rerun `./dev deploy --env {self.environment}`"
         )
         secrets = self.client("secretsmanager")
         try:

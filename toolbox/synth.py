@@ -1,4 +1,4 @@
-"""``invoke synth``: the offline plan written to disk, with the policy verdicts, and its summary.
+"""``./dev synth``: the offline plan written to disk, with the policy verdicts, and its summary.
 
 Per layer it writes ``build/plan/<env>/<layer>.json`` (deterministic, secrets redacted) and the
 verdicts of the policy pack over it, ``<layer>.policy.json``, and prints the resources per type,

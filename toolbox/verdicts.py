@@ -1,4 +1,4 @@
-"""The policy pack over the offline plan: what ``invoke synth`` checks and writes as verdicts.
+"""The policy pack over the offline plan: what ``./dev synth`` checks and writes as verdicts.
 
 Per rule the verdicts say how many resources it examined, counted as the rule ran (a resource
 of a type it applies to; for a stack rule, each resource of the types it guards), so a rule that

@@ -1,4 +1,4 @@
-"""``invoke verify``: check the live resources behind the deployed stacks' outputs, with boto3.
+"""``./dev verify``: check the live resources behind the deployed stacks' outputs, with boto3.
 
 The offline plan and the policy pack check what Pulumi is asked to create; this checks what
 exists, after a deploy or at any time, so drift (a console change, a half-applied update) shows.

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
-import yaml
 
 from shared.errors import PlatformError
-from shared.settings import relative
+from shared.settings import parse_yaml, relative
 from stacks.pipeline.config import BuildProject, PipelineArgs
 
 BUILDSPEC_DIR = Path(__file__).resolve().parent / "buildspecs"
@@ -33,9 +32,9 @@ def buildspec(file: str) -> str:
     path = BUILDSPEC_DIR / file
     try:
         text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError) as exc:
-        raise PlatformError(f"{relative(path)}: not a readable YAML buildspec: {exc}") from None
+    except OSError as exc:
+        raise PlatformError(f"{relative(path)}: not a readable buildspec: {exc}") from None
+    data = parse_yaml(text, relative(path))
     if not isinstance(data, dict) or str(data.get("version")) != "0.2" or not data.get("phases"):
         raise PlatformError(f"{relative(path)}: a buildspec needs `version: 0.2` and `phases`")
     return text

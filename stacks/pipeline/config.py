@@ -153,7 +153,6 @@ class PipelineArgs:
 def load(program: Program) -> PipelineArgs:
     """Validate the pipeline config; a ConfigError naming file and key on bad input."""
     config, label, platform = program.config, program.label, program.platform
-    project = program.layer.project
 
     provider = config.choice("sourceProvider", SOURCE_PROVIDERS)
     connection_arn = ""
@@ -212,7 +211,7 @@ def load(program: Program) -> PipelineArgs:
     }
     for service in services:
         role_names[service.role] = label.name(
-            Kind.IAM_ROLE, service.role, blame=(config.source, f"{project}:services")
+            Kind.IAM_ROLE, service.role, blame=config.where("services")
         )
     codecommit_repository = config.string(
         "codecommitRepository", pattern=CODECOMMIT_REPO, allowed="a CodeCommit repository name"
@@ -278,7 +277,6 @@ def _services(program: Program, image_families: tuple[str, ...]) -> tuple[BuildP
     so the repository's lifecycle policy keeps its images by their own tag prefix.
     """
     config, label = program.config, program.label
-    key = f"{program.layer.project}:services"
     names = config.string_list(
         "services",
         pattern=SERVICE_NAME,
@@ -288,7 +286,9 @@ def _services(program: Program, image_families: tuple[str, ...]) -> tuple[BuildP
     services: list[BuildProject] = []
     for name in names:
         if name in seen:
-            raise ConfigError(config.source, key, f"'{name}' is listed twice", "unique names")
+            raise ConfigError(
+                *config.where("services"), f"'{name}' is listed twice", "unique names"
+            )
         seen.add(name)
         if name not in image_families[1:]:
             raise ConfigError(
@@ -300,7 +300,7 @@ def _services(program: Program, image_families: tuple[str, ...]) -> tuple[BuildP
                 " stacks/registry/Pulumi.yaml and deploy the registry first",
             )
         duty = f"service-{name}"
-        blame = (config.source, key)
+        blame = config.where("services")
         services.append(
             BuildProject(
                 key=duty,

@@ -37,7 +37,7 @@ def load(program: Program) -> RegistryArgs:
         repository_name=program.label.name(
             Kind.ECR_REPOSITORY,
             purpose,
-            blame=(config.source, f"{program.layer.project}:repositoryName"),
+            blame=config.where("repositoryName"),
         ),
         keep_images=config.integer("keepImages", minimum=1, maximum=1000),
         image_families=families.validate(

@@ -1,0 +1,238 @@
+"""The commands people type: they run as written, say their defaults, and fail in one line.
+
+The documented form is ``./dev TASK`` (a plain shell, from the repository root); ``invoke TASK``
+is the same once ``source .venv/bin/activate``. Every command the docs and the messages name is
+checked against the real task menu, and the tasks that change AWS refuse to guess ``--env``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from invoke import Collection
+
+import tasks
+from shared.layers import REPO_ROOT
+
+VENV_BIN = Path(sys.executable).parent
+COMMAND = re.compile(r"(?:\./dev|(?<=`)invoke) ([a-z][a-z-]*)((?: [^`\n|;)]*)?)")
+
+
+def run(argv: list[str], cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+        timeout=300,
+    )
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 1, output
+    assert "\n" not in output and "Traceback" not in output, output
+    return output
+
+
+# -- --env is required where AWS changes -------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["deploy", "destroy", "refresh"])
+def test_tasks_that_change_aws_require_env(name):
+    output = one_line(run([str(VENV_BIN / "invoke"), name, "--layer", "registry"]))
+    assert output == (
+        f"error: {name} changes AWS, so it needs the environment: add --env (one of dev, prod)"
+    )
+
+
+@pytest.mark.parametrize("name", ["deploy", "destroy", "refresh"])
+def test_tasks_that_change_aws_have_no_default_environment(name):
+    task = Collection.from_module(tasks)[name]
+    assert inspect.signature(task.body).parameters["env"].default == ""
+    assert "required, no default" in task.help["env"]
+
+
+def test_every_flag_says_its_default():
+    """Every option's help names its default, or what leaving it out does."""
+    missing = []
+    for name, task in Collection.from_module(tasks).tasks.items():
+        for param in list(inspect.signature(task.body).parameters.values())[1:]:
+            help_text = task.help.get(param.name.rstrip("_"), "")
+            if not re.search(r"default|if omitted|required", help_text):
+                missing.append(f"{name} --{param.name.rstrip('_')}")
+    assert missing == []
+
+
+# -- the documented commands run as written ----------------------------------------------------
+
+DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+CODE_FOLDERS = ("shared", "toolbox", "stacks", "policies", "bench")
+
+
+def commands_in(text: str) -> list[tuple[str, list[str]]]:
+    found = []
+    for match in COMMAND.finditer(text):
+        flags = re.findall(r"--[a-z][a-z-]*", match.group(2) or "")
+        found.append((match.group(1), flags))
+    return found
+
+
+def test_every_command_in_docs_and_messages_is_a_real_task_with_real_flags():
+    collection = Collection.from_module(tasks)
+    sources = [*DOCS, REPO_ROOT / "bench" / "README.md"]
+    for folder in CODE_FOLDERS:
+        sources.extend((REPO_ROOT / folder).rglob("*.py"))
+    wrong = []
+    for path in sources:
+        for name, flags in commands_in(path.read_text(encoding="utf-8")):
+            if name not in collection.tasks:
+                wrong.append(f"{path.relative_to(REPO_ROOT)}: no task {name}")
+                continue
+            task = collection[name]
+            known = {"--help"} | {
+                "--" + p.rstrip("_").replace("_", "-")
+                for p in list(inspect.signature(task.body).parameters)[1:]
+            }
+            wrong.extend(
+                f"{path.relative_to(REPO_ROOT)}: {name} has no {flag}"
+                for flag in flags
+                if flag not in known
+            )
+    assert wrong == []
+
+
+def test_messages_and_docs_use_one_form_of_the_command():
+    """``./dev TASK`` everywhere; ``invoke`` appears only where the README explains activation."""
+    offenders = []
+    sources = [*DOCS, REPO_ROOT / "bench" / "README.md"]
+    for folder in CODE_FOLDERS:
+        sources.extend((REPO_ROOT / folder).rglob("*.py"))
+    for path in sources:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if re.search(r"`invoke [a-z-]", line) and "activate" not in line:
+                offenders.append(f"{path.relative_to(REPO_ROOT)}: {line.strip()}")
+    assert offenders == []
+
+
+def test_the_readme_says_how_to_get_the_invoke_command():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "source .venv/bin/activate" in readme
+
+
+def test_invoke_runs_in_a_plain_shell_after_activating_the_venv():
+    """What the README says, in a shell whose PATH knows nothing of the venv."""
+    bash = shutil.which("bash")
+    assert bash is not None
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
+    result = subprocess.run(
+        [bash, "-c", "source .venv/bin/activate && cd stacks/pipeline && invoke --list"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "deploy" in result.stdout and "synth" in result.stdout
+
+
+# -- one line, exit 1, for the classes of config mistake, through the real CLI ---------------
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A copy of the repository's code and config (not its venv) to break on purpose."""
+    root = tmp_path / "repo"
+    ignore = shutil.ignore_patterns(".venv", ".git", "node_modules", "build", "__pycache__", ".*")
+    shutil.copytree(REPO_ROOT, root, ignore=ignore)
+    return root
+
+
+def replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        (
+            "stacks/pipeline/Pulumi.prod.yaml",
+            "platform-pipeline:requireApproval",
+            "platform-pipeline:requireAproval",
+            "error: stacks/pipeline/Pulumi.prod.yaml: platform-pipeline:requireAproval: is not"
+            " declared in stacks/pipeline/Pulumi.yaml",
+        ),
+        (
+            "platform.yaml",
+            "region: us-east-1",
+            "region: us-east-7",
+            "error: platform.yaml: environments.dev.region: 'us-east-7' is not a region AWS"
+            " publishes",
+        ),
+        (
+            "platform.yaml",
+            "project: container-platform",
+            "project: " + "p" * 300,
+            "error: platform.yaml: project: the tag value for Project is 300 chars",
+        ),
+        (
+            "stacks/foundation/Pulumi.dev.yaml",
+            "config:\n",
+            "config:\n  platform-foundation:keyDeletionWindowDays: 30\n",
+            "error: stacks/foundation/Pulumi.dev.yaml: platform-foundation:keyDeletionWindowDays:"
+            " is written twice",
+        ),
+    ],
+    ids=["misspelt key", "nonexistent region", "300-char tag", "duplicate key"],
+)
+def test_a_config_mistake_is_one_line_naming_file_and_key(checkout, file, old, new, expected):
+    replace(checkout / file, old, new)
+    output = one_line(
+        run([str(VENV_BIN / "invoke"), "--search-root", str(checkout), "synth"], cwd=checkout)
+    )
+    assert output.startswith(expected)
+    assert not (checkout / "build").exists()
+
+
+# -- what a failure prints -------------------------------------------------------------------
+
+
+def test_a_failing_scan_prints_what_the_readme_says(monkeypatch, capsys):
+    """The README's block is what ``./dev scan`` prints when no audit service is reachable."""
+    import json
+
+    from invoke import Context, Exit
+
+    from toolbox import checks
+
+    def fake(argv, cwd=None):
+        name = Path(argv[0]).name
+        if name == "pip-audit":
+            deps = [
+                {"name": f"p{i}", "version": "1", "skip_reason": "unreachable"} for i in range(106)
+            ]
+            return subprocess.CompletedProcess(argv, 1, json.dumps({"dependencies": deps}), "")
+        # bandit finds nothing, uv exports the lock, safety cannot reach its service (exit 1).
+        return subprocess.CompletedProcess(argv, 1 if name == "safety" else 0, "", "")
+
+    monkeypatch.setattr(checks, "execute", fake)
+    with pytest.raises(Exit) as error:
+        tasks.scan(Context())
+    printed = capsys.readouterr().out + f"error: {error.value.message.removeprefix('error: ')}\n"
+    assert error.value.code == 1
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```text\n$ ./dev scan\n", 1)[1].split("```", 1)[0]
+    assert printed == block
