@@ -170,9 +170,10 @@ def deploy(c, env="dev", layer="", yes=False, changed=False):
         "json": "print the result as JSON (for CI)",
         "outputs_file": "append layers=<json list> and any=<true|false> to this file"
         ' (CI: "$GITHUB_OUTPUT")',
+        "summary_file": 'append the result as Markdown to this file (CI: "$GITHUB_STEP_SUMMARY")',
     }
 )
-def affected(c, base="", json_=False, outputs_file=""):
+def affected(c, base="", json_=False, outputs_file="", summary_file=""):
     """Offline: the layers a change touches, and their downstream."""
     from toolbox.affected import affected as find_affected
     from toolbox.affected import append_outputs, github_outputs
@@ -183,6 +184,9 @@ def affected(c, base="", json_=False, outputs_file=""):
         raise _fail_cleanly(exc) from None
     if outputs_file:
         append_outputs(Path(outputs_file), github_outputs(result))
+    if summary_file:
+        with Path(summary_file).open("a", encoding="utf-8") as summary:
+            summary.write(result.markdown())
     print(json.dumps(result.as_dict(), indent=2) if json_ else "\n".join(result.lines()))
 
 

@@ -338,3 +338,14 @@ def test_the_recorded_commit_is_head_and_dirty_where_the_inputs_have_local_chang
 
 def test_outside_git_no_commit_is_recorded(tmp_path):
     assert commits_to_record(tmp_path) == {}
+
+
+def test_the_run_summary_says_when_there_is_nothing_to_do(repo):
+    assert affected_by(repo, "README.md").markdown() == (
+        "**Nothing to preview or deploy:** no layer's inputs changed.\n"
+    )
+    assert (
+        affected_by(repo, "stacks/registry/config.py")
+        .markdown()
+        .endswith("- registry: its inputs changed\n- pipeline: downstream of registry\n")
+    )

@@ -289,6 +289,13 @@ class Affected:
             body.append(f"  {layer}: {why}")
         return [*head, "affected layers, in dependency order:", *body]
 
+    def markdown(self) -> str:
+        """The same, for a CI run's summary page."""
+        if not self.layers:
+            return "**Nothing to preview or deploy:** no layer's inputs changed.\n"
+        listed = "\n".join(f"- {line.strip()}" for line in self.lines()[2:])
+        return f"**Affected layers** ({self.lines()[0]}):\n\n{listed}\n"
+
 
 def affected(base: str | None = None, head: str | None = None, root: Path = REPO_ROOT) -> Affected:
     """The layers whose inputs changed between ``base`` and ``head``, plus their downstream.
