@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import subprocess  # nosec B404 - runs git with fixed arguments, never through a shell
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -157,15 +158,12 @@ def layer_inputs(layer: str, root: Path = REPO_ROOT) -> Inputs:
 
 def git(root: Path, *args: str) -> str:
     """Run git in ``root`` and return its output; GitError with git's own line otherwise."""
-    try:
-        result = subprocess.run(  # noqa: S603  # nosec B603 - fixed argv, no shell
-            ["git", "-C", str(root), *args],  # noqa: S607 - git from PATH, like a developer's
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise GitError("git not found: install git to compare commits") from None
+    path = shutil.which("git")
+    if path is None:
+        raise GitError("git not found: install git to compare commits")
+    result = subprocess.run(  # noqa: S603  # nosec B603 - fixed argv, no shell
+        [path, "-C", str(root), *args], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         detail = lines[-1] if lines else f"exit code {result.returncode}"
