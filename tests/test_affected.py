@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from invoke import Context
+from invoke import Context, Exit
 
 from shared.layers import REPO_ROOT
 from tests.test_orchestration import FakeRunner
@@ -349,3 +349,19 @@ def test_the_run_summary_says_when_there_is_nothing_to_do(repo):
         .markdown()
         .endswith("- registry: its inputs changed\n- pipeline: downstream of registry\n")
     )
+
+
+def test_deploy_changed_refuses_a_layer_before_touching_any_stack(monkeypatch):
+    import tasks
+
+    runner = FakeRunner(exports={})
+    monkeypatch.setattr(tasks, "_runner", lambda: runner)
+
+    with pytest.raises(Exit) as stopped:
+        tasks.deploy(Context(), env="dev", layer="registry", changed=True)
+
+    assert stopped.value.code == 1
+    assert stopped.value.message == (
+        "error: --changed picks the layers itself; drop --layer (or --changed)"
+    )
+    assert runner.calls == []
