@@ -251,9 +251,8 @@ def refresh(c, env="dev", layer=""):
 )
 def drift(c, env="dev", layer="", report="", issue=""):
     """Stacks: refresh-preview each stack; exit 2 when AWS drifted."""
-    from toolbox.drift import detect, gh, merge_reports, sync_issue
-
     from toolbox import orchestration
+    from toolbox.drift import detect, gh, merge_reports, sync_issue
 
     try:
         orchestration.resolve(env, layer)
