@@ -66,6 +66,7 @@ class Kind(Enum):
     REPORT_GROUP = Limit(2, 128, r"[A-Za-z0-9][A-Za-z0-9_-]+", "2-128 chars: A-Z a-z 0-9 _ -")
     CODEPIPELINE = Limit(1, 100, r"[A-Za-z0-9.@_-]+", "1-100 chars: A-Z a-z 0-9 . @ _ -")
     EVENT_RULE = Limit(1, 64, r"[A-Za-z0-9._-]+", "1-64 chars: A-Z a-z 0-9 . _ -")
+    CODEPIPELINE_WEBHOOK = Limit(1, 100, r"[A-Za-z0-9.@_-]+", "1-100 chars: A-Z a-z 0-9 . @ _ -")
 
 
 @dataclass(frozen=True)

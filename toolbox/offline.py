@@ -56,10 +56,14 @@ class PlannedResource:
     provider: str | None
     inputs: dict[str, Any]
     """Inputs in the engine's wire names (camelCase), secrets replaced by ``[secret]``."""
+    ignore_changes: tuple[str, ...] = ()
+    """Inputs whose later changes the engine ignores (``ignore_changes``), as it is asked."""
 
     def as_json(self) -> dict[str, Any]:
         """The resource as written to the plan file."""
+        extra = {"ignoreChanges": list(self.ignore_changes)} if self.ignore_changes else {}
         return {
+            **extra,
             "urn": self.urn,
             "type": self.type,
             "name": self.name,
@@ -229,6 +233,14 @@ class PlatformMocks(mocks.Mocks):
                 return name, {"arn": self._arn("codepipeline", name)}
             case "aws:cloudwatch/eventRule:EventRule":
                 return name, {"arn": self._arn("events", f"rule/{name}")}
+            case "aws:codepipeline/webhook:Webhook":
+                # CodePipeline answers PutWebhook with a regional trigger URL and the webhook ARN.
+                return self._arn("codepipeline", f"webhook:{name}"), {
+                    "arn": self._arn("codepipeline", f"webhook:{name}"),
+                    "url": f"https://{region}.webhooks.aws/trigger?t={seed}&v=1",
+                }
+            case "github:index/repositoryWebhook:RepositoryWebhook":
+                return str(int(seed[:8], 16)), {"url": "", "etag": seed[:16]}
             case "aws:codestarconnections/connection:Connection":
                 arn = self._arn("codeconnections", f"connection/{uid}")
                 return arn, {"arn": arn, "connectionStatus": "PENDING"}
@@ -279,6 +291,10 @@ class PlatformMocks(mocks.Mocks):
                     "versionStage": "AWSCURRENT",
                     "id": "offline",
                 }
+            case "aws:secretsmanager/getRandomPassword:getRandomPassword":
+                # Letters and digits of the asked length, as GetRandomPassword would give.
+                length = int(args.args.get("passwordLength") or 32)
+                return {"randomPassword": ("offline0" * length)[:length], "id": "offline"}
         raise PlatformError(
             f"the offline plan has no mock for the invoke {args.token};"
             " add a realistic answer to PlatformMocks.call in toolbox/offline.py"
@@ -367,6 +383,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 protect=protect,
                 provider=provider,
                 inputs=redact(inputs),
+                ignore_changes=tuple(getattr(request, "ignoreChanges", ()) or ()),
             )
         )
 

@@ -47,6 +47,9 @@ KEY_ADMIN = [
 ]
 """Administration of the key, delegated to the account's IAM policies (no ``kms:*``)."""
 
+WEBHOOK_TOKEN_LENGTH = 40
+"""Characters of the generated webhook token (letters and digits: no escaping anywhere)."""
+
 
 class Foundation(pulumi.ComponentResource):
     """Everything the other layers encrypt with, store in and notify through."""
@@ -55,8 +58,12 @@ class Foundation(pulumi.ComponentResource):
     """The customer-managed KMS key (rotation on) for artifacts, logs, secret, topic, images."""
     bucket: aws.s3.Bucket
     """The pipeline artifact bucket."""
+    source_bucket: aws.s3.Bucket
+    """The bucket an S3-sourced pipeline reads its versioned source zip from."""
     secret: aws.secretsmanager.Secret
     """The secret that holds the GitHub OAuth token."""
+    webhook_secret: aws.secretsmanager.Secret
+    """The secret that holds the generated HMAC token of the GitHub webhook."""
     topic: aws.sns.Topic
     """The topic pipeline failures are published to."""
     outputs: FoundationOutputs
@@ -67,6 +74,7 @@ class Foundation(pulumi.ComponentResource):
     ) -> None:
         super().__init__("acme:foundation:Foundation", name, None, opts)
         self._name, self._args = name, args
+        a = args
         child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
 
@@ -74,8 +82,12 @@ class Foundation(pulumi.ComponentResource):
         alias = aws.kms.Alias(
             f"{name}-key-alias", name=args.key_alias, target_key_id=self.key.key_id, opts=child
         )
-        self.bucket = self._bucket(stateful, child)
+        self.bucket = self._bucket(
+            "artifacts", a.bucket_name, a.artifact_expiry_days, stateful, child
+        )
+        self.source_bucket = self._source_bucket(stateful, child)
         self.secret = self._secret(stateful, child)
+        self.webhook_secret = self._webhook_secret(stateful, child)
         self.topic = self._topic(child)
 
         self.outputs = FoundationOutputs(
@@ -85,6 +97,9 @@ class Foundation(pulumi.ComponentResource):
             artifact_bucket_arn=self.bucket.arn,
             github_token_secret_arn=self.secret.arn,
             failure_topic_arn=self.topic.arn,
+            source_bucket_name=self.source_bucket.bucket,
+            source_bucket_arn=self.source_bucket.arn,
+            github_webhook_secret_arn=self.webhook_secret.arn,
         )
         self.register_outputs({"kmsKeyArn": self.key.arn, "artifactBucketArn": self.bucket.arn})
 
@@ -155,15 +170,23 @@ class Foundation(pulumi.ComponentResource):
         )
 
     def _bucket(
-        self, stateful: pulumi.ResourceOptions, child: pulumi.ResourceOptions
+        self,
+        purpose: str,
+        bucket_name: str,
+        expiry_days: int,
+        stateful: pulumi.ResourceOptions,
+        child: pulumi.ResourceOptions,
     ) -> aws.s3.Bucket:
-        a, name = self._args, self._name
-        bucket = aws.s3.Bucket(
-            f"{name}-artifacts", bucket=a.bucket_name, force_destroy=not a.protect, opts=stateful
-        )
+        """A private, versioned, KMS-encrypted, TLS-only bucket whose objects expire.
+
+        Resource names are ``<component>-<purpose>[-<companion>]``: the artifact bucket's keep
+        the URNs they had before the source bucket shared this builder.
+        """
+        a, name = self._args, f"{self._name}-{purpose}"
+        bucket = aws.s3.Bucket(name, bucket=bucket_name, force_destroy=not a.protect, opts=stateful)
         of_bucket = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[bucket]))
         aws.s3.BucketPublicAccessBlock(
-            f"{name}-artifacts-public-access",
+            f"{name}-public-access",
             bucket=bucket.id,
             block_public_acls=True,
             block_public_policy=True,
@@ -172,19 +195,19 @@ class Foundation(pulumi.ComponentResource):
             opts=of_bucket,
         )
         aws.s3.BucketOwnershipControls(
-            f"{name}-artifacts-ownership",
+            f"{name}-ownership",
             bucket=bucket.id,
             rule={"object_ownership": "BucketOwnerEnforced"},
             opts=of_bucket,
         )
         aws.s3.BucketVersioning(
-            f"{name}-artifacts-versioning",
+            f"{name}-versioning",
             bucket=bucket.id,
             versioning_configuration={"status": "Enabled"},
             opts=of_bucket,
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-artifacts-encryption",
+            f"{name}-encryption",
             bucket=bucket.id,
             rules=[
                 {
@@ -198,14 +221,14 @@ class Foundation(pulumi.ComponentResource):
             opts=of_bucket,
         )
         aws.s3.BucketLifecycleConfiguration(
-            f"{name}-artifacts-lifecycle",
+            f"{name}-lifecycle",
             bucket=bucket.id,
             rules=[
                 {
-                    "id": f"expire-after-{a.artifact_expiry_days}-days",
+                    "id": f"expire-after-{expiry_days}-days",
                     "status": "Enabled",
                     "filter": {},
-                    "expiration": {"days": a.artifact_expiry_days},
+                    "expiration": {"days": expiry_days},
                     "noncurrent_version_expiration": {"noncurrent_days": a.artifact_expiry_days},
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
                 }
@@ -213,7 +236,7 @@ class Foundation(pulumi.ComponentResource):
             opts=of_bucket,
         )
         aws.s3.BucketPolicy(
-            f"{name}-artifacts-policy",
+            f"{name}-policy",
             bucket=bucket.id,
             policy=iam.document(
                 iam.Statement(
@@ -226,6 +249,25 @@ class Foundation(pulumi.ComponentResource):
                 )
             ),
             opts=of_bucket,
+        )
+        return bucket
+
+    def _source_bucket(
+        self, stateful: pulumi.ResourceOptions, child: pulumi.ResourceOptions
+    ) -> aws.s3.Bucket:
+        """The S3 source: versioned (the S3 source action requires it), and its object events
+        sent to EventBridge, where the pipeline layer's rule starts the pipeline on a new zip.
+
+        Current objects live ``sourceExpiryDays`` (a re-run needs the last published zip);
+        older versions expire with the artifacts.
+        """
+        a = self._args
+        bucket = self._bucket("source", a.source_bucket_name, a.source_expiry_days, stateful, child)
+        aws.s3.BucketNotification(
+            f"{self._name}-source-events",
+            bucket=bucket.id,
+            eventbridge=True,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[bucket])),
         )
         return bucket
 
@@ -248,6 +290,40 @@ class Foundation(pulumi.ComponentResource):
                 secret_string=a.github_token,
                 opts=child,
             )
+        return secret
+
+    def _webhook_secret(
+        self, stateful: pulumi.ResourceOptions, child: pulumi.ResourceOptions
+    ) -> aws.secretsmanager.Secret:
+        """The GitHub webhook's HMAC token: generated once by Secrets Manager, stored, stable.
+
+        ``GetRandomPassword`` is an invoke, so it answers anew on every run: the first value is
+        stored and later ones ignored (``ignore_changes``), so the token only changes when the
+        version is replaced on purpose (docs/pipeline.md, "Rotating the webhook token").
+        """
+        a = self._args
+        secret = aws.secretsmanager.Secret(
+            f"{self._name}-github-webhook-secret",
+            name=a.webhook_secret_name,
+            kms_key_id=self.key.arn,
+            description="HMAC token GitHub signs the pipeline webhook's payloads with",
+            recovery_window_in_days=a.secret_recovery_window_days,
+            opts=stateful,
+        )
+        generated = aws.secretsmanager.get_random_password_output(
+            password_length=WEBHOOK_TOKEN_LENGTH,
+            exclude_punctuation=True,
+            require_each_included_type=True,
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{self._name}-github-webhook-secret-value",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.secret(generated.random_password),
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(ignore_changes=["secretString"])
+            ),
+        )
         return secret
 
     def _topic(self, child: pulumi.ResourceOptions) -> aws.sns.Topic:

@@ -48,50 +48,15 @@ def _build_action(
     return action
 
 
-def _source_action(args: PipelineArgs, oauth_token: pulumi.Input[str] | None) -> dict[str, Any]:
-    common = {
-        "name": "Source",
-        "category": "Source",
-        "version": "1",
-        "output_artifacts": [SOURCE_ARTIFACT],
-        "run_order": 1,
-    }
-    if args.source_provider == "codeconnections":
-        return {
-            **common,
-            "owner": "AWS",
-            "provider": "CodeStarSourceConnection",
-            "configuration": {
-                "ConnectionArn": args.connection_arn,
-                "FullRepositoryId": f"{args.github_owner}/{args.github_repo}",
-                "BranchName": args.github_branch,
-                "DetectChanges": "true",
-                "OutputArtifactFormat": "CODE_ZIP",
-            },
-        }
-    if oauth_token is None:
-        raise ValueError("the GitHub source needs the OAuth token")
-    return {
-        **common,
-        "owner": "ThirdParty",
-        "provider": "GitHub",
-        "configuration": {
-            "Owner": args.github_owner,
-            "Repo": args.github_repo,
-            "Branch": args.github_branch,
-            "OAuthToken": oauth_token,
-            # GitHub (OAuth app) has no event source without a GitHub-side webhook, so it polls.
-            "PollForSourceChanges": "true",
-        },
-    }
-
-
 def stages(
     args: PipelineArgs,
     project_names: Mapping[str, str],
-    oauth_token: pulumi.Input[str] | None,
+    source: aws.codepipeline.PipelineStageActionArgs,
 ) -> list[dict[str, Any]]:
-    """The five stages, in order. Unit and integration tests share a run order (parallel)."""
+    """The five stages, in order. Unit and integration tests share a run order (parallel).
+
+    ``source`` is the provider's Source action (``stacks.pipeline.sources``).
+    """
     deploy: list[dict[str, Any]] = []
     if args.require_approval:
         deploy.append(
@@ -127,7 +92,7 @@ def stages(
         }
     )
     actions = {
-        "Source": [_source_action(args, oauth_token)],
+        "Source": [source],
         "Build": [
             _build_action(
                 "DockerBuild", project_names["docker-build"], SOURCE_ARTIFACT, BUILD_ARTIFACT
@@ -154,6 +119,7 @@ def pipeline(
     bucket_name: pulumi.Input[str],
     key_arn: pulumi.Input[str],
     stage_list: list[dict[str, Any]],
+    triggers: list[aws.codepipeline.PipelineTriggerArgs] | None = None,
     opts: pulumi.ResourceOptions,
 ) -> aws.codepipeline.Pipeline:
     """The V2 pipeline, its artifacts in the foundation bucket encrypted with the platform key."""
@@ -172,5 +138,6 @@ def pipeline(
             }
         ],
         stages=stage_list,
+        triggers=triggers,
         opts=opts,
     )
