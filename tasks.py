@@ -175,6 +175,29 @@ def verify(c, env="dev", layer=""):
         raise Exit(f"error: {failed} live check(s) failed in {env}; see the table above", code=1)
 
 
+@task(
+    help={
+        "env": ENV_HELP,
+        "path": "the folder to zip and upload (the application's source, with its Dockerfile)",
+    }
+)
+def publish_source(c, path, env="dev"):
+    """Stacks: zip a folder, upload it as the S3 source (starts the pipeline)."""
+    import boto3
+
+    from toolbox import orchestration
+    from toolbox.sources import publish_source as run_publish
+
+    try:
+        platform, _ = orchestration.resolve(env, "")
+        published = run_publish(
+            _runner(), boto3.Session(region_name=platform.region), env, Path(path)
+        )
+    except (PlatformError, UnknownLayerError) as exc:
+        raise _fail_cleanly(exc) from None
+    print(published.line())
+
+
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
 def refresh(c, env="dev", layer=""):
     """Stacks: refresh the stacks' state from what exists in AWS."""
