@@ -110,6 +110,4 @@ def publish(
 def publish_source(runner: Runner, session: Any, env: str, folder: Path) -> Published:
     """Zip ``folder`` and upload it where ``env``'s S3-sourced pipeline reads its source."""
     content = zip_folder(folder)  # a bad folder fails before any AWS call
-    return publish(
-        session, folder, source_bucket(runner, env), source_key(env), content=content
-    )
+    return publish(session, folder, source_bucket(runner, env), source_key(env), content=content)
