@@ -182,7 +182,7 @@ def verify(c, env="dev", layer=""):
     }
 )
 def publish_source(c, path, env="dev"):
-    """Stacks: zip a folder, upload it as the S3 source (starts the pipeline)."""
+    """Stacks: zip a folder, upload it as the S3 source."""
     import boto3
 
     from toolbox import orchestration
