@@ -253,6 +253,30 @@ def verify(c, env="dev", layer=""):
         raise Exit(f"error: {failed} live check(s) failed in {env}; see the table above", code=1)
 
 
+@task(
+    help={
+        "env": CHANGE_ENV_HELP,
+        "path": "the folder to zip and upload (the application's source); required",
+    }
+)
+def publish_source(c, path, env=""):
+    """Stacks: zip a folder, upload it as the S3 source."""
+    import boto3
+
+    from toolbox import orchestration
+    from toolbox.sources import publish_source as run_publish
+
+    _require_env("publish-source", env)
+    try:
+        platform, _ = orchestration.resolve(env, "")
+        published = run_publish(
+            _runner(), boto3.Session(region_name=platform.region), env, Path(path)
+        )
+    except (PlatformError, UnknownLayerError) as exc:
+        raise _fail_cleanly(exc) from None
+    print(published.line())
+
+
 @task(help={"env": CHANGE_ENV_HELP, "layer": LAYER_HELP})
 def refresh(c, env="", layer=""):
     """Stacks: refresh the stacks' state from what exists in AWS."""

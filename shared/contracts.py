@@ -140,6 +140,16 @@ class FoundationOutputs(Contract):
     failure_topic_arn: pulumi.Output[str] = output(
         "failureTopicArn", "ARN of the SNS topic for pipeline failures"
     )
+    source_bucket_name: pulumi.Output[str] = output(
+        "sourceBucketName", "name of the S3 source bucket (sourceProvider s3)"
+    )
+    source_bucket_arn: pulumi.Output[str] = output(
+        "sourceBucketArn", "ARN of the S3 source bucket (sourceProvider s3)"
+    )
+    github_webhook_secret_arn: pulumi.Output[str] = output(
+        "githubWebhookSecretArn",
+        "ARN of the Secrets Manager secret holding the GitHub webhook's HMAC token",
+    )
 
 
 @dataclass(frozen=True)
@@ -172,6 +182,10 @@ class PipelineOutputs(Contract):
     )
     log_group_names: pulumi.Output[dict] = output(
         "logGroupNames", "CloudWatch log group names by CodeBuild project key", kind=dict
+    )
+    github_webhook_url: pulumi.Output[str] = output(
+        "githubWebhookUrl",
+        "URL of the GitHub source's CodePipeline webhook ('' for the other sources)",
     )
 
 

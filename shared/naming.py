@@ -68,6 +68,7 @@ class Kind(Enum):
     EVENT_RULE = Limit(1, 64, r"[A-Za-z0-9._-]+", "1-64 chars: A-Z a-z 0-9 . _ -")
     SQS_QUEUE = Limit(1, 80, r"[A-Za-z0-9_-]+", "1-80 chars: A-Z a-z 0-9 _ -")
     CLOUDWATCH_ALARM = Limit(1, 255, r"[ -~]+", "1-255 printable ASCII chars")
+    CODEPIPELINE_WEBHOOK = Limit(1, 100, r"[A-Za-z0-9.@_-]+", "1-100 chars: A-Z a-z 0-9 . @ _ -")
 
 
 @dataclass(frozen=True)

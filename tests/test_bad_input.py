@@ -42,7 +42,20 @@ PIPELINE_ROWS = {
     "missing GitHub branch": ({"platform-pipeline:githubBranch": ""}, "githubBranch: is required"),
     "unknown source provider": (
         {"platform-pipeline:sourceProvider": "bitbucket"},
-        "sourceProvider: 'bitbucket' is not one of the choices",
+        "sourceProvider: 'bitbucket' is not one of the choices (allowed: github,"
+        " codeconnections, s3)",
+    ),
+    "missing connection ARN": (
+        {"platform-pipeline:sourceProvider": "codeconnections"},
+        "connectionArn: is required (allowed: a connection ARN:",
+    ),
+    "bad source key": (
+        {"platform-pipeline:sourceProvider": "s3", "platform-pipeline:sourceKey": "/app.zip"},
+        "sourceKey: '/app.zip' is not valid (allowed: an S3 key ending in .zip",
+    ),
+    "trigger paths on another source": (
+        {"platform-pipeline:triggerPaths": '["src/**"]'},
+        "triggerPaths: is only used by the codeconnections source, not github",
     ),
 }
 
@@ -73,6 +86,39 @@ def test_layer_config_errors_register_nothing(row, dev, registered):
     with pytest.raises(ConfigError):
         offline.plan_layer(layer, "dev", upstream_plans, config)
     assert registered == []
+
+
+def test_webhook_without_a_token_stops_the_deploy_before_the_pipeline_runs(dev):
+    """A foundation deployed before the webhook token existed: the pipeline is not deployed."""
+    from tests.test_orchestration import FakeRunner
+    from toolbox import orchestration
+
+    runner = FakeRunner(exports={name: dict(plan.exports) for name, plan in dev.items()})
+    runner.stacks = {name: dict(dev[name].exports) for name in ("foundation", "registry")}
+    del runner.stacks["foundation"]["githubWebhookSecretArn"]
+
+    report = orchestration.deploy(runner, "dev", "pipeline")
+
+    assert runner.ops("up") == []
+    assert not report.ok
+    assert (
+        "does not export 'githubWebhookSecretArn' (ARN of the Secrets Manager secret holding the"
+        " GitHub webhook's HMAC token); run `./dev deploy --layer foundation --env dev`"
+        in report.failure.detail
+    )
+    assert "\n" not in report.summary()
+
+
+def test_webhook_without_a_token_in_the_offline_plan_names_the_export(dev):
+    exports = {k: v for k, v in dev["foundation"].exports.items() if k != "githubWebhookSecretArn"}
+    upstream_plans = {**upstream("foundation", **exports), dev["registry"].stack: dev["registry"]}
+    with pytest.raises(PlatformError) as error:
+        offline.plan_layer("pipeline", "dev", upstream_plans)
+    assert str(error.value) == (
+        "stack organization/platform-foundation/dev does not export 'githubWebhookSecretArn'"
+        " (ARN of the Secrets Manager secret holding the GitHub webhook's HMAC token); run"
+        " `./dev deploy --layer foundation --env dev`"
+    )
 
 
 def test_upstream_errors_register_only_the_reference(dev, registered):

@@ -55,7 +55,15 @@ def test_tasks_that_change_aws_require_env(name):
     )
 
 
-@pytest.mark.parametrize("name", ["deploy", "destroy", "refresh"])
+def test_publish_source_starts_a_run_so_it_requires_env(tmp_path):
+    output = one_line(run([str(VENV_BIN / "invoke"), "publish-source", str(tmp_path)]))
+    assert output == (
+        "error: publish-source changes AWS, so it needs the environment: add --env"
+        " (one of dev, prod)"
+    )
+
+
+@pytest.mark.parametrize("name", ["deploy", "destroy", "refresh", "publish-source"])
 def test_tasks_that_change_aws_have_no_default_environment(name):
     task = Collection.from_module(tasks)[name]
     assert inspect.signature(task.body).parameters["env"].default == ""

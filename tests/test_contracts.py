@@ -17,6 +17,9 @@ EXPORTS = {
         "artifactBucketArn",
         "githubTokenSecretArn",
         "failureTopicArn",
+        "sourceBucketName",
+        "sourceBucketArn",
+        "githubWebhookSecretArn",
     },
     "registry": {"repositoryName", "repositoryArn", "repositoryUrl"},
     "pipeline": {
@@ -26,6 +29,7 @@ EXPORTS = {
         "projectNames",
         "roleArns",
         "logGroupNames",
+        "githubWebhookUrl",
     },
 }
 """What each layer exports, written out: what consumers and operators rely on."""

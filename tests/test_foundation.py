@@ -11,6 +11,23 @@ from tests.conftest import inputs_of, policy_of
 
 KEY = "aws:kms/key:Key"
 BUCKET = "aws:s3/bucket:Bucket"
+SECRET = "aws:secretsmanager/secret:Secret"
+ARTIFACTS = "acme-foundation-artifacts-111111111111-dev"
+SOURCE = "acme-foundation-source-111111111111-dev"
+BUCKETS = (ARTIFACTS, SOURCE)
+
+
+def of_bucket(plan, type_: str, bucket: str) -> dict:
+    """The inputs of the one ``type_`` resource that configures ``bucket``."""
+    (found,) = [
+        r for r in plan.of_type(type_) if r.inputs.get("bucket", r.inputs.get("id")) == bucket
+    ]
+    return found.inputs
+
+
+def secret_named(plan, name: str):
+    (found,) = [r for r in plan.of_type(SECRET) if r.inputs["name"] == name]
+    return found
 
 
 def test_key_rotates_yearly(dev):
@@ -80,24 +97,48 @@ def test_eventbridge_and_cloudwatch_may_use_the_key_for_the_topic_and_queues(dev
     assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": ["111111111111"]}}
 
 
-def test_bucket_versioned(dev):
-    versioning = inputs_of(dev["foundation"], "aws:s3/bucketVersioning:BucketVersioning")
+@pytest.mark.parametrize("bucket", BUCKETS)
+def test_bucket_versioned(dev, bucket):
+    versioning = of_bucket(dev["foundation"], "aws:s3/bucketVersioning:BucketVersioning", bucket)
     assert versioning["versioningConfiguration"]["status"] == "Enabled"
 
 
-def test_bucket_lifecycle_expires_after_30_days(dev):
-    lifecycle = inputs_of(
-        dev["foundation"], "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+def _lifecycle_rule(plan, bucket: str) -> dict:
+    lifecycle = of_bucket(
+        plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket
     )
     (rule,) = lifecycle["rules"]
     assert rule["status"] == "Enabled"
+    assert rule["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 1
+    return rule
+
+
+def test_bucket_lifecycle_expires_after_30_days(dev):
+    rule = _lifecycle_rule(dev["foundation"], ARTIFACTS)
     assert rule["expiration"]["days"] == 30
     assert rule["noncurrentVersionExpiration"]["noncurrentDays"] == 30
-    assert rule["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 1
 
 
-def test_bucket_blocks_every_kind_of_public_access(dev):
-    block = inputs_of(dev["foundation"], "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+def test_source_zip_is_kept_a_year_and_its_old_versions_expire_with_the_artifacts(dev):
+    rule = _lifecycle_rule(dev["foundation"], SOURCE)
+    assert rule["expiration"]["days"] == 365
+    assert rule["noncurrentVersionExpiration"]["noncurrentDays"] == 30
+
+
+def test_source_bucket_sends_its_object_events_to_eventbridge(dev):
+    plan = dev["foundation"]
+    (notification,) = plan.of_type("aws:s3/bucketNotification:BucketNotification")
+    assert notification.inputs["bucket"] == SOURCE
+    assert notification.inputs["eventbridge"] is True
+    assert plan.exports["sourceBucketName"] == SOURCE
+    assert plan.exports["sourceBucketArn"] == f"arn:aws:s3:::{SOURCE}"
+
+
+@pytest.mark.parametrize("bucket", BUCKETS)
+def test_bucket_blocks_every_kind_of_public_access(dev, bucket):
+    block = of_bucket(
+        dev["foundation"], "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", bucket
+    )
     for setting in (
         "blockPublicAcls",
         "blockPublicPolicy",
@@ -107,11 +148,13 @@ def test_bucket_blocks_every_kind_of_public_access(dev):
         assert block[setting] is True, setting
 
 
-def test_bucket_encrypted_with_the_platform_key_and_bucket_key(dev):
+@pytest.mark.parametrize("bucket", BUCKETS)
+def test_bucket_encrypted_with_the_platform_key_and_bucket_key(dev, bucket):
     plan = dev["foundation"]
-    sse = inputs_of(
+    sse = of_bucket(
         plan,
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        bucket,
     )
     (rule,) = sse["rules"]
     default = rule["applyServerSideEncryptionByDefault"]
@@ -120,16 +163,24 @@ def test_bucket_encrypted_with_the_platform_key_and_bucket_key(dev):
     assert rule["bucketKeyEnabled"] is True
 
 
-def test_bucket_owner_enforced_and_tls_only(dev):
+@pytest.mark.parametrize("bucket", BUCKETS)
+def test_bucket_owner_enforced_and_tls_only(dev, bucket):
     plan = dev["foundation"]
-    ownership = inputs_of(plan, "aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    ownership = of_bucket(plan, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", bucket)
     assert ownership["rule"]["objectOwnership"] == "BucketOwnerEnforced"
-    doc = policy_of(plan.one("aws:s3/bucketPolicy:BucketPolicy"))
+    doc = json.loads(of_bucket(plan, "aws:s3/bucketPolicy:BucketPolicy", bucket)["policy"])
     (deny,) = doc["Statement"]
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": ["false"]}}
-    bucket_arn = plan.exports["artifactBucketArn"]
+    bucket_arn = f"arn:aws:s3:::{bucket}"
     assert deny["Resource"] == [bucket_arn, f"{bucket_arn}/*"]
+
+
+def test_bucket_urns_are_pinned(dev):
+    # A refactor that changes these would replace a bucket (and lose its objects).
+    base = "urn:pulumi:dev::platform-foundation::acme:foundation:Foundation$aws:s3/bucket:Bucket::"
+    urns = {r.urn for r in dev["foundation"].of_type(BUCKET)}
+    assert urns == {f"{base}foundation-artifacts", f"{base}foundation-source"}
 
 
 def test_bucket_name_carries_account_and_environment(dev, prod):
@@ -139,18 +190,43 @@ def test_bucket_name_carries_account_and_environment(dev, prod):
     assert prod["foundation"].exports["artifactBucketName"].endswith("-prod")
 
 
+VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+
+
 def test_secret_encrypted_with_the_platform_key_and_holds_no_value_by_default(dev):
     plan = dev["foundation"]
-    secret = inputs_of(plan, "aws:secretsmanager/secret:Secret")
-    assert secret["kmsKeyId"] == plan.exports["kmsKeyArn"]
-    assert plan.of_type("aws:secretsmanager/secretVersion:SecretVersion") == []
+    secret = secret_named(plan, "acme-foundation-github-token-dev")
+    assert secret.inputs["kmsKeyId"] == plan.exports["kmsKeyArn"]
+    assert [v.name for v in plan.of_type(VERSION)] == ["foundation-github-webhook-secret-value"]
+
+
+def test_webhook_token_is_generated_stored_encrypted_and_kept_across_runs(dev):
+    plan = dev["foundation"]
+    secret = secret_named(plan, "acme-foundation-github-webhook-secret-dev")
+    assert secret.inputs["kmsKeyId"] == plan.exports["kmsKeyArn"]
+    assert plan.exports["githubWebhookSecretArn"].startswith(
+        "arn:aws:secretsmanager:us-east-1:111111111111:secret:acme-foundation-github-webhook-"
+    )
+    (version,) = [v for v in plan.of_type(VERSION) if v.name.endswith("webhook-secret-value")]
+    assert version.inputs["secretString"] == "[secret]"
+    # GetRandomPassword answers anew on every run: only the first value may ever be stored.
+    assert "offline0" not in plan.to_text()
+
+
+def test_webhook_token_version_ignores_later_generated_values(dev):
+    # GetRandomPassword answers anew on every run: without ignore_changes every `pulumi up`
+    # would rotate the token and break the webhook until the pipeline layer is deployed again.
+    (version,) = [
+        v for v in dev["foundation"].of_type(VERSION) if v.name.endswith("webhook-secret-value")
+    ]
+    assert version.ignore_changes == ("secretString",)
 
 
 def test_github_token_from_secret_config_is_stored_and_never_written(replan):
     marker = "ghp_marker_value_that_must_never_leak"
     plan = replan("foundation", secrets={"platform-foundation:githubToken": marker})
-    version = inputs_of(plan, "aws:secretsmanager/secretVersion:SecretVersion")
-    assert version["secretString"] == "[secret]"
+    (version,) = [v for v in plan.of_type(VERSION) if v.name == "foundation-github-token-value"]
+    assert version.inputs["secretString"] == "[secret]"
     assert marker not in plan.to_text()
 
 
@@ -179,12 +255,12 @@ def test_failures_are_emailed_to_devops_by_default(dev):
 
 
 def test_stateful_resources_protected_in_prod_only(dev, prod):
-    stateful = (KEY, BUCKET, "aws:secretsmanager/secret:Secret")
+    stateful = (KEY, BUCKET, SECRET)
     for type_ in stateful:
-        assert dev["foundation"].one(type_).protect is False, type_
-        assert prod["foundation"].one(type_).protect is True, type_
-    assert inputs_of(dev["foundation"], BUCKET)["forceDestroy"] is True
-    assert inputs_of(prod["foundation"], BUCKET)["forceDestroy"] is False
+        assert {r.protect for r in dev["foundation"].of_type(type_)} == {False}, type_
+        assert {r.protect for r in prod["foundation"].of_type(type_)} == {True}, type_
+    assert {r.inputs["forceDestroy"] for r in dev["foundation"].of_type(BUCKET)} == {True}
+    assert {r.inputs["forceDestroy"] for r in prod["foundation"].of_type(BUCKET)} == {False}
 
 
 def test_plan_file_is_json_with_every_resource(dev):

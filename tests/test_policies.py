@@ -804,14 +804,15 @@ def test_verdicts_count_only_what_each_rule_examined(dev):
     foundation = evaluate(dev["foundation"]).examined
     registry = evaluate(dev["registry"]).examined
     pipeline = evaluate(dev["pipeline"]).examined
-    # One key, one bucket, one secret, one topic in the foundation; none elsewhere.
+    # One key, two buckets (artifacts, source), two secrets (GitHub token, webhook token), one
+    # topic in the foundation; none elsewhere.
     assert (foundation["kms-rotation"], registry["kms-rotation"], pipeline["kms-rotation"]) == (
         1,
         0,
         0,
     )
-    assert foundation["s3-bucket-guarded"] == 1 and registry["s3-bucket-guarded"] == 0
-    assert (foundation["secret-cmk"], foundation["sns-cmk"]) == (1, 1)
+    assert foundation["s3-bucket-guarded"] == 2 and registry["s3-bucket-guarded"] == 0
+    assert (foundation["secret-cmk"], foundation["sns-cmk"]) == (2, 1)
     # One repository in the registry.
     for name in ("ecr-scan-on-push", "ecr-immutable-tags", "ecr-lifecycle"):
         assert (foundation[name], registry[name], pipeline[name]) == (0, 1, 0), name

@@ -452,3 +452,37 @@ def test_preflight_task_passes_on_a_conforming_account(aws, monkeypatch, capsys)
     assert [line.split()[:2] for line in printed[1:]] == [
         ["pass", name] for name in EVERY_CHECK[:6]
     ]
+
+
+# -- sources: what each one needs before a deploy ----------------------------------------------
+
+
+def s3_source(environment: str):
+    return dataclasses.replace(read_pipeline_args(environment), source_provider="s3")
+
+
+def without_mirror(environment: str):
+    args = read_pipeline_args(environment)
+    return dataclasses.replace(
+        args, source=dataclasses.replace(args.source, codecommit_trigger=False)
+    )
+
+
+def test_the_s3_source_needs_no_token(aws):
+    build_account(aws, token=None)  # no token stored: the s3 source does not read it
+    check = checks(aws, None, pipeline_args=s3_source)
+
+    report = check.run(("pipeline",))
+
+    assert report.ok, report.lines()
+    assert "github-token" not in names(report)
+    assert check.ready("pipeline", {"foundation": {"githubTokenSecretArn": "unused"}}) is None
+
+
+def test_without_the_mirror_rule_the_mirror_is_not_looked_for(aws):
+    arn = build_account(aws, frozenset({"codecommit"}))
+
+    report = checks(aws, arn, pipeline_args=without_mirror).run(("pipeline",))
+
+    assert report.ok, report.lines()
+    assert "codecommit-repository" not in names(report)

@@ -35,6 +35,7 @@ def test_every_resource_with_a_fixed_name_is_deleted_before_it_is_replaced(dev, 
         "aws:codebuild/project:Project",
         "aws:codebuild/reportGroup:ReportGroup",
         "aws:codepipeline/pipeline:Pipeline",
+        "aws:codepipeline/webhook:Webhook",
         "aws:cloudwatch/eventRule:EventRule",
         "aws:cloudwatch/eventTarget:EventTarget",
         "aws:cloudwatch/metricAlarm:MetricAlarm",
@@ -44,6 +45,7 @@ def test_every_resource_with_a_fixed_name_is_deleted_before_it_is_replaced(dev, 
 
 def test_resources_without_a_fixed_name_keep_create_before_delete(dev):
     # A bucket's companions are keyed by the bucket: replacing one means another bucket.
-    versioning = dev["foundation"].one("aws:s3/bucketVersioning:BucketVersioning")
-    assert versioning.delete_before_replace is False
+    versionings = dev["foundation"].of_type("aws:s3/bucketVersioning:BucketVersioning")
+    assert len(versionings) == 2  # the artifact and the source bucket
+    assert all(versioning.delete_before_replace is False for versioning in versionings)
     assert dev["foundation"].one("aws:kms/key:Key").delete_before_replace is False

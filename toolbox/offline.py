@@ -58,10 +58,14 @@ class PlannedResource:
     """Inputs in the engine's wire names (camelCase), secrets replaced by ``[secret]``."""
     delete_before_replace: bool = False
     """The ``delete_before_replace`` option the program registered the resource with."""
+    ignore_changes: tuple[str, ...] = ()
+    """Inputs whose later changes the engine ignores (``ignore_changes``), as it is asked."""
 
     def as_json(self) -> dict[str, Any]:
         """The resource as written to the plan file."""
+        extra = {"ignoreChanges": list(self.ignore_changes)} if self.ignore_changes else {}
         return {
+            **extra,
             "urn": self.urn,
             "type": self.type,
             "name": self.name,
@@ -237,6 +241,14 @@ class PlatformMocks(mocks.Mocks):
                 return name, {"arn": self._arn("cloudwatch", f"alarm:{name}")}
             case "aws:cloudwatch/eventRule:EventRule":
                 return name, {"arn": self._arn("events", f"rule/{name}")}
+            case "aws:codepipeline/webhook:Webhook":
+                # CodePipeline answers PutWebhook with a regional trigger URL and the webhook ARN.
+                return self._arn("codepipeline", f"webhook:{name}"), {
+                    "arn": self._arn("codepipeline", f"webhook:{name}"),
+                    "url": f"https://{region}.webhooks.aws/trigger?t={seed}&v=1",
+                }
+            case "github:index/repositoryWebhook:RepositoryWebhook":
+                return str(int(seed[:8], 16)), {"url": "", "etag": seed[:16]}
             case "aws:codestarconnections/connection:Connection":
                 arn = self._arn("codeconnections", f"connection/{uid}")
                 return arn, {"arn": arn, "connectionStatus": "PENDING"}
@@ -290,6 +302,10 @@ class PlatformMocks(mocks.Mocks):
                     "versionStage": "AWSCURRENT",
                     "id": "offline",
                 }
+            case "aws:secretsmanager/getRandomPassword:getRandomPassword":
+                # Letters and digits of the asked length, as GetRandomPassword would give.
+                length = int(args.args.get("passwordLength") or 32)
+                return {"randomPassword": ("offline0" * length)[:length], "id": "offline"}
         raise PlatformError(
             f"the offline plan has no mock for the invoke {args.token};"
             " add a realistic answer to PlatformMocks.call in toolbox/offline.py"
@@ -379,6 +395,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 provider=provider,
                 inputs=redact(inputs),
                 delete_before_replace=bool(getattr(request, "deleteBeforeReplace", False)),
+                ignore_changes=tuple(getattr(request, "ignoreChanges", ()) or ()),
             )
         )
 

@@ -260,11 +260,12 @@ class Preflight:
         except PlatformError as exc:
             return [failed("pipeline-config", str(exc))]
         names = ["ecs-cluster", "ecs-service", "ecs-task-role", "ecs-execution-role"]
-        names.append("codecommit-repository")
+        if args.source.codecommit_trigger:  # no mirror rule, no mirror to look for
+            names.append("codecommit-repository")
         if args.source_provider == "codeconnections":
             names.append("connection")
-        elif purpose is not Purpose.DEPLOY:
-            names.append("github-token")
+        elif args.source_provider == "github" and purpose is not Purpose.DEPLOY:
+            names.append("github-token")  # the s3 source needs no token
         if not reachable:
             return [
                 skipped(name, "needs working AWS credentials in the right account")
@@ -275,8 +276,9 @@ class Preflight:
             self.check_service(args),
             self.check_role("ecs-task-role", args.ecs_role_arns[0]),
             self.check_role("ecs-execution-role", args.ecs_role_arns[1]),
-            self.check_codecommit(args),
         ]
+        if "codecommit-repository" in names:
+            results.append(self.check_codecommit(args))
         if "connection" in names:
             results.append(self.check_connection(args.connection_arn))
         if "github-token" in names:

@@ -52,6 +52,9 @@ SERVICE_KEY_USE = ["kms:Decrypt", "kms:GenerateDataKey"]
 """What EventBridge and CloudWatch need to deliver to the encrypted topic and queues (SNS and
 SQS server-side encryption call GenerateDataKey; AWS samples write `GenerateDataKey*`)."""
 
+WEBHOOK_TOKEN_LENGTH = 40
+"""Characters of the generated webhook token (letters and digits: no escaping anywhere)."""
+
 
 class Foundation(pulumi.ComponentResource):
     """Everything the other layers encrypt with, store in and notify through."""
@@ -60,8 +63,12 @@ class Foundation(pulumi.ComponentResource):
     """The customer-managed KMS key (rotation on) for artifacts, logs, secret, topic, images."""
     bucket: aws.s3.Bucket
     """The pipeline artifact bucket."""
+    source_bucket: aws.s3.Bucket
+    """The bucket an S3-sourced pipeline reads its versioned source zip from."""
     secret: aws.secretsmanager.Secret
     """The secret that holds the GitHub OAuth token."""
+    webhook_secret: aws.secretsmanager.Secret
+    """The secret that holds the generated HMAC token of the GitHub webhook."""
     topic: aws.sns.Topic
     """The topic pipeline failures are published to."""
     outputs: FoundationOutputs
@@ -72,6 +79,7 @@ class Foundation(pulumi.ComponentResource):
     ) -> None:
         super().__init__("acme:foundation:Foundation", name, None, opts)
         self._name, self._args = name, args
+        a = args
         child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
 
@@ -79,8 +87,12 @@ class Foundation(pulumi.ComponentResource):
         alias = aws.kms.Alias(
             f"{name}-key-alias", name=args.key_alias, target_key_id=self.key.key_id, opts=child
         )
-        self.bucket = self._bucket(stateful, child)
+        self.bucket = self._bucket(
+            "artifacts", a.bucket_name, a.artifact_expiry_days, stateful, child
+        )
+        self.source_bucket = self._source_bucket(stateful, child)
         self.secret = self._secret(stateful, child)
+        self.webhook_secret = self._webhook_secret(stateful, child)
         self.topic = self._topic(child)
 
         self.outputs = FoundationOutputs(
@@ -90,6 +102,9 @@ class Foundation(pulumi.ComponentResource):
             artifact_bucket_arn=self.bucket.arn,
             github_token_secret_arn=self.secret.arn,
             failure_topic_arn=self.topic.arn,
+            source_bucket_name=self.source_bucket.bucket,
+            source_bucket_arn=self.source_bucket.arn,
+            github_webhook_secret_arn=self.webhook_secret.arn,
         )
         self.register_outputs({"kmsKeyArn": self.key.arn, "artifactBucketArn": self.bucket.arn})
 
@@ -108,15 +123,23 @@ class Foundation(pulumi.ComponentResource):
         )
 
     def _bucket(
-        self, stateful: pulumi.ResourceOptions, child: pulumi.ResourceOptions
+        self,
+        purpose: str,
+        bucket_name: str,
+        expiry_days: int,
+        stateful: pulumi.ResourceOptions,
+        child: pulumi.ResourceOptions,
     ) -> aws.s3.Bucket:
-        a, name = self._args, self._name
-        bucket = aws.s3.Bucket(
-            f"{name}-artifacts", bucket=a.bucket_name, force_destroy=not a.protect, opts=stateful
-        )
+        """A private, versioned, KMS-encrypted, TLS-only bucket whose objects expire.
+
+        Resource names are ``<component>-<purpose>[-<companion>]``: the artifact bucket's keep
+        the URNs they had before the source bucket shared this builder.
+        """
+        a, name = self._args, f"{self._name}-{purpose}"
+        bucket = aws.s3.Bucket(name, bucket=bucket_name, force_destroy=not a.protect, opts=stateful)
         of_bucket = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[bucket]))
         aws.s3.BucketPublicAccessBlock(
-            f"{name}-artifacts-public-access",
+            f"{name}-public-access",
             bucket=bucket.id,
             block_public_acls=True,
             block_public_policy=True,
@@ -125,13 +148,13 @@ class Foundation(pulumi.ComponentResource):
             opts=of_bucket,
         )
         aws.s3.BucketOwnershipControls(
-            f"{name}-artifacts-ownership",
+            f"{name}-ownership",
             bucket=bucket.id,
             rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
             opts=of_bucket,
         )
         aws.s3.BucketVersioning(
-            f"{name}-artifacts-versioning",
+            f"{name}-versioning",
             bucket=bucket.id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
                 status="Enabled"
@@ -139,7 +162,7 @@ class Foundation(pulumi.ComponentResource):
             opts=of_bucket,
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-artifacts-encryption",
+            f"{name}-encryption",
             bucket=bucket.id,
             rules=[
                 aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
@@ -152,16 +175,16 @@ class Foundation(pulumi.ComponentResource):
             opts=of_bucket,
         )
         aws.s3.BucketLifecycleConfiguration(
-            f"{name}-artifacts-lifecycle",
+            f"{name}-lifecycle",
             bucket=bucket.id,
             rules=[
                 aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id=f"expire-after-{a.artifact_expiry_days}-days",
+                    id=f"expire-after-{expiry_days}-days",
                     status="Enabled",
                     # An empty filter: the rule applies to every object in the bucket.
                     filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(),
                     expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
-                        days=a.artifact_expiry_days
+                        days=expiry_days
                     ),
                     noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
                         noncurrent_days=a.artifact_expiry_days
@@ -174,7 +197,7 @@ class Foundation(pulumi.ComponentResource):
             opts=of_bucket,
         )
         aws.s3.BucketPolicy(
-            f"{name}-artifacts-policy",
+            f"{name}-policy",
             bucket=bucket.id,
             policy=iam.document(
                 iam.Statement(
@@ -187,6 +210,25 @@ class Foundation(pulumi.ComponentResource):
                 )
             ),
             opts=of_bucket,
+        )
+        return bucket
+
+    def _source_bucket(
+        self, stateful: pulumi.ResourceOptions, child: pulumi.ResourceOptions
+    ) -> aws.s3.Bucket:
+        """The S3 source: versioned (the S3 source action requires it), and its object events
+        sent to EventBridge, where the pipeline layer's rule starts the pipeline on a new zip.
+
+        Current objects live ``sourceExpiryDays`` (a re-run needs the last published zip);
+        older versions expire with the artifacts.
+        """
+        a = self._args
+        bucket = self._bucket("source", a.source_bucket_name, a.source_expiry_days, stateful, child)
+        aws.s3.BucketNotification(
+            f"{self._name}-source-events",
+            bucket=bucket.id,
+            eventbridge=True,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[bucket])),
         )
         return bucket
 
@@ -209,6 +251,40 @@ class Foundation(pulumi.ComponentResource):
                 secret_string=a.github_token,
                 opts=child,
             )
+        return secret
+
+    def _webhook_secret(
+        self, stateful: pulumi.ResourceOptions, child: pulumi.ResourceOptions
+    ) -> aws.secretsmanager.Secret:
+        """The GitHub webhook's HMAC token: generated once by Secrets Manager, stored, stable.
+
+        ``GetRandomPassword`` is an invoke, so it answers anew on every run: the first value is
+        stored and later ones ignored (``ignore_changes``), so the token only changes when the
+        version is replaced on purpose (docs/pipeline.md, "Rotating the webhook token").
+        """
+        a = self._args
+        secret = aws.secretsmanager.Secret(
+            f"{self._name}-github-webhook-secret",
+            name=a.webhook_secret_name,
+            kms_key_id=self.key.arn,
+            description="HMAC token GitHub signs the pipeline webhook's payloads with",
+            recovery_window_in_days=a.secret_recovery_window_days,
+            opts=stateful,
+        )
+        generated = aws.secretsmanager.get_random_password_output(
+            password_length=WEBHOOK_TOKEN_LENGTH,
+            exclude_punctuation=True,
+            require_each_included_type=True,
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{self._name}-github-webhook-secret-value",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.secret(generated.random_password),
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(ignore_changes=["secretString"])
+            ),
+        )
         return secret
 
     def _topic(self, child: pulumi.ResourceOptions) -> aws.sns.Topic:

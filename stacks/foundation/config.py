@@ -23,8 +23,14 @@ class FoundationArgs:
     """Alias of the KMS key (``alias/...``)."""
     bucket_name: str
     """Name of the artifact bucket (global, so it carries the account id)."""
+    source_bucket_name: str
+    """Name of the S3 source bucket (global, so it carries the account id)."""
+    source_expiry_days: int
+    """Days a published source zip is kept while no newer one replaces it."""
     secret_name: str
     """Name of the Secrets Manager secret holding the GitHub OAuth token."""
+    webhook_secret_name: str
+    """Name of the Secrets Manager secret holding the generated GitHub webhook HMAC token."""
     topic_name: str
     """Name of the SNS topic for pipeline failures."""
     log_group_prefix: str
@@ -51,7 +57,10 @@ def load(program: Program) -> FoundationArgs:
         region=platform.region,
         key_alias=label.name(Kind.KMS_ALIAS, "artifacts"),
         bucket_name=label.name(Kind.S3_BUCKET, "artifacts", scoped_to_account=True),
+        source_bucket_name=label.name(Kind.S3_BUCKET, "source", scoped_to_account=True),
+        source_expiry_days=config.integer("sourceExpiryDays", minimum=1, maximum=3650),
         secret_name=label.name(Kind.SECRET, "github-token"),
+        webhook_secret_name=label.name(Kind.SECRET, "github-webhook-secret"),
         topic_name=label.name(Kind.SNS_TOPIC, "pipeline-failures"),
         log_group_prefix=label.prefix(Kind.LOG_GROUP, layer=get_layer("pipeline")),
         notification_email=config.email("notificationEmail"),

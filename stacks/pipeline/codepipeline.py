@@ -45,49 +45,15 @@ def _build_action(
     )
 
 
-def _source_action(
-    args: PipelineArgs, oauth_token: pulumi.Input[str] | None
-) -> aws.codepipeline.PipelineStageActionArgs:
-    configuration: dict[str, pulumi.Input[str]]
-    if args.source_provider == "codeconnections":
-        owner, provider = "AWS", "CodeStarSourceConnection"
-        configuration = {
-            "ConnectionArn": args.connection_arn,
-            "FullRepositoryId": f"{args.github_owner}/{args.github_repo}",
-            "BranchName": args.github_branch,
-            "DetectChanges": "true",
-            "OutputArtifactFormat": "CODE_ZIP",
-        }
-    else:
-        if oauth_token is None:
-            raise ValueError("the GitHub source needs the OAuth token")
-        owner, provider = "ThirdParty", "GitHub"
-        configuration = {
-            "Owner": args.github_owner,
-            "Repo": args.github_repo,
-            "Branch": args.github_branch,
-            "OAuthToken": oauth_token,
-            # GitHub (OAuth app) has no event source without a GitHub-side webhook, so it polls.
-            "PollForSourceChanges": "true",
-        }
-    return aws.codepipeline.PipelineStageActionArgs(
-        name="Source",
-        category="Source",
-        owner=owner,
-        provider=provider,
-        version="1",
-        output_artifacts=[SOURCE_ARTIFACT],
-        configuration=configuration,
-        run_order=1,
-    )
-
-
 def stages(
     args: PipelineArgs,
     project_names: Mapping[str, str],
-    oauth_token: pulumi.Input[str] | None,
+    source: aws.codepipeline.PipelineStageActionArgs,
 ) -> list[aws.codepipeline.PipelineStageArgs]:
-    """The five stages, in order. Unit and integration tests share a run order (parallel)."""
+    """The five stages, in order. Unit and integration tests share a run order (parallel).
+
+    ``source`` is the provider's Source action (``stacks.pipeline.sources``).
+    """
     deploy: list[aws.codepipeline.PipelineStageActionArgs] = []
     if args.require_approval:
         deploy.append(
@@ -123,7 +89,7 @@ def stages(
         )
     )
     actions = {
-        "Source": [_source_action(args, oauth_token)],
+        "Source": [source],
         "Build": [
             _build_action(
                 "DockerBuild", project_names["docker-build"], SOURCE_ARTIFACT, BUILD_ARTIFACT
@@ -152,6 +118,7 @@ def pipeline(
     bucket_name: pulumi.Input[str],
     key_arn: pulumi.Input[str],
     stage_list: list[aws.codepipeline.PipelineStageArgs],
+    triggers: list[aws.codepipeline.PipelineTriggerArgs] | None = None,
     opts: pulumi.ResourceOptions,
 ) -> aws.codepipeline.Pipeline:
     """The V2 pipeline, its artifacts in the foundation bucket encrypted with the platform key."""
@@ -172,5 +139,6 @@ def pipeline(
             )
         ],
         stages=stage_list,
+        triggers=triggers,
         opts=opts,
     )

@@ -14,7 +14,7 @@ import pulumi_aws as aws
 
 from shared import families
 from shared.contracts import FoundationOutputs, PipelineOutputs, RegistryOutputs
-from stacks.pipeline import codebuild, codepipeline, events, roles
+from stacks.pipeline import codebuild, codepipeline, events, roles, sources
 from stacks.pipeline.config import BuildProject, PipelineArgs
 
 CODEBUILD = "codebuild.amazonaws.com"
@@ -37,6 +37,8 @@ class Pipeline(pulumi.ComponentResource):
     """Roles by duty: pipeline, docker-build, tests, security-scan, service-<name>, events."""
     report_groups: dict[str, aws.codebuild.ReportGroup]
     """The JUnit report groups of unit-tests and integration-tests."""
+    webhook: aws.codepipeline.Webhook | None
+    """The GitHub source's webhook (None for the other sources)."""
     outputs: PipelineOutputs
     """The layer's contract, exported by ``__main__``."""
 
@@ -60,7 +62,9 @@ class Pipeline(pulumi.ComponentResource):
         self._security_scan(scan)
         for service in args.services:
             self._docker_build(service)
+        self._token = self._oauth_token()
         self.pipeline = self._pipeline()
+        self.webhook = self._webhook()
         self._events()
 
         self.outputs = PipelineOutputs(
@@ -74,6 +78,7 @@ class Pipeline(pulumi.ComponentResource):
             log_group_names=pulumi.Output.all(
                 **{key: group.name for key, group in self.log_groups.items()}
             ),
+            github_webhook_url=(self.webhook.url if self.webhook else pulumi.Output.from_input("")),
         )
         self.register_outputs(
             {"pipelineArn": self.pipeline.arn, "pipelineName": self.pipeline.name}
@@ -221,9 +226,10 @@ class Pipeline(pulumi.ComponentResource):
                 a, f, [a.arn("codebuild", build.arn_resource) for build in a.projects]
             ),
         )
-        stage_list = codepipeline.stages(
-            a, {key: self._project_name(key) for key in core}, self._oauth_token()
+        source = sources.source_action(
+            a, oauth_token=self._token, source_bucket_name=f.source_bucket_name
         )
+        stage_list = codepipeline.stages(a, {key: self._project_name(key) for key in core}, source)
         return codepipeline.pipeline(
             f"{self._name}-codepipeline",
             a,
@@ -231,6 +237,7 @@ class Pipeline(pulumi.ComponentResource):
             bucket_name=f.artifact_bucket_name,
             key_arn=f.kms_key_arn,
             stage_list=stage_list,
+            triggers=sources.triggers(a),
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[duty.policy, *(self.projects[key] for key in core)]
             ),
@@ -239,32 +246,67 @@ class Pipeline(pulumi.ComponentResource):
     def _project_name(self, key: str) -> str:
         return next(build.project_name for build in self._args.projects if build.key == key)
 
+    def _webhook(self) -> aws.codepipeline.Webhook | None:
+        """The GitHub source's webhook, its HMAC token read from the foundation, kept secret."""
+        token = self._token
+        if token is None:
+            return None
+        version = aws.secretsmanager.get_secret_version_output(
+            secret_id=self._foundation.github_webhook_secret_arn,
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        return sources.github_webhook(
+            f"{self._name}-webhook",
+            self._args,
+            pipeline=self.pipeline,
+            secret_token=pulumi.Output.secret(version.secret_string),
+            github_token=token,
+            opts=self._child,
+        )
+
     def _events(self) -> None:
-        """The two rules, each target with retries and a dead-letter queue, an alarm on each
-        rule's failed invocations, and the topic policy that lets exactly those publish."""
+        """The rules (failures; the CodeCommit mirror and the S3 source when on), each target
+        with retries and a dead-letter queue, an alarm on each rule's failed invocations, and
+        the topic policy that lets exactly those publish."""
         a, f = self._args, self._foundation
-        failed = events.failure_notification(
-            f"{self._name}-failed",
-            a,
-            f.failure_topic_arn,
-            self._dead_letter_queue("failed", a.failure_rule_name),
-            self._child,
-        )
-        duty = self._role(
-            "events",
-            "events.amazonaws.com",
-            [a.arn("events", f"rule/{a.trigger_rule_name}")],
-            roles.events_statements(self.pipeline.arn),
-        )
-        trigger = events.codecommit_trigger(
-            f"{self._name}-codecommit",
-            a,
-            self.pipeline.arn,
-            duty.role.arn,
-            dead_letter_queue=self._dead_letter_queue("codecommit", a.trigger_rule_name),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[duty.policy]),
-        )
-        for rule, resource in (("failed", failed), ("codecommit", trigger)):
+        rules = {
+            "failed": events.failure_notification(
+                f"{self._name}-failed",
+                a,
+                f.failure_topic_arn,
+                self._dead_letter_queue("failed", a.failure_rule_name),
+                self._child,
+            )
+        }
+        starters = sources.start_rule_names(a)
+        if starters:  # no events role when nothing starts the pipeline through EventBridge
+            duty = self._role(
+                "events",
+                "events.amazonaws.com",
+                [a.arn("events", f"rule/{rule}") for rule in starters],
+                roles.events_statements(self.pipeline.arn),
+            )
+            opts = pulumi.ResourceOptions(parent=self, depends_on=[duty.policy])
+            if a.source.codecommit_trigger:
+                rules["codecommit"] = events.codecommit_trigger(
+                    f"{self._name}-codecommit",
+                    a,
+                    self.pipeline.arn,
+                    duty.role.arn,
+                    dead_letter_queue=self._dead_letter_queue("codecommit", a.trigger_rule_name),
+                    opts=opts,
+                )
+            if a.source_provider == "s3":
+                rules["source"] = sources.s3_source_trigger(
+                    f"{self._name}-source",
+                    a,
+                    bucket_name=f.source_bucket_name,
+                    pipeline_arn=self.pipeline.arn,
+                    role_arn=duty.role.arn,
+                    dead_letter_queue=self._dead_letter_queue("source", a.source.source_rule_name),
+                    opts=opts,
+                )
+        for rule, resource in rules.items():
             events.failed_invocations_alarm(
                 f"{self._name}-{rule}-alarm",
                 a.alarm_names[rule],

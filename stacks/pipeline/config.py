@@ -14,12 +14,22 @@ from shared.errors import ConfigError
 from shared.naming import Kind
 from shared.program import Program
 
-SOURCE_PROVIDERS = ("github", "codeconnections")
-"""``github``: the GitHub (OAuth app) v1 action with the token from the foundation secret;
-``codeconnections``: a CodeStarSourceConnection action (what AWS recommends)."""
+SOURCE_PROVIDERS = ("github", "codeconnections", "s3")
+"""``github``: the GitHub (OAuth app) v1 action with the token from the foundation secret,
+started by a webhook; ``codeconnections``: a CodeStarSourceConnection action started by the V2
+pipeline's own push trigger (what AWS recommends); ``s3``: a versioned zip in the foundation's
+source bucket, started by an EventBridge rule on its creation (no connection needed)."""
 
-EVENT_RULES = ("failed", "codecommit")
-"""The layer's EventBridge rules, by purpose; each target has a dead-letter queue and an alarm."""
+EVENT_RULES = ("failed", "codecommit", "source")
+"""The layer's EventBridge rules, by purpose; each target has a dead-letter queue and an alarm.
+``codecommit`` exists while ``codecommitTrigger`` is on, ``source`` for the s3 provider."""
+
+
+def event_rules(provider: str, *, codecommit_trigger: bool) -> tuple[str, ...]:
+    """The rules this configuration creates, in :data:`EVENT_RULES` order."""
+    present = {"failed": True, "codecommit": codecommit_trigger, "source": provider == "s3"}
+    return tuple(rule for rule in EVENT_RULES if present[rule])
+
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 """ECR scan severities, most severe first; the threshold blocks itself and everything above."""
@@ -43,6 +53,31 @@ CODECOMMIT_REPO = r"[A-Za-z0-9._-]{1,100}"
 SERVICE_NAME = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
 BUILD_IMAGE = r"aws/codebuild/[a-z0-9._-]+:[0-9]+\.[0-9]+"
 CONTAINER_NAME = r"[A-Za-z0-9_-]{1,255}"
+SOURCE_KEY = r"(?!/)(?!.*//)[A-Za-z0-9!_.*'()/-]{1,1020}\.zip"
+"""An S3 key of the characters S3 calls safe, not starting with / nor holding //, ending .zip
+(the S3 source action hands the object on as the source artifact: a zip)."""
+TRIGGER_PATH = r"\S(?:[^\n]{0,253}\S)?"
+"""A file-path glob of a V2 trigger's push filter: 1-255 characters (GitFilePathFilterCriteria)."""
+MAX_TRIGGER_PATHS = 8
+"""GitFilePathFilterCriteria takes at most 8 include patterns."""
+
+
+@dataclass(frozen=True)
+class SourceArgs:
+    """How the Source stage gets its revision and what starts the pipeline, per provider."""
+
+    github_webhook: bool
+    """github: register the webhook on GitHub from this program (else by hand, from the URL)."""
+    trigger_paths: tuple[str, ...]
+    """codeconnections: only pushes touching these globs start the pipeline (empty: any)."""
+    source_key: str
+    """s3: the key of the source zip in the foundation's source bucket ('' otherwise)."""
+    codecommit_trigger: bool
+    """Whether pushes to the CodeCommit mirror also start the pipeline."""
+    webhook_name: str
+    """github: the CodePipeline webhook's name."""
+    source_rule_name: str
+    """s3: the EventBridge rule that starts the pipeline when the source zip is written."""
 
 
 @dataclass(frozen=True)
@@ -130,10 +165,12 @@ class PipelineArgs:
     """EventBridge rule that notifies on failed executions."""
     trigger_rule_name: str
     """EventBridge rule that starts the pipeline on CodeCommit pushes."""
+    source: SourceArgs
+    """The provider-specific source and trigger settings."""
     dead_letter_queue_names: dict[str, str]
-    """SQS dead-letter queue of each rule's target, by rule (failed, codecommit)."""
+    """SQS dead-letter queue of each rule's target, by rule (those of :func:`event_rules`)."""
     alarm_names: dict[str, str]
-    """CloudWatch alarm on each rule's failed invocations, by rule (failed, codecommit)."""
+    """CloudWatch alarm on each rule's failed invocations, by rule (:func:`event_rules`)."""
 
     def arn(self, service: str, resource: str) -> str:
         """An ARN in this account and region, for a resource referenced before it exists."""
@@ -213,6 +250,8 @@ def load(program: Program) -> PipelineArgs:
         role_names[service.role] = label.name(
             Kind.IAM_ROLE, service.role, blame=config.where("services")
         )
+    source = _source(program, provider)
+    rules = event_rules(provider, codecommit_trigger=source.codecommit_trigger)
     codecommit_repository = config.string(
         "codecommitRepository", pattern=CODECOMMIT_REPO, allowed="a CodeCommit repository name"
     )
@@ -260,13 +299,51 @@ def load(program: Program) -> PipelineArgs:
         },
         failure_rule_name=label.name(Kind.EVENT_RULE, "failed"),
         trigger_rule_name=label.name(Kind.EVENT_RULE, "codecommit"),
-        dead_letter_queue_names={
-            rule: label.name(Kind.SQS_QUEUE, rule, "dlq") for rule in EVENT_RULES
-        },
+        source=source,
+        dead_letter_queue_names={rule: label.name(Kind.SQS_QUEUE, rule, "dlq") for rule in rules},
         alarm_names={
-            rule: label.name(Kind.CLOUDWATCH_ALARM, rule, "failed-invocations")
-            for rule in EVENT_RULES
+            rule: label.name(Kind.CLOUDWATCH_ALARM, rule, "failed-invocations") for rule in rules
         },
+    )
+
+
+def _source(program: Program, provider: str) -> SourceArgs:
+    """The settings of the chosen source provider; a setting of another provider is refused."""
+    config, label = program.config, program.label
+    paths = config.string_list(
+        "triggerPaths",
+        pattern=TRIGGER_PATH,
+        allowed="file-path globs of 1-255 characters such as src/** or Dockerfile",
+    )
+    if paths and provider != "codeconnections":
+        raise ConfigError(
+            config.source,
+            f"{program.layer.project}:triggerPaths",
+            f"is only used by the codeconnections source, not {provider}",
+            "remove it, or set sourceProvider: codeconnections",
+        )
+    if len(paths) > MAX_TRIGGER_PATHS:
+        raise ConfigError(
+            config.source,
+            f"{program.layer.project}:triggerPaths",
+            f"lists {len(paths)} globs",
+            f"at most {MAX_TRIGGER_PATHS} (the V2 trigger's limit)",
+        )
+    source_key = ""
+    if provider == "s3":
+        source_key = config.string(
+            "sourceKey",
+            pattern=SOURCE_KEY,
+            allowed="an S3 key ending in .zip such as source/app.zip:"
+            " A-Z a-z 0-9 ! _ . * ' ( ) / -, not starting with / nor holding //",
+        )
+    return SourceArgs(
+        github_webhook=config.boolean("githubWebhook"),
+        trigger_paths=paths,
+        source_key=source_key,
+        codecommit_trigger=config.boolean("codecommitTrigger"),
+        webhook_name=label.name(Kind.CODEPIPELINE_WEBHOOK, "github"),
+        source_rule_name=label.name(Kind.EVENT_RULE, "source"),
     )
 
 

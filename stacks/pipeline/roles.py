@@ -18,6 +18,7 @@ import pulumi_aws as aws
 
 from shared import iam
 from shared.contracts import FoundationOutputs, RegistryOutputs
+from stacks.pipeline import sources
 from stacks.pipeline.config import BuildProject, PipelineArgs
 
 KEY_USE = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
@@ -221,7 +222,7 @@ def security_scan_statements(
 def pipeline_statements(
     args: PipelineArgs, foundation: FoundationOutputs, project_arns: Sequence[str]
 ) -> list[iam.Statement]:
-    """Run the five stages: artifacts, the four projects, the source, the ECS service."""
+    """Run the five stages: artifacts, the four projects, the ECS service, the one source."""
     statements = [
         *artifact_statements(foundation, bucket_reads=True),
         iam.Statement(
@@ -266,16 +267,8 @@ def pipeline_statements(
         ),
         iam.pass_role("PassTaskRolesToEcsTasks", args.ecs_role_arns, "ecs-tasks.amazonaws.com"),
     ]
-    if args.source_provider == "codeconnections":
-        statements.append(
-            iam.Statement(
-                # The connection may carry either service prefix; both actions name the one ARN.
-                sid="UseSourceConnection",
-                actions=["codeconnections:UseConnection", "codestar-connections:UseConnection"],
-                resources=[args.connection_arn],
-            )
-        )
-    return statements
+    # The source's own permissions (connection, or source object): stacks.pipeline.sources.
+    return [*statements, *sources.pipeline_statements(args, foundation)]
 
 
 def events_statements(pipeline_arn: pulumi.Input[str]) -> list[iam.Statement]:
