@@ -20,6 +20,14 @@ WILDCARD_ALLOWED: dict[str, str] = {
     "ecr:GetAuthorizationToken": "ECR auth tokens are account-wide: the action has no resource.",
     "ecs:RegisterTaskDefinition": "task definitions have no ARN before they are registered.",
     "ecs:DescribeTaskDefinition": "ECS does not support resource-level permissions for it.",
+    "codepipeline:PutJobSuccessResult": (
+        "job results name a job id, not a resource: the Service Authorization Reference lists"
+        " no resource type for it."
+    ),
+    "codepipeline:PutJobFailureResult": (
+        "job results name a job id, not a resource: the Service Authorization Reference lists"
+        " no resource type for it."
+    ),
 }
 """Actions that may be granted on ``Resource: "*"``, each with the reason AWS forces it."""
 

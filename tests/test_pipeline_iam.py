@@ -74,8 +74,14 @@ def test_every_pipeline_role_trusts_one_service_of_this_account_for_named_resour
             [f"arn:aws:events:us-east-1:{ACCOUNT}:rule/acme-pipeline-codecommit-dev"],
         ),
     }
-    assert set(plan.exports["roleArns"]) == set(expected)
-    assert len(plan.of_type(ROLE)) == len(expected)
+    handlers = ("recorder", "deploy-handler")
+    assert set(plan.exports["roleArns"]) == {*expected, *handlers}
+    assert len(plan.of_type(ROLE)) == len(expected) + len(handlers)
+    for duty in handlers:
+        # Lambda execution roles: this account only (Lambda sets aws:SourceAccount).
+        statement = trust(plan, duty)
+        assert statement["Principal"] == {"Service": ["lambda.amazonaws.com"]}, duty
+        assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": [ACCOUNT]}}, duty
     for duty, (service, sources) in expected.items():
         statement = trust(plan, duty)
         assert statement["Principal"] == {"Service": [service]}, duty

@@ -14,8 +14,13 @@ def test_repository_scans_on_push(dev):
     assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
 
 
-def test_repository_tags_are_immutable(dev):
-    assert inputs_of(dev["registry"], REPOSITORY)["imageTagMutability"] == "IMMUTABLE"
+def test_repository_tags_are_immutable_but_production_moves(dev):
+    repo = inputs_of(dev["registry"], REPOSITORY)
+    assert repo["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    # Exactly one exclusion, the literal tag: no wildcard that would free commit tags.
+    assert repo["imageTagMutabilityExclusionFilters"] == [
+        {"filter": "production", "filterType": "WILDCARD"}
+    ]
 
 
 def test_repository_encrypted_with_the_key_the_foundation_exported(dev):

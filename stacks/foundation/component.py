@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from shared import iam
+from shared import iam, ledger
 from shared.contracts import FoundationOutputs
 from stacks.foundation.config import FoundationArgs
 
@@ -59,6 +59,8 @@ class Foundation(pulumi.ComponentResource):
     """The secret that holds the GitHub OAuth token."""
     topic: aws.sns.Topic
     """The topic pipeline failures are published to."""
+    ledger: aws.dynamodb.Table
+    """The deployment ledger: every pipeline, stage and build event, and every release."""
     outputs: FoundationOutputs
     """The layer's contract, exported by ``__main__``."""
 
@@ -77,6 +79,7 @@ class Foundation(pulumi.ComponentResource):
         self.bucket = self._bucket(stateful, child)
         self.secret = self._secret(stateful, child)
         self.topic = self._topic(child)
+        self.ledger = self._ledger(stateful)
 
         self.outputs = FoundationOutputs(
             kms_key_arn=self.key.arn,
@@ -85,6 +88,8 @@ class Foundation(pulumi.ComponentResource):
             artifact_bucket_arn=self.bucket.arn,
             github_token_secret_arn=self.secret.arn,
             failure_topic_arn=self.topic.arn,
+            ledger_table_name=self.ledger.name,
+            ledger_table_arn=self.ledger.arn,
         )
         self.register_outputs({"kmsKeyArn": self.key.arn, "artifactBucketArn": self.bucket.arn})
 
@@ -130,6 +135,48 @@ class Foundation(pulumi.ComponentResource):
                         [
                             iam.arn(
                                 "logs", a.region, a.account_id, f"log-group:{a.log_group_prefix}*"
+                            )
+                        ],
+                    )
+                ],
+            ),
+            iam.Statement(
+                # The release handlers write the ledger (DynamoDB), publish to the topic (SNS)
+                # and park failed events in their dead-letter queues (SQS); those services call
+                # KMS on the caller's behalf. DynamoDB also needs CreateGrant and DescribeKey:
+                # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html
+                sid="AccountUsesKeyThroughReleaseServices",
+                actions=[*KEY_USE, "kms:CreateGrant"],
+                resources=["*"],
+                principals={"AWS": [account_root]},
+                conditions=[
+                    iam.Condition("StringEquals", "kms:CallerAccount", [a.account_id]),
+                    iam.Condition(
+                        "StringEquals",
+                        "kms:ViaService",
+                        [
+                            f"dynamodb.{a.region}.amazonaws.com",
+                            f"sns.{a.region}.amazonaws.com",
+                            f"sqs.{a.region}.amazonaws.com",
+                        ],
+                    ),
+                ],
+            ),
+            iam.Statement(
+                sid="CloudWatchLogsEncryptsHandlerLogs",
+                actions=KEY_USE,
+                resources=["*"],
+                principals={"Service": [f"logs.{a.region}.amazonaws.com"]},
+                conditions=[
+                    iam.Condition(
+                        "ArnLike",
+                        "kms:EncryptionContext:aws:logs:arn",
+                        [
+                            iam.arn(
+                                "logs",
+                                a.region,
+                                a.account_id,
+                                f"log-group:{a.handler_log_group_prefix}*",
                             )
                         ],
                     )
@@ -249,6 +296,46 @@ class Foundation(pulumi.ComponentResource):
                 opts=child,
             )
         return secret
+
+    def _ledger(self, stateful: pulumi.ResourceOptions) -> aws.dynamodb.Table:
+        """The deployment ledger: one partition per pipeline execution (or build), sorted by time.
+
+        The ``kind`` index (pipeline, stage, build, release) sorted by time answers "the last N
+        releases" with one Query instead of a Scan (``invoke releases``).
+        """
+        a = self._args
+        return aws.dynamodb.Table(
+            f"{self._name}-ledger",
+            name=a.ledger_table_name,
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=ledger.PARTITION_KEY,
+            range_key=ledger.SORT_KEY,
+            attributes=[
+                aws.dynamodb.TableAttributeArgs(name=ledger.PARTITION_KEY, type="S"),
+                aws.dynamodb.TableAttributeArgs(name=ledger.SORT_KEY, type="S"),
+                aws.dynamodb.TableAttributeArgs(name=ledger.KIND_KEY, type="S"),
+            ],
+            global_secondary_indexes=[
+                aws.dynamodb.TableGlobalSecondaryIndexArgs(
+                    name=ledger.KIND_INDEX,
+                    projection_type="ALL",
+                    key_schemas=[
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=ledger.KIND_KEY, key_type="HASH"
+                        ),
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=ledger.SORT_KEY, key_type="RANGE"
+                        ),
+                    ],
+                )
+            ],
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
+                enabled=True, kms_key_arn=self.key.arn
+            ),
+            deletion_protection_enabled=a.protect,
+            opts=stateful,
+        )
 
     def _topic(self, child: pulumi.ResourceOptions) -> aws.sns.Topic:
         a = self._args

@@ -20,6 +20,8 @@ STAGES = ("Source", "Build", "Test", "SecurityScan", "Deploy")
 SOURCE_ARTIFACT = "SourceOutput"
 BUILD_ARTIFACT = "BuildOutput"
 IMAGE_DEFINITIONS = "imagedefinitions.json"
+BUILD_VARIABLES = "BuildVariables"
+"""Namespace of the DockerBuild action's exported variables (IMAGE_TAG, COMMIT_ID)."""
 
 
 def console_url(args: PipelineArgs) -> str:
@@ -31,7 +33,13 @@ def console_url(args: PipelineArgs) -> str:
 
 
 def _build_action(
-    name: str, project_name: str, artifact: str, output: str | None = None, run_order: int = 1
+    name: str,
+    project_name: str,
+    artifact: str,
+    output: str | None = None,
+    run_order: int = 1,
+    *,
+    namespace: str | None = None,
 ) -> dict[str, Any]:
     action: dict[str, Any] = {
         "name": name,
@@ -45,6 +53,8 @@ def _build_action(
     }
     if output:
         action["output_artifacts"] = [output]
+    if namespace:
+        action["namespace"] = namespace
     return action
 
 
@@ -129,8 +139,13 @@ def stages(
     actions = {
         "Source": [_source_action(args, oauth_token)],
         "Build": [
+            # Its exported IMAGE_TAG and COMMIT_ID reach the deploy handler (releases.py).
             _build_action(
-                "DockerBuild", project_names["docker-build"], SOURCE_ARTIFACT, BUILD_ARTIFACT
+                "DockerBuild",
+                project_names["docker-build"],
+                SOURCE_ARTIFACT,
+                BUILD_ARTIFACT,
+                namespace=BUILD_VARIABLES,
             )
         ],
         "Test": [

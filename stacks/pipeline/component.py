@@ -13,10 +13,12 @@ import pulumi
 import pulumi_aws as aws
 
 from shared.contracts import FoundationOutputs, PipelineOutputs, RegistryOutputs
-from stacks.pipeline import codebuild, codepipeline, events, roles
+from stacks.pipeline import codebuild, codepipeline, events, releases, roles
 from stacks.pipeline.config import BuildProject, PipelineArgs
 
 CODEBUILD = "codebuild.amazonaws.com"
+PRODUCTION_TAG = "production"
+"""The tag the deploy handler moves to the image it promotes (the registry lets it move)."""
 DOCKER_CACHE = ["LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE"]
 """Docker layers and the source, kept on the build host between close builds."""
 NPM_CACHE = ["LOCAL_SOURCE_CACHE", "LOCAL_CUSTOM_CACHE"]
@@ -36,6 +38,8 @@ class Pipeline(pulumi.ComponentResource):
     """Roles by duty: pipeline, docker-build, tests, security-scan, service-<name>, events."""
     report_groups: dict[str, aws.codebuild.ReportGroup]
     """The JUnit report groups of unit-tests and integration-tests."""
+    releases: releases.Releases
+    """The recorder and deploy handler Lambdas, with their logs, roles and queues."""
     outputs: PipelineOutputs
     """The layer's contract, exported by ``__main__``."""
 
@@ -59,6 +63,15 @@ class Pipeline(pulumi.ComponentResource):
         self._security_scan(scan)
         for service in args.services:
             self._docker_build(service)
+        self.releases = releases.build(
+            name,
+            args,
+            foundation,
+            registry,
+            pipeline_projects=[build.project_name for build in args.projects],
+            parent=self,
+        )
+        self.roles.update(self.releases.roles)
         self.pipeline = self._pipeline()
         self._events()
 
@@ -71,8 +84,13 @@ class Pipeline(pulumi.ComponentResource):
             ),
             role_arns=pulumi.Output.all(**{key: role.arn for key, role in self.roles.items()}),
             log_group_names=pulumi.Output.all(
-                **{key: group.name for key, group in self.log_groups.items()}
+                **{key: group.name for key, group in self.log_groups.items()},
+                **{key: group.name for key, group in self.releases.log_groups.items()},
             ),
+            handler_arns=pulumi.Output.all(
+                **{key: function.arn for key, function in self.releases.functions.items()}
+            ),
+            image_uri=pulumi.Output.concat(registry.repository_url, ":", PRODUCTION_TAG),
         )
         self.register_outputs(
             {"pipelineArn": self.pipeline.arn, "pipelineName": self.pipeline.name}
@@ -216,12 +234,19 @@ class Pipeline(pulumi.ComponentResource):
             "pipeline",
             "codepipeline.amazonaws.com",
             [a.pipeline_arn],
-            roles.pipeline_statements(
-                a, f, [a.arn("codebuild", build.arn_resource) for build in a.projects]
-            ),
+            [
+                *roles.pipeline_statements(
+                    a, f, [a.arn("codebuild", build.arn_resource) for build in a.projects]
+                ),
+                *releases.pipeline_statements(a),
+            ],
         )
-        stage_list = codepipeline.stages(
-            a, {key: self._project_name(key) for key in core}, self._oauth_token()
+        stage_list = releases.with_release_gate(
+            codepipeline.stages(
+                a, {key: self._project_name(key) for key in core}, self._oauth_token()
+            ),
+            a,
+            self._registry,
         )
         return codepipeline.pipeline(
             f"{self._name}-codepipeline",
@@ -231,7 +256,12 @@ class Pipeline(pulumi.ComponentResource):
             key_arn=f.kms_key_arn,
             stage_list=stage_list,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[duty.policy, *(self.projects[key] for key in core)]
+                parent=self,
+                depends_on=[
+                    duty.policy,
+                    *(self.projects[key] for key in core),
+                    self.releases.functions["deploy-handler"],
+                ],
             ),
         )
 

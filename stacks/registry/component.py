@@ -43,11 +43,15 @@ def lifecycle_rules(keep_images: int, untagged_expiry_days: int) -> str:
     )
 
 
+PRODUCTION_TAG = "production"
+"""The one mutable tag: it names the image running in production."""
+
+
 class Registry(pulumi.ComponentResource):
     """The ECR repository the pipeline pushes to and ECS pulls from."""
 
     repository: aws.ecr.Repository
-    """The repository: scan on push, immutable tags, encrypted with the foundation key."""
+    """The repository: scan on push, immutable tags (but ``production``), the foundation key."""
     outputs: RegistryOutputs
     """The layer's contract, exported by ``__main__``."""
 
@@ -64,8 +68,15 @@ class Registry(pulumi.ComponentResource):
             name=args.repository_name,
             image_scanning_configuration={"scan_on_push": True},
             # Immutable: a tag (the commit) always means the same image; the pipeline never
-            # pushes `latest`.
-            image_tag_mutability="IMMUTABLE",
+            # pushes `latest`. One exception, matched exactly (no wildcard): the `production`
+            # tag, which the deploy handler moves to each image it promotes.
+            # https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-tag-mutability.html
+            image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
+            image_tag_mutability_exclusion_filters=[
+                aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(
+                    filter=PRODUCTION_TAG, filter_type="WILDCARD"
+                )
+            ],
             encryption_configurations=[
                 {"encryption_type": "KMS", "kms_key": foundation.kms_key_arn}
             ],
