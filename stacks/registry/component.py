@@ -70,7 +70,7 @@ class Registry(pulumi.ComponentResource):
             # Immutable: a tag (the commit) always means the same image; the pipeline never
             # pushes `latest`. One exception, matched exactly (no wildcard): the `production`
             # tag, which the deploy handler moves to each image it promotes.
-            # https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-tag-mutability.html
+            # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-ecr-repository-imagetagmutabilityexclusionfilter.html
             image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
             image_tag_mutability_exclusion_filters=[
                 aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(
