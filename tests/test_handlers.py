@@ -55,13 +55,11 @@ def table(session):
     return create_ledger(session)
 
 
-def test_handlers_spell_the_ledger_keys_of_shared_ledger():
+def test_handlers_and_the_table_spell_the_ledger_keys_alike():
+    expected = ("executionId", "time", "kind")
+    assert expected == (ledger.PARTITION_KEY, ledger.SORT_KEY, ledger.KIND_KEY)
     for module in (recorder, deploy):
-        assert (module.PARTITION_KEY, module.SORT_KEY, module.KIND_KEY) == (
-            ledger.PARTITION_KEY,
-            ledger.SORT_KEY,
-            ledger.KIND_KEY,
-        )
+        assert expected == (module.PARTITION_KEY, module.SORT_KEY, module.KIND_KEY)
 
 
 # --- recorder ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from shared.errors import ConfigError
-from stacks.pipeline.releases import HANDLER_DIR
+from shared.layers import REPO_ROOT
 from tests.conftest import policy_of
 from tests.pipeline_support import (
     ACCOUNT,
@@ -30,6 +30,7 @@ ALARMS = [
     "arn:aws:cloudwatch:us-east-1:111111111111:alarm:app-5xx",
     "arn:aws:cloudwatch:us-east-1:111111111111:alarm:app-latency",
 ]
+HANDLER_DIR = REPO_ROOT / "stacks" / "pipeline" / "handlers"
 HANDLERS = {
     "recorder": ("acme-pipeline-recorder-dev", "recorder.py"),
     "deploy-handler": ("acme-pipeline-deploy-handler-dev", "deploy.py"),

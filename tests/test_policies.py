@@ -664,9 +664,7 @@ GOOD: list[Case] = [
         res(
             REPOSITORY,
             imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
-            imageTagMutabilityExclusionFilters=[
-                {"filter": "production", "filterType": "WILDCARD"}
-            ],
+            imageTagMutabilityExclusionFilters=[{"filter": "production", "filterType": "WILDCARD"}],
         ),
     ),
     Case(
