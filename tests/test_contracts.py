@@ -17,6 +17,8 @@ EXPORTS = {
         "artifactBucketArn",
         "githubTokenSecretArn",
         "failureTopicArn",
+        "ledgerTableName",
+        "ledgerTableArn",
     },
     "registry": {"repositoryName", "repositoryArn", "repositoryUrl"},
     "pipeline": {
@@ -26,6 +28,8 @@ EXPORTS = {
         "projectNames",
         "roleArns",
         "logGroupNames",
+        "handlerArns",
+        "imageUri",
     },
 }
 """What each layer exports, written out: what consumers and operators rely on."""

@@ -906,14 +906,14 @@ def test_verdicts_count_only_what_each_rule_examined(dev):
     # One repository in the registry.
     for name in ("ecr-scan-on-push", "ecr-immutable-tags", "ecr-lifecycle"):
         assert (foundation[name], registry[name], pipeline[name]) == (0, 1, 0), name
-    # Four CodeBuild projects and their four log groups, one pipeline.
-    for name in (
-        "codebuild-small",
-        "codebuild-logs",
-        "codebuild-encrypted",
-        "logs-retention-and-kms",
-    ):
+    # Four CodeBuild projects; their four log groups and the two handlers' ones; one pipeline.
+    for name in ("codebuild-small", "codebuild-logs", "codebuild-encrypted"):
         assert pipeline[name] == 4, name
+    assert pipeline["logs-retention-and-kms"] == 6
+    # One ledger in the foundation; two handlers and two permissions in the pipeline.
+    assert (foundation["dynamodb-pitr-kms"], pipeline["dynamodb-pitr-kms"]) == (1, 0)
+    for name in ("lambda-log-group", "lambda-dead-letters", "lambda-not-public"):
+        assert (foundation[name], pipeline[name]) == (0, 2), name
     assert pipeline["codepipeline-five-stages"] == pipeline["codepipeline-artifacts-encrypted"] == 1
     # Tags: only resources whose type takes tags, so never more than the layer's resources.
     custom = sum(1 for r in dev["registry"].resources if r.custom)
