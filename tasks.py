@@ -277,6 +277,36 @@ def publish_source(c, path, env=""):
     print(published.line())
 
 
+@task(help={"env": ENV_HELP, "limit": "how many releases to show, newest first; default: 10"})
+def releases(c, env="dev", limit=10):
+    """Stacks: recent deployments from the ledger, newest first."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from toolbox import orchestration
+    from toolbox.releases import recent, table
+
+    if limit < 1:
+        raise Exit("error: --limit must be 1 or more", code=1)
+    ledger_table = ""
+    try:
+        platform, _ = orchestration.resolve(env, "foundation")
+        report = orchestration.outputs(_runner(), env, "foundation")
+        ledger_table = (report.as_dict().get("foundation") or {}).get("ledgerTableName")
+        if not ledger_table:
+            raise Exit(
+                f"error: the foundation stack of {env} exports no ledgerTableName;"
+                f" run `./dev deploy --layer foundation --env {env}`",
+                code=1,
+            )
+        rows = recent(boto3.Session(region_name=platform.region), ledger_table, limit)
+    except (PlatformError, UnknownLayerError) as exc:
+        raise _fail_cleanly(exc) from None
+    except (ClientError, BotoCoreError) as exc:
+        raise Exit(f"error: reading the ledger {ledger_table}: {exc}", code=1) from None
+    print(table(rows))
+
+
 @task(help={"env": CHANGE_ENV_HELP, "layer": LAYER_HELP})
 def refresh(c, env="", layer=""):
     """Stacks: refresh the stacks' state from what exists in AWS."""

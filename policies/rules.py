@@ -12,12 +12,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import keyword
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from shared.families import PRODUCTION_TAG
 from shared.iam import (
     KEY_POLICY_WILDCARD_REASON,
     SOURCE_KEYS,
@@ -213,9 +215,26 @@ def scan_on_push(r: Resource) -> Iterator[str]:
         yield _say(r, "images are not scanned on push", "image_scanning_configuration scan_on_push")
 
 
+MUTABLE_TAGS_ALLOWED = (PRODUCTION_TAG,)
+"""Tags that may move in an otherwise immutable repository: the deploy handler's promotion."""
+
+
 def immutable_tags(r: Resource) -> Iterator[str]:
-    if r.props.get("imageTagMutability") != "IMMUTABLE":
+    mutability = r.props.get("imageTagMutability")
+    if mutability == "IMMUTABLE":
+        return
+    if mutability != "IMMUTABLE_WITH_EXCLUSION":
         yield _say(r, "image tags are mutable", 'image_tag_mutability="IMMUTABLE"')
+        return
+    # The exclusions must name exact tags (no wildcard), each one allowed to move.
+    filters = [f.get("filter") for f in r.props.get("imageTagMutabilityExclusionFilters") or []]
+    wide = [f for f in filters if f not in MUTABLE_TAGS_ALLOWED]
+    if wide or not filters:
+        yield _say(
+            r,
+            f"tags matching {wide or filters} are mutable",
+            f"exclude only exact tags from {list(MUTABLE_TAGS_ALLOWED)}",
+        )
 
 
 def _count_rules(policy: Any) -> list[dict[str, Any]]:
@@ -312,6 +331,72 @@ def artifacts_encrypted(r: Resource) -> Iterator[str]:
             r,
             "the artifact store is not encrypted with the platform key",
             "artifact_stores[].encryption_key {type: KMS, id: key ARN}",
+        )
+
+
+# --- DynamoDB, Lambda --------------------------------------------------------------------------
+
+TABLE = "aws:dynamodb/table:Table"
+FUNCTION = "aws:lambda/function:Function"
+PERMISSION = "aws:lambda/permission:Permission"
+INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
+
+
+def table_pitr_and_kms(r: Resource) -> Iterator[str]:
+    if (r.props.get("pointInTimeRecovery") or {}).get("enabled") is not True:
+        yield _say(r, "point-in-time recovery is off", "point_in_time_recovery enabled=True")
+    sse = r.props.get("serverSideEncryption") or {}
+    if sse.get("enabled") is not True or not _customer_key(sse.get("kmsKeyArn")):
+        yield _say(
+            r,
+            "the table is not encrypted with a customer-managed key",
+            "server_side_encryption enabled=True with kms_key_arn the platform key",
+        )
+
+
+def function_log_group(r: Resource) -> Iterator[str]:
+    if not (r.props.get("loggingConfig") or {}).get("logGroup"):
+        yield _say(
+            r,
+            "the function logs to a default group (no retention, no key)",
+            "logging_config.log_group set to its own log group",
+        )
+
+
+def functions_have_dead_letters(resources: Sequence[Resource]) -> Iterator[tuple[Resource, str]]:
+    """A function keeps what it failed on: a dead-letter queue or an on-failure destination."""
+    with_destination = {
+        r.props.get("functionName")
+        for r in resources
+        if r.type == INVOKE_CONFIG
+        and ((r.props.get("destinationConfig") or {}).get("onFailure") or {}).get("destination")
+    }
+    for function in (r for r in resources if r.type == FUNCTION):
+        if (function.props.get("deadLetterConfig") or {}).get("targetArn"):
+            continue
+        if function.props.get("name") in with_destination:
+            continue
+        yield (
+            function,
+            _say(
+                function,
+                "failed invocations are dropped",
+                "dead_letter_config.target_arn (SQS) or an on-failure destination",
+            ),
+        )
+
+
+def not_publicly_invokable(r: Resource) -> Iterator[str]:
+    principal = str(r.props.get("principal") or "")
+    if principal == "*":
+        yield _say(r, "anyone may invoke the function", "name the service or account principal")
+    elif principal.endswith(".amazonaws.com") and not (
+        r.props.get("sourceArn") or r.props.get("sourceAccount")
+    ):
+        yield _say(
+            r,
+            f"{principal} may invoke the function for any account's resources",
+            "source_arn (the rule or resource) and source_account",
         )
 
 
@@ -426,7 +511,11 @@ def takes_tags(type_: str) -> bool:
     parts = type_.split(":")
     if len(parts) != 3 or parts[0] != "aws":
         return False
-    module = importlib.import_module(f"pulumi_aws.{parts[1].split('/')[0]}")
+    name = parts[1].split("/")[0]
+    # A module named for a Python keyword gets a trailing underscore (aws:lambda -> lambda_).
+    module = importlib.import_module(
+        f"pulumi_aws.{name}_" if keyword.iskeyword(name) else f"pulumi_aws.{name}"
+    )
     cls = getattr(module, parts[2], None)
     init = getattr(cls, "_internal_init", None)
     return init is not None and "tags" in inspect.signature(init).parameters
@@ -485,6 +574,30 @@ RULES: tuple[Rule, ...] = (
         "Every repository has a lifecycle policy with image-count rules (per family or any).",
         (REPOSITORY,),
         stack_check=repository_lifecycle,
+    ),
+    Rule(
+        "dynamodb-pitr-kms",
+        "DynamoDB tables have point-in-time recovery and a customer-managed key.",
+        (TABLE,),
+        table_pitr_and_kms,
+    ),
+    Rule(
+        "lambda-log-group",
+        "Lambda functions log to their own log group.",
+        (FUNCTION,),
+        function_log_group,
+    ),
+    Rule(
+        "lambda-dead-letters",
+        "Lambda functions have a dead-letter queue or an on-failure destination.",
+        (FUNCTION,),
+        stack_check=functions_have_dead_letters,
+    ),
+    Rule(
+        "lambda-not-public",
+        "Lambda permissions name a principal and, for a service, the source ARN or account.",
+        (PERMISSION,),
+        not_publicly_invokable,
     ),
     Rule(
         "logs-retention-and-kms",

@@ -150,6 +150,12 @@ class FoundationOutputs(Contract):
         "githubWebhookSecretArn",
         "ARN of the Secrets Manager secret holding the GitHub webhook's HMAC token",
     )
+    ledger_table_name: pulumi.Output[str] = output(
+        "ledgerTableName", "name of the DynamoDB deployment ledger"
+    )
+    ledger_table_arn: pulumi.Output[str] = output(
+        "ledgerTableArn", "ARN of the DynamoDB deployment ledger"
+    )
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,15 @@ class PipelineOutputs(Contract):
         "roleArns", "IAM role ARNs by duty (pipeline, events, CodeBuild duties)", kind=dict
     )
     log_group_names: pulumi.Output[dict] = output(
-        "logGroupNames", "CloudWatch log group names by CodeBuild project key", kind=dict
+        "logGroupNames",
+        "CloudWatch log group names by CodeBuild project key and by handler",
+        kind=dict,
+    )
+    handler_arns: pulumi.Output[dict] = output(
+        "handlerArns", "Lambda function ARNs by handler (recorder, deploy-handler)", kind=dict
+    )
+    image_uri: pulumi.Output[str] = output(
+        "imageUri", "the image in production: the repository URL with the production tag"
     )
     github_webhook_url: pulumi.Output[str] = output(
         "githubWebhookUrl",

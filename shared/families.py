@@ -17,6 +17,10 @@ from shared.errors import ConfigError
 from shared.layers import get as get_layer
 from shared.stackconfig import read_stack_files, stack_file
 
+PRODUCTION_TAG = "production"
+"""The one tag that moves: the deploy handler puts it on the image it promotes (the registry lets
+exactly this tag be overwritten and its lifecycle policy never expires that image)."""
+
 FAMILY = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
 """A family name: lowercase words joined by single hyphens (it is also a service name)."""
 KEY = "platform-registry:imageFamilies"

@@ -24,6 +24,14 @@ WILDCARD_ALLOWED: dict[str, str] = {
         "its only resource type is container-instance, which Fargate tasks have none of;"
         " the ecs:cluster condition confines it to one cluster instead."
     ),
+    "codepipeline:PutJobSuccessResult": (
+        "job results name a job id, not a resource: the Service Authorization Reference lists"
+        " no resource type for it."
+    ),
+    "codepipeline:PutJobFailureResult": (
+        "job results name a job id, not a resource: the Service Authorization Reference lists"
+        " no resource type for it."
+    ),
 }
 """Actions that may be granted on ``Resource: "*"``, each with the reason AWS forces it."""
 
@@ -118,6 +126,9 @@ TRUST_CONDITION_KEYS: dict[str, tuple[str, ...]] = {
     # (pipelines-create-service-role-cli.html shows the trust policy without a condition); a
     # condition it does not send would make the role unusable and the pipeline fail at creation.
     "codepipeline.amazonaws.com": (),
+    # The same for Lambda's execution role: lambda-intro-execution-role.html documents a trust
+    # policy that names only the service principal, and no source key at role assumption.
+    "lambda.amazonaws.com": (),
 }
 """Per service principal, the source condition keys AWS documents at role-assumption time.
 

@@ -69,6 +69,11 @@ class Kind(Enum):
     SQS_QUEUE = Limit(1, 80, r"[A-Za-z0-9_-]+", "1-80 chars: A-Z a-z 0-9 _ -")
     CLOUDWATCH_ALARM = Limit(1, 255, r"[ -~]+", "1-255 printable ASCII chars")
     CODEPIPELINE_WEBHOOK = Limit(1, 100, r"[A-Za-z0-9.@_-]+", "1-100 chars: A-Z a-z 0-9 . @ _ -")
+    DYNAMODB_TABLE = Limit(3, 255, r"[A-Za-z0-9_.-]+", "3-255 chars: A-Z a-z 0-9 _ . -")
+    LAMBDA_FUNCTION = Limit(1, 64, r"[A-Za-z0-9_-]+", "1-64 chars: A-Z a-z 0-9 _ -")
+    LAMBDA_LOG_GROUP = Limit(
+        1, 512, r"[A-Za-z0-9._/#-]+", "1-512 chars: A-Z a-z 0-9 . _ / # -", prefix="/aws/lambda/"
+    )
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ EXPORTS = {
         "sourceBucketName",
         "sourceBucketArn",
         "githubWebhookSecretArn",
+        "ledgerTableName",
+        "ledgerTableArn",
     },
     "registry": {"repositoryName", "repositoryArn", "repositoryUrl"},
     "pipeline": {
@@ -30,6 +32,8 @@ EXPORTS = {
         "roleArns",
         "logGroupNames",
         "githubWebhookUrl",
+        "handlerArns",
+        "imageUri",
     },
 }
 """What each layer exports, written out: what consumers and operators rely on."""

@@ -47,7 +47,10 @@ def test_each_project_logs_to_its_own_encrypted_log_group_kept_seven_days(dev):
     plan = dev["pipeline"]
     key_arn = dev["foundation"].exports["kmsKeyArn"]
     groups = plan.exports["logGroupNames"]
-    assert len(set(groups.values())) == len(KEYS) == len(plan.of_type(LOG_GROUP))
+    codebuild = [
+        g for g in plan.of_type(LOG_GROUP) if g.inputs["name"].startswith("/aws/codebuild/")
+    ]
+    assert len({groups[key] for key in KEYS}) == len(KEYS) == len(codebuild)
     for key in KEYS:
         logs = project(plan, key).inputs["logsConfig"]["cloudwatchLogs"]
         assert logs == {"status": "ENABLED", "groupName": groups[key]}, key
@@ -69,21 +72,24 @@ def test_every_log_group_is_inside_what_the_foundation_key_policy_allows(dev, pr
     accounts = {"dev": "111111111111", "prod": "222222222222"}
     for plans in (dev, prod):
         environment = plans["pipeline"].environment
-        prefix = "/aws/codebuild/acme-pipeline-"
+        prefixes = ("/aws/codebuild/acme-pipeline-", "/aws/lambda/acme-pipeline-")
         key_policy = json.loads(plans["foundation"].one("aws:kms/key:Key").inputs["policy"])
-        (logs,) = [
-            s
+        allowed = [
+            pattern
             for s in key_policy["Statement"]
             if "Service" in s.get("Principal", {})
             and s["Principal"]["Service"][0].startswith("logs.")
+            for pattern in s["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
         ]
-        allowed = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"][0]
+        assert len(allowed) == 2
         for group in plans["pipeline"].of_type(LOG_GROUP):
             name = group.inputs["name"]
-            assert name.startswith(prefix), name
+            assert name.startswith(prefixes), name
             assert name.endswith(f"-{environment}"), name
             arn = f"arn:aws:logs:us-east-1:{accounts[environment]}:log-group:{name}"
-            assert re.fullmatch(re.escape(allowed).replace(r"\*", ".*"), arn), name
+            assert any(
+                re.fullmatch(re.escape(pattern).replace(r"\*", ".*"), arn) for pattern in allowed
+            ), name
 
 
 def test_docker_build_is_privileged_with_docker_layer_cache(dev):

@@ -61,9 +61,13 @@ def test_security_scan_stage_scans_the_image_the_build_pushed(dev):
     assert scan["inputArtifacts"] == _actions(plan, "Build")[0]["outputArtifacts"]
 
 
+def _ecs(plan):
+    return [a for a in _actions(plan, "Deploy") if a["provider"] == "ECS"]
+
+
 def test_deploy_updates_the_configured_ecs_service_from_image_definitions(dev):
     plan = dev["pipeline"]
-    (deploy,) = _actions(plan, "Deploy")
+    (deploy,) = _ecs(plan)
     assert (deploy["category"], deploy["owner"], deploy["provider"]) == ("Deploy", "AWS", "ECS")
     assert deploy["configuration"] == {
         "ClusterName": "app",
@@ -78,21 +82,22 @@ def test_ecs_cluster_and_service_come_from_config(replan):
         "pipeline",
         config={"platform-pipeline:ecsCluster": "web", "platform-pipeline:ecsService": "shop"},
     )
-    (deploy,) = _actions(plan, "Deploy")
+    (deploy,) = _ecs(plan)
     assert deploy["configuration"]["ClusterName"] == "web"
     assert deploy["configuration"]["ServiceName"] == "shop"
 
 
 def test_prod_approves_manually_inside_deploy_before_the_ecs_action(prod):
-    approve, deploy = _actions(prod["pipeline"], "Deploy")
+    approve, deploy, promote = _actions(prod["pipeline"], "Deploy")
     assert (approve["category"], approve["provider"]) == ("Approval", "Manual")
     assert deploy["provider"] == "ECS"
-    assert approve["runOrder"] < deploy["runOrder"]
+    assert promote["provider"] == "Lambda"
+    assert approve["runOrder"] < deploy["runOrder"] < promote["runOrder"]
 
 
 def test_dev_deploys_without_approval(dev):
     actions = _actions(dev["pipeline"], "Deploy")
-    assert [a["provider"] for a in actions] == ["ECS"]
+    assert [a["provider"] for a in actions] == ["ECS", "Lambda"]
     assert all(
         a["category"] != "Approval" for stage in stages(dev["pipeline"]) for a in stage["actions"]
     )

@@ -69,7 +69,13 @@ def test_codecommit_repository_and_branch_come_from_config(replan):
 QUEUE = "aws:sqs/queue:Queue"
 QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-RULES = {"acme-pipeline-failed-dev": "failed", "acme-pipeline-codecommit-dev": "codecommit"}
+RULES = {
+    "acme-pipeline-failed-dev": "failed",
+    "acme-pipeline-codecommit-dev": "codecommit",
+    "acme-pipeline-record-pipeline-dev": "record-pipeline",
+    "acme-pipeline-record-builds-dev": "record-builds",
+}
+"""Every rule of the default plan (github source, CodeCommit mirror on, no services)."""
 
 
 def test_every_target_retries_then_sends_to_its_own_encrypted_dead_letter_queue(dev):
@@ -94,7 +100,7 @@ def test_every_target_retries_then_sends_to_its_own_encrypted_dead_letter_queue(
 def test_only_its_rule_may_send_to_a_dead_letter_queue(dev):
     plan = dev["pipeline"]
     policies = {p.inputs["queueUrl"].rsplit("/", 1)[1]: p for p in plan.of_type(QUEUE_POLICY)}
-    assert len(policies) == 2
+    assert len(policies) == 4
     for rule, purpose in RULES.items():
         queue_name = f"acme-pipeline-{purpose}-dlq-dev"
         (statement,) = json.loads(policies[queue_name].inputs["policy"])["Statement"]
@@ -127,7 +133,7 @@ def test_only_the_failure_rule_and_the_alarms_publish_to_the_topic(dev):
     policy = plan.one("aws:sns/topicPolicy:TopicPolicy").inputs
     assert policy["arn"] == topic
     by_sid = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
-    events = by_sid["OnlyTheFailureRulePublishes"]
+    events = by_sid["OnlyTheFailureRulesPublish"]
     assert events["Principal"] == {"Service": ["events.amazonaws.com"]}
     assert events["Action"] == ["sns:Publish"]
     assert events["Resource"] == [topic]
@@ -141,6 +147,8 @@ def test_only_the_failure_rule_and_the_alarms_publish_to_the_topic(dev):
     assert sorted(alarms["Condition"]["ArnEquals"]["aws:SourceArn"]) == [
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-codecommit-failed-invocations-dev",
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-failed-failed-invocations-dev",
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-record-builds-failed-invocations-dev",
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-record-pipeline-failed-invocations-dev",
     ]
     assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": [ACCOUNT]}
     assert len(by_sid) == 2

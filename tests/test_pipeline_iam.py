@@ -36,6 +36,9 @@ def test_no_wildcard_outside_the_allow_list_in_any_policy_of_any_layer(dev, prod
         "ecs:DescribeTaskDefinition",
         # Only with an ecs:cluster condition: Fargate services have no container instance.
         "ecs:ListTasks",
+        # Job results name a job id; CodePipeline has no resource type for them.
+        "codepipeline:PutJobSuccessResult",
+        "codepipeline:PutJobFailureResult",
     }
     checked = 0
     for plans in (dev, prod):
@@ -78,8 +81,15 @@ def test_every_pipeline_role_trusts_one_service_with_the_conditions_aws_document
             [f"arn:aws:events:us-east-1:{ACCOUNT}:rule/acme-pipeline-codecommit-dev"],
         ),
     }
-    assert set(plan.exports["roleArns"]) == set(expected)
-    assert len(plan.of_type(ROLE)) == len(expected)
+    handlers = ("recorder", "deploy-handler")
+    assert set(plan.exports["roleArns"]) == {*expected, *handlers}
+    assert len(plan.of_type(ROLE)) == len(expected) + len(handlers)
+    for duty in handlers:
+        # Lambda execution roles: the service only. AWS documents no source key Lambda sends
+        # when it assumes the role, and one it does not send would make the role unusable.
+        statement = trust(plan, duty)
+        assert statement["Principal"] == {"Service": ["lambda.amazonaws.com"]}, duty
+        assert "Condition" not in statement, duty
     for duty, (service, sources) in expected.items():
         statement = trust(plan, duty)
         assert statement["Principal"] == {"Service": [service]}, duty

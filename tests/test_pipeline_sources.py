@@ -286,15 +286,24 @@ def test_the_codecommit_mirror_rule_stays_by_default(by_provider, provider):
 
 def test_codecommit_trigger_false_drops_the_rule_and_the_events_role(dev):
     plan = replan_pipeline(dev, {"platform-pipeline:codecommitTrigger": "false"})
-    assert {r.inputs["name"] for r in plan.of_type(RULE)} == {"acme-pipeline-failed-dev"}
+    assert {r.inputs["name"] for r in plan.of_type(RULE)} == {
+        "acme-pipeline-failed-dev",
+        "acme-pipeline-record-pipeline-dev",
+        "acme-pipeline-record-builds-dev",
+    }
     assert "events" not in plan.exports["roleArns"]
-    assert len(plan.of_type(ROLE)) == 4
+    assert len(plan.of_type(ROLE)) == 6  # four duties and the two handlers
 
 
 def test_codecommit_trigger_false_with_s3_keeps_only_the_source_rule(dev):
     plan = replan_pipeline(dev, {**PROVIDERS["s3"], "platform-pipeline:codecommitTrigger": "false"})
     names = {r.inputs["name"] for r in plan.of_type(RULE)}
-    assert names == {"acme-pipeline-failed-dev", "acme-pipeline-source-dev"}
+    assert names == {
+        "acme-pipeline-failed-dev",
+        "acme-pipeline-source-dev",
+        "acme-pipeline-record-pipeline-dev",
+        "acme-pipeline-record-builds-dev",
+    }
     assert trust(plan, "events")["Condition"]["ArnLike"]["aws:SourceArn"] == [
         f"arn:aws:events:us-east-1:{ACCOUNT}:rule/acme-pipeline-source-dev"
     ]
@@ -385,16 +394,26 @@ def test_the_s3_source_target_retries_then_dead_letters_and_its_failures_alarm(b
     assert sorted(publishers["Condition"]["ArnEquals"]["aws:SourceArn"]) == [
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-codecommit-failed-invocations-dev",
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-failed-failed-invocations-dev",
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-record-builds-failed-invocations-dev",
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-record-pipeline-failed-invocations-dev",
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-source-failed-invocations-dev",
     ]
 
 
 def test_codecommit_trigger_false_drops_its_queue_and_alarm_but_not_the_failure_ones(dev):
     plan = replan_pipeline(dev, {"platform-pipeline:codecommitTrigger": "false"})
-    assert [q.inputs["name"] for q in plan.of_type("aws:sqs/queue:Queue")] == [
-        "acme-pipeline-failed-dlq-dev"
+    assert sorted(q.inputs["name"] for q in plan.of_type("aws:sqs/queue:Queue")) == [
+        "acme-pipeline-deploy-handler-dlq-dev",
+        "acme-pipeline-failed-dlq-dev",
+        "acme-pipeline-record-builds-dlq-dev",
+        "acme-pipeline-record-pipeline-dlq-dev",
+        "acme-pipeline-recorder-dlq-dev",
     ]
-    assert [a.inputs["name"] for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")] == [
-        "acme-pipeline-failed-failed-invocations-dev"
+    assert sorted(
+        a.inputs["name"] for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    ) == [
+        "acme-pipeline-failed-failed-invocations-dev",
+        "acme-pipeline-record-builds-failed-invocations-dev",
+        "acme-pipeline-record-pipeline-failed-invocations-dev",
     ]
     assert len(plan.of_type("aws:sns/topicPolicy:TopicPolicy")) == 1

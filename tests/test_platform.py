@@ -118,6 +118,8 @@ STATEFUL_URNS = {
         "::foundation-artifacts",
         "urn:pulumi:{env}::platform-foundation::acme:foundation:Foundation"
         "$aws:secretsmanager/secret:Secret::foundation-github-token",
+        "urn:pulumi:{env}::platform-foundation::acme:foundation:Foundation"
+        "$aws:dynamodb/table:Table::foundation-ledger",
     ],
     "registry": [
         "urn:pulumi:{env}::platform-registry::acme:registry:Registry"

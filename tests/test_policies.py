@@ -59,8 +59,12 @@ RULE_NAMES = {
     "iam-trust-source-conditions",
     "iam-passrole-scoped",
     "tags-required",
+    "dynamodb-pitr-kms",
+    "lambda-log-group",
+    "lambda-dead-letters",
+    "lambda-not-public",
 }
-"""The 23 mandatory policies of the pack."""
+"""The 27 mandatory policies of the pack."""
 
 PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
@@ -78,6 +82,9 @@ ECR_LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 PROJECT = "aws:codebuild/project:Project"
 PIPELINE = "aws:codepipeline/pipeline:Pipeline"
+TABLE = "aws:dynamodb/table:Table"
+FUNCTION = "aws:lambda/function:Function"
+PERMISSION = "aws:lambda/permission:Permission"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 MANAGED_POLICY = "aws:iam/policy:Policy"
@@ -433,6 +440,59 @@ BAD: list[Case] = [
     ],
     Case("tags-required", "Owner empty", res(KEY, tags={**TAGS, "Owner": ""}), says="Owner"),
     Case("tags-required", "no tags", res(SECRET)),
+    # ecr-immutable-tags: an exclusion may name only the tags allowed to move, exactly.
+    Case(
+        "ecr-immutable-tags",
+        "a wildcard exclusion",
+        res(
+            REPOSITORY,
+            imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+            imageTagMutabilityExclusionFilters=[{"filter": "*", "filterType": "WILDCARD"}],
+        ),
+        says="mutable",
+    ),
+    Case(
+        "ecr-immutable-tags",
+        "with exclusion but no filter",
+        res(REPOSITORY, imageTagMutability="IMMUTABLE_WITH_EXCLUSION"),
+    ),
+    # dynamodb-pitr-kms: PITR on, SSE on with a customer-managed key.
+    Case(
+        "dynamodb-pitr-kms",
+        "no PITR",
+        res(
+            TABLE,
+            pointInTimeRecovery={"enabled": False},
+            serverSideEncryption={"enabled": True, "kmsKeyArn": KEY_ARN},
+        ),
+        says="point-in-time recovery",
+    ),
+    Case(
+        "dynamodb-pitr-kms",
+        "the AWS owned key",
+        res(TABLE, pointInTimeRecovery={"enabled": True}),
+        says="customer-managed key",
+    ),
+    Case(
+        "dynamodb-pitr-kms",
+        "the AWS managed key",
+        res(
+            TABLE,
+            pointInTimeRecovery={"enabled": True},
+            serverSideEncryption={"enabled": True, "kmsKeyArn": "alias/aws/dynamodb"},
+        ),
+    ),
+    # lambda-log-group: its own group through logging_config.
+    Case("lambda-log-group", "default group", res(FUNCTION, loggingConfig={"logFormat": "JSON"})),
+    Case("lambda-log-group", "no logging config", res(FUNCTION)),
+    # lambda-not-public: no "*", and a service principal is bound to a source.
+    Case("lambda-not-public", "anyone", res(PERMISSION, principal="*"), says="anyone"),
+    Case(
+        "lambda-not-public",
+        "a service for any source",
+        res(PERMISSION, principal="events.amazonaws.com"),
+        says="any account",
+    ),
 ]
 """Resources each rule must flag: one per condition it checks."""
 
@@ -598,6 +658,48 @@ GOOD: list[Case] = [
         "a type that takes no tags",
         res(ROLE_POLICY, policy=doc(allow(["s3:GetObject"]))),
     ),
+    Case(
+        "ecr-immutable-tags",
+        "only production may move",
+        res(
+            REPOSITORY,
+            imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+            imageTagMutabilityExclusionFilters=[{"filter": "production", "filterType": "WILDCARD"}],
+        ),
+    ),
+    Case(
+        "dynamodb-pitr-kms",
+        "PITR and the platform key",
+        res(
+            TABLE,
+            pointInTimeRecovery={"enabled": True},
+            serverSideEncryption={"enabled": True, "kmsKeyArn": KEY_ARN},
+        ),
+    ),
+    Case(
+        "lambda-log-group",
+        "its own group",
+        res(FUNCTION, loggingConfig={"logFormat": "JSON", "logGroup": "/aws/lambda/f"}),
+    ),
+    Case(
+        "lambda-not-public",
+        "a rule's source ARN",
+        res(
+            PERMISSION,
+            principal="events.amazonaws.com",
+            sourceArn="arn:aws:events:us-east-1:111111111111:rule/r",
+        ),
+    ),
+    Case(
+        "lambda-not-public",
+        "a source account",
+        res(PERMISSION, principal="s3.amazonaws.com", sourceAccount="111111111111"),
+    ),
+    Case(
+        "lambda-not-public",
+        "an account principal",
+        res(PERMISSION, principal="111111111111"),
+    ),
 ]
 """Resources each rule must let pass: its exemptions and the other side of each condition."""
 
@@ -609,10 +711,10 @@ def _ids(cases):
 RULE = {rule.name: rule for rule in RULES}
 
 
-def test_the_pack_has_the_23_rules_each_with_bad_and_good_cases():
+def test_the_pack_has_the_27_rules_each_with_bad_and_good_cases():
     assert set(RULE) == RULE_NAMES
-    assert len(RULES) == 23
-    stack_rules = {"s3-bucket-guarded", "ecr-lifecycle"}
+    assert len(RULES) == 27
+    stack_rules = {"s3-bucket-guarded", "ecr-lifecycle", "lambda-dead-letters"}
     assert {c.rule for c in BAD} == {c.rule for c in GOOD} == RULE_NAMES - stack_rules
     assert {c.rule for c in STACK_BAD} == {c.rule for c in STACK_GOOD} == stack_rules
 
@@ -680,6 +782,9 @@ AGE_RULE = {
 REPO_LIFECYCLE = res(
     ECR_LIFECYCLE, logical="lc", repository="repo", policy=json.dumps({"rules": [COUNT_RULE]})
 )
+FUNCTION_NAMED = res(FUNCTION, logical="fn", name="fn")
+INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
+ON_FAILURE = {"onFailure": {"destination": "arn:aws:sqs:us-east-1:111111111111:q"}}
 
 
 @dataclass(frozen=True)
@@ -737,6 +842,12 @@ STACK_BAD: list[StackCase] = [
             res(ECR_LIFECYCLE, repository="x", policy=json.dumps({"rules": [COUNT_RULE]})),
         ],
     ),
+    StackCase("lambda-dead-letters", "no DLQ, no destination", [FUNCTION_NAMED]),
+    StackCase(
+        "lambda-dead-letters",
+        "a destination for another function",
+        [FUNCTION_NAMED, res(INVOKE_CONFIG, functionName="other", destinationConfig=ON_FAILURE)],
+    ),
 ]
 
 STACK_GOOD: list[StackCase] = [
@@ -757,6 +868,16 @@ STACK_GOOD: list[StackCase] = [
             res(REPOSITORY, logical="a"),
             res(ECR_LIFECYCLE, repository="a-123", policy=json.dumps({"rules": [COUNT_RULE]})),
         ],
+    ),
+    StackCase(
+        "lambda-dead-letters",
+        "a dead-letter queue",
+        [res(FUNCTION, logical="fn", name="fn", deadLetterConfig={"targetArn": "arn:aws:sqs:x"})],
+    ),
+    StackCase(
+        "lambda-dead-letters",
+        "an on-failure destination",
+        [FUNCTION_NAMED, res(INVOKE_CONFIG, functionName="fn", destinationConfig=ON_FAILURE)],
     ),
 ]
 
@@ -816,14 +937,14 @@ def test_verdicts_count_only_what_each_rule_examined(dev):
     # One repository in the registry.
     for name in ("ecr-scan-on-push", "ecr-immutable-tags", "ecr-lifecycle"):
         assert (foundation[name], registry[name], pipeline[name]) == (0, 1, 0), name
-    # Four CodeBuild projects and their four log groups, one pipeline.
-    for name in (
-        "codebuild-small",
-        "codebuild-logs",
-        "codebuild-encrypted",
-        "logs-retention-and-kms",
-    ):
+    # Four CodeBuild projects; their four log groups and the two handlers' ones; one pipeline.
+    for name in ("codebuild-small", "codebuild-logs", "codebuild-encrypted"):
         assert pipeline[name] == 4, name
+    assert pipeline["logs-retention-and-kms"] == 6
+    # One ledger in the foundation; two handlers and two permissions in the pipeline.
+    assert (foundation["dynamodb-pitr-kms"], pipeline["dynamodb-pitr-kms"]) == (1, 0)
+    for name in ("lambda-log-group", "lambda-dead-letters", "lambda-not-public"):
+        assert (foundation[name], pipeline[name]) == (0, 2), name
     assert pipeline["codepipeline-five-stages"] == pipeline["codepipeline-artifacts-encrypted"] == 1
     # Tags: only resources whose type takes tags, so never more than the layer's resources.
     custom = sum(1 for r in dev["registry"].resources if r.custom)

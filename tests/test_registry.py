@@ -17,8 +17,13 @@ def test_repository_scans_on_push(dev):
     assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
 
 
-def test_repository_tags_are_immutable(dev):
-    assert inputs_of(dev["registry"], REPOSITORY)["imageTagMutability"] == "IMMUTABLE"
+def test_repository_tags_are_immutable_but_production_moves(dev):
+    repo = inputs_of(dev["registry"], REPOSITORY)
+    assert repo["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    # Exactly one exclusion, the literal tag: no wildcard that would free commit tags.
+    assert repo["imageTagMutabilityExclusionFilters"] == [
+        {"filter": "production", "filterType": "WILDCARD"}
+    ]
 
 
 def test_repository_encrypted_with_the_key_the_foundation_exported(dev):
@@ -42,10 +47,16 @@ def test_lifecycle_keeps_the_last_10_images_of_the_app_and_expires_untagged_quic
     assert [r["selection"] for r in rules[1:]] == [
         {
             "tagStatus": "tagged",
+            "tagPatternList": ["production"],
+            "countType": "imageCountMoreThan",
+            "countNumber": 1,
+        },
+        {
+            "tagStatus": "tagged",
             "tagPrefixList": ["app-"],
             "countType": "imageCountMoreThan",
             "countNumber": 10,
-        }
+        },
     ]
     assert all(r["action"] == {"type": "expire"} for r in rules)
     # No tagStatus any: it would count every family's images together.
@@ -57,7 +68,7 @@ def test_each_image_family_keeps_its_own_last_10(replan):
         "registry", config={"platform-registry:imageFamilies": '["app", "billing", "search"]'}
     )
     rules = _rules(plan)
-    keep = [r for r in rules if r["selection"]["countType"] == "imageCountMoreThan"]
+    keep = [r for r in rules if "tagPrefixList" in r["selection"]]
     assert [r["selection"]["tagPrefixList"] for r in keep] == [["app-"], ["billing-"], ["search-"]]
     assert {r["selection"]["countNumber"] for r in keep} == {10}
     assert {r["selection"]["tagStatus"] for r in keep} == {"tagged"}
@@ -82,6 +93,20 @@ def test_bad_image_families_are_refused_naming_the_key(replan, value, problem):
     assert problem in message
 
 
+def test_the_production_image_outranks_every_family_rule(replan):
+    """ECR never lets a lower-priority rule expire an image a higher-priority rule's tags matched:
+    the image tagged production (also app-<commit>) is kept however many builds follow it."""
+    plan = replan(
+        "registry", config={"platform-registry:imageFamilies": '["app", "billing", "search"]'}
+    )
+    rules = _rules(plan)
+    (production,) = [r for r in rules if r["selection"].get("tagPatternList") == ["production"]]
+    families = [r for r in rules if "tagPrefixList" in r["selection"]]
+    assert all(production["rulePriority"] < r["rulePriority"] for r in families)
+    # It keeps one: the one image the tag names, never a second.
+    assert production["selection"]["countNumber"] == 1
+
+
 def test_lifecycle_applies_to_this_repository(dev):
     plan = dev["registry"]
     lifecycle = inputs_of(plan, "aws:ecr/lifecyclePolicy:LifecyclePolicy")
@@ -99,8 +124,6 @@ def test_keep_count_is_configurable(replan):
     plan = replan("registry", config={"platform-registry:keepImages": "25"})
     policy = json.loads(inputs_of(plan, "aws:ecr/lifecyclePolicy:LifecyclePolicy")["policy"])
     counts = [
-        r["selection"]["countNumber"]
-        for r in policy["rules"]
-        if r["selection"]["countType"] == "imageCountMoreThan"
+        r["selection"]["countNumber"] for r in policy["rules"] if "tagPrefixList" in r["selection"]
     ]
     assert counts == [25]

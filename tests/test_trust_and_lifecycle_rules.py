@@ -37,6 +37,7 @@ def test_the_table_holds_what_aws_documents():
         "codebuild.amazonaws.com": ("aws:SourceAccount", "aws:SourceArn"),
         "events.amazonaws.com": ("aws:SourceAccount", "aws:SourceArn"),
         "codepipeline.amazonaws.com": (),
+        "lambda.amazonaws.com": (),
     }
 
 
@@ -54,8 +55,14 @@ def test_codepipeline_may_carry_no_source_key_it_does_not_send():
     assert verdicts(trust("codepipeline.amazonaws.com", ACCOUNT))
 
 
-def test_a_service_nobody_looked_up_fails():
+def test_lambda_may_carry_no_source_key_it_does_not_send():
+    assert verdicts(trust("lambda.amazonaws.com")) == []
     (problem,) = verdicts(trust("lambda.amazonaws.com", ACCOUNT))
+    assert "not documented to send ['aws:SourceAccount']" in problem
+
+
+def test_a_service_nobody_looked_up_fails():
+    (problem,) = verdicts(trust("states.amazonaws.com", ACCOUNT))
     assert "shared.iam.TRUST_CONDITION_KEYS" in problem
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
 import boto3
 import pytest
@@ -16,6 +18,7 @@ REPO = "acme-registry-app-dev"
 LOG_GROUP = "/aws/codebuild/acme-pipeline-docker-build-dev"
 PROJECT = "acme-pipeline-docker-build-dev"
 PIPELINE = "acme-pipeline-dev"
+LEDGER = "acme-foundation-ledger-dev"
 STAGES = ("Source", "Build", "Test", "SecurityScan", "Deploy")
 
 
@@ -115,7 +118,8 @@ def deploy_conforming_account(session) -> dict[str, dict]:
     ecr = session.client("ecr")
     ecr.create_repository(
         repositoryName=REPO,
-        imageTagMutability="IMMUTABLE",
+        imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+        imageTagMutabilityExclusionFilters=[{"filter": "production", "filterType": "WILDCARD"}],
         imageScanningConfiguration={"scanOnPush": True},
     )
     ecr.put_lifecycle_policy(
@@ -160,20 +164,95 @@ def deploy_conforming_account(session) -> dict[str, dict]:
             ],
         }
     )
+    dynamodb = session.client("dynamodb")
+    dynamodb.create_table(
+        TableName=LEDGER,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": "executionId", "KeyType": "HASH"},
+            {"AttributeName": "time", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "executionId", "AttributeType": "S"},
+            {"AttributeName": "time", "AttributeType": "S"},
+        ],
+        SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key},
+    )
+    dynamodb.update_continuous_backups(
+        TableName=LEDGER,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+    )
+    recorder = _recorder(session, key)
     return {
         "foundation": {
             "kmsKeyArn": key,
             "artifactBucketName": BUCKET,
             "githubTokenSecretArn": secret,
             "failureTopicArn": topic,
+            "ledgerTableName": LEDGER,
         },
         "registry": {"repositoryName": REPO},
         "pipeline": {
             "pipelineName": PIPELINE,
             "logGroupNames": {"docker-build": LOG_GROUP},
             "projectNames": {"docker-build": PROJECT},
+            "handlerArns": {"recorder": recorder},
         },
     }
+
+
+def _recorder(session, key) -> str:
+    """The recorder as deployed: own log group, a DLQ, invokable only by its rule."""
+    queue = session.client("sqs").create_queue(QueueName="acme-pipeline-recorder-dlq-dev")
+    queue_arn = session.client("sqs").get_queue_attributes(
+        QueueUrl=queue["QueueUrl"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    role = session.client("iam").create_role(
+        RoleName="recorder", AssumeRolePolicyDocument=_trust("lambda.amazonaws.com")
+    )["Role"]["Arn"]
+    group = "/aws/lambda/acme-pipeline-recorder-dev"
+    session.client("logs").create_log_group(logGroupName=group, kmsKeyId=key)
+    client = session.client("lambda")
+    arn = client.create_function(
+        FunctionName="acme-pipeline-recorder-dev",
+        Runtime="python3.13",
+        Role=role,
+        Handler="recorder.handler",
+        Code={"ZipFile": _zip()},
+        DeadLetterConfig={"TargetArn": queue_arn},
+        LoggingConfig={"LogFormat": "JSON", "LogGroup": group},
+    )["FunctionArn"]
+    client.add_permission(
+        FunctionName=arn,
+        StatementId="record-pipeline",
+        Action="lambda:InvokeFunction",
+        Principal="events.amazonaws.com",
+        SourceArn="arn:aws:events:us-east-1:123456789012:rule/acme-pipeline-record-pipeline-dev",
+    )
+    return arn
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("recorder.py", "def handler(event, context):\n    return None\n")
+    return buffer.getvalue()
+
+
+def _open_recorder(session, out):
+    session.client("lambda").add_permission(
+        FunctionName=out["pipeline"]["handlerArns"]["recorder"],
+        StatementId="anyone",
+        Action="lambda:InvokeFunction",
+        Principal="*",
+    )
+
+
+def _drop_dead_letters(session, out):
+    session.client("lambda").update_function_configuration(
+        FunctionName=out["pipeline"]["handlerArns"]["recorder"],
+        DeadLetterConfig={"TargetArn": ""},
+    )
 
 
 def _unsubscribe(session, out):
@@ -242,6 +321,12 @@ DRIFTS = {
     ),
     "codebuild-compute": _bigger_build,
     "pipeline-five-stages": _drop_a_stage,
+    "ledger-pitr-and-kms": lambda s, o: s.client("dynamodb").update_continuous_backups(
+        TableName=LEDGER,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False},
+    ),
+    "lambda-logs-and-dead-letters": _drop_dead_letters,
+    "lambda-not-public": _open_recorder,
 }
 
 
@@ -255,8 +340,58 @@ def account(monkeypatch):
     }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
-        session = boto3.Session(region_name=REGION)
+        session = Session(boto3.Session(region_name=REGION))
         yield session, deploy_conforming_account(session)
+
+
+class Session:
+    """A boto3 session on moto that keeps the Lambda settings moto accepts but drops.
+
+    moto's Lambda ignores ``LoggingConfig`` and ``DeadLetterConfig``; AWS returns them from
+    GetFunctionConfiguration. This stand-in remembers what create/update set and adds it back to
+    moto's answer, so the check reads the same fields it reads from AWS.
+    """
+
+    def __init__(self, real):
+        self._real = real
+        self._kept: dict[str, dict] = {}
+
+    def client(self, name, **kwargs):
+        client = self._real.client(name, **kwargs)
+        if name != "lambda":
+            return client
+        kept, create, update, read = (
+            self._kept,
+            client.create_function,
+            client.update_function_configuration,
+            client.get_function_configuration,
+        )
+
+        def remember(arn, given):
+            fields = {k: given[k] for k in ("LoggingConfig", "DeadLetterConfig") if k in given}
+            kept.setdefault(arn, {}).update(fields)
+
+        def create_function(**given):
+            found = create(**given)
+            remember(found["FunctionArn"], given)
+            return found
+
+        def update_function_configuration(**given):
+            found = update(**given)
+            remember(found["FunctionArn"], given)
+            return found
+
+        def get_function_configuration(**given):
+            found = read(**given)
+            return {**found, **kept.get(found["FunctionArn"], {})}
+
+        client.create_function = create_function
+        client.update_function_configuration = update_function_configuration
+        client.get_function_configuration = get_function_configuration
+        return client
+
+    def resource(self, name, **kwargs):
+        return self._real.resource(name, **kwargs)
 
 
 def test_every_check_has_a_drift():
@@ -267,7 +402,7 @@ def test_a_conforming_account_passes_every_check(account):
     session, outputs = account
     results = verify(outputs, session)
     assert {r.check for r in results} == set(DRIFTS)
-    assert len(results) == 14  # one resource per check in this account
+    assert len(results) == 17  # one resource per check in this account
     assert [r for r in results if not r.ok] == []
     assert table(results).endswith(f"{len(results)} passed, 0 failed")
 
@@ -287,6 +422,8 @@ def test_a_stack_not_deployed_fails_its_checks(account):
         ("log-groups-retention-and-kms", "stack not deployed"),
         ("codebuild-compute", "stack not deployed"),
         ("pipeline-five-stages", "stack not deployed"),
+        ("lambda-logs-and-dead-letters", "stack not deployed"),
+        ("lambda-not-public", "stack not deployed"),
     ]
 
 

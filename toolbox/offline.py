@@ -21,6 +21,7 @@ import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -34,7 +35,7 @@ from pulumi.runtime.sync_await import _sync_await
 from shared.contracts import CONTRACTS, create_command, stack_name
 from shared.errors import PlatformError, UpstreamError
 from shared.layers import get
-from shared.settings import Platform, load_all, load_platform
+from shared.settings import Platform, load_all, load_platform, relative
 from shared.stackconfig import check_all, config_values, load_layer_files
 
 REDACTED = "[secret]"
@@ -119,8 +120,28 @@ class LayerPlan:
         return json.dumps(self.as_json(), indent=2, sort_keys=True) + "\n"
 
 
+def _asset(value: Any) -> dict[str, Any]:
+    """An asset or archive as plain, deterministic JSON: its kind, path and content digest.
+
+    The plan shows what code a Lambda gets (the file, relative to the repository, and the
+    sha256 of its bytes) instead of an object JSON cannot hold.
+    """
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {name: _asset(item) for name, item in sorted(value.assets.items())}}
+    if isinstance(value, pulumi.FileAsset | pulumi.FileArchive):
+        path = Path(value.path)
+        kind = "file" if isinstance(value, pulumi.FileAsset) else "fileArchive"
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        return {kind: relative(path), "sha256": digest}
+    if isinstance(value, pulumi.StringAsset):
+        return {"text": value.text}
+    return {"asset": type(value).__name__}
+
+
 def redact(value: Any) -> Any:
-    """``value`` with every secret replaced by ``[secret]``."""
+    """``value`` with every secret replaced by ``[secret]`` (and assets as plain JSON)."""
+    if isinstance(value, pulumi.Asset | pulumi.Archive):
+        return _asset(value)
     if isinstance(value, dict):
         if value.get(SECRET_SIG) == rpc._special_secret_sig:
             return REDACTED
@@ -249,6 +270,20 @@ class PlatformMocks(mocks.Mocks):
                 }
             case "github:index/repositoryWebhook:RepositoryWebhook":
                 return str(int(seed[:8], 16)), {"url": "", "etag": seed[:16]}
+            case "aws:dynamodb/table:Table":
+                return name, {"arn": self._arn("dynamodb", f"table/{name}")}
+            case "aws:lambda/function:Function":
+                arn = self._arn("lambda", f"function:{name}")
+                return name, {
+                    "arn": arn,
+                    "qualifiedArn": f"{arn}:$LATEST",
+                    "invokeArn": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
+                    f"{arn}/invocations",
+                    "version": "$LATEST",
+                }
+            case "aws:sqs/queue:Queue":
+                url = f"https://sqs.{region}.amazonaws.com/{account}/{name}"
+                return url, {"arn": self._arn("sqs", name), "url": url}
             case "aws:codestarconnections/connection:Connection":
                 arn = self._arn("codeconnections", f"connection/{uid}")
                 return arn, {"arn": arn, "connectionStatus": "PENDING"}

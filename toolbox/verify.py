@@ -8,13 +8,14 @@ error fails the check with its code instead of stopping the run.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from policies.rules import MAX_LOG_RETENTION_DAYS, STAGES
+from policies.rules import MAX_LOG_RETENTION_DAYS, MUTABLE_TAGS_ALLOWED, STAGES
 
 Outputs = Mapping[str, Any]
 Finding = tuple[str, bool, str]
@@ -113,8 +114,74 @@ def _scan_on_push(session: Any, out: Outputs) -> Iterator[Finding]:
 
 
 def _immutable(session: Any, out: Outputs) -> Iterator[Finding]:
-    mutability = _repository(session, out)["imageTagMutability"]
-    yield out["repositoryName"], mutability == "IMMUTABLE", f"tags {mutability}"
+    repo = _repository(session, out)
+    mutability = repo["imageTagMutability"]
+    filters = [f["filter"] for f in repo.get("imageTagMutabilityExclusionFilters") or []]
+    ok = mutability == "IMMUTABLE" or (
+        mutability == "IMMUTABLE_WITH_EXCLUSION"
+        and bool(filters)
+        and set(filters) <= set(MUTABLE_TAGS_ALLOWED)
+    )
+    yield (
+        out["repositoryName"],
+        ok,
+        f"tags {mutability}" + (f" except {filters}" if filters else ""),
+    )
+
+
+def _ledger(session: Any, out: Outputs) -> Iterator[Finding]:
+    name = out["ledgerTableName"]
+    dynamodb = session.client("dynamodb")
+    backups = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    pitr = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+    sse = dynamodb.describe_table(TableName=name)["Table"].get("SSEDescription") or {}
+    ok = pitr == "ENABLED" and sse.get("SSEType") == "KMS" and bool(sse.get("KMSMasterKeyArn"))
+    yield name, ok, f"PITR {pitr or 'off'}, encryption {sse.get('SSEType') or 'AWS owned key'}"
+
+
+def _functions(out: Outputs) -> list[str]:
+    return sorted((out.get("handlerArns") or {}).values())
+
+
+def _lambda_logs_and_dead_letters(session: Any, out: Outputs) -> Iterator[Finding]:
+    client = session.client("lambda")
+    for arn in _functions(out):
+        config = client.get_function_configuration(FunctionName=arn)
+        group = (config.get("LoggingConfig") or {}).get("LogGroup")
+        dlq = (config.get("DeadLetterConfig") or {}).get("TargetArn")
+        yield arn, bool(group and dlq), f"log group {group or 'default'}, DLQ {dlq or 'none'}"
+
+
+def _lambda_not_public(session: Any, out: Outputs) -> Iterator[Finding]:
+    client = session.client("lambda")
+    for arn in _functions(out):
+        try:
+            policy = json.loads(client.get_policy(FunctionName=arn)["Policy"])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            yield arn, True, "no resource policy (invoked through a role)"
+            continue
+        open_to = [
+            str(s.get("Principal"))
+            for s in policy.get("Statement", [])
+            if s.get("Effect") == "Allow" and _public(s)
+        ]
+        yield arn, not open_to, f"open to {open_to}" if open_to else "named principals only"
+
+
+def _public(statement: Mapping[str, Any]) -> bool:
+    principal = statement.get("Principal")
+    service = principal.get("Service") if isinstance(principal, dict) else None
+    if principal == "*" or (isinstance(principal, dict) and principal.get("AWS") == "*"):
+        return True
+    keys = {k for test in (statement.get("Condition") or {}).values() for k in test}
+    return bool(service) and not keys & {
+        "AWS:SourceArn",
+        "aws:SourceArn",
+        "AWS:SourceAccount",
+        "aws:SourceAccount",
+    }
 
 
 def _ecr_lifecycle(session: Any, out: Outputs) -> Iterator[Finding]:
@@ -165,12 +232,15 @@ CHECKS: tuple[Check, ...] = (
     Check("foundation", "secret-kms", _secret_kms),
     Check("foundation", "topic-kms", _topic_kms),
     Check("foundation", "topic-email-subscription", _topic_email),
+    Check("foundation", "ledger-pitr-and-kms", _ledger),
     Check("registry", "ecr-scan-on-push", _scan_on_push),
     Check("registry", "ecr-immutable-tags", _immutable),
     Check("registry", "ecr-lifecycle", _ecr_lifecycle),
     Check("pipeline", "log-groups-retention-and-kms", _log_groups),
     Check("pipeline", "codebuild-compute", _codebuild),
     Check("pipeline", "pipeline-five-stages", _stages),
+    Check("pipeline", "lambda-logs-and-dead-letters", _lambda_logs_and_dead_letters),
+    Check("pipeline", "lambda-not-public", _lambda_not_public),
 )
 """Every post-deploy check, by layer."""
 

@@ -1,11 +1,12 @@
-"""The foundation component: the KMS key, the artifact bucket, the token secret, the topic."""
+"""The foundation component: the KMS key, the artifact and source buckets, the token and webhook
+secrets, the failure topic and the deployment ledger."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
 
-from shared import iam
+from shared import iam, ledger
 from shared.contracts import FoundationOutputs
 from stacks.foundation.config import FoundationArgs
 
@@ -71,6 +72,8 @@ class Foundation(pulumi.ComponentResource):
     """The secret that holds the generated HMAC token of the GitHub webhook."""
     topic: aws.sns.Topic
     """The topic pipeline failures are published to."""
+    ledger: aws.dynamodb.Table
+    """The deployment ledger: every pipeline, stage and build event, and every release."""
     outputs: FoundationOutputs
     """The layer's contract, exported by ``__main__``."""
 
@@ -94,6 +97,7 @@ class Foundation(pulumi.ComponentResource):
         self.secret = self._secret(stateful, child)
         self.webhook_secret = self._webhook_secret(stateful, child)
         self.topic = self._topic(child)
+        self.ledger = self._ledger(stateful)
 
         self.outputs = FoundationOutputs(
             kms_key_arn=self.key.arn,
@@ -105,6 +109,8 @@ class Foundation(pulumi.ComponentResource):
             source_bucket_name=self.source_bucket.bucket,
             source_bucket_arn=self.source_bucket.arn,
             github_webhook_secret_arn=self.webhook_secret.arn,
+            ledger_table_name=self.ledger.name,
+            ledger_table_arn=self.ledger.arn,
         )
         self.register_outputs({"kmsKeyArn": self.key.arn, "artifactBucketArn": self.bucket.arn})
 
@@ -287,6 +293,46 @@ class Foundation(pulumi.ComponentResource):
         )
         return secret
 
+    def _ledger(self, stateful: pulumi.ResourceOptions) -> aws.dynamodb.Table:
+        """The deployment ledger: one partition per pipeline execution (or build), sorted by time.
+
+        The ``kind`` index (pipeline, stage, build, release) sorted by time answers "the last N
+        releases" with one Query instead of a Scan (``./dev releases``).
+        """
+        a = self._args
+        return aws.dynamodb.Table(
+            f"{self._name}-ledger",
+            name=a.ledger_table_name,
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=ledger.PARTITION_KEY,
+            range_key=ledger.SORT_KEY,
+            attributes=[
+                aws.dynamodb.TableAttributeArgs(name=ledger.PARTITION_KEY, type="S"),
+                aws.dynamodb.TableAttributeArgs(name=ledger.SORT_KEY, type="S"),
+                aws.dynamodb.TableAttributeArgs(name=ledger.KIND_KEY, type="S"),
+            ],
+            global_secondary_indexes=[
+                aws.dynamodb.TableGlobalSecondaryIndexArgs(
+                    name=ledger.KIND_INDEX,
+                    projection_type="ALL",
+                    key_schemas=[
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=ledger.KIND_KEY, key_type="HASH"
+                        ),
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=ledger.SORT_KEY, key_type="RANGE"
+                        ),
+                    ],
+                )
+            ],
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
+                enabled=True, kms_key_arn=self.key.arn
+            ),
+            deletion_protection_enabled=a.protect,
+            opts=stateful,
+        )
+
     def _topic(self, child: pulumi.ResourceOptions) -> aws.sns.Topic:
         a = self._args
         topic = aws.sns.Topic(
@@ -355,6 +401,49 @@ def key_policy(a: FoundationArgs) -> pulumi.Output[str]:
                     "ArnLike",
                     "kms:EncryptionContext:aws:logs:arn",
                     [iam.arn("logs", a.region, a.account_id, f"log-group:{a.log_group_prefix}*")],
+                )
+            ],
+        ),
+        iam.Statement(
+            # The release handlers write the ledger (DynamoDB), publish to the topic (SNS) and
+            # park failed events in their dead-letter queues (SQS); those services call KMS on
+            # the caller's behalf. DynamoDB's grant is covered by the grants statement above
+            # (kms:GrantIsForAWSResource), so this one holds no grant action:
+            # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html
+            sid="AccountUsesKeyThroughReleaseServices",
+            actions=KEY_USE,
+            resources=["*"],
+            principals={"AWS": [account_root]},
+            conditions=[
+                iam.Condition("StringEquals", "kms:CallerAccount", [a.account_id]),
+                iam.Condition(
+                    "StringEquals",
+                    "kms:ViaService",
+                    [
+                        f"dynamodb.{a.region}.amazonaws.com",
+                        f"sns.{a.region}.amazonaws.com",
+                        f"sqs.{a.region}.amazonaws.com",
+                    ],
+                ),
+            ],
+        ),
+        iam.Statement(
+            sid="CloudWatchLogsEncryptsHandlerLogs",
+            actions=KEY_USE,
+            resources=["*"],
+            principals={"Service": [f"logs.{a.region}.amazonaws.com"]},
+            conditions=[
+                iam.Condition(
+                    "ArnLike",
+                    "kms:EncryptionContext:aws:logs:arn",
+                    [
+                        iam.arn(
+                            "logs",
+                            a.region,
+                            a.account_id,
+                            f"log-group:{a.handler_log_group_prefix}*",
+                        )
+                    ],
                 )
             ],
         ),

@@ -35,6 +35,10 @@ class FoundationArgs:
     """Name of the SNS topic for pipeline failures."""
     log_group_prefix: str
     """Log groups (the pipeline's CodeBuild logs) that CloudWatch Logs may encrypt with the key."""
+    handler_log_group_prefix: str
+    """Log groups of the pipeline's Lambda handlers, which CloudWatch Logs may encrypt too."""
+    ledger_table_name: str
+    """Name of the DynamoDB deployment ledger."""
     notification_email: str
     """Address subscribed to the failure topic."""
     artifact_expiry_days: int
@@ -44,7 +48,7 @@ class FoundationArgs:
     secret_recovery_window_days: int
     """Days a deleted secret can be restored (0, or 7-30)."""
     protect: bool
-    """Protect the stateful resources (key, bucket, secret) from deletion."""
+    """Protect the stateful resources (key, bucket, secret, ledger) from deletion."""
     github_token: pulumi.Output[str] | None
     """The GitHub token from secret config, or None when the operator sets it in the secret."""
 
@@ -63,6 +67,8 @@ def load(program: Program) -> FoundationArgs:
         webhook_secret_name=label.name(Kind.SECRET, "github-webhook-secret"),
         topic_name=label.name(Kind.SNS_TOPIC, "pipeline-failures"),
         log_group_prefix=label.prefix(Kind.LOG_GROUP, layer=get_layer("pipeline")),
+        handler_log_group_prefix=label.prefix(Kind.LAMBDA_LOG_GROUP, layer=get_layer("pipeline")),
+        ledger_table_name=label.name(Kind.DYNAMODB_TABLE, "ledger"),
         notification_email=config.email("notificationEmail"),
         artifact_expiry_days=config.integer("artifactExpiryDays", minimum=1, maximum=365),
         key_deletion_window_days=config.integer("keyDeletionWindowDays", minimum=7, maximum=30),

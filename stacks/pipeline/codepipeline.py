@@ -6,7 +6,8 @@ order, parallel tests, the approval inside Deploy) is decided in one readable pl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -19,6 +20,20 @@ STAGES = ("Source", "Build", "Test", "SecurityScan", "Deploy")
 SOURCE_ARTIFACT = "SourceOutput"
 BUILD_ARTIFACT = "BuildOutput"
 IMAGE_DEFINITIONS = "imagedefinitions.json"
+BUILD_VARIABLES = "BuildVariables"
+"""Namespace of the DockerBuild action's exported variables (IMAGE_TAG, COMMIT_ID)."""
+
+
+@dataclass(frozen=True)
+class DeployGate:
+    """What runs after the ECS deploy inside the Deploy stage, and how the stage ends."""
+
+    action: Callable[[int], aws.codepipeline.PipelineStageActionArgs]
+    """The action, given the run order after every other Deploy action."""
+    on_failure: aws.codepipeline.PipelineStageOnFailureArgs | None = None
+    """What the stage does when an action fails (``ROLLBACK``)."""
+    on_success: aws.codepipeline.PipelineStageOnSuccessArgs | None = None
+    """A condition checked before the stage succeeds (the bake's alarms), or None."""
 
 
 def console_url(args: PipelineArgs) -> str:
@@ -30,7 +45,13 @@ def console_url(args: PipelineArgs) -> str:
 
 
 def _build_action(
-    name: str, project_name: str, artifact: str, output: str | None = None, run_order: int = 1
+    name: str,
+    project_name: str,
+    artifact: str,
+    output: str | None = None,
+    run_order: int = 1,
+    *,
+    namespace: str | None = None,
 ) -> aws.codepipeline.PipelineStageActionArgs:
     return aws.codepipeline.PipelineStageActionArgs(
         name=name,
@@ -42,6 +63,7 @@ def _build_action(
         configuration={"ProjectName": project_name},
         output_artifacts=[output] if output else None,
         run_order=run_order,
+        namespace=namespace,
     )
 
 
@@ -49,10 +71,14 @@ def stages(
     args: PipelineArgs,
     project_names: Mapping[str, str],
     source: aws.codepipeline.PipelineStageActionArgs,
+    *,
+    gate: DeployGate | None = None,
 ) -> list[aws.codepipeline.PipelineStageArgs]:
     """The five stages, in order. Unit and integration tests share a run order (parallel).
 
-    ``source`` is the provider's Source action (``stacks.pipeline.sources``).
+    ``source`` is the provider's Source action (``stacks.pipeline.sources``); ``gate`` the
+    release flow's action after the ECS deploy and the Deploy stage's rollback
+    (``stacks.pipeline.releases``).
     """
     deploy: list[aws.codepipeline.PipelineStageActionArgs] = []
     if args.require_approval:
@@ -88,11 +114,18 @@ def stages(
             run_order=len(deploy) + 1,
         )
     )
+    if gate is not None:
+        deploy.append(gate.action(len(deploy) + 1))
     actions = {
         "Source": [source],
         "Build": [
+            # Its exported IMAGE_TAG and COMMIT_ID reach the deploy handler (releases.py).
             _build_action(
-                "DockerBuild", project_names["docker-build"], SOURCE_ARTIFACT, BUILD_ARTIFACT
+                "DockerBuild",
+                project_names["docker-build"],
+                SOURCE_ARTIFACT,
+                BUILD_ARTIFACT,
+                namespace=BUILD_VARIABLES,
             )
         ],
         "Test": [
@@ -106,7 +139,13 @@ def stages(
         "Deploy": deploy,
     }
     return [
-        aws.codepipeline.PipelineStageArgs(name=stage, actions=actions[stage]) for stage in STAGES
+        aws.codepipeline.PipelineStageArgs(
+            name=stage,
+            actions=actions[stage],
+            on_failure=gate.on_failure if gate and stage == "Deploy" else None,
+            on_success=gate.on_success if gate and stage == "Deploy" else None,
+        )
+        for stage in STAGES
     ]
 
 

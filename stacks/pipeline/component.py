@@ -14,8 +14,9 @@ import pulumi_aws as aws
 
 from shared import families
 from shared.contracts import FoundationOutputs, PipelineOutputs, RegistryOutputs
-from stacks.pipeline import codebuild, codepipeline, events, roles, sources
+from stacks.pipeline import codebuild, codepipeline, events, releases, roles, sources
 from stacks.pipeline.config import BuildProject, PipelineArgs
+from stacks.pipeline.releases import Releases
 
 CODEBUILD = "codebuild.amazonaws.com"
 DOCKER_CACHE = ["LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE"]
@@ -39,6 +40,8 @@ class Pipeline(pulumi.ComponentResource):
     """The JUnit report groups of unit-tests and integration-tests."""
     webhook: aws.codepipeline.Webhook | None
     """The GitHub source's webhook (None for the other sources)."""
+    releases: Releases
+    """The recorder and deploy handler Lambdas, with their logs, roles and queues."""
     outputs: PipelineOutputs
     """The layer's contract, exported by ``__main__``."""
 
@@ -63,6 +66,8 @@ class Pipeline(pulumi.ComponentResource):
         for service in args.services:
             self._docker_build(service)
         self._token = self._oauth_token()
+        self.releases = releases.build(name, args, foundation, registry, parent=self)
+        self.roles.update(self.releases.roles)
         self.pipeline = self._pipeline()
         self.webhook = self._webhook()
         self._events()
@@ -76,9 +81,14 @@ class Pipeline(pulumi.ComponentResource):
             ),
             role_arns=pulumi.Output.all(**{key: role.arn for key, role in self.roles.items()}),
             log_group_names=pulumi.Output.all(
-                **{key: group.name for key, group in self.log_groups.items()}
+                **{key: group.name for key, group in self.log_groups.items()},
+                **{key: group.name for key, group in self.releases.log_groups.items()},
+            ),
+            handler_arns=pulumi.Output.all(
+                **{key: function.arn for key, function in self.releases.functions.items()}
             ),
             github_webhook_url=(self.webhook.url if self.webhook else pulumi.Output.from_input("")),
+            image_uri=pulumi.Output.concat(registry.repository_url, ":", families.PRODUCTION_TAG),
         )
         self.register_outputs(
             {"pipelineArn": self.pipeline.arn, "pipelineName": self.pipeline.name}
@@ -222,14 +232,22 @@ class Pipeline(pulumi.ComponentResource):
             "pipeline",
             "codepipeline.amazonaws.com",
             [a.pipeline_arn],
-            roles.pipeline_statements(
-                a, f, [a.arn("codebuild", build.arn_resource) for build in a.projects]
-            ),
+            [
+                *roles.pipeline_statements(
+                    a, f, [a.arn("codebuild", build.arn_resource) for build in a.projects]
+                ),
+                *releases.pipeline_statements(a),
+            ],
         )
         source = sources.source_action(
             a, oauth_token=self._token, source_bucket_name=f.source_bucket_name
         )
-        stage_list = codepipeline.stages(a, {key: self._project_name(key) for key in core}, source)
+        stage_list = codepipeline.stages(
+            a,
+            {key: self._project_name(key) for key in core},
+            source,
+            gate=releases.deploy_gate(a, self._registry),
+        )
         return codepipeline.pipeline(
             f"{self._name}-codepipeline",
             a,
@@ -239,7 +257,12 @@ class Pipeline(pulumi.ComponentResource):
             stage_list=stage_list,
             triggers=sources.triggers(a),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[duty.policy, *(self.projects[key] for key in core)]
+                parent=self,
+                depends_on=[
+                    duty.policy,
+                    *(self.projects[key] for key in core),
+                    self.releases.functions["deploy-handler"],
+                ],
             ),
         )
 
@@ -265,9 +288,10 @@ class Pipeline(pulumi.ComponentResource):
         )
 
     def _events(self) -> None:
-        """The rules (failures; the CodeCommit mirror and the S3 source when on), each target
-        with retries and a dead-letter queue, an alarm on each rule's failed invocations, and
-        the topic policy that lets exactly those publish."""
+        """The rules (failures; the CodeCommit mirror and the S3 source when on; the recorder's
+        two; failed service builds when there are services), each target with retries and a
+        dead-letter queue, an alarm on each rule's failed invocations, and the topic policy that
+        lets exactly the failure rules and those alarms publish."""
         a, f = self._args, self._foundation
         rules = {
             "failed": events.failure_notification(
@@ -306,6 +330,32 @@ class Pipeline(pulumi.ComponentResource):
                     dead_letter_queue=self._dead_letter_queue("source", a.source.source_rule_name),
                     opts=opts,
                 )
+        rules.update(
+            releases.recorder_rules(
+                self._name,
+                a,
+                self.releases.functions["recorder"],
+                [build.project_name for build in a.projects],
+                dead_letter_queues={
+                    rule: self._dead_letter_queue(rule, rule_name)
+                    for rule, rule_name in (
+                        ("record-pipeline", a.releases.record_pipeline_rule_name),
+                        ("record-builds", a.releases.record_builds_rule_name),
+                    )
+                },
+                opts=self._child,
+            )
+        )
+        if a.services:
+            rules["service-failed"] = releases.service_failures(
+                f"{self._name}-service-failed",
+                a,
+                f.failure_topic_arn,
+                dead_letter_queue=self._dead_letter_queue(
+                    "service-failed", a.releases.service_failed_rule_name
+                ),
+                opts=self._child,
+            )
         for rule, resource in rules.items():
             events.failed_invocations_alarm(
                 f"{self._name}-{rule}-alarm",

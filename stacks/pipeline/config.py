@@ -20,14 +20,29 @@ started by a webhook; ``codeconnections``: a CodeStarSourceConnection action sta
 pipeline's own push trigger (what AWS recommends); ``s3``: a versioned zip in the foundation's
 source bucket, started by an EventBridge rule on its creation (no connection needed)."""
 
-EVENT_RULES = ("failed", "codecommit", "source")
-"""The layer's EventBridge rules, by purpose; each target has a dead-letter queue and an alarm.
-``codecommit`` exists while ``codecommitTrigger`` is on, ``source`` for the s3 provider."""
+EVENT_RULES = (
+    "failed",
+    "codecommit",
+    "source",
+    "record-pipeline",
+    "record-builds",
+    "service-failed",
+)
+"""The layer's EventBridge rules, by purpose; each target retries, then dead-letters into its own
+queue, and an alarm watches each rule's failed invocations. ``codecommit`` exists while
+``codecommitTrigger`` is on, ``source`` for the s3 provider, ``service-failed`` with services."""
 
 
-def event_rules(provider: str, *, codecommit_trigger: bool) -> tuple[str, ...]:
+def event_rules(provider: str, *, codecommit_trigger: bool, services: bool) -> tuple[str, ...]:
     """The rules this configuration creates, in :data:`EVENT_RULES` order."""
-    present = {"failed": True, "codecommit": codecommit_trigger, "source": provider == "s3"}
+    present = {
+        "failed": True,
+        "codecommit": codecommit_trigger,
+        "source": provider == "s3",
+        "record-pipeline": True,
+        "record-builds": True,
+        "service-failed": services,
+    }
     return tuple(rule for rule in EVENT_RULES if present[rule])
 
 
@@ -39,6 +54,12 @@ LOG_RETENTION_DAYS = (
     2922, 3288, 3653,
 )  # fmt: skip
 """The retention periods CloudWatch Logs accepts (never-expire is not offered)."""
+
+MAX_CONDITION_RULES = 5
+"""A stage condition holds 1-5 rules (CodePipeline API Condition.rules): one rule per alarm."""
+
+MAX_BAKE_MINUTES = 180
+"""The longest bake: the Deploy stage holds the pipeline (SUPERSEDED mode) while it waits."""
 
 GITHUB_OWNER = r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}"
 GITHUB_REPO = r"(?!\.{1,2}$)[A-Za-z0-9._-]{1,100}"
@@ -109,6 +130,53 @@ class BuildProject:
         return f"project/{self.project_name}"
 
 
+ALARM_ARN = r"arn:aws(?:-[a-z]+)*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:[^:]{1,255}"
+
+
+@dataclass(frozen=True)
+class Handler:
+    """One Lambda handler of the release flow: its file and every name it needs."""
+
+    key: str
+    """``recorder`` or ``deploy-handler``: the key in the outputs and the role's duty."""
+    file: str
+    """The handler's file under ``stacks/pipeline/handlers/``."""
+    function_name: str
+    """The Lambda function's name."""
+    log_group_name: str
+    """Its own log group (``/aws/lambda/...``)."""
+    queue_name: str
+    """Its dead-letter queue."""
+
+
+@dataclass(frozen=True)
+class ReleaseArgs:
+    """The release flow: the recorder and deploy handler, their rules, and the rollback."""
+
+    recorder: Handler
+    deploy_handler: Handler
+    record_pipeline_rule_name: str
+    """EventBridge rule: this pipeline's execution and stage state changes, to the recorder."""
+    record_builds_rule_name: str
+    """EventBridge rule: state changes of this layer's CodeBuild builds, to the recorder."""
+    service_failed_rule_name: str
+    """EventBridge rule: failed builds of the standalone service projects, to the topic."""
+    deploy_alarm_arns: tuple[str, ...]
+    """CloudWatch alarms the Deploy stage watches after the deploy; empty: no bake."""
+    bake_minutes: int
+    """How long the Deploy stage watches those alarms before it succeeds."""
+
+    @property
+    def handlers(self) -> tuple[Handler, Handler]:
+        """Both handlers, recorder first."""
+        return (self.recorder, self.deploy_handler)
+
+    @property
+    def alarm_names(self) -> tuple[str, ...]:
+        """The alarms' names (the CloudWatchAlarm rule takes names, not ARNs)."""
+        return tuple(arn.split(":alarm:", 1)[1] for arn in self.deploy_alarm_arns)
+
+
 @dataclass(frozen=True)
 class PipelineArgs:
     """Everything the pipeline component needs, validated and with its names checked."""
@@ -171,6 +239,8 @@ class PipelineArgs:
     """SQS dead-letter queue of each rule's target, by rule (those of :func:`event_rules`)."""
     alarm_names: dict[str, str]
     """CloudWatch alarm on each rule's failed invocations, by rule (:func:`event_rules`)."""
+    releases: ReleaseArgs
+    """The deployment ledger's writers, the deploy handler and the rollback."""
 
     def arn(self, service: str, resource: str) -> str:
         """An ARN in this account and region, for a resource referenced before it exists."""
@@ -244,14 +314,25 @@ def load(program: Program) -> PipelineArgs:
     services = _services(program, image_families)
     role_names = {
         duty: label.name(Kind.IAM_ROLE, duty)
-        for duty in ("pipeline", "events", "docker-build", "tests", "security-scan")
+        for duty in (
+            "pipeline",
+            "events",
+            "docker-build",
+            "tests",
+            "security-scan",
+            "recorder",
+            "deploy-handler",
+        )
     }
     for service in services:
         role_names[service.role] = label.name(
             Kind.IAM_ROLE, service.role, blame=config.where("services")
         )
     source = _source(program, provider)
-    rules = event_rules(provider, codecommit_trigger=source.codecommit_trigger)
+    rules = event_rules(
+        provider, codecommit_trigger=source.codecommit_trigger, services=bool(services)
+    )
+    releases = _releases(program)
     codecommit_repository = config.string(
         "codecommitRepository", pattern=CODECOMMIT_REPO, allowed="a CodeCommit repository name"
     )
@@ -304,6 +385,51 @@ def load(program: Program) -> PipelineArgs:
         alarm_names={
             rule: label.name(Kind.CLOUDWATCH_ALARM, rule, "failed-invocations") for rule in rules
         },
+        releases=releases,
+    )
+
+
+def _handler(program: Program, key: str) -> Handler:
+    label = program.label
+    return Handler(
+        key=key,
+        file=f"{key.replace('-handler', '')}.py",
+        function_name=label.name(Kind.LAMBDA_FUNCTION, key),
+        log_group_name=label.name(Kind.LAMBDA_LOG_GROUP, key),
+        queue_name=label.name(Kind.SQS_QUEUE, key, "dlq"),
+    )
+
+
+def _releases(program: Program) -> ReleaseArgs:
+    """The release flow's names, and the alarms and bake time of the Deploy stage."""
+    config, label = program.config, program.label
+    alarms = config.string_list(
+        "deployAlarmArns",
+        pattern=ALARM_ARN,
+        allowed="CloudWatch alarm ARNs: arn:aws:cloudwatch:<region>:<account>:alarm:<name>",
+    )
+    if len(alarms) > MAX_CONDITION_RULES:
+        raise ConfigError(
+            config.source,
+            f"{program.layer.project}:deployAlarmArns",
+            f"{len(alarms)} alarms, more than one condition holds",
+            f"at most {MAX_CONDITION_RULES} alarm ARNs",
+        )
+    if len(set(alarms)) != len(alarms):
+        raise ConfigError(
+            config.source,
+            f"{program.layer.project}:deployAlarmArns",
+            "an alarm is listed twice",
+            "unique alarm ARNs",
+        )
+    return ReleaseArgs(
+        recorder=_handler(program, "recorder"),
+        deploy_handler=_handler(program, "deploy-handler"),
+        record_pipeline_rule_name=label.name(Kind.EVENT_RULE, "record-pipeline"),
+        record_builds_rule_name=label.name(Kind.EVENT_RULE, "record-builds"),
+        service_failed_rule_name=label.name(Kind.EVENT_RULE, "service-failed"),
+        deploy_alarm_arns=alarms,
+        bake_minutes=config.integer("bakeMinutes", minimum=1, maximum=MAX_BAKE_MINUTES),
     )
 
 

@@ -1,5 +1,8 @@
 """EventBridge rules: failures to the failure topic; CodeCommit pushes start the pipeline.
 
+(The S3 source rule lives in ``sources``, the recorder's and the service-failure rule in
+``releases``; they use the same retry, dead-letter queue and alarm.)
+
 Every target retries for a bounded time and then drops what it could not deliver into its own
 KMS-encrypted SQS dead-letter queue; an alarm on each rule's ``FailedInvocations`` notifies the
 failure topic; the topic's policy lets only that rule and those alarms publish (docs/iam.md).
@@ -121,14 +124,21 @@ def failure_topic_policy(
     topic_arn: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
 ) -> aws.sns.TopicPolicy:
-    """The failure topic's policy: only the failure rule and this layer's alarms publish."""
+    """The failure topic's policy: only the failure rules and this layer's alarms publish.
+
+    The failure rules: failed executions, and failed standalone service builds when there are
+    services (``stacks.pipeline.releases``).
+    """
     alarm_arns = [args.arn("cloudwatch", f"alarm:{name}") for name in args.alarm_names.values()]
+    failure_rules = [args.failure_rule_name]
+    if args.services:
+        failure_rules.append(args.releases.service_failed_rule_name)
     return aws.sns.TopicPolicy(
         resource_name,
         arn=topic_arn,
         policy=iam.document(
             iam.Statement(
-                sid="OnlyTheFailureRulePublishes",
+                sid="OnlyTheFailureRulesPublish",
                 actions=["sns:Publish"],
                 principals={"Service": ["events.amazonaws.com"]},
                 resources=[topic_arn],
@@ -136,7 +146,7 @@ def failure_topic_policy(
                     iam.Condition(
                         "ArnEquals",
                         "aws:SourceArn",
-                        [args.arn("events", f"rule/{args.failure_rule_name}")],
+                        [args.arn("events", f"rule/{rule}") for rule in failure_rules],
                     )
                 ],
             ),

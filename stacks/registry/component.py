@@ -22,6 +22,12 @@ def lifecycle_rules(
     One ``imageCountMoreThan`` rule per family, selecting its tags by prefix (``<family>-``), so
     a busy service's pushes never expire the image another service runs. There is no ``any``
     rule: a tag outside every family (pushed by hand) is never expired by this policy.
+
+    Before the families, a rule selects the one image tagged ``production`` (exactly, a
+    ``tagPatternList`` without wildcard) and keeps it: ECR never lets a lower-priority rule expire
+    an image that a higher-priority rule's tags matched, so the image in production (also tagged
+    ``app-<commit>``) survives however many newer builds its family gets.
+    https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html
     """
     rules: list[dict[str, Any]] = [
         {
@@ -34,9 +40,20 @@ def lifecycle_rules(
                 "countNumber": untagged_expiry_days,
             },
             "action": {"type": "expire"},
-        }
+        },
+        {
+            "rulePriority": 2,
+            "description": f"Keep the image tagged {families.PRODUCTION_TAG}",
+            "selection": {
+                "tagStatus": "tagged",
+                "tagPatternList": [families.PRODUCTION_TAG],
+                "countType": "imageCountMoreThan",
+                "countNumber": 1,
+            },
+            "action": {"type": "expire"},
+        },
     ]
-    for priority, family in enumerate(image_families, start=2):
+    for priority, family in enumerate(image_families, start=3):
         rules.append(
             {
                 "rulePriority": priority,
@@ -57,7 +74,7 @@ class Registry(pulumi.ComponentResource):
     """The ECR repository the pipeline pushes to and ECS pulls from."""
 
     repository: aws.ecr.Repository
-    """The repository: scan on push, immutable tags, encrypted with the foundation key."""
+    """The repository: scan on push, immutable tags (but ``production``), the foundation key."""
     outputs: RegistryOutputs
     """The layer's contract, exported by ``__main__``."""
 
@@ -76,8 +93,15 @@ class Registry(pulumi.ComponentResource):
                 scan_on_push=True
             ),
             # Immutable: a tag (the commit) always means the same image; the pipeline never
-            # pushes `latest`.
-            image_tag_mutability="IMMUTABLE",
+            # pushes `latest`. One exception, matched exactly (no wildcard): the `production`
+            # tag, which the deploy handler moves to each image it promotes.
+            # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-ecr-repository-imagetagmutabilityexclusionfilter.html
+            image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
+            image_tag_mutability_exclusion_filters=[
+                aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(
+                    filter=families.PRODUCTION_TAG, filter_type="WILDCARD"
+                )
+            ],
             encryption_configurations=[
                 aws.ecr.RepositoryEncryptionConfigurationArgs(
                     encryption_type="KMS", kms_key=foundation.kms_key_arn

@@ -1,0 +1,1 @@
+"""Code that runs in AWS Lambda: plain Python files, each packaged alone, no Pulumi import."""

@@ -1,0 +1,126 @@
+"""Recorder: writes every state change of the pipeline, its stages and its builds to the ledger.
+
+Invoked by two EventBridge rules (this pipeline's execution and stage state changes; its CodeBuild
+projects' build state changes). Each event becomes one ledger row: the execution id (a build's id
+for a build), the time, what changed (kind, stage or project, state) and the commit. The sort key
+is the event's time, ``#`` and the event id, so a redelivered event (EventBridge delivers at least
+once) overwrites its own row and never adds a second one.
+
+Event shapes: https://docs.aws.amazon.com/codepipeline/latest/userguide/detect-state-changes-cloudwatch-events.html
+and https://docs.aws.amazon.com/codebuild/latest/userguide/sample-build-notifications.html
+
+Packaged alone (no Pulumi, nothing from this repository); the ledger's key names are spelled here
+and held to ``shared/ledger.py`` by a test.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+PARTITION_KEY = "executionId"
+SORT_KEY = "time"
+KIND_KEY = "kind"
+
+PIPELINE_EXECUTION = "CodePipeline Pipeline Execution State Change"
+STAGE_EXECUTION = "CodePipeline Stage Execution State Change"
+BUILD_STATE = "CodeBuild Build State Change"
+
+log = logging.getLogger()
+log.setLevel(logging.INFO)
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:
+    """Lambda entry point: record one event (the table and clients come from the environment)."""
+    session = boto3.Session()
+    dynamodb: Any = session.resource("dynamodb")
+    table = dynamodb.Table(os.environ["LEDGER_TABLE"])
+    return record(event, table, session.client("codepipeline"))
+
+
+def record(event: dict[str, Any], table: Any, codepipeline: Any) -> dict[str, str]:
+    """Write ``event`` to ``table`` as one row; the row's keys are returned."""
+    item = row(event, codepipeline)
+    table.put_item(Item=item)
+    log.info(
+        "recorded %s %s %s of %s",
+        item[KIND_KEY],
+        item.get("stage", ""),
+        item["state"],
+        item[PARTITION_KEY],
+    )
+    return {PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]}
+
+
+def row(event: dict[str, Any], codepipeline: Any) -> dict[str, str]:
+    """The ledger row for one documented event; ValueError for any other shape."""
+    detail_type = event.get("detail-type")
+    detail = event.get("detail") or {}
+    base = {
+        SORT_KEY: f"{iso_time(event['time'])}#{event['id']}",
+        "eventId": event["id"],
+        "recordedAt": now(),
+    }
+    if detail_type == PIPELINE_EXECUTION:
+        pipeline, execution = detail["pipeline"], detail["execution-id"]
+        return {
+            **base,
+            PARTITION_KEY: execution,
+            KIND_KEY: "pipeline",
+            "pipeline": pipeline,
+            "state": detail["state"],
+            "commit": commit_of(codepipeline, pipeline, execution),
+        }
+    if detail_type == STAGE_EXECUTION:
+        return {
+            **base,
+            PARTITION_KEY: detail["execution-id"],
+            KIND_KEY: "stage",
+            "pipeline": detail["pipeline"],
+            "stage": detail["stage"],
+            "state": detail["state"],
+        }
+    if detail_type == BUILD_STATE:
+        info = detail.get("additional-information") or {}
+        return {
+            **base,
+            PARTITION_KEY: detail["build-id"],
+            KIND_KEY: "build",
+            "stage": detail["project-name"],
+            "state": detail["build-status"],
+            "commit": info.get("resolved-source-version") or info.get("source-version") or "",
+            "initiator": info.get("initiator", ""),
+        }
+    raise ValueError(f"not an event the recorder handles: detail-type {detail_type!r}")
+
+
+def commit_of(codepipeline: Any, pipeline: str, execution: str) -> str:
+    """The source revision (the commit) of an execution; '' when CodePipeline cannot say.
+
+    A missing commit never loses the event: the row is written without it.
+    """
+    try:
+        found = codepipeline.get_pipeline_execution(
+            pipelineName=pipeline, pipelineExecutionId=execution
+        )
+    except (ClientError, BotoCoreError) as exc:
+        log.warning("no commit for %s: %s", execution, exc)
+        return ""
+    revisions = found["pipelineExecution"].get("artifactRevisions") or []
+    return revisions[0].get("revisionId", "") if revisions else ""
+
+
+def iso_time(value: str) -> str:
+    """An event's time as ISO-8601 UTC (``2017-09-01T16:14:28Z``), refusing anything else."""
+    parsed = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now() -> str:
+    """The current time, ISO-8601 UTC with milliseconds."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -1,0 +1,467 @@
+"""The release flow: the recorder and deploy handler Lambdas, their rules, and the Deploy gate.
+
+- The **recorder** gets every execution and stage state change of this pipeline and every build
+  state change of this layer's CodeBuild projects (two EventBridge rules) and writes each to the
+  foundation's ledger.
+- The **deploy handler** runs in the Deploy stage after the ECS deploy (an Invoke/Lambda action):
+  it checks the image and its scan, tags it ``production``, records the release and reports the
+  job result. The stage rolls back when it fails, and, with ``deployAlarmArns``, when one of the
+  alarms goes to ALARM within ``bakeMinutes`` after the deploy.
+- Failed builds of the standalone service projects (outside the pipeline) go to the failure topic.
+
+Each Lambda has its own role (least privilege), log group (retention and key as the CodeBuild
+groups), dead-letter queue (SQS, the platform key), reserved concurrency and environment
+variables encrypted with the platform key. The handlers' code is ``handlers/<file>``, packaged
+alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from shared import iam
+from shared.contracts import FoundationOutputs, RegistryOutputs
+from stacks.pipeline import events, roles
+from stacks.pipeline.codepipeline import BUILD_VARIABLES, DeployGate
+from stacks.pipeline.config import Handler, PipelineArgs
+
+HANDLER_DIR = Path(__file__).resolve().parent / "handlers"
+
+RUNTIME = aws.lambda_.Runtime.PYTHON3D13
+"""Python 3.13: supported by Lambda (and pulumi-aws 7.51's Runtime enum) well past 2026."""
+
+RESERVED_CONCURRENCY = {"recorder": 5, "deploy-handler": 2}
+"""At most this many copies at once: the pipeline runs one execution at a time (SUPERSEDED), so
+the recorder sees a handful of events per minute and the deploy handler one job (two while a
+rollback overlaps). It also caps what a flood of events could cost."""
+
+DESCRIPTIONS = {
+    "recorder": "Writes every pipeline, stage and build state change to the deployment ledger",
+    "deploy-handler": "Checks the deployed image and its scan, tags it production, records it",
+}
+TIMEOUT_SECONDS = {"recorder": 30, "deploy-handler": 120}
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+"""SQS's longest retention: two weeks to look at an event that could not be recorded."""
+
+DEPLOY_ACTION = "PromoteImage"
+KEY_USE = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+"""The ledger (DynamoDB), the topic (SNS) and the dead-letter queue (SQS) use the platform key."""
+
+
+@dataclass(frozen=True)
+class Releases:
+    """What the release flow created, for the component's outputs."""
+
+    functions: dict[str, aws.lambda_.Function]
+    """By handler key: recorder, deploy-handler."""
+    log_groups: dict[str, aws.cloudwatch.LogGroup]
+    roles: dict[str, aws.iam.Role]
+    queues: dict[str, aws.sqs.Queue]
+
+
+def function_arn(args: PipelineArgs, handler: Handler) -> str:
+    """A handler's ARN, known from its name before it exists (the pipeline role names it)."""
+    return args.arn("lambda", f"function:{handler.function_name}")
+
+
+def pipeline_pattern(args: PipelineArgs) -> dict[str, Any]:
+    """Every execution and stage state change of this pipeline."""
+    return {
+        "source": ["aws.codepipeline"],
+        "detail-type": [
+            "CodePipeline Pipeline Execution State Change",
+            "CodePipeline Stage Execution State Change",
+        ],
+        "detail": {"pipeline": [args.pipeline_name]},
+    }
+
+
+def builds_pattern(project_names: Sequence[str]) -> dict[str, Any]:
+    """Every build state change of these CodeBuild projects."""
+    return {
+        "source": ["aws.codebuild"],
+        "detail-type": ["CodeBuild Build State Change"],
+        "detail": {"project-name": sorted(project_names)},
+    }
+
+
+def service_failed_pattern(project_names: Sequence[str]) -> dict[str, Any]:
+    """Failed builds of the standalone service projects."""
+    return {
+        "source": ["aws.codebuild"],
+        "detail-type": ["CodeBuild Build State Change"],
+        "detail": {"build-status": ["FAILED"], "project-name": sorted(project_names)},
+    }
+
+
+SERVICE_FAILED_MESSAGE = (
+    '"Build <build> of service project <project> failed (<time>). Logs: <logs>"'
+)
+"""The e-mail text (a JSON string, so SNS delivers plain text)."""
+
+
+def user_parameters(args: PipelineArgs, registry: RegistryOutputs) -> pulumi.Output[str]:
+    """The deploy handler's UserParameters: CodePipeline resolves the ``#{...}`` variables."""
+    return pulumi.Output.json_dumps(
+        {
+            "repository": registry.repository_name,
+            "imageTag": f"#{{{BUILD_VARIABLES}.IMAGE_TAG}}",
+            "commit": f"#{{{BUILD_VARIABLES}.COMMIT_ID}}",
+            "executionId": "#{codepipeline.PipelineExecutionId}",
+            "threshold": args.scan_severity_threshold,
+        }
+    )
+
+
+def deploy_gate(args: PipelineArgs, registry: RegistryOutputs) -> DeployGate:
+    """The deploy handler after the ECS deploy, and the Deploy stage's rollback.
+
+    The handler runs after every other Deploy action (one run order later). The stage rolls back
+    to the last successful execution when it fails (V2 ``onFailure`` ROLLBACK), and, with alarms
+    configured, when a ``CloudWatchAlarm`` rule sees one of them in ALARM during the bake.
+    https://docs.aws.amazon.com/codepipeline/latest/userguide/stage-conditions.html
+    https://docs.aws.amazon.com/codepipeline/latest/userguide/rule-reference-CloudWatchAlarm.html
+    """
+    releases = args.releases
+
+    def action(run_order: int) -> aws.codepipeline.PipelineStageActionArgs:
+        return aws.codepipeline.PipelineStageActionArgs(
+            name=DEPLOY_ACTION,
+            category="Invoke",
+            owner="AWS",
+            provider="Lambda",
+            version="1",
+            configuration={
+                "FunctionName": releases.deploy_handler.function_name,
+                "UserParameters": user_parameters(args, registry),
+            },
+            run_order=run_order,
+        )
+
+    on_success = None
+    if releases.deploy_alarm_arns:
+        on_success = aws.codepipeline.PipelineStageOnSuccessArgs(
+            condition=aws.codepipeline.PipelineStageOnSuccessConditionArgs(
+                result="ROLLBACK",
+                rules=[
+                    aws.codepipeline.PipelineStageOnSuccessConditionRuleArgs(
+                        name=f"Bake{index}",
+                        rule_type_id=aws.codepipeline.PipelineStageOnSuccessConditionRuleRuleTypeIdArgs(
+                            category="Rule", owner="AWS", provider="CloudWatchAlarm", version="1"
+                        ),
+                        configuration={
+                            "AlarmName": name,
+                            "AlarmStates": "ALARM",
+                            "WaitTime": str(releases.bake_minutes),
+                        },
+                    )
+                    for index, name in enumerate(releases.alarm_names, start=1)
+                ],
+            )
+        )
+    return DeployGate(
+        action=action,
+        on_failure=aws.codepipeline.PipelineStageOnFailureArgs(result="ROLLBACK"),
+        on_success=on_success,
+    )
+
+
+def pipeline_statements(args: PipelineArgs) -> list[iam.Statement]:
+    """What the pipeline role needs for the gate: invoke the handler, read the bake alarms."""
+    releases = args.releases
+    statements = [
+        iam.Statement(
+            sid="InvokeDeployHandler",
+            actions=["lambda:InvokeFunction"],
+            resources=[function_arn(args, releases.deploy_handler)],
+        )
+    ]
+    if releases.deploy_alarm_arns:
+        statements.append(
+            iam.Statement(
+                sid="WatchBakeAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=list(releases.deploy_alarm_arns),
+            )
+        )
+    return statements
+
+
+def handler_statements(
+    args: PipelineArgs,
+    handler: Handler,
+    foundation: FoundationOutputs,
+    queue_arn: pulumi.Input[str],
+) -> list[iam.Statement]:
+    """What both handlers need: their own logs, the ledger, their DLQ, the platform key."""
+    group = args.arn("logs", f"log-group:{handler.log_group_name}")
+    return [
+        iam.Statement(
+            sid="HandlerLogs",
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[group, f"{group}:*"],
+        ),
+        iam.Statement(
+            sid="WriteLedger", actions=["dynamodb:PutItem"], resources=[foundation.ledger_table_arn]
+        ),
+        iam.Statement(sid="DeadLetters", actions=["sqs:SendMessage"], resources=[queue_arn]),
+        iam.Statement(sid="PlatformKey", actions=KEY_USE, resources=[foundation.kms_key_arn]),
+    ]
+
+
+def recorder_statements(args: PipelineArgs) -> list[iam.Statement]:
+    """The recorder also reads its execution's source revision (the commit)."""
+    return [
+        iam.Statement(
+            sid="ReadExecutionCommit",
+            actions=["codepipeline:GetPipelineExecution"],
+            resources=[args.pipeline_arn],
+        )
+    ]
+
+
+def deploy_handler_statements(
+    foundation: FoundationOutputs, registry: RegistryOutputs
+) -> list[iam.Statement]:
+    """The deploy handler reads and tags images of the one repository and reports the job."""
+    return [
+        iam.Statement(
+            sid="ReadImageAndScan",
+            actions=["ecr:BatchGetImage", "ecr:DescribeImageScanFindings", "ecr:DescribeImages"],
+            resources=[registry.repository_arn],
+        ),
+        iam.Statement(
+            sid="TagProduction", actions=["ecr:PutImage"], resources=[registry.repository_arn]
+        ),
+        iam.Statement(
+            sid="NotifyFailure", actions=["sns:Publish"], resources=[foundation.failure_topic_arn]
+        ),
+        iam.Statement(
+            # `*`: CodePipeline's job actions have no resource type (see WILDCARD_ALLOWED).
+            sid="ReportJobResult",
+            actions=["codepipeline:PutJobFailureResult", "codepipeline:PutJobSuccessResult"],
+            resources=["*"],
+        ),
+    ]
+
+
+def build(
+    name: str,
+    args: PipelineArgs,
+    foundation: FoundationOutputs,
+    registry: RegistryOutputs,
+    *,
+    parent: pulumi.Resource,
+) -> Releases:
+    """Both handlers with their logs, dead-letter queues and roles.
+
+    Their rules are :func:`recorder_rules` and :func:`service_failures`.
+    """
+    child = pulumi.ResourceOptions(parent=parent)
+    releases = args.releases
+    made = Releases({}, {}, {}, {})
+    environment = {
+        "recorder": {"LEDGER_TABLE": foundation.ledger_table_name},
+        "deploy-handler": {
+            "LEDGER_TABLE": foundation.ledger_table_name,
+            "FAILURE_TOPIC_ARN": foundation.failure_topic_arn,
+        },
+    }
+    extra = {
+        "recorder": recorder_statements(args),
+        "deploy-handler": deploy_handler_statements(foundation, registry),
+    }
+    for handler in releases.handlers:
+        _handler(
+            f"{name}-{handler.key}",
+            args,
+            handler,
+            foundation,
+            variables=environment[handler.key],
+            statements=extra[handler.key],
+            made=made,
+            child=child,
+        )
+    return made
+
+
+def _handler(
+    name: str,
+    args: PipelineArgs,
+    handler: Handler,
+    foundation: FoundationOutputs,
+    *,
+    variables: Mapping[str, pulumi.Input[str]],
+    statements: list[iam.Statement],
+    made: Releases,
+    child: pulumi.ResourceOptions,
+) -> None:
+    key = handler.key
+    group = aws.cloudwatch.LogGroup(
+        f"{name}-logs",
+        name=handler.log_group_name,
+        retention_in_days=args.log_retention_days,
+        kms_key_id=foundation.kms_key_arn,
+        opts=child,
+    )
+    queue = aws.sqs.Queue(
+        f"{name}-dlq",
+        name=handler.queue_name,
+        kms_master_key_id=foundation.kms_key_arn,
+        kms_data_key_reuse_period_seconds=300,
+        message_retention_seconds=DLQ_RETENTION_SECONDS,
+        opts=child,
+    )
+    # AWS documents no source key Lambda sends when it assumes an execution role (the trust
+    # policy names only the service: shared.iam.TRUST_CONDITION_KEYS); the role can only be
+    # passed to a function from this account, and its policy names this layer's resources.
+    duty = roles.duty_role(
+        f"{name}-role",
+        args.role_names[key],
+        service="lambda.amazonaws.com",
+        args=args,
+        source_arns=[],
+        statements=[*handler_statements(args, handler, foundation, queue.arn), *statements],
+        opts=child,
+    )
+    module = handler.file.removesuffix(".py")
+    function = aws.lambda_.Function(
+        name,
+        name=handler.function_name,
+        description=DESCRIPTIONS[key],
+        role=duty.role.arn,
+        runtime=RUNTIME,
+        architectures=["arm64"],
+        handler=f"{module}.handler",
+        code=pulumi.AssetArchive({handler.file: pulumi.FileAsset(str(HANDLER_DIR / handler.file))}),
+        memory_size=256,
+        timeout=TIMEOUT_SECONDS[key],
+        reserved_concurrent_executions=RESERVED_CONCURRENCY[key],
+        kms_key_arn=foundation.kms_key_arn,
+        environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(variables)),
+        dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=queue.arn),
+        logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+            log_format="JSON",
+            log_group=group.name,
+            application_log_level="INFO",
+            system_log_level="WARN",
+        ),
+        opts=pulumi.ResourceOptions(parent=child.parent, depends_on=[group, duty.policy]),
+    )
+    made.functions[key] = function
+    made.log_groups[key] = group
+    made.roles[key] = duty.role
+    made.queues[key] = queue
+
+
+def recorder_rules(
+    name: str,
+    args: PipelineArgs,
+    recorder: aws.lambda_.Function,
+    pipeline_projects: Sequence[str],
+    *,
+    dead_letter_queues: Mapping[str, aws.sqs.Queue],
+    opts: pulumi.ResourceOptions,
+) -> dict[str, aws.cloudwatch.EventRule]:
+    """Two rules to the recorder, each allowed to invoke it (its ARN and account); each target
+    retries and dead-letters like every other target (``stacks.pipeline.events``).
+
+    By rule key (``record-pipeline``, ``record-builds``), as ``dead_letter_queues`` is keyed.
+    """
+    releases = args.releases
+    projects = [*pipeline_projects, *(service.project_name for service in args.services)]
+    rules = {
+        "record-pipeline": (
+            releases.record_pipeline_rule_name,
+            f"Execution and stage state changes of {args.pipeline_name}, to the ledger",
+            pipeline_pattern(args),
+        ),
+        "record-builds": (
+            releases.record_builds_rule_name,
+            "Build state changes of this layer's CodeBuild projects, to the ledger",
+            builds_pattern(projects),
+        ),
+    }
+    made: dict[str, aws.cloudwatch.EventRule] = {}
+    for key, (rule_name, description, pattern) in rules.items():
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-{key}",
+            name=rule_name,
+            description=description,
+            event_pattern=json.dumps(pattern, sort_keys=True),
+            opts=opts,
+        )
+        permission = aws.lambda_.Permission(
+            f"{name}-{key}-invoke",
+            action="lambda:InvokeFunction",
+            function=recorder.name,
+            principal="events.amazonaws.com",
+            source_arn=rule.arn,
+            source_account=args.account_id,
+            opts=opts,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-{key}-target",
+            rule=rule.name,
+            target_id="recorder",
+            arn=recorder.arn,
+            retry_policy=events.RETRY,
+            dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(
+                arn=dead_letter_queues[key].arn
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[permission])
+            ),
+        )
+        made[key] = rule
+    return made
+
+
+def service_failures(
+    name: str,
+    args: PipelineArgs,
+    topic_arn: pulumi.Input[str],
+    *,
+    dead_letter_queue: aws.sqs.Queue,
+    opts: pulumi.ResourceOptions,
+) -> aws.cloudwatch.EventRule:
+    """Failed standalone service builds to the failure topic (they run outside the pipeline).
+
+    The target retries and dead-letters like every other; the topic policy names this rule.
+    """
+    project_names = [service.project_name for service in args.services]
+    rule = aws.cloudwatch.EventRule(
+        name,
+        name=args.releases.service_failed_rule_name,
+        description="Failed builds of the standalone service projects, to the failure topic",
+        event_pattern=json.dumps(service_failed_pattern(project_names), sort_keys=True),
+        opts=opts,
+    )
+    aws.cloudwatch.EventTarget(
+        f"{name}-topic",
+        rule=rule.name,
+        target_id="failure-topic",
+        arn=topic_arn,
+        input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
+            input_paths={
+                "build": "$.detail.build-id",
+                "project": "$.detail.project-name",
+                "time": "$.time",
+                "logs": "$.detail.additional-information.logs.deep-link",
+            },
+            input_template=SERVICE_FAILED_MESSAGE,
+        ),
+        retry_policy=events.RETRY,
+        dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(
+            arn=dead_letter_queue.arn
+        ),
+        opts=opts,
+    )
+    return rule

@@ -1,0 +1,400 @@
+"""The release flow in the pipeline plan: handlers, their rules, the Deploy gate and rollback."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+
+import pytest
+
+from shared.errors import ConfigError
+from shared.layers import REPO_ROOT
+from tests.conftest import policy_of
+from tests.pipeline_support import (
+    ACCOUNT,
+    LOG_GROUP,
+    RULE,
+    TARGET,
+    buildspec,
+    named,
+    role_policy,
+    stages,
+)
+
+FUNCTION = "aws:lambda/function:Function"
+PERMISSION = "aws:lambda/permission:Permission"
+QUEUE = "aws:sqs/queue:Queue"
+QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+KEY = "platform-pipeline:"
+ALARMS = [
+    "arn:aws:cloudwatch:us-east-1:111111111111:alarm:app-5xx",
+    "arn:aws:cloudwatch:us-east-1:111111111111:alarm:app-latency",
+]
+HANDLER_DIR = REPO_ROOT / "stacks" / "pipeline" / "handlers"
+HANDLERS = {
+    "recorder": ("acme-pipeline-recorder-dev", "recorder.py"),
+    "deploy-handler": ("acme-pipeline-deploy-handler-dev", "deploy.py"),
+}
+
+
+@pytest.fixture(scope="module")
+def baked():
+    """The pipeline with two bake alarms, 15 minutes, and two standalone services."""
+    from shared import families
+    from toolbox.offline import plan_all, plan_layer
+
+    upstream = {p.stack: p for p in plan_all("dev").values() if p.layer != "pipeline"}
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        # The registry's image families, as if its stack file listed both services.
+        monkeypatch.setattr(
+            families, "registry_families", lambda environment: ("app", "billing", "search")
+        )
+        return plan_layer(
+            "pipeline",
+            "dev",
+            upstream,
+            {
+                f"{KEY}deployAlarmArns": json.dumps(ALARMS),
+                f"{KEY}bakeMinutes": "15",
+                f"{KEY}services": json.dumps(["billing", "search"]),
+            },
+        )
+
+
+def _function(plan, key):
+    return named(plan, FUNCTION, HANDLERS[key][0]).inputs
+
+
+@pytest.mark.parametrize("key", sorted(HANDLERS))
+def test_each_handler_is_its_own_file_on_python_313(dev, key):
+    function = _function(dev["pipeline"], key)
+    _, file = HANDLERS[key]
+    assert function["runtime"] == "python3.13"
+    assert function["handler"] == f"{file.removesuffix('.py')}.handler"
+    digest = hashlib.sha256((HANDLER_DIR / file).read_bytes()).hexdigest()
+    assert function["code"] == {
+        "archive": {file: {"file": f"stacks/pipeline/handlers/{file}", "sha256": digest}}
+    }
+    imports = {
+        node.names[0].name if isinstance(node, ast.Import) else node.module
+        for node in ast.walk(ast.parse((HANDLER_DIR / file).read_text(encoding="utf-8")))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    }
+    # Runs in Lambda alone: the standard library and boto3 (in the runtime), nothing of ours.
+    ours = {"pulumi", "pulumi_aws", "shared", "stacks"}
+    assert not {i for i in imports if i.split(".")[0] in ours}
+
+
+@pytest.mark.parametrize("key", sorted(HANDLERS))
+def test_each_handler_logs_to_its_own_encrypted_group_kept_seven_days(dev, key):
+    plan, key_arn = dev["pipeline"], dev["foundation"].exports["kmsKeyArn"]
+    group_name = f"/aws/lambda/{HANDLERS[key][0]}"
+    assert plan.exports["logGroupNames"][key] == group_name
+    group = named(plan, LOG_GROUP, group_name).inputs
+    assert (group["retentionInDays"], group["kmsKeyId"]) == (7, key_arn)
+    logging = _function(plan, key)["loggingConfig"]
+    assert logging["logGroup"] == group_name
+    assert logging["logFormat"] == "JSON"
+
+
+@pytest.mark.parametrize("key", sorted(HANDLERS))
+def test_each_handler_has_an_encrypted_dead_letter_queue(dev, key):
+    plan, key_arn = dev["pipeline"], dev["foundation"].exports["kmsKeyArn"]
+    queue_name = f"{HANDLERS[key][0].removesuffix('-dev')}-dlq-dev"
+    queue = named(plan, QUEUE, queue_name).inputs
+    assert queue["kmsMasterKeyId"] == key_arn
+    assert queue["messageRetentionSeconds"] == 1209600
+    assert _function(plan, key)["deadLetterConfig"] == {
+        "targetArn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:{queue_name}"
+    }
+
+
+def test_handlers_have_reserved_concurrency_and_key_encrypted_environment(dev):
+    plan, foundation = dev["pipeline"], dev["foundation"].exports
+    recorder, deploy = _function(plan, "recorder"), _function(plan, "deploy-handler")
+    assert recorder["reservedConcurrentExecutions"] == 5
+    assert deploy["reservedConcurrentExecutions"] == 2
+    for function in (recorder, deploy):
+        assert function["kmsKeyArn"] == foundation["kmsKeyArn"]
+    assert recorder["environment"]["variables"] == {"LEDGER_TABLE": "acme-foundation-ledger-dev"}
+    assert deploy["environment"]["variables"] == {
+        "LEDGER_TABLE": "acme-foundation-ledger-dev",
+        "FAILURE_TOPIC_ARN": foundation["failureTopicArn"],
+    }
+
+
+def test_recorder_role_writes_the_ledger_and_reads_this_pipeline_only(dev):
+    plan, foundation = dev["pipeline"], dev["foundation"].exports
+    policy = role_policy(plan, "recorder")
+    assert set(policy) == {
+        "HandlerLogs",
+        "WriteLedger",
+        "DeadLetters",
+        "PlatformKey",
+        "ReadExecutionCommit",
+    }
+    assert policy["WriteLedger"]["Action"] == ["dynamodb:PutItem"]
+    assert policy["WriteLedger"]["Resource"] == [foundation["ledgerTableArn"]]
+    assert policy["ReadExecutionCommit"]["Resource"] == [plan.exports["pipelineArn"]]
+    assert policy["HandlerLogs"]["Resource"] == [
+        f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/acme-pipeline-recorder-dev",
+        f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/acme-pipeline-recorder-dev:*",
+    ]
+    assert policy["PlatformKey"]["Resource"] == [foundation["kmsKeyArn"]]
+
+
+def test_deploy_handler_role_tags_one_repository_and_reports_jobs(dev):
+    plan = dev["pipeline"]
+    registry, foundation = dev["registry"].exports, dev["foundation"].exports
+    policy = role_policy(plan, "deploy-handler")
+    assert policy["ReadImageAndScan"]["Action"] == [
+        "ecr:BatchGetImage",
+        "ecr:DescribeImageScanFindings",
+        "ecr:DescribeImages",
+    ]
+    assert policy["TagProduction"] == {
+        "Sid": "TagProduction",
+        "Effect": "Allow",
+        "Action": ["ecr:PutImage"],
+        "Resource": [registry["repositoryArn"]],
+    }
+    assert policy["NotifyFailure"]["Resource"] == [foundation["failureTopicArn"]]
+    # The only `*`: job results have no resource type.
+    wild = [s for s in policy.values() if s["Resource"] == ["*"]]
+    assert wild == [policy["ReportJobResult"]]
+    assert policy["ReportJobResult"]["Action"] == [
+        "codepipeline:PutJobFailureResult",
+        "codepipeline:PutJobSuccessResult",
+    ]
+
+
+def test_pipeline_role_invokes_the_deploy_handler_only(dev):
+    policy = role_policy(dev["pipeline"], "pipeline")
+    assert policy["InvokeDeployHandler"]["Action"] == ["lambda:InvokeFunction"]
+    assert policy["InvokeDeployHandler"]["Resource"] == [
+        dev["pipeline"].exports["handlerArns"]["deploy-handler"]
+    ]
+    assert "WatchBakeAlarms" not in policy
+
+
+def test_recorder_rules_match_this_pipeline_and_its_projects(dev, baked):
+    plan = baked
+    pipeline_rule = json.loads(
+        named(plan, RULE, "acme-pipeline-record-pipeline-dev").inputs["eventPattern"]
+    )
+    assert pipeline_rule == {
+        "source": ["aws.codepipeline"],
+        "detail-type": [
+            "CodePipeline Pipeline Execution State Change",
+            "CodePipeline Stage Execution State Change",
+        ],
+        "detail": {"pipeline": ["acme-pipeline-app-dev"]},
+    }
+    builds_rule = json.loads(
+        named(plan, RULE, "acme-pipeline-record-builds-dev").inputs["eventPattern"]
+    )
+    assert builds_rule["detail-type"] == ["CodeBuild Build State Change"]
+    assert builds_rule["detail"]["project-name"] == sorted(plan.exports["projectNames"].values())
+    assert len(builds_rule["detail"]["project-name"]) == 6
+
+
+def test_only_the_recorder_rules_may_invoke_the_recorder(dev):
+    plan = dev["pipeline"]
+    permissions = plan.of_type(PERMISSION)
+    assert {p.inputs["sourceArn"] for p in permissions} == {
+        f"arn:aws:events:us-east-1:{ACCOUNT}:rule/acme-pipeline-record-pipeline-dev",
+        f"arn:aws:events:us-east-1:{ACCOUNT}:rule/acme-pipeline-record-builds-dev",
+    }
+    for permission in permissions:
+        assert permission.inputs["principal"] == "events.amazonaws.com"
+        assert permission.inputs["sourceAccount"] == ACCOUNT
+        assert permission.inputs["function"] == "acme-pipeline-recorder-dev"
+
+
+def test_recorder_targets_retry_then_park_events_in_their_own_dead_letter_queues(dev):
+    plan = dev["pipeline"]
+    targets = {
+        t.inputs["rule"]: t.inputs
+        for t in plan.of_type(TARGET)
+        if t.inputs["targetId"] == "recorder"
+    }
+    assert sorted(targets) == [
+        "acme-pipeline-record-builds-dev",
+        "acme-pipeline-record-pipeline-dev",
+    ]
+    for rule, target in targets.items():
+        purpose = rule.removeprefix("acme-pipeline-").removesuffix("-dev")
+        queue_name = f"acme-pipeline-{purpose}-dlq-dev"
+        assert target["arn"] == plan.exports["handlerArns"]["recorder"]
+        assert target["deadLetterConfig"] == {
+            "arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:{queue_name}"
+        }
+        assert target["retryPolicy"] == {
+            "maximumEventAgeInSeconds": 3600,
+            "maximumRetryAttempts": 10,
+        }
+        (policy,) = [
+            q for q in plan.of_type(QUEUE_POLICY) if q.inputs["queueUrl"].endswith(f"/{queue_name}")
+        ]
+        (statement,) = policy_of(policy)["Statement"]
+        assert statement["Principal"] == {"Service": ["events.amazonaws.com"]}
+        assert statement["Condition"] == {
+            "ArnEquals": {"aws:SourceArn": [f"arn:aws:events:us-east-1:{ACCOUNT}:rule/{rule}"]}
+        }
+    alarms = {a.inputs["dimensions"]["RuleName"]: a.inputs["name"] for a in plan.of_type(ALARM)}
+    assert alarms["acme-pipeline-record-pipeline-dev"] == (
+        "acme-pipeline-record-pipeline-failed-invocations-dev"
+    )
+    assert alarms["acme-pipeline-record-builds-dev"] == (
+        "acme-pipeline-record-builds-failed-invocations-dev"
+    )
+
+
+def test_failed_service_builds_notify_the_topic_but_not_without_services(dev, baked):
+    assert [r for r in dev["pipeline"].of_type(RULE) if "service-failed" in r.inputs["name"]] == []
+    rule = named(baked, RULE, "acme-pipeline-service-failed-dev")
+    assert json.loads(rule.inputs["eventPattern"]) == {
+        "source": ["aws.codebuild"],
+        "detail-type": ["CodeBuild Build State Change"],
+        "detail": {
+            "build-status": ["FAILED"],
+            "project-name": [
+                "acme-pipeline-service-billing-dev",
+                "acme-pipeline-service-search-dev",
+            ],
+        },
+    }
+    (target,) = [t for t in baked.of_type(TARGET) if t.inputs["rule"] == rule.inputs["name"]]
+    assert target.inputs["arn"] == dev["foundation"].exports["failureTopicArn"]
+    # The same delivery guarantees as every other target, and the topic lets this rule publish.
+    assert target.inputs["retryPolicy"] == {
+        "maximumEventAgeInSeconds": 3600,
+        "maximumRetryAttempts": 10,
+    }
+    assert target.inputs["deadLetterConfig"] == {
+        "arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:acme-pipeline-service-failed-dlq-dev"
+    }
+    alarms = {a.inputs["dimensions"]["RuleName"]: a.inputs["name"] for a in baked.of_type(ALARM)}
+    assert alarms["acme-pipeline-service-failed-dev"] == (
+        "acme-pipeline-service-failed-failed-invocations-dev"
+    )
+    topic = policy_of(baked.one("aws:sns/topicPolicy:TopicPolicy"))
+    (events,) = [s for s in topic["Statement"] if s["Sid"] == "OnlyTheFailureRulesPublish"]
+    assert events["Condition"]["ArnEquals"]["aws:SourceArn"] == [
+        f"arn:aws:events:us-east-1:{ACCOUNT}:rule/acme-pipeline-failed-dev",
+        f"arn:aws:events:us-east-1:{ACCOUNT}:rule/acme-pipeline-service-failed-dev",
+    ]
+
+
+def test_email_notifications_stay_failed_executions_only(dev):
+    rule = named(dev["pipeline"], RULE, "acme-pipeline-failed-dev")
+    assert json.loads(rule.inputs["eventPattern"])["detail"]["state"] == ["FAILED"]
+
+
+def _deploy(plan):
+    (deploy,) = [s for s in stages(plan) if s["name"] == "Deploy"]
+    return deploy
+
+
+def test_deploy_handler_runs_after_the_ecs_deploy_with_the_image_and_execution(dev):
+    deploy = _deploy(dev["pipeline"])
+    ecs, promote = deploy["actions"]
+    assert (promote["category"], promote["owner"], promote["provider"]) == (
+        "Invoke",
+        "AWS",
+        "Lambda",
+    )
+    assert promote["runOrder"] == ecs["runOrder"] + 1
+    configuration = promote["configuration"]
+    assert configuration["FunctionName"] == "acme-pipeline-deploy-handler-dev"
+    assert json.loads(configuration["UserParameters"]) == {
+        "repository": "acme-registry-app-dev",
+        "imageTag": "#{BuildVariables.IMAGE_TAG}",
+        "commit": "#{BuildVariables.COMMIT_ID}",
+        "executionId": "#{codepipeline.PipelineExecutionId}",
+        "threshold": "HIGH",
+    }
+
+
+def test_docker_build_exports_the_variables_the_deploy_handler_reads(dev):
+    (build,) = [s for s in stages(dev["pipeline"]) if s["name"] == "Build"]
+    assert build["actions"][0]["namespace"] == "BuildVariables"
+    assert buildspec("docker-build.yml")["env"]["exported-variables"] == ["IMAGE_TAG", "COMMIT_ID"]
+
+
+def test_deploy_stage_rolls_back_on_failure_and_has_no_bake_without_alarms(dev, prod):
+    for plans in (dev, prod):
+        deploy = _deploy(plans["pipeline"])
+        assert deploy["onFailure"] == {"result": "ROLLBACK"}
+        assert "onSuccess" not in deploy
+        assert [s.get("onFailure") for s in stages(plans["pipeline"])[:-1]] == [None] * 4
+
+
+def test_alarms_bake_after_the_deploy_and_roll_it_back(baked):
+    condition = _deploy(baked)["onSuccess"]["condition"]
+    assert condition["result"] == "ROLLBACK"
+    assert condition["rules"] == [
+        {
+            "name": f"Bake{index}",
+            "ruleTypeId": {
+                "category": "Rule",
+                "owner": "AWS",
+                "provider": "CloudWatchAlarm",
+                "version": "1",
+            },
+            "configuration": {"AlarmName": name, "AlarmStates": "ALARM", "WaitTime": "15"},
+        }
+        for index, name in ((1, "app-5xx"), (2, "app-latency"))
+    ]
+    watch = role_policy(baked, "pipeline")["WatchBakeAlarms"]
+    assert watch["Action"] == ["cloudwatch:DescribeAlarms"]
+    assert watch["Resource"] == ALARMS
+
+
+def test_the_pipeline_keeps_exactly_five_stages(baked):
+    assert [s["name"] for s in stages(baked)] == [
+        "Source",
+        "Build",
+        "Test",
+        "SecurityScan",
+        "Deploy",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("deployAlarmArns", json.dumps(["arn:aws:sns:us-east-1:1:topic"]), "CloudWatch alarm ARNs"),
+        ("deployAlarmArns", json.dumps([ALARMS[0]] * 2), "unique alarm ARNs"),
+        (
+            "deployAlarmArns",
+            json.dumps([f"{ALARMS[0]}{i}" for i in range(6)]),
+            "at most 5 alarm ARNs",
+        ),
+        ("bakeMinutes", "0", "a whole number from 1 to 180"),
+    ],
+)
+def test_bad_release_config_is_one_line_naming_file_and_key(replan, key, value, allowed):
+    with pytest.raises(ConfigError) as error:
+        replan("pipeline", config={f"{KEY}{key}": value})
+    message = str(error.value)
+    assert message.startswith(f"stacks/pipeline/Pulumi.dev.yaml: {KEY}{key}: ")
+    assert allowed in message
+    assert "\n" not in message
+
+
+def test_outputs_name_the_handlers_and_the_production_image(dev):
+    exports = dev["pipeline"].exports
+    assert exports["handlerArns"] == {
+        key: f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
+        for key, (name, _) in HANDLERS.items()
+    }
+    assert exports["imageUri"] == (
+        f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/acme-registry-app-dev:production"
+    )
+    assert exports["pipelineConsoleUrl"] == (
+        "https://us-east-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/"
+        "acme-pipeline-app-dev/view?region=us-east-1"
+    )
