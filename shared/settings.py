@@ -146,7 +146,7 @@ def aws_regions() -> dict[str, str]:
     """
     spec = importlib.util.find_spec("botocore")
     if spec is None or not spec.submodule_search_locations:
-        raise PlatformError("botocore is not installed: run ./dev once to build .venv from uv.lock")
+        raise PlatformError("botocore is not installed: .venv is incomplete; delete it to rebuild")
     bundled = Path(next(iter(spec.submodule_search_locations))) / "data" / "endpoints.json"
     data = json.loads(bundled.read_text(encoding="utf-8"))
     return {
