@@ -218,11 +218,24 @@ def suite(runs: int) -> dict[str, Any]:
 BASELINE_DIR = REPO_ROOT / "build" / "bench-baseline"
 
 
+def _git() -> list[str]:
+    return [shutil.which("git") or "git", "-C", str(REPO_ROOT)]
+
+
+def remove_baseline_tree() -> None:
+    """Unregister and delete the baseline checkout (the repository's worktree list is shared)."""
+    if BASELINE_DIR.exists():
+        subprocess.run(  # noqa: S603  # nosec B603 - git with fixed arguments
+            [*_git(), "worktree", "remove", "--force", str(BASELINE_DIR)],
+            check=False,
+            capture_output=True,
+        )
+
+
 def baseline_tree(ref: str) -> Path:
     """A detached checkout of ``ref`` under ``build/`` (git-ignored), run with this venv."""
-    git = [shutil.which("git") or "git", "-C", str(REPO_ROOT)]
-    if BASELINE_DIR.exists():
-        subprocess.run([*git, "worktree", "remove", "--force", str(BASELINE_DIR)], check=False)  # noqa: S603  # nosec B603
+    git = _git()
+    remove_baseline_tree()
     subprocess.run(  # noqa: S603  # nosec B603 - git with fixed arguments and a ref we were given
         [*git, "worktree", "add", "--detach", str(BASELINE_DIR), ref],
         check=True,
@@ -240,10 +253,13 @@ def compare(ref: str, runs: int) -> dict[str, Any]:
     commands = {"all": synth_command(), **{layer: synth_command(layer) for layer in names()}}
     before: dict[str, list[float]] = {name: [] for name in commands}
     after: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(runs):
-        for name, command in commands.items():
-            before[name].extend(timed(command, 1, before_root).runs)
-            after[name].extend(timed(command, 1).runs)
+    try:
+        for _ in range(runs):
+            for name, command in commands.items():
+                before[name].extend(timed(command, 1, before_root).runs)
+                after[name].extend(timed(command, 1).runs)
+    finally:
+        remove_baseline_tree()
     return {
         "ref": ref,
         "rows": {
