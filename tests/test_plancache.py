@@ -66,6 +66,19 @@ def test_the_key_changes_with_the_layers_folder(tmp_path, monkeypatch):
     assert plancache.layer_key("pipeline", "dev", {}) != before
 
 
+def test_the_key_changes_with_an_upstream_layers_own_files(tmp_path, monkeypatch):
+    # The pipeline reads the registry's image families from the registry's stack files, which
+    # no export carries: a change there must plan the pipeline again.
+    stacks = tmp_path / "stacks"
+    shutil.copytree(layer_module.STACKS_DIR, stacks)
+    monkeypatch.setattr(layer_module, "STACKS_DIR", stacks)
+    before = plancache.layer_key("pipeline", "dev", {})
+    foundation = plancache.layer_key("foundation", "dev", {})
+    append(stacks / "registry" / "Pulumi.dev.yaml", "# a change\n")
+    assert plancache.layer_key("pipeline", "dev", {}) != before
+    assert plancache.layer_key("foundation", "dev", {}) == foundation
+
+
 def test_the_key_changes_with_platform_yaml(tmp_path, monkeypatch):
     before = plancache.layer_key("foundation", "dev", {})
     copy = tmp_path / "platform.yaml"

@@ -33,6 +33,7 @@ from typing import Any
 
 from shared import settings
 from shared.layers import REPO_ROOT, get
+from shared.layers import upstream as upstream_layers
 from toolbox.affected import FOLLOWED_PACKAGES, Inputs, layer_inputs
 from toolbox.offline import LayerPlan, PlannedResource, plan_layer
 
@@ -79,6 +80,11 @@ def input_files(layer: str, root: Path = REPO_ROOT) -> dict[str, Path]:
     for name in (*inputs.files, *OWN_CODE):
         if not name.startswith(own_folder):
             found[name] = root / name
+    # A program may read its upstream layers' own files too (the pipeline reads the registry's
+    # image families from its stack files), which their exports do not reflect.
+    for needed in upstream_layers(layer):
+        for path in _files_under(needed.directory):
+            found[f"stacks/{needed.name}/" + path.relative_to(needed.directory).as_posix()] = path
     found["platform.yaml"] = settings.PLATFORM_FILE
     return found
 
