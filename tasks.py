@@ -443,15 +443,18 @@ def scan(c, allow_unaudited=False):
         "quick": "the reduced set (fewer runs, 10 and 50 services, no suite run): < 1 min;"
         " default: the full set",
         "save": "write bench/results.json (default: only for the full run)",
+        "baseline": "a git ref (e.g. main) whose synth is timed alternately with this tree's;"
+        " default: none",
+        "suite": "time the test suite serially and in parallel; default: only in the full run",
     }
 )
-def bench(c, quick=False, save=None):
+def bench(c, quick=False, save=None, baseline="", suite=None):
     """Bench: time the offline plan, its scaling, the parallel tests."""
     from bench.run import run, table
     from bench.run import save as save_results
 
     try:
-        results = run(quick=quick)
+        results = run(quick=quick, baseline=baseline, with_suite=suite)
     except RuntimeError as exc:
         raise _fail_cleanly(exc) from None
     print(table(results))

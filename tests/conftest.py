@@ -20,14 +20,17 @@ from toolbox.offline import LayerPlan, PlannedResource, plan_all, plan_layer
 
 @pytest.fixture(scope="session")
 def dev() -> dict[str, LayerPlan]:
-    """The dev plan of every layer, from the real programs wired to each other."""
-    return plan_all("dev")
+    """The dev plan of every layer, from the real programs wired to each other.
+
+    Reused from build/plancache when no input changed: xdist workers plan once between them.
+    """
+    return plan_all("dev", reuse="all")
 
 
 @pytest.fixture(scope="session")
 def prod() -> dict[str, LayerPlan]:
-    """The prod plan of every layer."""
-    return plan_all("prod")
+    """The prod plan of every layer (reused like ``dev``)."""
+    return plan_all("prod", reuse="all")
 
 
 def upstream(layer: str, environment: str = "dev", **exports: Any) -> dict[str, LayerPlan]:

@@ -38,5 +38,5 @@ def test_table_and_targets_from_a_results_shape(tiny):
         "scaling": tiny,
     }
     results["targets"] = targets_met(results)
-    assert results["targets"]["plan_at_most_1.5x_floor"] is True
+    assert results["targets"]["plan_at_most_2x_floor"] is True
     assert "synth --env dev" in table(results)

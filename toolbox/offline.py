@@ -565,13 +565,18 @@ def plan_all(
     environment: str,
     only: str | None = None,
     config_overrides: Mapping[str, Mapping[str, str]] | None = None,
+    reuse: str = "upstream",
 ) -> dict[str, LayerPlan]:
     """Plan ``only`` (and the layers it needs, for their exports) or every layer, in order.
 
     Returns the plans by layer name; with ``only``, just that layer's plan is in the result.
+    ``reuse`` says which plans may come from :mod:`toolbox.plancache` when none of their inputs
+    changed: ``upstream`` (the layers only needed for their exports), ``all``, or ``none``.
+    Each layer sees only its upstream layers' plans, the exports its key is made of.
     """
     from shared.layers import selection
     from shared.layers import upstream as upstream_of
+    from toolbox.plancache import plan_layer_cached
 
     wanted = selection(only)
     check_all(load_all())
@@ -579,8 +584,13 @@ def plan_all(
     by_stack: dict[str, LayerPlan] = {}
     plans: dict[str, LayerPlan] = {}
     for layer in needed:
-        plan = plan_layer(
-            layer.name, environment, by_stack, (config_overrides or {}).get(layer.name)
+        above = {dep.name for dep in upstream_of(layer.name)}
+        plan = plan_layer_cached(
+            layer.name,
+            environment,
+            {stack: up for stack, up in by_stack.items() if up.layer in above},
+            (config_overrides or {}).get(layer.name),
+            reuse=reuse == "all" or (reuse == "upstream" and layer not in wanted),
         )
         contract = CONTRACTS.get(layer.name)
         if contract is not None:

@@ -1,0 +1,215 @@
+"""The plan cache: a layer's stored plan is reused only while none of its inputs changed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from shared import layers as layer_module
+from shared import settings
+from shared.errors import PlatformError
+from shared.layers import REPO_ROOT
+from tests.conftest import upstream
+from toolbox import offline, plancache
+from toolbox.offline import LayerPlan, PlannedResource
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch):
+    """Each test its own, empty cache: no test reads what another stored."""
+    folder = tmp_path / "plancache"
+    monkeypatch.setattr(plancache, "CACHE_DIR", folder)
+    return folder
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """A copy of the files that make up the layers' keys, for a test to edit."""
+    root = tmp_path / "repo"
+    for folder in ("shared", "stacks", "policies"):
+        shutil.copytree(REPO_ROOT / folder, root / folder)
+    for name in ("platform.yaml", "uv.lock", "pyproject.toml", *plancache.OWN_CODE):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / name, root / name)
+    shutil.copy(REPO_ROOT / "toolbox" / "affected.py", root / "toolbox" / "affected.py")
+    return root
+
+
+def append(path, line: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + line, encoding="utf-8")
+
+
+def test_the_key_changes_with_a_module_the_layer_imports_and_not_with_one_it_does_not(repo):
+    before = plancache.layer_key("registry", "dev", {}, root=repo)
+    (repo / "shared" / "unused_helper.py").write_text("VALUE = 1\n", encoding="utf-8")
+    assert plancache.layer_key("registry", "dev", {}, root=repo) == before
+    append(repo / "shared" / "naming.py", "# a change\n")
+    assert plancache.layer_key("registry", "dev", {}, root=repo) != before
+
+
+def test_the_key_changes_with_the_lock_the_mocks_and_the_policy_pack(repo):
+    keys = {plancache.layer_key("foundation", "dev", {}, root=repo)}
+    for name in ("uv.lock", "toolbox/offline.py", "policies/rules.py"):
+        append(repo / name, "\n# a change\n")
+        keys.add(plancache.layer_key("foundation", "dev", {}, root=repo))
+    assert len(keys) == 4
+
+
+def test_the_key_changes_with_the_layers_folder(tmp_path, monkeypatch):
+    stacks = tmp_path / "stacks"
+    shutil.copytree(layer_module.STACKS_DIR, stacks)
+    monkeypatch.setattr(layer_module, "STACKS_DIR", stacks)
+    before = plancache.layer_key("pipeline", "dev", {})
+    append(stacks / "pipeline" / "buildspecs" / "unit-tests.yml", "# a change\n")
+    assert plancache.layer_key("pipeline", "dev", {}) != before
+
+
+def test_the_key_changes_with_an_upstream_layers_own_files(tmp_path, monkeypatch):
+    # The pipeline reads the registry's image families from the registry's stack files, which
+    # no export carries: a change there must plan the pipeline again.
+    stacks = tmp_path / "stacks"
+    shutil.copytree(layer_module.STACKS_DIR, stacks)
+    monkeypatch.setattr(layer_module, "STACKS_DIR", stacks)
+    before = plancache.layer_key("pipeline", "dev", {})
+    foundation = plancache.layer_key("foundation", "dev", {})
+    append(stacks / "registry" / "Pulumi.dev.yaml", "# a change\n")
+    assert plancache.layer_key("pipeline", "dev", {}) != before
+    assert plancache.layer_key("foundation", "dev", {}) == foundation
+
+
+def test_the_key_changes_with_platform_yaml(tmp_path, monkeypatch):
+    before = plancache.layer_key("foundation", "dev", {})
+    copy = tmp_path / "platform.yaml"
+    shutil.copy(settings.PLATFORM_FILE, copy)
+    append(copy, "# a change\n")
+    monkeypatch.setattr(settings, "PLATFORM_FILE", copy)
+    assert plancache.layer_key("foundation", "dev", {}) != before
+
+
+def test_the_key_changes_with_environment_overrides_and_upstream_exports():
+    key = plancache.layer_key
+    arn = "arn:aws:kms:us-east-1:111111111111:key/a"
+    base = key("registry", "dev", upstream("foundation", kmsKeyArn=arn))
+    assert key("registry", "dev", upstream("foundation", kmsKeyArn=arn)) == base
+    assert key("registry", "prod", upstream("foundation", kmsKeyArn=arn)) != base
+    assert key("registry", "dev", upstream("foundation", kmsKeyArn=arn + "b")) != base
+    (stack, plan), *_ = upstream("foundation", kmsKeyArn=arn).items()
+    secret = LayerPlan(plan.layer, "dev", stack, (), plan.exports, frozenset({"kmsKeyArn"}))
+    assert key("registry", "dev", {stack: secret}) != base
+    overridden = key(
+        "registry", "dev", upstream("foundation", kmsKeyArn=arn), {"platform-registry:x": "1"}
+    )
+    assert overridden != base
+
+
+def test_a_stored_plan_reads_back_equal(dev, tmp_path):
+    for plan in dev.values():
+        path = tmp_path / f"{plan.layer}.json"
+        assert plancache.store(path, plan)
+        assert plancache.load(path) == plan
+
+
+def test_a_plan_that_would_not_read_back_equal_is_not_stored(tmp_path):
+    plan = LayerPlan("registry", "dev", "acme/platform-registry/dev", (), {"names": ("a", "b")})
+    assert not plancache.store(tmp_path / "entry.json", plan)
+    assert not (tmp_path / "entry.json").exists()
+
+
+def counting(plan: LayerPlan) -> tuple[list[int], object]:
+    calls: list[int] = []
+
+    def produce() -> LayerPlan:
+        calls.append(1)
+        return plan
+
+    return calls, produce
+
+
+SMALL = LayerPlan(
+    "foundation",
+    "dev",
+    "acme/platform-foundation/dev",
+    (PlannedResource("urn:x", "aws:sns/topic:Topic", "t", None, True, False, None, {"a": 1.5}),),
+    {"topicArn": "arn:aws:sns:us-east-1:111111111111:t"},
+    frozenset({"topicArn"}),
+)
+
+
+def test_a_stored_key_is_read_and_not_planned_again(cache_dir):
+    calls, produce = counting(SMALL)
+    assert plancache.reuse_or_plan("k1", produce) == SMALL
+    assert plancache.reuse_or_plan("k1", produce) == SMALL
+    assert len(calls) == 1
+    assert plancache.reuse_or_plan("k2", produce) == SMALL
+    assert len(calls) == 2
+    assert sorted(p.name for p in cache_dir.glob("*.json")) == ["k1.json", "k2.json"]
+
+
+def test_an_unreadable_entry_plans_again(cache_dir):
+    cache_dir.mkdir()
+    (cache_dir / "k.json").write_text('{"format": 1, "layer": ', encoding="utf-8")
+    calls, produce = counting(SMALL)
+    assert plancache.reuse_or_plan("k", produce) == SMALL
+    assert calls == [1]
+    assert json.loads((cache_dir / "k.json").read_text(encoding="utf-8"))["layer"] == "foundation"
+
+
+def test_a_process_that_waited_on_the_lock_reads_what_the_holder_stored(cache_dir, monkeypatch):
+    # This process missed the entry, then waited on the lock while another planned and stored.
+    plancache.store(cache_dir / "k.json", SMALL)
+    real_load = plancache.load
+    looks: list[int] = []
+
+    def load_missing_first(path):
+        looks.append(1)
+        return None if len(looks) == 1 else real_load(path)
+
+    monkeypatch.setattr(plancache, "load", load_missing_first)
+    calls, produce = counting(SMALL)
+    assert plancache.reuse_or_plan("k", produce) == SMALL
+    assert calls == []
+    assert len(looks) == 2
+
+
+def test_a_failed_plan_stores_nothing(cache_dir):
+    def failing() -> LayerPlan:
+        raise PlatformError("stacks/foundation/Pulumi.dev.yaml: x: is required")
+
+    with pytest.raises(PlatformError):
+        plancache.reuse_or_plan("k", failing)
+    assert not (cache_dir / "k.json").exists()
+
+
+@pytest.fixture
+def planned_projects(monkeypatch):
+    """The Pulumi projects whose resources the offline plan registered during the test."""
+    projects: list[str] = []
+
+    class Watched(offline.RecordingMonitor):
+        def _record(self, request, urn, *args):
+            projects.append(urn.split("::")[1])
+            super()._record(request, urn, *args)
+
+    monkeypatch.setattr(offline, "RecordingMonitor", Watched)
+    return projects
+
+
+def test_a_layers_upstream_is_planned_once_then_reused_until_an_input_changes(
+    planned_projects, tmp_path, monkeypatch
+):
+    first = offline.plan_all("dev", "registry")
+    assert set(planned_projects) == {"platform-foundation", "platform-registry"}
+    planned_projects.clear()
+    second = offline.plan_all("dev", "registry")
+    assert set(planned_projects) == {"platform-registry"}
+    assert second == first
+    # A changed input of the upstream layer plans it again.
+    stacks = tmp_path / "stacks"
+    shutil.copytree(layer_module.STACKS_DIR, stacks)
+    monkeypatch.setattr(layer_module, "STACKS_DIR", stacks)
+    append(stacks / "foundation" / "Pulumi.dev.yaml", "# a change\n")
+    planned_projects.clear()
+    offline.plan_all("dev", "registry")
+    assert set(planned_projects) == {"platform-foundation", "platform-registry"}

@@ -1,0 +1,303 @@
+"""Plans reused across runs and processes, keyed by the content of everything that shapes them.
+
+Planning a layer also plans the layers it reads from, for their exports; and every pytest-xdist
+worker planned dev and prod again. A layer's plan is stored under ``build/plancache/`` by a key
+that hashes what can change it:
+
+- the layer's inputs as ``./dev affected`` computes them (:func:`toolbox.affected.layer_inputs`):
+  its folder, the ``shared/`` modules it imports transitively, ``platform.yaml``, the lock
+  (``uv.lock``, ``pyproject.toml``) and the policy pack;
+- the offline plan's own code (its mocks shape the exports) and the Python version;
+- the environment, the config overrides of the run, and the upstream exports the layer consumed
+  (so a changed upstream plan changes every key below it).
+
+A changed input is a new key, so it always plans again; nothing is ever invalidated in place.
+Writes go to a temporary file renamed over the entry (``os.replace``, atomic on POSIX), and a
+per-key ``fcntl`` lock makes one process plan while the others wait and then read its result.
+Offline plans hold no credentials: a ``secure:`` config value plans as a placeholder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from shared import settings
+from shared.layers import REPO_ROOT, get
+from shared.layers import upstream as upstream_layers
+from toolbox.affected import FOLLOWED_PACKAGES, Inputs, layer_inputs
+from toolbox.offline import LayerPlan, PlannedResource, plan_layer
+
+CACHE_DIR = REPO_ROOT / "build" / "plancache"
+"""Where plans are kept (``build/`` is git-ignored); ``rm -rf build/plancache`` is always safe."""
+
+FORMAT = 1
+"""The entry layout; bump it when :func:`to_json` changes, and old entries become misses."""
+
+OWN_CODE = ("toolbox/offline.py", "toolbox/plancache.py")
+"""The toolbox code that shapes a plan: the mocks answer every resource and StackReference."""
+
+SKIPPED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache"})
+"""Folders under an input folder that hold caches, not inputs."""
+
+
+def _files_under(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and not SKIPPED_PARTS.intersection(path.relative_to(folder).parts)
+    )
+
+
+def input_files(layer: str, root: Path = REPO_ROOT) -> dict[str, Path]:
+    """Every file whose content is part of ``layer``'s key, by the name hashed with it.
+
+    The layer's folder is read where the program actually runs from (``Layer.directory``, which a
+    test may point at a copy), ``platform.yaml`` from where the platform is read
+    (:data:`shared.settings.PLATFORM_FILE`); the rest from ``root``.
+    """
+    inputs = _layer_inputs(layer, root)
+    own_folder = f"stacks/{layer}/"
+    found: dict[str, Path] = {}
+    directory = get(layer).directory
+    for path in _files_under(directory):
+        found[own_folder + path.relative_to(directory).as_posix()] = path
+    for folder in inputs.folders:
+        if folder != own_folder:
+            for path in _files_under(root / folder):
+                found[path.relative_to(root).as_posix()] = path
+    for name in (*inputs.files, *OWN_CODE):
+        if not name.startswith(own_folder):
+            found[name] = root / name
+    # A program may read its upstream layers' own files too (the pipeline reads the registry's
+    # image families from its stack files), which their exports do not reflect.
+    for needed in upstream_layers(layer):
+        for path in _files_under(needed.directory):
+            found[f"stacks/{needed.name}/" + path.relative_to(needed.directory).as_posix()] = path
+    found["platform.yaml"] = settings.PLATFORM_FILE
+    return found
+
+
+def _layer_inputs(layer: str, root: Path) -> Inputs:
+    """:func:`toolbox.affected.layer_inputs`, with the import closure kept between processes.
+
+    Following the imports parses every module with :mod:`ast` (~0.1 s a layer, more than
+    loading its stored plan). The closure is a function of the repository's own ``.py`` files
+    (the followed packages) and of the code that follows them, so it is stored under the hash of
+    those files' bytes, next to the plans, and parsed again only when one of them changes.
+    """
+    sources = sorted(
+        path
+        for package in FOLLOWED_PACKAGES
+        for path in _files_under(root / package)
+        if path.suffix == ".py"
+    )
+    digest = hashlib.sha256(f"format {FORMAT}\0{sys.version}\0".encode())
+    for path in [*sources, root / "toolbox" / "affected.py"]:
+        digest.update(f"{path.relative_to(root).as_posix()}\0{_digest_file(path)}\0".encode())
+    entry = CACHE_DIR / f"imports-{digest.hexdigest()}.json"
+    try:
+        known = json.loads(entry.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    stored = known.get(layer) if isinstance(known, dict) else None
+    if isinstance(stored, dict):
+        try:
+            return Inputs(layer, tuple(stored["folders"]), tuple(stored["files"]))
+        except (KeyError, TypeError):
+            pass
+    computed = layer_inputs(layer, root)
+    known = {**(known if isinstance(known, dict) else {}), layer: asdict(computed)}
+    _write_atomically(entry, json.dumps(known, sort_keys=True))
+    return computed
+
+
+def _digest_file(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return "missing"
+
+
+def layer_key(
+    layer: str,
+    environment: str,
+    upstream: Mapping[str, LayerPlan],
+    config_overrides: Mapping[str, str] | None = None,
+    root: Path = REPO_ROOT,
+) -> str:
+    """The content key of ``layer``'s plan in ``environment`` (a hex SHA-256).
+
+    ``upstream`` is every plan the layer's StackReferences may read (their exports and which
+    of them are secret are hashed, not their resources); ``config_overrides`` the run's
+    ``project:key`` overrides.
+    """
+    digest = hashlib.sha256()
+
+    def feed(*parts: str) -> None:
+        for part in parts:
+            digest.update(part.encode())
+            digest.update(b"\0")
+
+    feed(f"format {FORMAT}", sys.version, layer, environment)
+    for name, path in sorted(input_files(layer, root).items()):
+        feed("file", name, _digest_file(path))
+    feed("overrides", json.dumps(dict(config_overrides or {}), sort_keys=True))
+    for stack in sorted(upstream):
+        plan = upstream[stack]
+        feed(
+            "upstream",
+            stack,
+            json.dumps(plan.exports, sort_keys=True, default=repr),
+            json.dumps(sorted(plan.secret_exports)),
+        )
+    return digest.hexdigest()
+
+
+def to_json(plan: LayerPlan) -> dict[str, Any]:
+    """Everything in ``plan``, exports with their values, as JSON-ready data."""
+    return {
+        "format": FORMAT,
+        "layer": plan.layer,
+        "environment": plan.environment,
+        "stack": plan.stack,
+        "resources": [
+            {f.name: getattr(resource, f.name) for f in fields(PlannedResource)}
+            for resource in plan.resources
+        ],
+        "exports": plan.exports,
+        "secret_exports": sorted(plan.secret_exports),
+    }
+
+
+def from_json(data: dict[str, Any]) -> LayerPlan:
+    """The plan :func:`to_json` wrote; KeyError or TypeError if it is not one."""
+    if data.get("format") != FORMAT:
+        raise KeyError("format")
+    return LayerPlan(
+        layer=data["layer"],
+        environment=data["environment"],
+        stack=data["stack"],
+        resources=tuple(PlannedResource(**resource) for resource in data["resources"]),
+        exports=data["exports"],
+        secret_exports=frozenset(data["secret_exports"]),
+    )
+
+
+def load(path: Path) -> LayerPlan | None:
+    """The plan stored at ``path``, or None when there is none or it is unreadable."""
+    try:
+        return from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def store(path: Path, plan: LayerPlan) -> bool:
+    """Write ``plan`` to ``path`` atomically; False (and nothing written) if it is not JSON."""
+    try:
+        text = json.dumps(to_json(plan), sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return False
+    if from_json(json.loads(text)) != plan:  # e.g. a tuple in an export would come back a list
+        return False
+    _write_atomically(path, text)
+    return True
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file renamed over it: readers see all or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive ``fcntl`` lock on ``path`` (created if needed), held for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def reuse_or_plan(
+    key: str, plan: Callable[[], LayerPlan], cache_dir: Path | None = None
+) -> LayerPlan:
+    """The plan stored under ``key``; else ``plan()``'s result, stored for the next process.
+
+    The first process to miss takes the key's lock and plans; a concurrent one waits on the lock
+    and then reads what the first stored. A failed plan stores nothing.
+    """
+    cache_dir = cache_dir or CACHE_DIR
+    entry = cache_dir / f"{key}.json"
+    found = load(entry)
+    if found is not None:
+        return found
+    with _locked(cache_dir / f"{key}.lock"):
+        found = load(entry)
+        if found is not None:
+            return found
+        planned = plan()
+        store(entry, planned)
+        return planned
+
+
+def plan_layer_cached(
+    layer: str,
+    environment: str,
+    upstream: Mapping[str, LayerPlan],
+    config_overrides: Mapping[str, str] | None,
+    *,
+    reuse: bool,
+    cache_dir: Path | None = None,
+) -> LayerPlan:
+    """``layer``'s plan: stored one if ``reuse`` and its key is stored, else planned and stored.
+
+    With ``reuse`` off the layer is planned (what ``./dev synth`` asks of the layers it shows)
+    and the result is still stored, so the next run that only needs its exports reads them.
+    """
+
+    def plan() -> LayerPlan:
+        return plan_layer(layer, environment, upstream, config_overrides)
+
+    key = layer_key(layer, environment, upstream, config_overrides)
+    if reuse:
+        return reuse_or_plan(key, plan, cache_dir)
+    planned = plan()
+    store((cache_dir or CACHE_DIR) / f"{key}.json", planned)
+    return planned
+
+
+__all__ = [
+    "CACHE_DIR",
+    "FORMAT",
+    "OWN_CODE",
+    "from_json",
+    "input_files",
+    "layer_key",
+    "load",
+    "plan_layer_cached",
+    "reuse_or_plan",
+    "store",
+    "to_json",
+]
