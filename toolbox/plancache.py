@@ -189,10 +189,18 @@ def from_json(data: dict[str, Any]) -> LayerPlan:
         layer=data["layer"],
         environment=data["environment"],
         stack=data["stack"],
-        resources=tuple(PlannedResource(**resource) for resource in data["resources"]),
+        resources=tuple(_resource(resource) for resource in data["resources"]),
         exports=data["exports"],
         secret_exports=frozenset(data["secret_exports"]),
     )
+
+
+def _resource(data: dict[str, Any]) -> PlannedResource:
+    """A stored resource; its tuple fields (``ignore_changes``) come back from JSON as lists."""
+    resource = dict(data)
+    if isinstance(resource.get("ignore_changes"), list):
+        resource["ignore_changes"] = tuple(resource["ignore_changes"])
+    return PlannedResource(**resource)
 
 
 def load(path: Path) -> LayerPlan | None:
