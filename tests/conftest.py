@@ -15,6 +15,7 @@ import pytest
 from shared.contracts import stack_name
 from shared.layers import upstream as upstream_of
 from shared.settings import load_platform
+from toolbox import offline
 from toolbox.offline import LayerPlan, PlannedResource, plan_all, plan_layer
 
 
@@ -78,3 +79,17 @@ def replan() -> Callable[..., LayerPlan]:
         return plan_layer(layer, environment, upstream_plans, config, secrets)
 
     return run
+
+
+@pytest.fixture
+def registered(monkeypatch):
+    """The resources the offline plan registered in this test, whatever happened."""
+    records: list = []
+
+    class Watched(offline.RecordingMonitor):
+        def __init__(self, mocks_):
+            super().__init__(mocks_)
+            self.records = records
+
+    monkeypatch.setattr(offline, "RecordingMonitor", Watched)
+    return records

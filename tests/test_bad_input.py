@@ -22,20 +22,6 @@ INVOKE = Path(sys.executable).parent / "invoke"
 UNKNOWN_ENV = "error: platform.yaml: environments: unknown environment"
 
 
-@pytest.fixture
-def registered(monkeypatch):
-    """The resources the offline plan registered in this test, whatever happened."""
-    records: list = []
-
-    class Watched(offline.RecordingMonitor):
-        def __init__(self, mocks_):
-            super().__init__(mocks_)
-            self.records = records
-
-    monkeypatch.setattr(offline, "RecordingMonitor", Watched)
-    return records
-
-
 PIPELINE_ROWS = {
     "missing GitHub owner": ({"platform-pipeline:githubOwner": ""}, "githubOwner: is required"),
     "missing GitHub repo": ({"platform-pipeline:githubRepo": ""}, "githubRepo: is required"),

@@ -34,20 +34,6 @@ def stacks(tmp_path, monkeypatch):
     return root / "stacks"
 
 
-@pytest.fixture
-def registered(monkeypatch):
-    """The resources the offline plan registered in this test, whatever happened."""
-    records: list = []
-
-    class Watched(offline.RecordingMonitor):
-        def __init__(self, mocks_):
-            super().__init__(mocks_)
-            self.records = records
-
-    monkeypatch.setattr(offline, "RecordingMonitor", Watched)
-    return records
-
-
 def edit(path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text, f"{old!r} not in {path}"
