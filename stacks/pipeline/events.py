@@ -203,25 +203,21 @@ def failure_notification(
     return rule
 
 
-def codecommit_trigger(
+def starts_pipeline(
     resource_name: str,
-    args: PipelineArgs,
+    *,
+    name: str,
+    description: str,
+    event_pattern: pulumi.Input[str],
     pipeline_arn: pulumi.Input[str],
     role_arn: pulumi.Input[str],
-    *,
     dead_letter_queue: aws.sqs.Queue,
     opts: pulumi.ResourceOptions,
 ) -> aws.cloudwatch.EventRule:
-    """The rule on pushes to the CodeCommit mirror, starting this pipeline through its role."""
+    """A rule whose events start this pipeline through ``role_arn``; its target retries, then
+    dead-letters into ``dead_letter_queue`` like every other target."""
     rule = aws.cloudwatch.EventRule(
-        resource_name,
-        name=args.trigger_rule_name,
-        description=(
-            f"Pushes to {args.codecommit_branch} of the CodeCommit mirror start"
-            f" {args.pipeline_name}"
-        ),
-        event_pattern=json.dumps(codecommit_pattern(args), sort_keys=True),
-        opts=opts,
+        resource_name, name=name, description=description, event_pattern=event_pattern, opts=opts
     )
     aws.cloudwatch.EventTarget(
         f"{resource_name}-pipeline",
@@ -236,3 +232,28 @@ def codecommit_trigger(
         opts=opts,
     )
     return rule
+
+
+def codecommit_trigger(
+    resource_name: str,
+    args: PipelineArgs,
+    pipeline_arn: pulumi.Input[str],
+    role_arn: pulumi.Input[str],
+    *,
+    dead_letter_queue: aws.sqs.Queue,
+    opts: pulumi.ResourceOptions,
+) -> aws.cloudwatch.EventRule:
+    """The rule on pushes to the CodeCommit mirror, starting this pipeline through its role."""
+    return starts_pipeline(
+        resource_name,
+        name=args.trigger_rule_name,
+        description=(
+            f"Pushes to {args.codecommit_branch} of the CodeCommit mirror start"
+            f" {args.pipeline_name}"
+        ),
+        event_pattern=json.dumps(codecommit_pattern(args), sort_keys=True),
+        pipeline_arn=pipeline_arn,
+        role_arn=role_arn,
+        dead_letter_queue=dead_letter_queue,
+        opts=opts,
+    )

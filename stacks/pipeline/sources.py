@@ -237,25 +237,15 @@ def s3_source_trigger(
 
     Its target retries and dead-letters like every other target (``stacks.pipeline.events``).
     """
-    rule = aws.cloudwatch.EventRule(
+    return events.starts_pipeline(
         resource_name,
         name=args.source.source_rule_name,
         description=(f"A new s3 source zip ({args.source.source_key}) starts {args.pipeline_name}"),
         event_pattern=pulumi.Output.from_input(bucket_name).apply(
             lambda name: json.dumps(s3_source_pattern(args, name), sort_keys=True)
         ),
-        opts=opts,
-    )
-    aws.cloudwatch.EventTarget(
-        f"{resource_name}-pipeline",
-        rule=rule.name,
-        target_id="pipeline",
-        arn=pipeline_arn,
+        pipeline_arn=pipeline_arn,
         role_arn=role_arn,
-        retry_policy=events.RETRY,
-        dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(
-            arn=dead_letter_queue.arn
-        ),
+        dead_letter_queue=dead_letter_queue,
         opts=opts,
     )
-    return rule
