@@ -409,13 +409,18 @@ def _print_checks(results, what: str) -> None:
         raise Exit(f"error: {what} failed: {', '.join(failed)}", code=1)
 
 
-@task
-def lint(c):
-    """Checks offline: ruff, basedpyright, yamllint, actionlint, zizmor."""
+@task(
+    help={
+        "fresh": "run every tool, reusing no verdict from build/checkcache (each is still"
+        " stored); default: reuse a tool's verdict while nothing it reads has changed"
+    }
+)
+def lint(c, fresh=False):
+    """Checks offline: ruff, basedpyright, yamllint, actionlint, zizmor (verdicts cached)."""
     from toolbox.checks import lint as run_lint
 
     try:
-        results = run_lint()
+        results = run_lint(fresh=fresh)
     except PlatformError as exc:
         raise _fail_cleanly(exc) from None
     _print_checks(results, "lint")
@@ -424,15 +429,17 @@ def lint(c):
 @task(
     help={
         "allow_unaudited": "only warn when no vulnerability service is reachable (offline"
-        " machine); default: fail"
+        " machine); default: fail",
+        "fresh": "run bandit even if build/checkcache holds its verdict for these files;"
+        " default: reuse it (the dependency audit is online and never reused)",
     }
 )
-def scan(c, allow_unaudited=False):
-    """Checks: bandit on the code, safety (or pip-audit) on uv.lock."""
+def scan(c, allow_unaudited=False, fresh=False):
+    """Checks: bandit on the code (verdict cached), safety (or pip-audit) on uv.lock."""
     from toolbox.checks import scan as run_scan
 
     try:
-        results = run_scan(allow_unaudited=allow_unaudited)
+        results = run_scan(allow_unaudited=allow_unaudited, fresh=fresh)
     except PlatformError as exc:
         raise _fail_cleanly(exc) from None
     _print_checks(results, "scan")

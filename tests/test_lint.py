@@ -27,7 +27,7 @@ def test_repository_is_clean(check):
 
 def test_lint_runs_the_type_checker(monkeypatch):
     for name in ("ruff_check", "ruff_format", "basedpyright", "yamllint", "actionlint", "zizmor"):
-        monkeypatch.setattr(checks, name, lambda name=name: checks.CheckResult(name, True))
+        monkeypatch.setattr(checks, name, lambda name=name, **_: checks.CheckResult(name, True))
 
     assert "basedpyright" in [result.name for result in checks.lint()]
 

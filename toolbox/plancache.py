@@ -19,14 +19,10 @@ Offline plans hold no credentials: a ``secure:`` config value plans as a placeho
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -35,6 +31,9 @@ from shared import settings
 from shared.layers import REPO_ROOT, get
 from shared.layers import upstream as upstream_layers
 from toolbox.affected import FOLLOWED_PACKAGES, Inputs, layer_inputs
+from toolbox.cachefiles import digest_file as _digest_file
+from toolbox.cachefiles import locked as _locked
+from toolbox.cachefiles import write_atomically as _write_atomically
 from toolbox.offline import LayerPlan, PlannedResource, plan_layer
 
 CACHE_DIR = REPO_ROOT / "build" / "plancache"
@@ -121,13 +120,6 @@ def _layer_inputs(layer: str, root: Path) -> Inputs:
     known = {**(known if isinstance(known, dict) else {}), layer: asdict(computed)}
     _write_atomically(entry, json.dumps(known, sort_keys=True))
     return computed
-
-
-def _digest_file(path: Path) -> str:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except FileNotFoundError:
-        return "missing"
 
 
 def layer_key(
@@ -221,31 +213,6 @@ def store(path: Path, plan: LayerPlan) -> bool:
         return False
     _write_atomically(path, text)
     return True
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """``text`` into ``path`` through a temporary file renamed over it: readers see all or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive ``fcntl`` lock on ``path`` (created if needed), held for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def reuse_or_plan(
