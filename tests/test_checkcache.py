@@ -12,7 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from invoke import Context
 
+import tasks
 from shared.layers import REPO_ROOT
 from toolbox import checkcache, checks
 from toolbox.checkcache import Reads
@@ -338,3 +340,20 @@ def test_the_folders_left_out_of_the_keys_are_ones_the_tools_do_not_read(folder)
         "__pycache__",
         ".pytest_cache",
     }
+
+
+def test_the_tasks_fresh_flag_runs_the_cached_tools_again(recorded):
+    context = Context()
+    tasks.lint(context)
+    tasks.scan(context)
+    recorded.ran.clear()
+
+    tasks.lint(context)
+    tasks.scan(context)
+    warm = recorded.tools()
+    recorded.ran.clear()
+    tasks.lint(context, fresh=True)
+    tasks.scan(context, fresh=True)
+
+    assert warm == ["ruff", "ruff", "uv", "safety"]
+    assert recorded.tools() == [*LINT_TOOLS, "bandit", "uv", "safety"]
