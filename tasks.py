@@ -358,6 +358,33 @@ def drift(c, env="dev", layer="", report="", issue=""):
     print(result.summary())
 
 
+@task(
+    help={
+        "env": ENV_HELP,
+        "role": "drift (read-only: what a refresh reads) or deploy (what an up creates,"
+        " updates, deletes and tags, plus iam:PassRole); default: drift",
+        "backend": "the state backend URL whose bucket the role reads (drift) or writes (deploy);"
+        " default: $PULUMI_BACKEND_URL (no state statements unless it is s3://)",
+    }
+)
+def operator_policy(c, env="dev", role="drift", backend=""):
+    """Offline: print the IAM policy of the CI deploy or drift role."""
+    from toolbox.operator_policy import for_environment, render
+
+    url = backend or os.environ.get("PULUMI_BACKEND_URL", "")
+    try:
+        document, state = for_environment(env, role, url)
+    except (PlatformError, ValueError) as exc:
+        raise _fail_cleanly(exc) from None
+    if state is None:
+        print(
+            f"note: the backend {url or '(none set)'} is not s3://bucket/prefix, so the policy"
+            " has no state statements; pass --backend s3://... for an S3 backend",
+            file=sys.stderr,
+        )
+    print(render(document))
+
+
 def _run_url() -> str:
     """This GitHub Actions run's address, or "" outside CI."""
     keys = ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")

@@ -1,0 +1,346 @@
+"""The operators' roles (docs/operations.md): generated from what the layers plan.
+
+Every resource type of the dev and prod plans, and of each source provider, has an entry; the
+drift role only reads (but the state lock); the deploy role covers every type's writes and
+passes only the roles the plan hands to a service; every ARN is the environment's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import pytest
+
+from shared.layers import REPO_ROOT
+from shared.settings import load_platform
+from tests.conftest import real_upstream
+from tests.test_pipeline_sources import PROVIDERS
+from toolbox import operator_policy as op
+from toolbox.offline import plan_layer
+
+S3_BACKEND = "s3://acme-pulumi-state/container-platform"
+ACCOUNTS = {"dev": "111111111111", "prod": "222222222222"}
+REGION = "us-east-1"
+INLINE_ROLE_POLICY_LIMIT = 10_240
+"""IAM quota: the inline policies of one role, whitespace excluded (IAM and STS quotas page)."""
+
+
+@pytest.fixture(scope="module")
+def plans(dev, prod):
+    """Every plan the layers make: dev, prod, and the pipeline of each source provider."""
+    every = [*dev.values(), *prod.values()]
+    for config in PROVIDERS.values():
+        for env_plans in (dev, prod):
+            environment = env_plans["pipeline"].environment
+            upstream = real_upstream(env_plans, "foundation", "registry")
+            every.append(plan_layer("pipeline", environment, upstream, config))
+    return every
+
+
+def _policy(role, env="dev", backend=S3_BACKEND):
+    document, _ = op.for_environment(env, role, backend)
+    return document
+
+
+@pytest.fixture(scope="module")
+def policies():
+    return {(role, env): _policy(role, env) for role in op.ROLES for env in ("dev", "prod")}
+
+
+def _statements(document):
+    return document["Statement"]
+
+
+def _allows(document, action, arn):
+    """Whether a statement grants ``action`` on ``arn`` (IAM's wildcard matching of ARNs)."""
+    for statement in _statements(document):
+        if action not in statement["Action"]:
+            continue
+        if any(fnmatchcase(arn, pattern) for pattern in statement["Resource"]):
+            return True
+    return False
+
+
+# -- every planned type has an entry ------------------------------------------------------------
+
+
+def test_every_planned_resource_type_has_an_entry(plans):
+    types = {resource.type for plan in plans for resource in plan.resources}
+    assert op.uncovered(types) == []
+
+
+def test_a_new_resource_type_without_an_entry_is_named():
+    types = {"aws:dynamodb/table:Table", "aws:rds/instance:Instance"}
+    assert op.uncovered(types) == ["aws:rds/instance:Instance"]
+
+
+def test_every_entry_is_a_type_the_layers_plan(plans):
+    types = {resource.type for plan in plans for resource in plan.resources}
+    assert sorted(set(op.ACCESS) - types) == []
+
+
+def test_every_aws_entry_names_its_provider_source_and_reads_something():
+    for type_, entry in op.ACCESS.items():
+        if isinstance(entry, op.NoAws):
+            assert len(entry.reason) > 20, type_
+            continue
+        assert entry.source.startswith("internal/service/"), type_
+        assert entry.read and entry.write, type_
+
+
+# -- the drift role only reads --------------------------------------------------------------------
+
+WRITE_VERBS = re.compile(
+    r":(Create|Put|Update|Delete|Tag|Untag|Set|Add|Remove|Subscribe|Unsubscribe|Enable|Disable"
+    r"|Schedule|Cancel|Associate|Disassociate|Attach|Detach|PassRole|Start|Stop|Invoke|Publish"
+    r"|Send|Retire|Revoke|Encrypt)"
+)
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_drift_role_writes_nothing_but_the_state_lock(policies, env):
+    lock = "arn:aws:s3:::acme-pulumi-state/container-platform/.pulumi/locks/*"
+    for statement in _statements(policies[("drift", env)]):
+        writes = [a for a in statement["Action"] if WRITE_VERBS.search(a)]
+        if statement["Sid"] == "StateLockOnly":
+            assert writes == ["s3:DeleteObject", "s3:PutObject"]
+            assert statement["Resource"] == [lock]
+            continue
+        assert writes == [], statement["Sid"]
+        for action in statement["Action"]:
+            verb = action.split(":", 1)[1]
+            assert verb.startswith(("Describe", "Get", "List", "BatchGet", "Decrypt")), action
+
+
+def test_the_drift_role_reads_the_ledger_table_as_the_provider_does(policies):
+    table = "arn:aws:dynamodb:us-east-1:111111111111:table/acme-foundation-ledger-dev"
+    drift = policies[("drift", "dev")]
+    # terraform-provider-aws internal/service/dynamodb/table.go, resourceTableRead.
+    for action in (
+        "dynamodb:DescribeTable",
+        "dynamodb:DescribeContinuousBackups",
+        "dynamodb:DescribeTimeToLive",
+        "dynamodb:ListTagsOfResource",
+    ):
+        assert _allows(drift, action, table), action
+    assert not _allows(drift, "dynamodb:UpdateTable", table)
+
+
+def test_the_drift_role_reads_the_functions_queues_alarms_and_webhook(policies):
+    drift = policies[("drift", "prod")]
+    here = "us-east-1:222222222222"
+    expected = {
+        "lambda:GetFunction": f"arn:aws:lambda:{here}:function:acme-pipeline-recorder-prod",
+        "lambda:GetPolicy": f"arn:aws:lambda:{here}:function:acme-pipeline-recorder-prod",
+        "sqs:GetQueueAttributes": f"arn:aws:sqs:{here}:acme-pipeline-failed-dlq-prod",
+        "cloudwatch:DescribeAlarms": (
+            f"arn:aws:cloudwatch:{here}:alarm:acme-pipeline-failed-failed-invocations-prod"
+        ),
+        "events:ListTargetsByRule": f"arn:aws:events:{here}:rule/acme-pipeline-failed-prod",
+        "codepipeline:ListTagsForResource": (
+            f"arn:aws:codepipeline:{here}:webhook:acme-pipeline-github-prod"
+        ),
+        "s3:GetBucketNotification": "arn:aws:s3:::acme-foundation-source-222222222222-prod",
+        "secretsmanager:GetSecretValue": (
+            f"arn:aws:secretsmanager:{here}:secret:acme-foundation-github-webhook-secret-prod-1a5dc5"
+        ),
+    }
+    for action, arn in expected.items():
+        assert _allows(drift, action, arn), action
+    assert _allows(drift, "codepipeline:ListWebhooks", "*")
+
+
+# -- the deploy role covers every type's writes --------------------------------------------------
+
+
+def test_the_deploy_role_covers_each_types_reads_and_writes(policies):
+    platform = load_platform("dev")
+    arns = op.scopes(platform)
+    deploy = policies[("deploy", "dev")]
+    for type_, entry in op.ACCESS.items():
+        if isinstance(entry, op.NoAws):
+            continue
+        for grant in (*entry.read, *entry.write):
+            for action in grant.actions:
+                for scope in grant.on:
+                    for arn in arns[scope]:
+                        assert _allows(deploy, action, arn), (type_, action, arn)
+
+
+def test_the_deploy_role_can_write_the_platforms_real_resources(policies):
+    deploy = policies[("deploy", "dev")]
+    here = "us-east-1:111111111111"
+    expected = {
+        "dynamodb:CreateTable": f"arn:aws:dynamodb:{here}:table/acme-foundation-ledger-dev",
+        "lambda:UpdateFunctionCode": f"arn:aws:lambda:{here}:function:acme-pipeline-recorder-dev",
+        "lambda:AddPermission": f"arn:aws:lambda:{here}:function:acme-pipeline-recorder-dev",
+        "sqs:SetQueueAttributes": f"arn:aws:sqs:{here}:acme-pipeline-codecommit-dlq-dev",
+        "cloudwatch:PutMetricAlarm": (
+            f"arn:aws:cloudwatch:{here}:alarm:acme-pipeline-codecommit-failed-invocations-dev"
+        ),
+        "codepipeline:PutWebhook": f"arn:aws:codepipeline:{here}:webhook:acme-pipeline-github-dev",
+        "events:PutTargets": f"arn:aws:events:{here}:rule/acme-pipeline-record-builds-dev",
+        "logs:PutRetentionPolicy": (
+            f"arn:aws:logs:{here}:log-group:/aws/lambda/acme-pipeline-deploy-handler-dev"
+        ),
+        "s3:PutBucketNotification": "arn:aws:s3:::acme-foundation-source-111111111111-dev",
+        "iam:PutRolePolicy": "arn:aws:iam::111111111111:role/acme-pipeline-recorder-dev",
+        "kms:CreateAlias": f"arn:aws:kms:{here}:alias/acme-foundation-artifacts-dev",
+        "ecr:PutLifecyclePolicy": f"arn:aws:ecr:{here}:repository/acme-registry-app-dev",
+    }
+    for action, arn in expected.items():
+        assert _allows(deploy, action, arn), action
+    assert not _allows(deploy, "dynamodb:DeleteTable", f"arn:aws:dynamodb:{here}:table/other")
+
+
+def test_key_grants_are_only_for_aws_resources(policies):
+    (statement,) = [
+        s for s in _statements(policies[("deploy", "dev")]) if "kms:CreateGrant" in s["Action"]
+    ]
+    assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": ["true"]}}
+
+
+def _passed(document):
+    return {
+        statement["Condition"]["StringEquals"]["iam:PassedToService"][0]: statement["Resource"]
+        for statement in _statements(document)
+        if statement["Action"] == ["iam:PassRole"]
+    }
+
+
+def test_the_deploy_role_passes_each_role_only_to_its_service(policies):
+    role = "arn:aws:iam::111111111111:role/acme-pipeline-{}-dev"
+    assert _passed(policies[("deploy", "dev")]) == {
+        "codebuild.amazonaws.com": [
+            role.format(duty) for duty in ("docker-build", "security-scan", "tests")
+        ],
+        "codepipeline.amazonaws.com": [role.format("pipeline")],
+        "events.amazonaws.com": [role.format("events")],
+        "lambda.amazonaws.com": [role.format("deploy-handler"), role.format("recorder")],
+    }
+    assert _passed(policies[("drift", "dev")]) == {}
+
+
+def test_every_role_a_resource_names_is_passed(plans, policies):
+    named = re.compile(r"arn:aws:iam::\d{12}:role/[A-Za-z0-9+=,.@_-]+")
+    for plan in plans:
+        if plan.environment != "dev":
+            continue
+        passed = {arn for arns in _passed(policies[("deploy", "dev")]).values() for arn in arns}
+        for resource in plan.resources:
+            if resource.type in ("aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy"):
+                continue  # a role's own ARN in its trust or identity policy is not a hand-over
+            for arn in named.findall(json.dumps(resource.inputs)):
+                assert arn in passed, (resource.urn, arn)
+
+
+# -- wildcards, accounts, regions, size ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", op.ROLES)
+def test_a_star_resource_only_for_the_named_actions(policies, role):
+    for statement in _statements(policies[(role, "prod")]):
+        if "*" in statement["Resource"]:
+            assert statement["Resource"] == ["*"]
+            assert set(statement["Action"]) <= set(op.UNSCOPED), statement["Action"]
+    for action, reason in op.UNSCOPED.items():
+        assert len(reason) > 30, action
+
+
+def test_an_unlisted_action_on_star_is_refused(monkeypatch):
+    monkeypatch.setitem(
+        op.ACCESS,
+        "aws:sqs/queue:Queue",
+        op.Access(read=(op.Grant(("sqs:ListQueues",), (op.ANY,)),), write=(), source="x"),
+    )
+    with pytest.raises(ValueError, match=r"sqs:ListQueues"):
+        op.policy(op.DRIFT, load_platform("dev"))
+
+
+@pytest.mark.parametrize("role", op.ROLES)
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_every_arn_is_in_the_environments_account_and_region(policies, role, env):
+    account = ACCOUNTS[env]
+    for statement in _statements(policies[(role, env)]):
+        for arn in statement["Resource"]:
+            if arn == "*":
+                continue
+            _, partition, service, region, owner, _rest = arn.split(":", 5)
+            assert partition == "aws", arn
+            if service == "s3":  # bucket ARNs name no region or account
+                assert (region, owner) == ("", ""), arn
+            elif service == "iam":  # IAM is global: no region
+                assert (region, owner) == ("", account), arn
+            else:
+                assert (region, owner) == (REGION, account), arn
+
+
+@pytest.mark.parametrize("role", op.ROLES)
+def test_the_policy_fits_an_inline_role_policy(policies, role):
+    compact = json.dumps(policies[(role, "prod")], separators=(",", ":"))
+    assert len(compact) < INLINE_ROLE_POLICY_LIMIT
+
+
+@pytest.mark.parametrize("role", op.ROLES)
+def test_statement_ids_are_unique(policies, role):
+    sids = [statement["Sid"] for statement in _statements(policies[(role, "dev")])]
+    assert len(sids) == len(set(sids))
+
+
+# -- the state backend --------------------------------------------------------------------------
+
+
+def test_the_deploy_role_reads_and_writes_the_state_under_its_prefix(policies):
+    deploy = policies[("deploy", "dev")]
+    stack = "arn:aws:s3:::acme-pulumi-state/container-platform/.pulumi/stacks/x/dev.json"
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+        assert _allows(deploy, action, stack), action
+    assert _allows(deploy, "s3:ListBucket", "arn:aws:s3:::acme-pulumi-state")
+    assert not _allows(deploy, "s3:PutObject", "arn:aws:s3:::acme-pulumi-state/other/x")
+
+
+def test_the_drift_role_reads_the_state_and_writes_only_its_lock(policies):
+    drift = policies[("drift", "dev")]
+    state = "arn:aws:s3:::acme-pulumi-state/container-platform/.pulumi/stacks/x/dev.json"
+    lock = "arn:aws:s3:::acme-pulumi-state/container-platform/.pulumi/locks/x/dev/1.json"
+    assert _allows(drift, "s3:GetObject", state)
+    assert not _allows(drift, "s3:PutObject", state)
+    assert _allows(drift, "s3:PutObject", lock) and _allows(drift, "s3:DeleteObject", lock)
+
+
+@pytest.mark.parametrize("url", ["", "file:///home/me/state", "https://api.pulumi.com"])
+def test_a_backend_that_is_not_s3_adds_no_state_statement(url):
+    assert op.state_bucket(url) is None
+    document = _policy("drift", "dev", url)
+    assert not [s for s in _statements(document) if s["Sid"].startswith("State")]
+
+
+def test_a_bucket_without_prefix_is_the_whole_bucket():
+    state = op.state_bucket("s3://acme-state")
+    assert state == op.StateBucket("acme-state", "")
+    assert state.objects(".pulumi/locks") == "arn:aws:s3:::acme-state/.pulumi/locks/*"
+
+
+def test_an_unknown_role_is_refused():
+    with pytest.raises(ValueError, match="drift, deploy"):
+        op.for_environment("dev", "admin")
+
+
+# -- where the roles are set up, the command is named -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "role"),
+    [
+        ("docs/operations.md", "drift"),
+        ("docs/operations.md", "deploy"),
+        (".github/workflows/drift.yml", "drift"),
+        (".github/workflows/ci-cd.yml", "deploy"),
+    ],
+)
+def test_where_a_role_is_set_up_the_command_is_named(path, role):
+    text = Path(REPO_ROOT, path).read_text(encoding="utf-8")
+    assert "./dev operator-policy --env" in text and f"--role {role}" in text

@@ -1,0 +1,827 @@
+"""The operators' AWS roles (CI deploy role, read-only drift role), generated, not hand-written.
+
+:data:`ACCESS` is keyed by every Pulumi resource type the layers plan (a test compares it with
+the dev and prod plans and the source-provider variants, so a new type without an entry fails).
+Each entry gives the IAM actions the pulumi-aws provider (the Terraform AWS provider underneath)
+calls to READ the resource, which is what a refresh needs, and to CREATE/UPDATE/DELETE/TAG it,
+which a deploy needs besides the reads (the provider reads every resource back after writing it).
+
+Resources are named by ARN patterns scoped to the platform: the ``namespace`` prefix every
+physical name starts with (``shared.naming.Label``), the environment's account and Region from
+``platform.yaml``. A ``*`` resource only for the actions in :data:`UNSCOPED`, each with the reason
+AWS allows nothing narrower. ``iam:PassRole`` names the exact role ARNs the plan passes, each
+with ``iam:PassedToService``. Sources: the Service Authorization Reference page of each service
+(``SAR`` below, listed in docs/iam.md) and the provider's resource code
+(github.com/hashicorp/terraform-provider-aws, ``internal/service/<service>/<resource>.go``):
+docs/iam.md ("The operators' roles") has the table with the links.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from shared.iam import VERSION, Condition, Statement
+from shared.settings import PARTITION, Platform
+
+ANY = "*"
+"""The scope of an action AWS documents without resource-level permissions (see UNSCOPED)."""
+
+DRIFT = "drift"
+DEPLOY = "deploy"
+ROLES = (DRIFT, DEPLOY)
+
+READ_VERBS = ("Describe", "Get", "List", "BatchGet")
+"""What a read action's name starts with; the drift role holds nothing else (but the lock)."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Actions on the resources of some scopes (names in :func:`scopes`), maybe conditioned."""
+
+    actions: tuple[str, ...]
+    on: tuple[str, ...]
+    conditions: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the provider calls for one resource type."""
+
+    read: tuple[Grant, ...]
+    """The provider's Read (refresh, and after every write)."""
+    write: tuple[Grant, ...]
+    """Create, Update, Delete and tagging."""
+    source: str
+    """The provider file whose Read/Create/Update/Delete the actions come from."""
+    passes_role: tuple[str, str] | None = None
+    """``(input, service principal)``: the input naming a role the service is handed."""
+
+
+@dataclass(frozen=True)
+class NoAws:
+    """A type the engine plans that makes no AWS call, with the reason."""
+
+    reason: str
+
+
+# -- the KMS grants several types need ---------------------------------------------------------
+
+_GRANT_FOR_AWS_RESOURCE = Condition("Bool", "kms:GrantIsForAWSResource", ("true",))
+_KEY_GRANTS = Grant(
+    ("kms:CreateGrant", "kms:DescribeKey", "kms:RetireGrant"),
+    ("kms-key",),
+    (_GRANT_FOR_AWS_RESOURCE,),
+)
+"""DynamoDB, ECR and Lambda attach the platform key to what they create through a grant made on
+the caller's behalf (KMS: grant-authorization.html; ECR: encryption-at-rest.html "Required IAM
+permissions"; DynamoDB: encryption.usagenotes.html); the key policy admits only such grants."""
+
+
+def _through(service: str) -> Condition:
+    return Condition("StringEquals", "kms:ViaService", (f"{service}.{{region}}.amazonaws.com",))
+
+
+_SECRET_CRYPTO_READ = Grant(("kms:Decrypt",), ("kms-key",), (_through("secretsmanager"),))
+_SECRET_CRYPTO_WRITE = Grant(
+    ("kms:Decrypt", "kms:GenerateDataKey"), ("kms-key",), (_through("secretsmanager"),)
+)
+"""Secrets Manager encrypts and decrypts a value with the caller's permissions on the key
+(secretsmanager security-encryption.html "Permissions for the KMS key")."""
+_LAMBDA_CRYPTO = Grant(("kms:Encrypt", "kms:Decrypt"), ("kms-key",), (_through("lambda"),))
+"""Lambda encrypts the environment variables with the caller's permissions on the key
+(lambda configuration-envvars-encryption.html)."""
+
+_S3 = "internal/service/s3/"
+
+
+def _s3_config(get: str, put: str, resource: str) -> Access:
+    """One S3 bucket sub-resource: read with ``get``, write (and delete) with ``put``."""
+    return Access(
+        read=(Grant((get,), ("s3-bucket",)),),
+        write=(Grant((put,), ("s3-bucket",)),),
+        source=_S3 + resource,
+    )
+
+
+ACCESS: dict[str, Access | NoAws] = {
+    # -- foundation ------------------------------------------------------------------------------
+    "aws:kms/key:Key": Access(
+        read=(
+            Grant(
+                (
+                    "kms:DescribeKey",
+                    "kms:GetKeyPolicy",
+                    "kms:GetKeyRotationStatus",
+                    "kms:ListResourceTags",
+                ),
+                ("kms-key",),
+            ),
+        ),
+        write=(
+            Grant(("kms:CreateKey",), (ANY,)),
+            Grant(
+                (
+                    "kms:CancelKeyDeletion",
+                    "kms:DisableKey",
+                    "kms:DisableKeyRotation",
+                    "kms:EnableKey",
+                    "kms:EnableKeyRotation",
+                    "kms:PutKeyPolicy",
+                    "kms:ScheduleKeyDeletion",
+                    "kms:TagResource",
+                    "kms:UntagResource",
+                    "kms:UpdateKeyDescription",
+                ),
+                ("kms-key",),
+            ),
+        ),
+        source="internal/service/kms/key.go",
+    ),
+    "aws:kms/alias:Alias": Access(
+        # The Read finds the alias by listing the account's aliases (FindAliasByName).
+        read=(Grant(("kms:ListAliases",), (ANY,)),),
+        write=(
+            Grant(
+                ("kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"), ("kms-alias", "kms-key")
+            ),
+        ),
+        source="internal/service/kms/alias.go",
+    ),
+    "aws:s3/bucket:Bucket": Access(
+        read=(
+            Grant(
+                (
+                    "s3:GetAccelerateConfiguration",
+                    "s3:GetBucketAcl",
+                    "s3:GetBucketCORS",
+                    "s3:GetBucketLocation",
+                    "s3:GetBucketLogging",
+                    "s3:GetBucketObjectLockConfiguration",
+                    "s3:GetBucketPolicy",
+                    "s3:GetBucketRequestPayment",
+                    "s3:GetBucketTagging",
+                    "s3:GetBucketVersioning",
+                    "s3:GetBucketWebsite",
+                    "s3:GetEncryptionConfiguration",
+                    "s3:GetLifecycleConfiguration",
+                    "s3:GetReplicationConfiguration",
+                    "s3:ListBucket",
+                ),
+                ("s3-bucket",),
+            ),
+        ),
+        write=(
+            Grant(
+                (
+                    "s3:CreateBucket",
+                    "s3:DeleteBucket",
+                    "s3:ListBucketVersions",
+                    "s3:PutBucketTagging",
+                ),
+                ("s3-bucket",),
+            ),
+            # forceDestroy (dev): the provider deletes every object version before DeleteBucket.
+            Grant(("s3:DeleteObject", "s3:DeleteObjectVersion"), ("s3-object",)),
+        ),
+        source=_S3 + "bucket.go",
+    ),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": _s3_config(
+        # DeleteBucketLifecycle is authorised by s3:PutLifecycleConfiguration (SAR).
+        "s3:GetLifecycleConfiguration",
+        "s3:PutLifecycleConfiguration",
+        "bucket_lifecycle_configuration.go",
+    ),
+    "aws:s3/bucketNotification:BucketNotification": _s3_config(
+        # Removing the resource writes an empty configuration (PutBucketNotificationConfiguration).
+        "s3:GetBucketNotification",
+        "s3:PutBucketNotification",
+        "bucket_notification.go",
+    ),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": _s3_config(
+        "s3:GetBucketOwnershipControls",
+        "s3:PutBucketOwnershipControls",
+        "bucket_ownership_controls.go",
+    ),
+    "aws:s3/bucketPolicy:BucketPolicy": Access(
+        read=(Grant(("s3:GetBucketPolicy",), ("s3-bucket",)),),
+        write=(Grant(("s3:DeleteBucketPolicy", "s3:PutBucketPolicy"), ("s3-bucket",)),),
+        source=_S3 + "bucket_policy.go",
+    ),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": _s3_config(
+        # DeletePublicAccessBlock is authorised by s3:PutBucketPublicAccessBlock (SAR).
+        "s3:GetBucketPublicAccessBlock",
+        "s3:PutBucketPublicAccessBlock",
+        "bucket_public_access_block.go",
+    ),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        _s3_config(
+            # DeleteBucketEncryption is authorised by s3:PutEncryptionConfiguration (SAR).
+            "s3:GetEncryptionConfiguration",
+            "s3:PutEncryptionConfiguration",
+            "bucket_server_side_encryption_configuration.go",
+        )
+    ),
+    "aws:s3/bucketVersioning:BucketVersioning": _s3_config(
+        "s3:GetBucketVersioning", "s3:PutBucketVersioning", "bucket_versioning.go"
+    ),
+    "aws:secretsmanager/secret:Secret": Access(
+        read=(
+            Grant(
+                ("secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy"), ("secret",)
+            ),
+        ),
+        write=(
+            Grant(
+                (
+                    "secretsmanager:CreateSecret",
+                    "secretsmanager:DeleteResourcePolicy",
+                    "secretsmanager:DeleteSecret",
+                    "secretsmanager:PutResourcePolicy",
+                    "secretsmanager:TagResource",
+                    "secretsmanager:UntagResource",
+                    "secretsmanager:UpdateSecret",
+                ),
+                ("secret",),
+            ),
+        ),
+        source="internal/service/secretsmanager/secret.go",
+    ),
+    "aws:secretsmanager/secretVersion:SecretVersion": Access(
+        # The Read compares the stored value: GetSecretValue, decrypted with the platform key.
+        read=(
+            Grant(
+                ("secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds"),
+                ("secret",),
+            ),
+            _SECRET_CRYPTO_READ,
+        ),
+        write=(
+            Grant(
+                ("secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"),
+                ("secret",),
+            ),
+            _SECRET_CRYPTO_WRITE,
+        ),
+        source="internal/service/secretsmanager/secret_version.go",
+    ),
+    "aws:sns/topic:Topic": Access(
+        read=(Grant(("sns:GetTopicAttributes", "sns:ListTagsForResource"), ("sns-topic",)),),
+        write=(
+            Grant(
+                (
+                    "sns:CreateTopic",
+                    "sns:DeleteTopic",
+                    "sns:SetTopicAttributes",
+                    "sns:TagResource",
+                    "sns:UntagResource",
+                ),
+                ("sns-topic",),
+            ),
+        ),
+        source="internal/service/sns/topic.go",
+    ),
+    "aws:sns/topicSubscription:TopicSubscription": Access(
+        read=(Grant(("sns:GetSubscriptionAttributes",), (ANY,)),),
+        write=(
+            Grant(("sns:Subscribe",), ("sns-topic",)),
+            Grant(("sns:SetSubscriptionAttributes", "sns:Unsubscribe"), (ANY,)),
+        ),
+        source="internal/service/sns/topic_subscription.go",
+    ),
+    "aws:dynamodb/table:Table": Access(
+        # resourceTableRead: DescribeTable, DescribeContinuousBackups (point-in-time recovery),
+        # DescribeTimeToLive, then the tags (ListTagsOfResource).
+        read=(
+            Grant(
+                (
+                    "dynamodb:DescribeContinuousBackups",
+                    "dynamodb:DescribeTable",
+                    "dynamodb:DescribeTimeToLive",
+                    "dynamodb:ListTagsOfResource",
+                ),
+                ("dynamodb-table",),
+            ),
+        ),
+        write=(
+            Grant(
+                (
+                    "dynamodb:CreateTable",
+                    "dynamodb:DeleteTable",
+                    "dynamodb:TagResource",
+                    "dynamodb:UntagResource",
+                    "dynamodb:UpdateContinuousBackups",
+                    "dynamodb:UpdateTable",
+                    "dynamodb:UpdateTimeToLive",
+                ),
+                ("dynamodb-table",),
+            ),
+            _KEY_GRANTS,
+        ),
+        source="internal/service/dynamodb/table.go",
+    ),
+    # -- registry --------------------------------------------------------------------------------
+    "aws:ecr/repository:Repository": Access(
+        read=(Grant(("ecr:DescribeRepositories", "ecr:ListTagsForResource"), ("ecr-repository",)),),
+        write=(
+            Grant(
+                (
+                    "ecr:CreateRepository",
+                    "ecr:DeleteRepository",
+                    "ecr:PutImageScanningConfiguration",
+                    "ecr:PutImageTagMutability",
+                    "ecr:TagResource",
+                    "ecr:UntagResource",
+                ),
+                ("ecr-repository",),
+            ),
+            _KEY_GRANTS,
+        ),
+        source="internal/service/ecr/repository.go",
+    ),
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": Access(
+        read=(Grant(("ecr:GetLifecyclePolicy",), ("ecr-repository",)),),
+        write=(
+            Grant(("ecr:DeleteLifecyclePolicy", "ecr:PutLifecyclePolicy"), ("ecr-repository",)),
+        ),
+        source="internal/service/ecr/lifecycle_policy.go",
+    ),
+    # -- pipeline --------------------------------------------------------------------------------
+    "aws:iam/role:Role": Access(
+        # resourceRoleRead: GetRole (tags included), then the inline and attached policies.
+        read=(
+            Grant(
+                (
+                    "iam:GetRole",
+                    "iam:GetRolePolicy",
+                    "iam:ListAttachedRolePolicies",
+                    "iam:ListRolePolicies",
+                ),
+                ("iam-role",),
+            ),
+        ),
+        write=(
+            Grant(
+                (
+                    "iam:CreateRole",
+                    "iam:DeleteRole",
+                    "iam:DeleteRolePolicy",
+                    "iam:DetachRolePolicy",
+                    "iam:ListInstanceProfilesForRole",
+                    "iam:TagRole",
+                    "iam:UntagRole",
+                    "iam:UpdateAssumeRolePolicy",
+                    "iam:UpdateRole",
+                ),
+                ("iam-role",),
+            ),
+        ),
+        source="internal/service/iam/role.go",
+    ),
+    "aws:iam/rolePolicy:RolePolicy": Access(
+        read=(Grant(("iam:GetRolePolicy",), ("iam-role",)),),
+        write=(Grant(("iam:DeleteRolePolicy", "iam:PutRolePolicy"), ("iam-role",)),),
+        source="internal/service/iam/role_policy.go",
+    ),
+    "aws:codebuild/project:Project": Access(
+        # CodeBuild has no TagResource: a project's tags travel in Create/UpdateProject.
+        read=(Grant(("codebuild:BatchGetProjects",), ("codebuild-project",)),),
+        write=(
+            Grant(
+                ("codebuild:CreateProject", "codebuild:DeleteProject", "codebuild:UpdateProject"),
+                ("codebuild-project",),
+            ),
+        ),
+        source="internal/service/codebuild/project.go",
+        passes_role=("serviceRole", "codebuild.amazonaws.com"),
+    ),
+    "aws:codebuild/reportGroup:ReportGroup": Access(
+        read=(Grant(("codebuild:BatchGetReportGroups",), ("codebuild-report-group",)),),
+        write=(
+            Grant(
+                (
+                    "codebuild:CreateReportGroup",
+                    "codebuild:DeleteReportGroup",
+                    "codebuild:UpdateReportGroup",
+                ),
+                ("codebuild-report-group",),
+            ),
+        ),
+        source="internal/service/codebuild/report_group.go",
+    ),
+    "aws:codepipeline/pipeline:Pipeline": Access(
+        read=(
+            Grant(("codepipeline:GetPipeline", "codepipeline:ListTagsForResource"), ("pipeline",)),
+        ),
+        write=(
+            Grant(
+                (
+                    "codepipeline:CreatePipeline",
+                    "codepipeline:DeletePipeline",
+                    "codepipeline:TagResource",
+                    "codepipeline:UntagResource",
+                    "codepipeline:UpdatePipeline",
+                ),
+                ("pipeline",),
+            ),
+        ),
+        source="internal/service/codepipeline/codepipeline.go",
+        passes_role=("roleArn", "codepipeline.amazonaws.com"),
+    ),
+    "aws:codepipeline/webhook:Webhook": Access(
+        # The Read pages ListWebhooks to find the webhook by ARN (findWebhookByARN).
+        read=(
+            Grant(("codepipeline:ListWebhooks",), (ANY,)),
+            Grant(("codepipeline:ListTagsForResource",), ("webhook",)),
+        ),
+        write=(
+            Grant(
+                (
+                    "codepipeline:DeleteWebhook",
+                    "codepipeline:PutWebhook",
+                    "codepipeline:TagResource",
+                    "codepipeline:UntagResource",
+                ),
+                ("webhook",),
+            ),
+        ),
+        source="internal/service/codepipeline/webhook.go",
+    ),
+    "aws:cloudwatch/eventRule:EventRule": Access(
+        read=(Grant(("events:DescribeRule", "events:ListTagsForResource"), ("events-rule",)),),
+        write=(
+            Grant(
+                (
+                    "events:DeleteRule",
+                    "events:DisableRule",
+                    "events:EnableRule",
+                    "events:PutRule",
+                    "events:TagResource",
+                    "events:UntagResource",
+                ),
+                ("events-rule",),
+            ),
+        ),
+        source="internal/service/events/rule.go",
+    ),
+    "aws:cloudwatch/eventTarget:EventTarget": Access(
+        read=(Grant(("events:ListTargetsByRule",), ("events-rule",)),),
+        write=(Grant(("events:PutTargets", "events:RemoveTargets"), ("events-rule",)),),
+        source="internal/service/events/target.go",
+        passes_role=("roleArn", "events.amazonaws.com"),
+    ),
+    "aws:cloudwatch/logGroup:LogGroup": Access(
+        # The Read finds the group with DescribeLogGroups (name prefix), then its tags.
+        read=(
+            Grant(("logs:DescribeLogGroups",), (ANY,)),
+            Grant(("logs:ListTagsForResource",), ("log-group",)),
+        ),
+        write=(
+            Grant(
+                (
+                    "logs:AssociateKmsKey",
+                    "logs:CreateLogGroup",
+                    "logs:DeleteLogGroup",
+                    "logs:DeleteRetentionPolicy",
+                    "logs:DisassociateKmsKey",
+                    "logs:PutRetentionPolicy",
+                    "logs:TagResource",
+                    "logs:UntagResource",
+                ),
+                ("log-group",),
+            ),
+        ),
+        source="internal/service/logs/group.go",
+    ),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": Access(
+        read=(Grant(("cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"), ("alarm",)),),
+        write=(
+            Grant(
+                (
+                    "cloudwatch:DeleteAlarms",
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:TagResource",
+                    "cloudwatch:UntagResource",
+                ),
+                ("alarm",),
+            ),
+        ),
+        source="internal/service/cloudwatch/metric_alarm.go",
+    ),
+    "aws:lambda/function:Function": Access(
+        # resourceFunctionRead: GetFunction (configuration, concurrency, tags), the code-signing
+        # config, and the latest published version (ListVersionsByFunction).
+        read=(
+            Grant(
+                (
+                    "lambda:GetFunction",
+                    "lambda:GetFunctionCodeSigningConfig",
+                    "lambda:ListVersionsByFunction",
+                ),
+                ("lambda-function",),
+            ),
+        ),
+        write=(
+            Grant(
+                (
+                    "lambda:CreateFunction",
+                    "lambda:DeleteFunction",
+                    "lambda:DeleteFunctionConcurrency",
+                    "lambda:PutFunctionConcurrency",
+                    "lambda:TagResource",
+                    "lambda:UntagResource",
+                    "lambda:UpdateFunctionCode",
+                    "lambda:UpdateFunctionConfiguration",
+                ),
+                ("lambda-function",),
+            ),
+            _KEY_GRANTS,
+            _LAMBDA_CRYPTO,
+        ),
+        source="internal/service/lambda/function.go",
+        passes_role=("role", "lambda.amazonaws.com"),
+    ),
+    "aws:lambda/permission:Permission": Access(
+        read=(Grant(("lambda:GetPolicy",), ("lambda-function",)),),
+        write=(Grant(("lambda:AddPermission", "lambda:RemovePermission"), ("lambda-function",)),),
+        source="internal/service/lambda/permission.go",
+    ),
+    "aws:sns/topicPolicy:TopicPolicy": Access(
+        read=(Grant(("sns:GetTopicAttributes",), ("sns-topic",)),),
+        # Removing the policy writes the topic's default policy back (SetTopicAttributes).
+        write=(Grant(("sns:SetTopicAttributes",), ("sns-topic",)),),
+        source="internal/service/sns/topic_policy.go",
+    ),
+    "aws:sqs/queue:Queue": Access(
+        read=(Grant(("sqs:GetQueueAttributes", "sqs:ListQueueTags"), ("sqs-queue",)),),
+        write=(
+            Grant(
+                (
+                    "sqs:CreateQueue",
+                    "sqs:DeleteQueue",
+                    "sqs:SetQueueAttributes",
+                    "sqs:TagQueue",
+                    "sqs:UntagQueue",
+                ),
+                ("sqs-queue",),
+            ),
+        ),
+        source="internal/service/sqs/queue.go",
+    ),
+    "aws:sqs/queuePolicy:QueuePolicy": Access(
+        read=(Grant(("sqs:GetQueueAttributes",), ("sqs-queue",)),),
+        write=(Grant(("sqs:SetQueueAttributes",), ("sqs-queue",)),),
+        source="internal/service/sqs/queue_policy.go",
+    ),
+    # -- no AWS call -----------------------------------------------------------------------------
+    "github:index/repositoryWebhook:RepositoryWebhook": NoAws(
+        "GitHub, not AWS: pulumi-github reads and writes the hook with the token of its provider"
+        " (the repository's admin:repo_hook scope), not with the AWS role"
+    ),
+    "pulumi:providers:aws": NoAws(
+        "the provider itself; it checks the account with sts:GetCallerIdentity, which needs no"
+        " permission (STS API reference)"
+    ),
+    "pulumi:providers:github": NoAws("the GitHub provider: no AWS call"),
+    "pulumi:pulumi:StackReference": NoAws(
+        "read from the state backend (the StateRead statement), not from AWS"
+    ),
+    "acme:foundation:Foundation": NoAws("a component resource: only its children call AWS"),
+    "acme:registry:Registry": NoAws("a component resource: only its children call AWS"),
+    "acme:pipeline:Pipeline": NoAws("a component resource: only its children call AWS"),
+}
+"""Per Pulumi resource type: the IAM actions the provider calls, or why it calls none."""
+
+
+UNSCOPED: dict[str, str] = {
+    "kms:CreateKey": "a key has no ARN before it exists: the SAR lists no resource type for it.",
+    "kms:ListAliases": (
+        "lists the account's aliases; the SAR lists no resource type (the alias Read lists them)."
+    ),
+    "logs:DescribeLogGroups": (
+        "lists the account's log groups by name prefix; the SAR lists no resource type for it."
+    ),
+    "codepipeline:ListWebhooks": (
+        "lists every webhook of the account and Region (the call names none), which is how the"
+        " provider reads one webhook."
+    ),
+    "sns:GetSubscriptionAttributes": (
+        "SNS's only resource type is topic: subscription calls list none in the SAR."
+    ),
+    "sns:SetSubscriptionAttributes": (
+        "SNS's only resource type is topic: subscription calls list none in the SAR."
+    ),
+    "sns:Unsubscribe": (
+        "SNS's only resource type is topic: subscription calls list none in the SAR."
+    ),
+}
+"""Actions the operators' roles may hold on ``Resource: "*"``, each with the reason."""
+
+
+STATE_LOCK_ACTIONS = ("s3:DeleteObject", "s3:PutObject")
+"""The only writes the drift role holds: the stack lock a DIY backend takes even for a refresh
+preview (pulumi/pulumi ``pkg/backend/diy/backend.go``: ``Refresh`` locks the stack)."""
+
+
+def scopes(platform: Platform) -> dict[str, tuple[str, ...]]:
+    """The ARN patterns of each scope: the platform's names in its account and Region.
+
+    Every physical name starts with ``<namespace>-`` (``shared.naming.Label``); KMS keys are
+    named by a generated id, so the key scope is every key of the account and Region, and the
+    key policy (foundation) confines who may use it.
+    """
+    part, region, account, ns = PARTITION, platform.region, platform.account_id, platform.namespace
+    here = f"{region}:{account}"
+    return {
+        ANY: ("*",),
+        "kms-key": (f"arn:{part}:kms:{here}:key/*",),
+        "kms-alias": (f"arn:{part}:kms:{here}:alias/{ns}-*",),
+        "s3-bucket": (f"arn:{part}:s3:::{ns}-*",),
+        "s3-object": (f"arn:{part}:s3:::{ns}-*/*",),
+        "secret": (f"arn:{part}:secretsmanager:{here}:secret:{ns}-*",),
+        "sns-topic": (f"arn:{part}:sns:{here}:{ns}-*",),
+        "dynamodb-table": (f"arn:{part}:dynamodb:{here}:table/{ns}-*",),
+        "ecr-repository": (f"arn:{part}:ecr:{here}:repository/{ns}-*",),
+        "iam-role": (f"arn:{part}:iam::{account}:role/{ns}-*",),
+        "codebuild-project": (f"arn:{part}:codebuild:{here}:project/{ns}-*",),
+        "codebuild-report-group": (f"arn:{part}:codebuild:{here}:report-group/{ns}-*",),
+        "pipeline": (f"arn:{part}:codepipeline:{here}:{ns}-*",),
+        "webhook": (f"arn:{part}:codepipeline:{here}:webhook:{ns}-*",),
+        "events-rule": (f"arn:{part}:events:{here}:rule/{ns}-*",),
+        "log-group": (
+            f"arn:{part}:logs:{here}:log-group:/aws/codebuild/{ns}-*",
+            f"arn:{part}:logs:{here}:log-group:/aws/lambda/{ns}-*",
+        ),
+        "alarm": (f"arn:{part}:cloudwatch:{here}:alarm:{ns}-*",),
+        "lambda-function": (f"arn:{part}:lambda:{here}:function:{ns}-*",),
+        "sqs-queue": (f"arn:{part}:sqs:{here}:{ns}-*",),
+    }
+
+
+# -- the state backend --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateBucket:
+    """Where an S3 backend keeps the stacks: ``s3://<bucket>/<prefix>``."""
+
+    bucket: str
+    prefix: str
+
+    @property
+    def bucket_arn(self) -> str:
+        return f"arn:{PARTITION}:s3:::{self.bucket}"
+
+    def objects(self, below: str = "") -> str:
+        """The ARN of the objects under the prefix (and ``below`` it)."""
+        path = "/".join(part for part in (self.prefix, below) if part)
+        return f"{self.bucket_arn}/{path}/*" if path else f"{self.bucket_arn}/*"
+
+
+def state_bucket(backend_url: str) -> StateBucket | None:
+    """The S3 bucket and prefix of ``PULUMI_BACKEND_URL``; None for a file or Pulumi Cloud one."""
+    parsed = urlparse(backend_url)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        return None
+    return StateBucket(parsed.netloc, parsed.path.strip("/"))
+
+
+def _state_statements(role: str, state: StateBucket) -> list[Statement]:
+    if role == DEPLOY:
+        return [
+            Statement(
+                "StateBucket", ("s3:GetBucketLocation", "s3:ListBucket"), (state.bucket_arn,)
+            ),
+            Statement(
+                "StateReadWrite",
+                ("s3:DeleteObject", "s3:GetObject", "s3:PutObject"),
+                (state.objects(),),
+            ),
+        ]
+    return [
+        Statement("StateBucket", ("s3:GetBucketLocation", "s3:ListBucket"), (state.bucket_arn,)),
+        Statement("StateRead", ("s3:GetObject",), (state.objects(),)),
+        Statement("StateLockOnly", STATE_LOCK_ACTIONS, (state.objects(".pulumi/locks"),)),
+    ]
+
+
+# -- assembling a role's policy -----------------------------------------------------------------
+
+
+def _sid(scope_names: Iterable[str], conditions: Iterable[Condition]) -> str:
+    """A statement id from its scopes and conditions, e.g. ``KmsKeyViaSecretsmanager``."""
+    words = ["Unscoped" if name == ANY else name.title().replace("-", "") for name in scope_names]
+    for condition in conditions:
+        if condition.variable == "kms:ViaService":
+            words += ["Via", *(str(value).split(".")[0].title() for value in condition.values)]
+        else:
+            words.append(condition.variable.split(":")[-1].replace("AWS", "Aws"))
+    return "".join(words)
+
+
+def _resolve(condition: Condition, platform: Platform) -> Condition:
+    values = tuple(str(value).replace("{region}", platform.region) for value in condition.values)
+    return Condition(condition.test, condition.variable, values)
+
+
+def uncovered(types: Iterable[str]) -> list[str]:
+    """The resource types without an entry in :data:`ACCESS`, sorted (a test fails on any)."""
+    return sorted(set(types) - set(ACCESS))
+
+
+def grants_of(role: str, types: Iterable[str] | None = None) -> list[Grant]:
+    """The grants ``role`` needs for ``types`` (every type in :data:`ACCESS` by default)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
+    grants: list[Grant] = []
+    for type_ in sorted(ACCESS if types is None else set(types)):
+        entry = ACCESS[type_]
+        if isinstance(entry, NoAws):
+            continue
+        grants += entry.read
+        if role == DEPLOY:
+            grants += entry.write
+    return grants
+
+
+def passed_roles(plans: Iterable[Any]) -> dict[str, list[str]]:
+    """Per service principal, the role ARNs the plans hand to it (``passes_role`` inputs)."""
+    passed: dict[str, set[str]] = {}
+    for plan in plans:
+        for resource in plan.resources:
+            entry = ACCESS.get(resource.type)
+            if not isinstance(entry, Access) or entry.passes_role is None:
+                continue
+            key, service = entry.passes_role
+            arn = resource.inputs.get(key)
+            if isinstance(arn, str) and arn:
+                passed.setdefault(service, set()).add(arn)
+    return {service: sorted(arns) for service, arns in sorted(passed.items())}
+
+
+def policy(
+    role: str,
+    platform: Platform,
+    *,
+    passed: Mapping[str, Iterable[str]] | None = None,
+    state: StateBucket | None = None,
+) -> dict[str, Any]:
+    """The IAM policy document of ``role`` for one environment.
+
+    Both roles cover every type in :data:`ACCESS`, not only the environment's current plan: a
+    refresh reads what the state holds (which may predate a config change) and a deploy must
+    delete what a config change drops (the GitHub webhook when ``sourceProvider`` changes).
+    """
+    arns = scopes(platform)
+    merged: dict[tuple[tuple[str, ...], tuple[Condition, ...]], set[str]] = {}
+    for grant in grants_of(role):
+        merged.setdefault((grant.on, grant.conditions), set()).update(grant.actions)
+    statements = _state_statements(role, state) if state else []
+    for (on, conditions), actions in sorted(merged.items(), key=lambda item: _sid(*item[0])):
+        if ANY in on:
+            extra = sorted(actions - set(UNSCOPED))
+            if extra:
+                raise ValueError(f"Resource '*' for {extra}, which are not in UNSCOPED")
+        resources = [arn for name in on for arn in arns[name]]
+        statements.append(
+            Statement(
+                _sid(on, conditions),
+                tuple(sorted(actions)),
+                tuple(resources),
+                conditions=tuple(_resolve(c, platform) for c in conditions),
+            )
+        )
+    if role == DEPLOY:
+        for service, roles in (passed or {}).items():
+            statements.append(
+                Statement(
+                    "PassRoleTo" + service.split(".")[0].title(),
+                    ("iam:PassRole",),
+                    tuple(roles),
+                    conditions=(Condition("StringEquals", "iam:PassedToService", (service,)),),
+                )
+            )
+    return {"Version": VERSION, "Statement": [s.to_dict() for s in statements]}
+
+
+def for_environment(
+    environment: str, role: str, backend_url: str = ""
+) -> tuple[dict[str, Any], StateBucket | None]:
+    """The policy of ``role`` in ``environment``: its plan, its settings, the state backend."""
+    from shared.settings import load_platform
+    from toolbox.offline import plan_all
+
+    if role not in ROLES:
+        raise ValueError(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
+    platform = load_platform(environment)
+    passed = passed_roles(plan_all(environment, reuse="all").values()) if role == DEPLOY else {}
+    state = state_bucket(backend_url)
+    return policy(role, platform, passed=passed, state=state), state
+
+
+def render(document: Mapping[str, Any]) -> str:
+    """The policy as the JSON to paste or pass to ``aws iam put-role-policy``."""
+    return json.dumps(document, indent=2)
