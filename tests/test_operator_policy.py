@@ -18,6 +18,7 @@ from shared.layers import REPO_ROOT
 from shared.settings import load_platform
 from tests.conftest import real_upstream
 from tests.test_pipeline_sources import PROVIDERS
+from toolbox import offline
 from toolbox import operator_policy as op
 from toolbox.offline import plan_layer
 
@@ -91,6 +92,23 @@ def test_every_aws_entry_names_its_provider_source_and_reads_something():
         assert entry.read and entry.write, type_
 
 
+def test_every_invoke_the_programs_call_has_an_entry(monkeypatch):
+    called: set[str] = set()
+    answer = offline.PlatformMocks.call
+
+    def recording(self, args):
+        called.add(args.token)
+        return answer(self, args)
+
+    monkeypatch.setattr(offline.PlatformMocks, "call", recording)
+    upstream: dict = {}
+    for layer in ("foundation", "registry", "pipeline"):
+        plan = plan_layer(layer, "dev", upstream)
+        upstream[plan.stack] = plan
+    assert "aws:secretsmanager/getSecretVersion:getSecretVersion" in called
+    assert sorted(called - set(op.INVOKES)) == []
+
+
 # -- the drift role only reads --------------------------------------------------------------------
 
 WRITE_VERBS = re.compile(
@@ -151,6 +169,27 @@ def test_the_drift_role_reads_the_functions_queues_alarms_and_webhook(policies):
     for action, arn in expected.items():
         assert _allows(drift, action, arn), action
     assert _allows(drift, "codepipeline:ListWebhooks", "*")
+
+
+def test_the_drift_role_reads_only_the_secret_values_a_stack_manages(policies):
+    secret = "arn:aws:secretsmanager:us-east-1:111111111111:secret:acme-foundation-{}-dev-{}"
+    drift = policies[("drift", "dev")]
+    assert _allows(
+        drift, "secretsmanager:GetSecretValue", secret.format("github-webhook-secret", "Zq9xY2")
+    )
+    assert not _allows(
+        drift, "secretsmanager:GetSecretValue", secret.format("github-token", "Zq9xY2")
+    )
+    assert _allows(drift, "secretsmanager:DescribeSecret", secret.format("github-token", "Zq9xY2"))
+
+
+def test_the_deploy_role_reads_the_token_its_program_reads(policies):
+    here = "us-east-1:111111111111"
+    token = f"arn:aws:secretsmanager:{here}:secret:acme-foundation-github-token-dev-Zq9xY2"
+    deploy = policies[("deploy", "dev")]
+    assert _allows(deploy, "secretsmanager:GetSecretValue", token)
+    assert _allows(deploy, "secretsmanager:GetRandomPassword", "*")
+    assert not _allows(policies[("drift", "dev")], "secretsmanager:GetRandomPassword", "*")
 
 
 # -- the deploy role covers every type's writes --------------------------------------------------

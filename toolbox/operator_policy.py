@@ -19,6 +19,7 @@ docs/iam.md ("The operators' roles") has the table with the links.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -252,17 +253,19 @@ ACCESS: dict[str, Access | NoAws] = {
     ),
     "aws:secretsmanager/secretVersion:SecretVersion": Access(
         # The Read compares the stored value: GetSecretValue, decrypted with the platform key.
+        # Only on the secrets whose value a stack manages ("secret-value", from the plan): the
+        # GitHub token the operator stores by hand is never readable by the drift role.
         read=(
             Grant(
                 ("secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds"),
-                ("secret",),
+                ("secret-value",),
             ),
             _SECRET_CRYPTO_READ,
         ),
         write=(
             Grant(
                 ("secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"),
-                ("secret",),
+                ("secret-value",),
             ),
             _SECRET_CRYPTO_WRITE,
         ),
@@ -596,7 +599,36 @@ ACCESS: dict[str, Access | NoAws] = {
 """Per Pulumi resource type: the IAM actions the provider calls, or why it calls none."""
 
 
+INVOKES: dict[str, Access | NoAws] = {
+    "aws:secretsmanager/getSecretVersion:getSecretVersion": Access(
+        # The pipeline reads the GitHub token and the webhook secret the foundation holds.
+        read=(Grant(("secretsmanager:GetSecretValue",), ("secret",)), _SECRET_CRYPTO_READ),
+        write=(),
+        source="internal/service/secretsmanager/secret_version_data_source.go",
+    ),
+    "aws:secretsmanager/getRandomPassword:getRandomPassword": Access(
+        read=(Grant(("secretsmanager:GetRandomPassword",), (ANY,)),),
+        write=(),
+        source="internal/service/secretsmanager/random_password_data_source.go",
+    ),
+    "aws:index/getCallerIdentity:getCallerIdentity": NoAws(
+        "sts:GetCallerIdentity needs no permission (STS API reference)"
+    ),
+    "aws:index/getRegion:getRegion": NoAws(
+        "answered from the provider's configured Region and its endpoint data, no API call"
+    ),
+    "aws:index/getPartition:getPartition": NoAws(
+        "answered from the provider's endpoint data, no API call"
+    ),
+}
+"""Per invoke (data source) the layers' programs call: what it needs. Only a preview or an up
+runs the programs, so only the deploy role (which CI's previews use too) holds these."""
+
+
 UNSCOPED: dict[str, str] = {
+    "secretsmanager:GetRandomPassword": (
+        "generates a random string and touches no secret: the SAR lists no resource type."
+    ),
     "kms:CreateKey": "a key has no ARN before it exists: the SAR lists no resource type for it.",
     "kms:ListAliases": (
         "lists the account's aliases; the SAR lists no resource type (the alias Read lists them)."
@@ -626,22 +658,27 @@ STATE_LOCK_ACTIONS = ("s3:DeleteObject", "s3:PutObject")
 preview (pulumi/pulumi ``pkg/backend/diy/backend.go``: ``Refresh`` locks the stack)."""
 
 
-def scopes(platform: Platform) -> dict[str, tuple[str, ...]]:
+def scopes(
+    platform: Platform, secret_values: Iterable[str] | None = None
+) -> dict[str, tuple[str, ...]]:
     """The ARN patterns of each scope: the platform's names in its account and Region.
 
     Every physical name starts with ``<namespace>-`` (``shared.naming.Label``); KMS keys are
     named by a generated id, so the key scope is every key of the account and Region, and the
-    key policy (foundation) confines who may use it.
+    key policy (foundation) confines who may use it. ``secret_values`` are the secrets whose
+    value a stack manages (:func:`managed_secrets`); without them, every platform secret.
     """
     part, region, account, ns = PARTITION, platform.region, platform.account_id, platform.namespace
     here = f"{region}:{account}"
+    every_secret = f"arn:{part}:secretsmanager:{here}:secret:{ns}-*"
     return {
+        "secret-value": (every_secret,) if secret_values is None else tuple(secret_values),
         ANY: ("*",),
         "kms-key": (f"arn:{part}:kms:{here}:key/*",),
         "kms-alias": (f"arn:{part}:kms:{here}:alias/{ns}-*",),
         "s3-bucket": (f"arn:{part}:s3:::{ns}-*",),
         "s3-object": (f"arn:{part}:s3:::{ns}-*/*",),
-        "secret": (f"arn:{part}:secretsmanager:{here}:secret:{ns}-*",),
+        "secret": (every_secret,),
         "sns-topic": (f"arn:{part}:sns:{here}:{ns}-*",),
         "dynamodb-table": (f"arn:{part}:dynamodb:{here}:table/{ns}-*",),
         "ecr-repository": (f"arn:{part}:ecr:{here}:repository/{ns}-*",),
@@ -744,6 +781,10 @@ def grants_of(role: str, types: Iterable[str] | None = None) -> list[Grant]:
         grants += entry.read
         if role == DEPLOY:
             grants += entry.write
+    if role == DEPLOY:
+        for invoke in INVOKES.values():
+            if isinstance(invoke, Access):
+                grants += invoke.read
     return grants
 
 
@@ -762,12 +803,30 @@ def passed_roles(plans: Iterable[Any]) -> dict[str, list[str]]:
     return {service: sorted(arns) for service, arns in sorted(passed.items())}
 
 
+_SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
+
+
+def managed_secrets(plans: Iterable[Any]) -> list[str]:
+    """The secrets whose value the plans manage (``SecretVersion``), as ARN patterns.
+
+    Secrets Manager ends a secret's ARN with ``-`` and six random characters, unknown before it
+    is created, so the pattern ends with ``-??????`` (Secrets Manager: "ARN of a secret").
+    """
+    secrets = set()
+    for plan in plans:
+        for resource in plan.resources:
+            if resource.type == "aws:secretsmanager/secretVersion:SecretVersion":
+                secrets.add(_SECRET_SUFFIX.sub("", resource.inputs["secretId"]) + "-??????")
+    return sorted(secrets)
+
+
 def policy(
     role: str,
     platform: Platform,
     *,
     passed: Mapping[str, Iterable[str]] | None = None,
     state: StateBucket | None = None,
+    secret_values: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """The IAM policy document of ``role`` for one environment.
 
@@ -775,7 +834,7 @@ def policy(
     refresh reads what the state holds (which may predate a config change) and a deploy must
     delete what a config change drops (the GitHub webhook when ``sourceProvider`` changes).
     """
-    arns = scopes(platform)
+    arns = scopes(platform, secret_values)
     merged: dict[tuple[tuple[str, ...], tuple[Condition, ...]], set[str]] = {}
     for grant in grants_of(role):
         merged.setdefault((grant.on, grant.conditions), set()).update(grant.actions)
@@ -817,9 +876,14 @@ def for_environment(
     if role not in ROLES:
         raise ValueError(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
     platform = load_platform(environment)
-    passed = passed_roles(plan_all(environment, reuse="all").values()) if role == DEPLOY else {}
+    plans = list(plan_all(environment, reuse="all").values())
+    passed = passed_roles(plans) if role == DEPLOY else {}
     state = state_bucket(backend_url)
-    return policy(role, platform, passed=passed, state=state), state
+    # Only the drift role is confined to the managed secret values: the deploy role may update
+    # any platform secret anyway (UpdateSecret sets a value), and its program reads the token.
+    secret_values = managed_secrets(plans) if role == DRIFT else None
+    document = policy(role, platform, passed=passed, state=state, secret_values=secret_values)
+    return document, state
 
 
 def render(document: Mapping[str, Any]) -> str:
