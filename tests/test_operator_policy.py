@@ -383,3 +383,22 @@ def test_an_unknown_role_is_refused():
 def test_where_a_role_is_set_up_the_command_is_named(path, role):
     text = Path(REPO_ROOT, path).read_text(encoding="utf-8")
     assert "./dev operator-policy --env" in text and f"--role {role}" in text
+
+
+def _actions(cell):
+    return sorted(re.findall(r"`([a-z0-9-]+:[A-Za-z]+)`", cell))
+
+
+def test_the_table_in_iam_md_is_the_code():
+    rows = {}
+    for line in Path(REPO_ROOT, "docs/iam.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("| `aws:"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            rows[cells[0].strip("`")] = (_actions(cells[1]), _actions(cells[2]))
+    expected = {}
+    for type_, entry in {**op.ACCESS, **op.INVOKES}.items():
+        if isinstance(entry, op.Access):
+            read = sorted({a for grant in entry.read for a in grant.actions})
+            write = sorted({a for grant in entry.write for a in grant.actions})
+            expected[type_] = (read, write)
+    assert rows == expected
