@@ -360,6 +360,7 @@ def test_a_backend_that_is_not_s3_adds_no_state_statement(url):
 def test_a_bucket_without_prefix_is_the_whole_bucket():
     state = op.state_bucket("s3://acme-state")
     assert state == op.StateBucket("acme-state", "")
+    assert state is not None
     assert state.objects(".pulumi/locks") == "arn:aws:s3:::acme-state/.pulumi/locks/*"
 
 
