@@ -57,7 +57,7 @@ def test_ledger_name_and_arn_are_in_the_foundation_contract(dev):
     )
 
 
-def test_key_policy_lets_dynamodb_sns_and_sqs_use_the_key_for_this_account_only(dev):
+def test_key_policy_lets_dynamodb_lambda_sns_and_sqs_use_the_key_for_this_account_only(dev):
     doc = policy_of(dev["foundation"].one("aws:kms/key:Key"))
     by_sid = {s["Sid"]: s for s in doc["Statement"]}
     statement = by_sid["AccountUsesKeyThroughReleaseServices"]
@@ -66,6 +66,7 @@ def test_key_policy_lets_dynamodb_sns_and_sqs_use_the_key_for_this_account_only(
         "kms:CallerAccount": ["111111111111"],
         "kms:ViaService": [
             "dynamodb.us-east-1.amazonaws.com",
+            "lambda.us-east-1.amazonaws.com",
             "sns.us-east-1.amazonaws.com",
             "sqs.us-east-1.amazonaws.com",
         ],

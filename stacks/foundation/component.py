@@ -410,6 +410,10 @@ def key_policy(a: FoundationArgs) -> pulumi.Output[str]:
             # the caller's behalf. DynamoDB's grant is covered by the grants statement above
             # (kms:GrantIsForAWSResource), so this one holds no grant action:
             # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html
+            # Lambda encrypts the handlers' environment variables with this key when the
+            # deployer creates or updates them, and decrypts them for the function: "only users
+            # in your account with access to the KMS key can view or manage environment
+            # variables" (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html).
             sid="AccountUsesKeyThroughReleaseServices",
             actions=KEY_USE,
             resources=["*"],
@@ -421,6 +425,7 @@ def key_policy(a: FoundationArgs) -> pulumi.Output[str]:
                     "kms:ViaService",
                     [
                         f"dynamodb.{a.region}.amazonaws.com",
+                        f"lambda.{a.region}.amazonaws.com",
                         f"sns.{a.region}.amazonaws.com",
                         f"sqs.{a.region}.amazonaws.com",
                     ],
