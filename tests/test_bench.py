@@ -9,22 +9,21 @@ from bench.run import aws_modules, scaling, table, targets_met
 
 @pytest.fixture(scope="module")
 def tiny() -> dict:
-    return scaling([1, 2], runs=1)
+    return scaling([2], rounds=1, warm=False)
 
 
 def test_scaling_runs_and_counts_the_resources_services_add(tiny):
-    result = tiny
-    one, two = result["sizes"]
-    per_service = two["added_resources"] - one["added_resources"]
-    assert per_service >= 3  # a project, its log group and its role, at least
-    # The first service also brings the one rule that mails failed service builds: the rule, its
-    # target, the target's dead-letter queue and queue policy, and the FailedInvocations alarm.
-    assert one["added_resources"] == per_service + 5
-    assert two["added_resources"] == 2 * per_service + 5
+    (two,) = tiny["sizes"]
+    # Each service: a CodeBuild project, its log group, its role and the role's policy. The first
+    # service also brings the one rule that mails failed service builds: the rule, its target,
+    # the target's dead-letter queue and queue policy, and the FailedInvocations alarm.
+    assert two["added_resources"] == 2 * 4 + 5
+    assert two["resources"] == tiny["baseline"]["resources"] + 2 * 4 + 5
+    assert two["kb_per_added_resource"] > 0  # a plan of more resources holds more memory
 
 
-def test_the_floor_imports_the_modules_the_layers_use():
-    assert {"kms", "s3", "ecr", "codebuild", "codepipeline", "iam"} <= set(aws_modules())
+def test_the_lazy_floor_names_the_modules_the_layers_use():
+    assert {"kms", "s3", "ecr", "codebuild", "codepipeline", "iam", "lambda_"} <= set(aws_modules())
 
 
 def test_table_and_targets_from_a_results_shape(tiny):
@@ -32,11 +31,28 @@ def test_table_and_targets_from_a_results_shape(tiny):
         "date": "2026-01-01",
         "machine": {"cores": 2},
         "versions": {"python": "3.11", "pulumi": "x", "pulumi-aws": "y"},
+        "floor_modules": 800,
         "floor": {"median_s": 1.0, "min_s": 1.0, "max_s": 1.0},
+        "lazy_floor": {"median_s": 0.3, "min_s": 0.3, "max_s": 0.3},
         "plan_all_layers": {"median_s": 1.2, "min_s": 1.0, "max_s": 1.3, "ratio_to_floor": 1.2},
         "per_layer": {},
-        "scaling": tiny,
+        "scaling": {**tiny, "time_spread": 0.05, "memory_spread": 0.2},
+        "test_suite": {
+            "serial": {"median_s": 30.0, "min_s": 30.0, "max_s": 30.0},
+            "parallel": {"median_s": 12.0, "min_s": 12.0, "max_s": 12.0},
+            "workers": 2,
+            "speedup": 2.5,
+        },
     }
     results["targets"] = targets_met(results)
-    assert results["targets"]["plan_at_most_2x_floor"] is True
-    assert "synth --env dev" in table(results)
+    assert results["targets"] == {
+        "plan_at_most_2x_floor": True,
+        "time_per_resource_flat": True,
+        "memory_per_resource_flat": False,
+        "suite_under_10s_warm": False,
+        "suite_parallel_1.6x": True,
+    }
+    text = table(results)
+    assert "synth --env dev" in text
+    assert "1.20x floor" in text
+    assert "targets: plan_at_most_2x_floor MET" in text
