@@ -6,10 +6,13 @@ Every cross-stack input can be mocked in one line with :func:`upstream`:
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 from shared.contracts import stack_name
@@ -17,6 +20,35 @@ from shared.layers import upstream as upstream_of
 from shared.settings import load_platform
 from toolbox import offline
 from toolbox.offline import LayerPlan, PlannedResource, plan_all, plan_layer
+
+
+class _Paths(list):
+    """A loader's search paths that each boto3 Session may append its data folder to, once."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@functools.cache
+def _one_loader(search_path_string: str | None) -> botocore.loaders.Loader:
+    loader = botocore.loaders.create_loader(search_path_string)
+    loader._search_paths = _Paths(loader.search_paths)
+    return loader
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_botocore_loader() -> Iterator[None]:
+    """One botocore Loader per worker (per AWS_DATA_PATH), not one per Session.
+
+    botocore decodes a service's JSON model once per Loader, and every boto3 Session (ours, the
+    product's, moto's) makes its own, so each test decoded the same models again (~2 s of the
+    preflight test). The models are read-only data shipped with botocore: sharing them changes
+    nothing a test sees.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", _one_loader)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,30 @@ def session(monkeypatch):
         yield boto3.Session(region_name=REGION)
 
 
+@pytest.fixture(autouse=True)
+def fresh_environment():
+    """Each test is a new Lambda execution environment: no clients kept from another test."""
+    recorder.aws.cache_clear()
+    deploy.clients_for.cache_clear()
+    yield
+    recorder.aws.cache_clear()
+    deploy.clients_for.cache_clear()
+
+
+@pytest.fixture
+def sessions_made(monkeypatch):
+    """How many boto3 Sessions the handlers made."""
+    made = []
+
+    def counted(*args, **kwargs):
+        made.append(1)
+        return real(*args, **kwargs)
+
+    real = boto3.Session
+    monkeypatch.setattr(recorder.boto3, "Session", counted)
+    return made
+
+
 @pytest.fixture
 def table(session):
     return create_ledger(session)
@@ -157,12 +181,32 @@ def test_an_event_of_another_kind_is_refused_not_written(session, table):
     assert rows(table) == []
 
 
-def test_the_recorder_entry_point_reads_its_table_from_the_environment(session, table, monkeypatch):
+def test_the_recorder_entry_point_reads_its_table_from_the_environment(
+    session, table, monkeypatch, sessions_made
+):
     monkeypatch.setenv("LEDGER_TABLE", TABLE)
     # moto has no such pipeline execution: the commit lookup fails and the row is still written.
     recorder.handler(event("pipeline-execution-started"), None)
-    (row,) = rows(table)
-    assert (row["executionId"], row["state"]) == (EXECUTION, "STARTED")
+    recorder.handler(event("stage-execution-started"), None)
+    assert [(r["executionId"], r["kind"], r["state"]) for r in rows(table)] == [
+        (EXECUTION, "pipeline", "STARTED"),
+        (EXECUTION, "stage", "STARTED"),
+    ]
+    assert len(sessions_made) == 1  # the second invocation reuses the environment's clients
+
+
+def test_the_deploy_handler_makes_its_clients_once_per_environment(
+    session, table, monkeypatch, sessions_made
+):
+    monkeypatch.setenv("LEDGER_TABLE", TABLE)
+    monkeypatch.setenv("FAILURE_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:failures")
+    first, second = deploy.Clients.from_environment(), deploy.Clients.from_environment()
+    assert second is first
+    assert len(sessions_made) == 1
+    assert (first.table.name, first.topic_arn) == (
+        TABLE,
+        "arn:aws:sns:us-east-1:123456789012:failures",
+    )
 
 
 # --- deploy handler ----------------------------------------------------------------------------

@@ -56,7 +56,28 @@ def aws(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)
     with mock_aws():
-        yield boto3.Session()
+        yield OneClientEach(boto3.Session())
+
+
+class OneClientEach:
+    """A boto3 Session that keeps one client per service and region, as a script would.
+
+    The account's set-up and the preflight then share their clients (making one costs ~25 ms);
+    everything else (credentials, region) is the session's own.
+    """
+
+    def __init__(self, session) -> None:
+        self._session = session
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def client(self, service: str, region_name: str | None = None):
+        key = (service, region_name or self._session.region_name)
+        if key not in self._clients:
+            self._clients[key] = self._session.client(service, region_name=key[1])
+        return self._clients[key]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
 
 
 def build_account(session, without: frozenset[str] = frozenset(), token: str | None = TOKEN):

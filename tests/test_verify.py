@@ -19,6 +19,7 @@ LOG_GROUP = "/aws/codebuild/acme-pipeline-docker-build-dev"
 PROJECT = "acme-pipeline-docker-build-dev"
 PIPELINE = "acme-pipeline-dev"
 LEDGER = "acme-foundation-ledger-dev"
+DEAD_LETTERS = "acme-pipeline-recorder-dlq-dev"
 STAGES = ("Source", "Build", "Test", "SecurityScan", "Deploy")
 
 
@@ -69,31 +70,35 @@ def _build_project(session, role: str, compute: str) -> None:
     )
 
 
-def deploy_conforming_account(session) -> dict[str, dict]:
-    """What `./dev deploy` leaves behind, created with boto3 in moto; returns stack outputs."""
-    kms, s3 = session.client("kms"), session.client("s3")
-    key = kms.create_key(Description="platform")["KeyMetadata"]["Arn"]
-    kms.enable_key_rotation(KeyId=key)
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_public_access_block(
-        Bucket=BUCKET,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "BlockPublicPolicy": True,
-            "IgnorePublicAcls": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_lifecycle_configuration(
-        Bucket=BUCKET,
-        LifecycleConfiguration={
-            "Rules": [
-                {"ID": "expire", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 30}}
-            ]
-        },
-    )
-    s3.put_bucket_encryption(
+BLOCKED = {
+    "BlockPublicAcls": True,
+    "BlockPublicPolicy": True,
+    "IgnorePublicAcls": True,
+    "RestrictPublicBuckets": True,
+}
+EXPIRING = {
+    "Rules": [{"ID": "expire", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 30}}]
+}
+KEEP_TEN = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "selection": {
+                    "tagStatus": "any",
+                    "countType": "imageCountMoreThan",
+                    "countNumber": 10,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+)
+ONLY_PRODUCTION_MOVES = [{"filter": "production", "filterType": "WILDCARD"}]
+
+
+def _encrypt_bucket(session, key: str) -> None:
+    session.client("s3").put_bucket_encryption(
         Bucket=BUCKET,
         ServerSideEncryptionConfiguration={
             "Rules": [
@@ -106,6 +111,31 @@ def deploy_conforming_account(session) -> dict[str, dict]:
             ]
         },
     )
+
+
+def _pipeline(role: str) -> dict:
+    return {
+        "name": PIPELINE,
+        "roleArn": role,
+        "artifactStore": {"type": "S3", "location": BUCKET},
+        "stages": [
+            _stage("Source", "Source", "S3"),
+            *[_stage(name, "Build", "CodeBuild") for name in STAGES[1:-1]],
+            _stage("Deploy", "Deploy", "ECS"),
+        ],
+    }
+
+
+def deploy_conforming_account(session) -> dict[str, dict]:
+    """What `./dev deploy` leaves behind, created with boto3 in moto; returns stack outputs."""
+    kms, s3 = session.client("kms"), session.client("s3")
+    key = kms.create_key(Description="platform")["KeyMetadata"]["Arn"]
+    kms.enable_key_rotation(KeyId=key)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_public_access_block(Bucket=BUCKET, PublicAccessBlockConfiguration=BLOCKED)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration=EXPIRING)
+    _encrypt_bucket(session, key)
     secret = session.client("secretsmanager").create_secret(
         Name="acme-foundation-github-token-dev", KmsKeyId=key
     )["ARN"]
@@ -119,27 +149,10 @@ def deploy_conforming_account(session) -> dict[str, dict]:
     ecr.create_repository(
         repositoryName=REPO,
         imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
-        imageTagMutabilityExclusionFilters=[{"filter": "production", "filterType": "WILDCARD"}],
+        imageTagMutabilityExclusionFilters=ONLY_PRODUCTION_MOVES,
         imageScanningConfiguration={"scanOnPush": True},
     )
-    ecr.put_lifecycle_policy(
-        repositoryName=REPO,
-        lifecyclePolicyText=json.dumps(
-            {
-                "rules": [
-                    {
-                        "rulePriority": 1,
-                        "selection": {
-                            "tagStatus": "any",
-                            "countType": "imageCountMoreThan",
-                            "countNumber": 10,
-                        },
-                        "action": {"type": "expire"},
-                    }
-                ]
-            }
-        ),
-    )
+    ecr.put_lifecycle_policy(repositoryName=REPO, lifecyclePolicyText=KEEP_TEN)
 
     logs = session.client("logs")
     logs.create_log_group(logGroupName=LOG_GROUP, kmsKeyId=key)
@@ -152,18 +165,7 @@ def deploy_conforming_account(session) -> dict[str, dict]:
     pipeline_role = iam.create_role(
         RoleName="pipeline", AssumeRolePolicyDocument=_trust("codepipeline.amazonaws.com")
     )["Role"]["Arn"]
-    session.client("codepipeline").create_pipeline(
-        pipeline={
-            "name": PIPELINE,
-            "roleArn": pipeline_role,
-            "artifactStore": {"type": "S3", "location": BUCKET},
-            "stages": [
-                _stage("Source", "Source", "S3"),
-                *[_stage(name, "Build", "CodeBuild") for name in STAGES[1:-1]],
-                _stage("Deploy", "Deploy", "ECS"),
-            ],
-        }
-    )
+    session.client("codepipeline").create_pipeline(pipeline=_pipeline(pipeline_role))
     dynamodb = session.client("dynamodb")
     dynamodb.create_table(
         TableName=LEDGER,
@@ -203,10 +205,8 @@ def deploy_conforming_account(session) -> dict[str, dict]:
 
 def _recorder(session, key) -> str:
     """The recorder as deployed: own log group, a DLQ, invokable only by its rule."""
-    queue = session.client("sqs").create_queue(QueueName="acme-pipeline-recorder-dlq-dev")
-    queue_arn = session.client("sqs").get_queue_attributes(
-        QueueUrl=queue["QueueUrl"], AttributeNames=["QueueArn"]
-    )["Attributes"]["QueueArn"]
+    session.client("sqs").create_queue(QueueName=DEAD_LETTERS)
+    queue_arn = _dead_letters_arn(session)
     role = session.client("iam").create_role(
         RoleName="recorder", AssumeRolePolicyDocument=_trust("lambda.amazonaws.com")
     )["Role"]["Arn"]
@@ -230,6 +230,14 @@ def _recorder(session, key) -> str:
         SourceArn="arn:aws:events:us-east-1:123456789012:rule/acme-pipeline-record-pipeline-dev",
     )
     return arn
+
+
+def _dead_letters_arn(session) -> str:
+    sqs = session.client("sqs")
+    url = sqs.get_queue_url(QueueName=DEAD_LETTERS)["QueueUrl"]
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
 
 
 def _zip() -> bytes:
@@ -330,18 +338,94 @@ DRIFTS = {
 }
 
 
-@pytest.fixture
-def account(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        session = Session(boto3.Session(region_name=REGION))
-        yield session, deploy_conforming_account(session)
+def _role(session, name: str) -> str:
+    return session.client("iam").get_role(RoleName=name)["Role"]["Arn"]
+
+
+def _resubscribe(session, out):
+    session.client("sns").subscribe(
+        TopicArn=out["foundation"]["failureTopicArn"],
+        Protocol="email",
+        Endpoint="devops@company.com",
+    )
+
+
+def _restore_build(session, out):
+    session.client("codebuild").delete_project(name=PROJECT)
+    _build_project(session, _role(session, "build"), "BUILD_GENERAL1_SMALL")
+
+
+# check name -> how the operator puts back what was deployed (the account is shared by the tests
+# of a module, so each drift test puts its drift back and checks the account conforms again)
+RESTORES = {
+    "kms-rotation": lambda s, o: s.client("kms").enable_key_rotation(
+        KeyId=o["foundation"]["kmsKeyArn"]
+    ),
+    "bucket-public-access-blocked": lambda s, o: s.client("s3").put_public_access_block(
+        Bucket=BUCKET, PublicAccessBlockConfiguration=BLOCKED
+    ),
+    "bucket-versioning": lambda s, o: s.client("s3").put_bucket_versioning(
+        Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"}
+    ),
+    "bucket-lifecycle": lambda s, o: s.client("s3").put_bucket_lifecycle_configuration(
+        Bucket=BUCKET, LifecycleConfiguration=EXPIRING
+    ),
+    "bucket-sse-kms": lambda s, o: _encrypt_bucket(s, o["foundation"]["kmsKeyArn"]),
+    "secret-kms": lambda s, o: s.client("secretsmanager").update_secret(
+        SecretId=o["foundation"]["githubTokenSecretArn"], KmsKeyId=o["foundation"]["kmsKeyArn"]
+    ),
+    "topic-kms": lambda s, o: s.client("sns").set_topic_attributes(
+        TopicArn=o["foundation"]["failureTopicArn"],
+        AttributeName="KmsMasterKeyId",
+        AttributeValue=o["foundation"]["kmsKeyArn"],
+    ),
+    "topic-email-subscription": _resubscribe,
+    "ecr-scan-on-push": lambda s, o: s.client("ecr").put_image_scanning_configuration(
+        repositoryName=REPO, imageScanningConfiguration={"scanOnPush": True}
+    ),
+    "ecr-immutable-tags": lambda s, o: s.client("ecr").put_image_tag_mutability(
+        repositoryName=REPO,
+        imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+        imageTagMutabilityExclusionFilters=ONLY_PRODUCTION_MOVES,
+    ),
+    "ecr-lifecycle": lambda s, o: s.client("ecr").put_lifecycle_policy(
+        repositoryName=REPO, lifecyclePolicyText=KEEP_TEN
+    ),
+    "log-groups-retention-and-kms": lambda s, o: s.client("logs").put_retention_policy(
+        logGroupName=LOG_GROUP, retentionInDays=7
+    ),
+    "codebuild-compute": _restore_build,
+    "pipeline-five-stages": lambda s, o: s.client("codepipeline").update_pipeline(
+        pipeline=_pipeline(_role(s, "pipeline"))
+    ),
+    "ledger-pitr-and-kms": lambda s, o: s.client("dynamodb").update_continuous_backups(
+        TableName=LEDGER,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+    ),
+    "lambda-logs-and-dead-letters": lambda s, o: s.client("lambda").update_function_configuration(
+        FunctionName=o["pipeline"]["handlerArns"]["recorder"],
+        DeadLetterConfig={"TargetArn": _dead_letters_arn(s)},
+    ),
+    "lambda-not-public": lambda s, o: s.client("lambda").remove_permission(
+        FunctionName=o["pipeline"]["handlerArns"]["recorder"], StatementId="anyone"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def account():
+    """One conforming account for the module: the tests read it, or drift it and put it back."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+        }.items():
+            monkeypatch.setenv(name, value)
+        with mock_aws():
+            session = Session(boto3.Session(region_name=REGION))
+            yield session, deploy_conforming_account(session)
 
 
 class Session:
@@ -355,8 +439,16 @@ class Session:
     def __init__(self, real):
         self._real = real
         self._kept: dict[str, dict] = {}
+        self._clients: dict[str, object] = {}
 
     def client(self, name, **kwargs):
+        # One client per service, as a script would keep it: making one costs ~40 ms.
+        key = repr((name, sorted(kwargs.items())))
+        if key not in self._clients:
+            self._clients[key] = self._made(name, **kwargs)
+        return self._clients[key]
+
+    def _made(self, name, **kwargs):
         client = self._real.client(name, **kwargs)
         if name != "lambda":
             return client
@@ -407,12 +499,45 @@ def test_a_conforming_account_passes_every_check(account):
     assert table(results).endswith(f"{len(results)} passed, 0 failed")
 
 
+def test_every_drift_can_be_put_back():
+    assert set(RESTORES) == set(DRIFTS)
+
+
 @pytest.mark.parametrize("check", sorted(DRIFTS))
 def test_each_check_catches_its_drift(check, account):
     session, outputs = account
     DRIFTS[check](session, outputs)
-    failed = {r.check for r in verify(outputs, session) if not r.ok}
+    try:
+        failed = {r.check for r in verify(outputs, session) if not r.ok}
+    finally:
+        RESTORES[check](session, outputs)
     assert failed == {check}
+    # Put back, the account conforms again: the next test starts from a deployed account.
+    assert [r for r in verify(outputs, session) if not r.ok] == []
+
+
+def test_a_run_makes_one_client_per_service(account):
+    session, outputs = account
+    made = []
+
+    class Counting:
+        def client(self, name, **kwargs):
+            made.append(name)
+            return session.client(name, **kwargs)
+
+    assert all(r.ok for r in verify(outputs, Counting()))
+    assert sorted(made) == [
+        "codebuild",
+        "codepipeline",
+        "dynamodb",
+        "ecr",
+        "kms",
+        "lambda",
+        "logs",
+        "s3",
+        "secretsmanager",
+        "sns",
+    ]
 
 
 def test_a_stack_not_deployed_fails_its_checks(account):

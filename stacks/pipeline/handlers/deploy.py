@@ -19,6 +19,7 @@ The event carries temporary artifact credentials: it is never logged.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -66,15 +67,26 @@ class Clients:
 
     @classmethod
     def from_environment(cls) -> Clients:
-        session = boto3.Session()
-        dynamodb: Any = session.resource("dynamodb")
-        return cls(
-            ecr=session.client("ecr"),
-            codepipeline=session.client("codepipeline"),
-            sns=session.client("sns"),
-            table=dynamodb.Table(os.environ["LEDGER_TABLE"]),
-            topic_arn=os.environ["FAILURE_TOPIC_ARN"],
-        )
+        """The clients of this execution environment (made on its first invocation)."""
+        return clients_for(os.environ["LEDGER_TABLE"], os.environ["FAILURE_TOPIC_ARN"])
+
+
+@functools.cache
+def clients_for(table_name: str, topic_arn: str) -> Clients:
+    """Clients made once per execution environment, not once per invocation.
+
+    Lambda reuses an environment for later invocations; clients made outside the handler's own
+    work are reused with it (https://docs.aws.amazon.com/lambda/latest/dg/best-practices.html).
+    """
+    session = boto3.Session()
+    dynamodb: Any = session.resource("dynamodb")
+    return Clients(
+        ecr=session.client("ecr"),
+        codepipeline=session.client("codepipeline"),
+        sns=session.client("sns"),
+        table=dynamodb.Table(table_name),
+        topic_arn=topic_arn,
+    )
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:

@@ -15,6 +15,7 @@ and held to ``shared/ledger.py`` by a test.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from datetime import UTC, datetime
@@ -37,10 +38,20 @@ log.setLevel(logging.INFO)
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:
     """Lambda entry point: record one event (the table and clients come from the environment)."""
+    table, codepipeline = aws(os.environ["LEDGER_TABLE"])
+    return record(event, table, codepipeline)
+
+
+@functools.cache
+def aws(table_name: str) -> tuple[Any, Any]:
+    """The ledger table and a CodePipeline client, made once per execution environment.
+
+    Lambda reuses an environment for later invocations; clients made outside the handler's own
+    work are reused with it (https://docs.aws.amazon.com/lambda/latest/dg/best-practices.html).
+    """
     session = boto3.Session()
     dynamodb: Any = session.resource("dynamodb")
-    table = dynamodb.Table(os.environ["LEDGER_TABLE"])
-    return record(event, table, session.client("codepipeline"))
+    return dynamodb.Table(table_name), session.client("codepipeline")
 
 
 def record(event: dict[str, Any], table: Any, codepipeline: Any) -> dict[str, str]:
