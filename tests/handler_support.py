@@ -16,6 +16,17 @@ REPO = "acme-registry-app-dev"
 EVENTS = Path(__file__).resolve().parent / "events"
 
 
+def fake_credentials(monkeypatch: Any, region: str = REGION) -> None:
+    """Credentials moto accepts, and the region, in the environment boto3 reads."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": region,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
 def event(name: str) -> dict[str, Any]:
     """An AWS-documented event sample from tests/events/."""
     return json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))

@@ -25,6 +25,7 @@ from tests.handler_support import (
     create_ledger,
     create_repository,
     event,
+    fake_credentials,
     inbox,
     manifest,
     push,
@@ -39,13 +40,7 @@ JOB = "11111111-abcd-1111-abcd-111111abcdef"
 
 @pytest.fixture
 def session(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+    fake_credentials(monkeypatch)
     with mock_aws():
         yield boto3.Session(region_name=REGION)
 

@@ -6,19 +6,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.handler_support import REGION, TABLE, create_ledger
+from tests.handler_support import REGION, TABLE, create_ledger, fake_credentials
 from toolbox.releases import recent, table
 
 
 @pytest.fixture
 def ledger(monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
+    fake_credentials(monkeypatch)
     with mock_aws():
         session = boto3.Session(region_name=REGION)
         yield session, create_ledger(session)

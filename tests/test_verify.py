@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.handler_support import fake_credentials
 from toolbox.verify import CHECKS, table, verify
 
 REGION = "us-east-1"
@@ -416,13 +417,7 @@ RESTORES = {
 def account():
     """One conforming account for the module: the tests read it, or drift it and put it back."""
     with pytest.MonkeyPatch.context() as monkeypatch:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-        }.items():
-            monkeypatch.setenv(name, value)
+        fake_credentials(monkeypatch, REGION)
         with mock_aws():
             session = Session(boto3.Session(region_name=REGION))
             yield session, deploy_conforming_account(session)
