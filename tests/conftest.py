@@ -6,6 +6,7 @@ Every cross-stack input can be mocked in one line with :func:`upstream`:
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
@@ -14,12 +15,15 @@ from typing import Any
 import botocore.loaders
 import botocore.session
 import pytest
+from invoke import Collection, Program
 
+import tasks
 from shared.contracts import stack_name
 from shared.layers import upstream as upstream_of
 from shared.settings import load_platform
 from toolbox import offline
 from toolbox.offline import LayerPlan, PlannedResource, plan_all, plan_layer
+from toolbox.plancache import plan_layer_cached
 
 
 class _Paths(list):
@@ -91,9 +95,23 @@ def policy_of(resource: PlannedResource, key: str = "policy") -> dict[str, Any]:
     return json.loads(resource.inputs[key])
 
 
+SESSION_PLANS = ("dev", "prod")
+"""The environments whose plans of every layer are session fixtures of the same name."""
+
+
 @pytest.fixture
-def replan() -> Callable[..., LayerPlan]:
-    """Plan one layer again with config overrides (``{"project:key": "value"}``)."""
+def replan(request: pytest.FixtureRequest) -> Callable[..., LayerPlan]:
+    """Plan one layer again with config overrides (``{"project:key": "value"}``).
+
+    The plan is content-keyed like every other (:mod:`toolbox.plancache`: the overrides and the
+    upstream exports are in the key), so it is read from build/plancache when stored, and the
+    upstream plans are the session's ``dev``/``prod`` ones. A key covers files and config only,
+    never what a test changes in memory: a test whose fixtures include ``monkeypatch`` (as
+    ``registered`` does) or that passes ``secrets`` (never stored) plans every layer afresh.
+    ``test_a_test_that_replans_patches_only_through_the_monkeypatch_fixture`` keeps tests from
+    patching any other way.
+    """
+    patched = "monkeypatch" in request.fixturenames
 
     def run(
         layer: str,
@@ -102,13 +120,24 @@ def replan() -> Callable[..., LayerPlan]:
         upstream_plans: Mapping[str, LayerPlan] | None = None,
         secrets: Mapping[str, str] | None = None,
     ) -> LayerPlan:
+        if patched or secrets:
+            if upstream_plans is None:
+                # The real upstream layers, planned in order, as `./dev synth --layer` does.
+                upstream_plans = {}
+                for needed in upstream_of(layer):
+                    plan = plan_layer(needed.name, environment, upstream_plans)
+                    upstream_plans[plan.stack] = plan
+            return plan_layer(layer, environment, upstream_plans, config, secrets)
         if upstream_plans is None:
-            # The real upstream layers, planned in order, as `./dev synth --layer` does.
-            upstream_plans = {}
-            for needed in upstream_of(layer):
-                plan = plan_layer(needed.name, environment, upstream_plans)
-                upstream_plans[plan.stack] = plan
-        return plan_layer(layer, environment, upstream_plans, config, secrets)
+            above = [needed.name for needed in upstream_of(layer)]
+            if environment in SESSION_PLANS:
+                upstream_plans = real_upstream(request.getfixturevalue(environment), *above)
+            else:
+                upstream_plans = {}
+                for name in above:
+                    plan = plan_layer_cached(name, environment, upstream_plans, None, reuse=True)
+                    upstream_plans[plan.stack] = plan
+        return plan_layer_cached(layer, environment, upstream_plans, config, reuse=True)
 
     return run
 
@@ -125,3 +154,30 @@ def registered(monkeypatch):
 
     monkeypatch.setattr(offline, "RecordingMonitor", Watched)
     return records
+
+
+@pytest.fixture
+def cli(capsys) -> Callable[..., tuple[int, str]]:
+    """Run ``invoke ARGS`` in this process: its exit code and what it printed, stripped.
+
+    invoke's own :class:`~invoke.Program` parses the arguments against the real task menu and
+    turns an ``Exit`` into its message on stderr and ``sys.exit(code)``, as the ``invoke`` script
+    does; any other exception propagates (the script would print its traceback). A few tests
+    still start the real ``./dev`` and ``invoke`` processes (tests/test_cli.py).
+    """
+
+    def run(*args: str) -> tuple[int, str]:
+        # A copy: parsing pops each task's help text, and other tests read the menu's.
+        menu = copy.deepcopy(Collection.from_module(tasks))
+        program = Program(namespace=menu, binary="invoke")
+        capsys.readouterr()
+        try:
+            program.run(["invoke", *args])
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        else:
+            code = 0
+        printed = capsys.readouterr()
+        return code, (printed.out + printed.err).strip()
+
+    return run

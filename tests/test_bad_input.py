@@ -6,19 +6,12 @@ is run once more through the offline plan to show nothing was registered when it
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from shared.errors import ConfigError, PlatformError
-from shared.layers import REPO_ROOT
 from tests.conftest import upstream
 from toolbox import offline
 
-INVOKE = Path(sys.executable).parent / "invoke"
 UNKNOWN_ENV = "error: platform.yaml: environments: unknown environment"
 
 
@@ -118,19 +111,6 @@ def test_upstream_errors_register_only_the_reference(dev, registered):
     assert not [r for r in registered if r.type.startswith("aws:")]
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "NO_COLOR": "1"}
-    return subprocess.run(
-        [str(INVOKE), *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=300,
-    )
-
-
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -148,12 +128,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         ),
     ],
 )
-def test_the_cli_says_one_line_and_exits_non_zero(args, expected):
-    result = run_cli(*args)
-    assert result.returncode == 1
-    output = (result.stdout + result.stderr).strip()
+def test_the_cli_says_one_line_and_exits_non_zero(cli, args, expected):
+    code, output = cli(*args)
+    assert code == 1
     assert output == expected
-    assert "Traceback" not in output
 
 
 def test_a_secret_never_reaches_plan_verdicts_summary_or_errors(replan, tmp_path):

@@ -48,15 +48,17 @@ def one_line(result: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.mark.parametrize("name", ["deploy", "destroy", "refresh"])
-def test_tasks_that_change_aws_require_env(name):
-    output = one_line(run([str(VENV_BIN / "invoke"), name, "--layer", "registry"]))
+def test_tasks_that_change_aws_require_env(cli, name):
+    code, output = cli(name, "--layer", "registry")
+    assert code == 1
     assert output == (
         f"error: {name} changes AWS, so it needs the environment: add --env (one of dev, prod)"
     )
 
 
-def test_publish_source_starts_a_run_so_it_requires_env(tmp_path):
-    output = one_line(run([str(VENV_BIN / "invoke"), "publish-source", str(tmp_path)]))
+def test_publish_source_starts_a_run_so_it_requires_env(cli, tmp_path):
+    code, output = cli("publish-source", str(tmp_path))
+    assert code == 1
     assert output == (
         "error: publish-source changes AWS, so it needs the environment: add --env"
         " (one of dev, prod)"

@@ -10,7 +10,7 @@ import pytest
 
 from shared.errors import ConfigError
 from shared.layers import REPO_ROOT
-from tests.conftest import policy_of
+from tests.conftest import policy_of, real_upstream
 from tests.pipeline_support import (
     ACCOUNT,
     LOG_GROUP,
@@ -40,12 +40,12 @@ HANDLERS = {
 
 
 @pytest.fixture(scope="module")
-def baked():
+def baked(dev):
     """The pipeline with two bake alarms, 15 minutes, and two standalone services."""
     from shared import families
-    from toolbox.offline import plan_all, plan_layer
+    from toolbox.offline import plan_layer
 
-    upstream = {p.stack: p for p in plan_all("dev").values() if p.layer != "pipeline"}
+    upstream = real_upstream(dev, "foundation", "registry")
     with pytest.MonkeyPatch.context() as monkeypatch:
         # The registry's image families, as if its stack file listed both services.
         monkeypatch.setattr(

@@ -8,6 +8,7 @@ import pytest
 
 from shared import families
 from shared.errors import ConfigError
+from tests.conftest import real_upstream
 from tests.pipeline_support import (
     LOG_GROUP,
     PROJECT,
@@ -33,10 +34,10 @@ def registry_families(monkeypatch, value):
 
 
 @pytest.fixture(scope="module")
-def with_services():
-    from toolbox.offline import plan_all, plan_layer
+def with_services(dev):
+    from toolbox.offline import plan_layer
 
-    upstream = {p.stack: p for p in plan_all("dev").values() if p.layer != "pipeline"}
+    upstream = real_upstream(dev, "foundation", "registry")
     with pytest.MonkeyPatch.context() as monkeypatch:
         registry_families(monkeypatch, WITH_FAMILIES)
         return plan_layer("pipeline", "dev", upstream, {KEY: json.dumps(SERVICES)})

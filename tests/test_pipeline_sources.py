@@ -10,7 +10,7 @@ import pytest
 from shared.errors import ConfigError
 from tests.conftest import real_upstream
 from tests.pipeline_support import ACCOUNT, PIPELINE, ROLE, RULE, TARGET, role_policy, stages, trust
-from toolbox.offline import plan_layer
+from toolbox.plancache import plan_layer_cached
 from toolbox.verdicts import evaluate
 
 CONNECTION = (
@@ -32,21 +32,22 @@ PROVIDERS = {
 
 @pytest.fixture(scope="module")
 def by_provider(dev, prod):
-    """The pipeline layer of every source provider, in dev and prod, on the real upstream."""
+    """The pipeline layer of every source provider, in dev and prod, on the real upstream.
+
+    Content-keyed in build/plancache like ``replan``'s plans: a module fixture is set up before
+    any test's ``monkeypatch``, so nothing patched can shape these plans.
+    """
     return {
-        (provider, plans["pipeline"].environment): plan_layer(
+        (provider, plans["pipeline"].environment): plan_layer_cached(
             "pipeline",
             plans["pipeline"].environment,
             real_upstream(plans, "foundation", "registry"),
             config,
+            reuse=True,
         )
         for provider, config in PROVIDERS.items()
         for plans in (dev, prod)
     }
-
-
-def replan_pipeline(dev, config):
-    return plan_layer("pipeline", "dev", real_upstream(dev, "foundation", "registry"), config)
 
 
 def _source(plan):
@@ -119,8 +120,8 @@ def test_github_side_is_registered_with_the_same_secret_and_the_foundation_token
     assert plan.exports["githubWebhookUrl"].startswith("https://us-east-1.webhooks.aws/trigger")
 
 
-def test_github_webhook_false_leaves_the_github_side_to_the_operator(dev):
-    plan = replan_pipeline(dev, {"platform-pipeline:githubWebhook": "false"})
+def test_github_webhook_false_leaves_the_github_side_to_the_operator(replan):
+    plan = replan("pipeline", config={"platform-pipeline:githubWebhook": "false"})
     assert plan.of_type(REPOSITORY_WEBHOOK) == []
     assert plan.of_type("pulumi:providers:github") == []
     assert plan.one(WEBHOOK).inputs["authentication"] == "GITHUB_HMAC"
@@ -158,10 +159,10 @@ def test_codeconnections_pushes_to_the_branch_start_the_pipeline(by_provider):
     assert _source(plan)["configuration"]["DetectChanges"] == "false"
 
 
-def test_trigger_paths_filter_the_pushes_on_file_paths(dev):
-    plan = replan_pipeline(
-        dev,
-        {
+def test_trigger_paths_filter_the_pushes_on_file_paths(replan):
+    plan = replan(
+        "pipeline",
+        config={
             **PROVIDERS["codeconnections"],
             "platform-pipeline:githubBranch": "release/2",
             "platform-pipeline:triggerPaths": '["src/**", "Dockerfile"]',
@@ -224,9 +225,9 @@ def test_a_new_source_zip_starts_the_pipeline_through_the_events_role(by_provide
     assert only["Resource"] == [plan.exports["pipelineArn"]]
 
 
-def test_the_source_key_comes_from_config(dev):
-    plan = replan_pipeline(
-        dev, {**PROVIDERS["s3"], "platform-pipeline:sourceKey": "drops/shop-api.zip"}
+def test_the_source_key_comes_from_config(replan):
+    plan = replan(
+        "pipeline", config={**PROVIDERS["s3"], "platform-pipeline:sourceKey": "drops/shop-api.zip"}
     )
     assert _source(plan)["configuration"]["S3ObjectKey"] == "drops/shop-api.zip"
     pattern, _ = _rule(plan, "acme-pipeline-source-dev")
@@ -284,8 +285,8 @@ def test_the_codecommit_mirror_rule_stays_by_default(by_provider, provider):
     assert "acme-pipeline-codecommit-dev" in names
 
 
-def test_codecommit_trigger_false_drops_the_rule_and_the_events_role(dev):
-    plan = replan_pipeline(dev, {"platform-pipeline:codecommitTrigger": "false"})
+def test_codecommit_trigger_false_drops_the_rule_and_the_events_role(replan):
+    plan = replan("pipeline", config={"platform-pipeline:codecommitTrigger": "false"})
     assert {r.inputs["name"] for r in plan.of_type(RULE)} == {
         "acme-pipeline-failed-dev",
         "acme-pipeline-record-pipeline-dev",
@@ -295,8 +296,10 @@ def test_codecommit_trigger_false_drops_the_rule_and_the_events_role(dev):
     assert len(plan.of_type(ROLE)) == 6  # four duties and the two handlers
 
 
-def test_codecommit_trigger_false_with_s3_keeps_only_the_source_rule(dev):
-    plan = replan_pipeline(dev, {**PROVIDERS["s3"], "platform-pipeline:codecommitTrigger": "false"})
+def test_codecommit_trigger_false_with_s3_keeps_only_the_source_rule(replan):
+    plan = replan(
+        "pipeline", config={**PROVIDERS["s3"], "platform-pipeline:codecommitTrigger": "false"}
+    )
     names = {r.inputs["name"] for r in plan.of_type(RULE)}
     assert names == {
         "acme-pipeline-failed-dev",
@@ -346,9 +349,9 @@ def test_codecommit_trigger_false_with_s3_keeps_only_the_source_rule(dev):
         ),
     ],
 )
-def test_bad_source_settings_are_one_line_naming_the_key(dev, config, expected):
+def test_bad_source_settings_are_one_line_naming_the_key(replan, config, expected):
     with pytest.raises(ConfigError) as error:
-        replan_pipeline(dev, config)
+        replan("pipeline", config=config)
     message = str(error.value)
     assert message.startswith("stacks/pipeline/Pulumi.dev.yaml: platform-pipeline:")
     assert expected in message
@@ -400,8 +403,8 @@ def test_the_s3_source_target_retries_then_dead_letters_and_its_failures_alarm(b
     ]
 
 
-def test_codecommit_trigger_false_drops_its_queue_and_alarm_but_not_the_failure_ones(dev):
-    plan = replan_pipeline(dev, {"platform-pipeline:codecommitTrigger": "false"})
+def test_codecommit_trigger_false_drops_its_queue_and_alarm_but_not_the_failure_ones(replan):
+    plan = replan("pipeline", config={"platform-pipeline:codecommitTrigger": "false"})
     assert sorted(q.inputs["name"] for q in plan.of_type("aws:sqs/queue:Queue")) == [
         "acme-pipeline-deploy-handler-dlq-dev",
         "acme-pipeline-failed-dlq-dev",
