@@ -33,11 +33,20 @@ def registry_families(monkeypatch, value):
     monkeypatch.setattr(families, "registry_families", lambda environment: tuple(value))
 
 
+def unpatched_upstream(dev):
+    """The session's foundation and registry plans: only the pipeline's config reads the families.
+
+    ``registry_families`` is what ``stacks/pipeline/config.py`` reads; the registry's program
+    reads its own config, so patching it cannot change the upstream plans.
+    """
+    return real_upstream(dev, "foundation", "registry")
+
+
 @pytest.fixture(scope="module")
 def with_services(dev):
     from toolbox.offline import plan_layer
 
-    upstream = real_upstream(dev, "foundation", "registry")
+    upstream = unpatched_upstream(dev)
     with pytest.MonkeyPatch.context() as monkeypatch:
         registry_families(monkeypatch, WITH_FAMILIES)
         return plan_layer("pipeline", "dev", upstream, {KEY: json.dumps(SERVICES)})
@@ -99,10 +108,10 @@ def test_services_are_not_stages_of_the_pipeline(with_services):
         ('["' + "x" * 40 + '"]', "over the limit"),
     ],
 )
-def test_bad_service_lists_are_refused_naming_the_key(replan, monkeypatch, value, problem):
+def test_bad_service_lists_are_refused_naming_the_key(dev, replan, monkeypatch, value, problem):
     registry_families(monkeypatch, WITH_FAMILIES)
     with pytest.raises(ConfigError) as error:
-        replan("pipeline", config={KEY: value})
+        replan("pipeline", config={KEY: value}, upstream_plans=unpatched_upstream(dev))
     message = str(error.value)
     assert message.startswith(f"stacks/pipeline/Pulumi.dev.yaml: {KEY}:")
     assert problem in message
@@ -117,14 +126,14 @@ def test_a_service_must_be_an_image_family_of_the_registry(replan):
     assert "add 'worker' to platform-registry:imageFamilies" in message
 
 
-def test_the_applications_family_is_not_a_service(replan, monkeypatch):
+def test_the_applications_family_is_not_a_service(dev, replan, monkeypatch):
     registry_families(monkeypatch, ["app", "billing"])
     with pytest.raises(ConfigError) as error:
-        replan("pipeline", config={KEY: '["app"]'})
+        replan("pipeline", config={KEY: '["app"]'}, upstream_plans=unpatched_upstream(dev))
     assert "'app' is not an image family of the registry" in str(error.value)
 
 
-def test_the_application_image_is_tagged_with_the_first_family(replan, monkeypatch):
+def test_the_application_image_is_tagged_with_the_first_family(dev, replan, monkeypatch):
     registry_families(monkeypatch, ["shop", "billing"])
-    plan = replan("pipeline")
+    plan = replan("pipeline", upstream_plans=unpatched_upstream(dev))
     assert variables(project(plan, "docker-build"))["IMAGE_TAG_PREFIX"] == "shop-"
