@@ -21,6 +21,7 @@ from tests.test_pipeline_sources import PROVIDERS
 from toolbox import offline
 from toolbox import operator_policy as op
 from toolbox.offline import plan_layer
+from toolbox.plancache import plan_layer_cached
 
 S3_BACKEND = "s3://acme-pulumi-state/container-platform"
 ACCOUNTS = {"dev": "111111111111", "prod": "222222222222"}
@@ -31,13 +32,17 @@ INLINE_ROLE_POLICY_LIMIT = 10_240
 
 @pytest.fixture(scope="module")
 def plans(dev, prod):
-    """Every plan the layers make: dev, prod, and the pipeline of each source provider."""
+    """Every plan the layers make: dev, prod, and the pipeline of each source provider.
+
+    Content-keyed in build/plancache (the same entries as tests/test_pipeline_sources.py's): a
+    module fixture is set up before any test's ``monkeypatch``, so nothing patched shapes them.
+    """
     every = [*dev.values(), *prod.values()]
     for config in PROVIDERS.values():
         for env_plans in (dev, prod):
             environment = env_plans["pipeline"].environment
             upstream = real_upstream(env_plans, "foundation", "registry")
-            every.append(plan_layer("pipeline", environment, upstream, config))
+            every.append(plan_layer_cached("pipeline", environment, upstream, config, reuse=True))
     return every
 
 
