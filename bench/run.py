@@ -143,48 +143,6 @@ def synth_command(layer: str | None = None) -> list[str]:
     return [str(BIN / "invoke"), "synth", "--env", "dev", *(["--layer", layer] if layer else [])]
 
 
-SCALE_CHILD = """
-import gc, json, resource, statistics, sys, time, tracemalloc
-import shared.families
-from toolbox.offline import plan_layer
-from toolbox.plancache import plan_layer_cached
-services, rounds, warm = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "warm"
-foundation = plan_layer_cached("foundation", "dev", {}, None, reuse=True)
-registry = plan_layer_cached("registry", "dev", {foundation.stack: foundation}, None, reuse=True)
-upstream = {foundation.stack: foundation, registry.stack: registry}
-names = [f"svc-{i:04d}" for i in range(services)]
-# Each service is an image family of the registry (a what-if of its stack file).
-shared.families.registry_families = lambda environment: ("app", *names)
-sizes = {0: "[]", services: json.dumps(names)}
-def plan(size):
-    gc.collect()
-    start = time.perf_counter()
-    planned = plan_layer("pipeline", "dev", upstream, {"platform-pipeline:services": sizes[size]})
-    return time.perf_counter() - start, len(planned.resources)
-for size in sizes if warm else ():  # once untimed: what a plan loads lazily, the SDK's caches
-    plan(size)
-seconds = {size: [] for size in sizes}
-resources = {}
-for _ in range(rounds):  # alternating, so a busy moment of the machine hits both sizes
-    for size in sizes:
-        took, resources[size] = plan(size)
-        seconds[size].append(took)
-max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-peak = {}
-tracemalloc.start()  # after the timing: tracing slows every allocation
-for size in sizes:  # the most Python memory the plan held at once, over what was there before
-    gc.collect()
-    tracemalloc.reset_peak()
-    before = tracemalloc.get_traced_memory()[0]
-    plan(size)
-    peak[size] = tracemalloc.get_traced_memory()[1] - before
-print(json.dumps({"seconds": seconds[services], "base_seconds": seconds[0],
-                  "resources": resources[services], "base_resources": resources[0],
-                  "peak_kb": peak[services] / 1024, "base_peak_kb": peak[0] / 1024,
-                  "max_rss_mb": max_rss_mb}))
-"""
-
-
 @dataclass(frozen=True)
 class ScalePoint:
     """The pipeline layer planned with ``services`` extra services and with none, alternating."""
@@ -198,6 +156,20 @@ class ScalePoint:
     base_peak_kb: float
     max_rss_mb: float
 
+    @classmethod
+    def of(cls, services: int, sample: dict[str, Any]) -> ScalePoint:
+        """The point from what :func:`bench.scale.measure` returned."""
+        return cls(
+            services,
+            sample["resources"],
+            sample["base_resources"],
+            sample["seconds"],
+            sample["base_seconds"],
+            sample["peak_kb"],
+            sample["base_peak_kb"],
+            sample["max_rss_mb"],
+        )
+
     @property
     def added_seconds(self) -> float:
         """What the services add to one plan: the median of the paired differences."""
@@ -205,32 +177,19 @@ class ScalePoint:
         return statistics.median(n - b for n, b in pairs)
 
 
-def scale_point(services: int, rounds: int, warm: bool = True) -> ScalePoint:
+def scale_point(services: int, rounds: int) -> ScalePoint:
     """Plan the pipeline with ``services`` extra services and without, in one fresh process.
 
-    After one untimed plan of each (what a plan imports lazily is loaded once, as in any
-    process), the two sizes alternate ``rounds`` times: the difference of each pair is what
-    the services cost, with the machine's slower and faster moments hitting both alike.
-    ``warm=False`` skips the untimed plans (a test of the code, not a measurement).
+    The difference of each pair of runs is what the services cost (:func:`bench.scale.measure`).
     """
-    result = subprocess.run(  # noqa: S603  # nosec B603 - our venv's python, our script
-        [str(BIN / "python"), "-c", SCALE_CHILD, str(services), str(rounds), "warm" * warm],
+    result = subprocess.run(  # noqa: S603  # nosec B603 - our venv's python, our module
+        [str(BIN / "python"), "-m", "bench.scale", str(services), str(rounds), "warm"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         check=True,
     )
-    sample = json.loads(result.stdout.strip().splitlines()[-1])
-    return ScalePoint(
-        services,
-        sample["resources"],
-        sample["base_resources"],
-        sample["seconds"],
-        sample["base_seconds"],
-        sample["peak_kb"],
-        sample["base_peak_kb"],
-        sample["max_rss_mb"],
-    )
+    return ScalePoint.of(services, json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 def _spread(values: Sequence[float]) -> float:
@@ -238,14 +197,17 @@ def _spread(values: Sequence[float]) -> float:
     return round(max(values) / min(values) - 1, 3) if min(values) > 0 else float("inf")
 
 
-def scaling(sizes: Sequence[int], rounds: int, warm: bool = True) -> dict[str, Any]:
-    """Time and memory per added resource for each size, against zero extra services.
+def scaling(sizes: Sequence[int], rounds: int) -> dict[str, Any]:
+    """Time and memory per added resource for each size, one fresh process per size."""
+    return summarize([scale_point(size, rounds) for size in sizes])
 
-    Both come from one process per size: time from the paired differences of its runs, memory
-    from the peak of Python memory (tracemalloc) a plan of each size held. The process's peak
-    RSS is recorded for context.
+
+def summarize(points: Sequence[ScalePoint]) -> dict[str, Any]:
+    """Time and memory per added resource for each point, against zero extra services.
+
+    Time from the paired differences of each point's runs, memory from the peak of Python
+    memory (tracemalloc) a plan of each size held; the process's peak RSS is for context.
     """
-    points = [scale_point(size, rounds, warm) for size in sizes]
     rows = []
     for point in points:
         added = point.resources - point.base_resources
@@ -270,7 +232,7 @@ def scaling(sizes: Sequence[int], rounds: int, warm: bool = True) -> dict[str, A
             "plan_s": round(statistics.median(base.base_seconds), 3),
             "peak_mb": round(base.base_peak_kb / 1024, 1),
         },
-        "rounds": rounds,
+        "rounds": len(base.seconds),
         "sizes": rows,
         "time_spread": _spread([row["ms_per_added_resource"] for row in rows]),
         "memory_spread": _spread([row["kb_per_added_resource"] for row in rows]),
