@@ -1,7 +1,9 @@
 """One scaling measurement: the pipeline layer planned with N extra services and with none.
 
-``python -m bench.scale N ROUNDS [warm]`` prints one JSON line; ``bench.run.scale_point`` runs
-it in a fresh process (so its peak memory is its own); a test calls :func:`measure` directly.
+``python -m bench.scale N ROUNDS [warm] [nogc]`` prints one JSON line (``nogc``: the cyclic
+garbage collector off for the whole measurement, to see what it costs);
+``bench.run.scale_point`` runs it in a fresh process (so its peak memory is its own); a test
+calls :func:`measure` directly.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from toolbox.offline import plan_layer
 from toolbox.plancache import plan_layer_cached
 
 
-def measure(services: int, rounds: int, warm: bool = True, memory: bool = True) -> dict[str, Any]:
+def measure(
+    services: int, rounds: int, warm: bool = True, memory: bool = True, collect: bool = True
+) -> dict[str, Any]:
     """Plan 0 and ``services`` services alternately ``rounds`` times; time and memory of each.
 
     After one untimed plan of each (what a plan imports lazily is loaded once, as in any
     process), the two sizes take turns, so a busy moment of the machine hits both alike. Then,
     with tracemalloc on (it slows every allocation, so not while timing), the most Python memory
     a plan of each size held at once. ``warm=False`` and ``memory=False`` skip the untimed plans
-    and the traced ones (a test of the code, not a measurement).
+    and the traced ones (a test of the code, not a measurement). ``collect=False`` keeps the
+    cyclic garbage collector off throughout (the offline plan turns it off while a program runs
+    and back on afterwards, when it collects what the plan allocated).
     """
     foundation = plan_layer_cached("foundation", "dev", {}, None, reuse=True)
     registry = plan_layer_cached(
@@ -37,7 +43,7 @@ def measure(services: int, rounds: int, warm: bool = True, memory: bool = True) 
     sizes = {0: "[]", services: json.dumps(names)}
 
     def plan(size: int) -> tuple[float, int]:
-        gc.collect()
+        gc.collect()  # whatever the previous plan left, outside the timing
         start = time.perf_counter()
         config = {"platform-pipeline:services": sizes[size]}
         planned = plan_layer("pipeline", "dev", upstream, config)
@@ -46,6 +52,9 @@ def measure(services: int, rounds: int, warm: bool = True, memory: bool = True) 
     # Each service is an image family of the registry (a what-if of its stack file).
     read_families = families.registry_families
     families.registry_families = lambda environment: ("app", *names)
+    collecting = gc.isenabled()
+    if not collect:
+        gc.disable()
     try:
         for size in sizes if warm else ():
             plan(size)
@@ -69,6 +78,8 @@ def measure(services: int, rounds: int, warm: bool = True, memory: bool = True) 
             tracemalloc.stop()
     finally:
         families.registry_families = read_families
+        if collecting:
+            gc.enable()
     return {
         "seconds": seconds[services],
         "base_seconds": seconds[0],
@@ -82,4 +93,5 @@ def measure(services: int, rounds: int, warm: bool = True, memory: bool = True) 
 
 if __name__ == "__main__":
     services, rounds = int(sys.argv[1]), int(sys.argv[2])
-    print(json.dumps(measure(services, rounds, warm=sys.argv[3:] == ["warm"])))
+    flags = sys.argv[3:]
+    print(json.dumps(measure(services, rounds, warm="warm" in flags, collect="nogc" not in flags)))
