@@ -18,15 +18,16 @@ import statistics
 import subprocess  # nosec B404 - runs our own venv tools with fixed arguments
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from shared.layers import REPO_ROOT, STACKS_DIR, names
 
 RESULTS = REPO_ROOT / "bench" / "results.json"
+K = TypeVar("K", bound=Hashable)
 BIN = Path(sys.executable).parent
 # Issue 16's goals.
 TARGETS = {
@@ -239,12 +240,20 @@ def summarize(points: Sequence[ScalePoint]) -> dict[str, Any]:
     }
 
 
-def alternate(commands: dict[str, tuple[list[str], str | None]], runs: int) -> dict[str, Timing]:
-    """Time each command ``runs`` times, taking turns, so a busy minute hits every one alike."""
-    times: dict[str, list[float]] = {name: [] for name in commands}
+class Job(NamedTuple):
+    """A command to time: what to run, its standard input, and where."""
+
+    command: list[str]
+    stdin: str | None = None
+    cwd: Path = REPO_ROOT
+
+
+def alternate(jobs: Mapping[K, Job], runs: int) -> dict[K, Timing]:
+    """Time each job ``runs`` times, taking turns, so a busy minute hits every one alike."""
+    times: dict[K, list[float]] = {name: [] for name in jobs}
     for _ in range(runs):
-        for name, (command, stdin) in commands.items():
-            times[name].extend(timed(command, 1, stdin=stdin).runs)
+        for name, job in jobs.items():
+            times[name].extend(timed(job.command, 1, job.cwd, job.stdin).runs)
     return {name: Timing(runs_) for name, runs_ in times.items()}
 
 
@@ -253,7 +262,7 @@ def suite(runs: int) -> dict[str, Any]:
     command = [str(BIN / "invoke"), "test"]
     timed(command, 1)  # warm: bytecode, build/plancache and build/checkcache filled
     serial_command = [*command, "--workers", "0"]
-    timings = alternate({"parallel": (command, None), "serial": (serial_command, None)}, runs)
+    timings = alternate({"parallel": Job(command), "serial": Job(serial_command)}, runs)
     serial, parallel = timings["serial"], timings["parallel"]
     return {
         "serial": serial.as_dict(),
@@ -299,22 +308,22 @@ def compare(ref: str, runs: int) -> dict[str, Any]:
     """
     before_root = baseline_tree(ref)
     commands = {"all": synth_command(), **{layer: synth_command(layer) for layer in names()}}
-    before: dict[str, list[float]] = {name: [] for name in commands}
-    after: dict[str, list[float]] = {name: [] for name in commands}
+    jobs = {
+        (side, name): Job(command, cwd=before_root if side == "before" else REPO_ROOT)
+        for name, command in commands.items()
+        for side in ("before", "after")
+    }
     try:
-        for _ in range(runs):
-            for name, command in commands.items():
-                before[name].extend(timed(command, 1, before_root).runs)
-                after[name].extend(timed(command, 1).runs)
+        timings = alternate(jobs, runs)
     finally:
         remove_baseline_tree()
     return {
         "ref": ref,
         "rows": {
             name: {
-                "before": Timing(before[name]).as_dict(),
-                "after": Timing(after[name]).as_dict(),
-                "speedup": round(Timing(before[name]).median / Timing(after[name]).median, 2),
+                "before": timings["before", name].as_dict(),
+                "after": timings["after", name].as_dict(),
+                "speedup": round(timings["before", name].median / timings["after", name].median, 2),
             }
             for name in commands
         },
@@ -344,10 +353,10 @@ def run(
     sizes = list(sizes or ((10, 50) if quick else (10, 100, 500)))
     modules = json.dumps(sdk_modules())
     commands = {
-        "floor": (floor_command(), modules),
-        "lazy_floor": (lazy_floor_command(), None),
-        "all": (synth_command(), None),
-        **{layer: (synth_command(layer), None) for layer in names()},
+        "floor": Job(floor_command(), modules),
+        "lazy_floor": Job(lazy_floor_command()),
+        "all": Job(synth_command()),
+        **{layer: Job(synth_command(layer)) for layer in names()},
     }
     timings = alternate(commands, runs)
     floor = timings["floor"]
