@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from bench.run import ScalePoint, aws_modules, summarize, table, targets_met
+from bench.run import ScalePoint, aws_modules, summarize, table, targets_met, timed
 from bench.scale import measure
 
 
@@ -40,7 +42,7 @@ def test_table_and_targets_from_a_results_shape(tiny):
         "scaling": {**tiny, "time_spread": 0.05, "memory_spread": 0.2},
         "test_suite": {
             "serial": {"median_s": 30.0, "min_s": 30.0, "max_s": 30.0},
-            "parallel": {"median_s": 12.0, "min_s": 12.0, "max_s": 12.0},
+            "parallel": {"median_s": 12.0, "min_s": 12.0, "max_s": 12.0, "cpu_median_s": 21.5},
             "workers": 2,
             "speedup": 2.5,
         },
@@ -57,3 +59,16 @@ def test_table_and_targets_from_a_results_shape(tiny):
     assert "synth --env dev" in text
     assert "1.20x floor" in text
     assert "targets: plan_at_most_2x_floor MET" in text
+    assert "2.50x faster, CPU 21.5s" in text
+
+
+def test_a_timed_command_reports_the_cpu_its_processes_used():
+    # A child that computes, and a grandchild that computes: both count.
+    work = "sum(i * i for i in range(300_000))"
+    child = f"import subprocess, sys; {work}; subprocess.run([sys.executable, '-c', '{work}'])"
+
+    timing = timed([sys.executable, "-c", child], runs=2)
+
+    assert len(timing.runs) == len(timing.cpu) == 2
+    assert all(cpu > 0 for cpu in timing.cpu)
+    assert "cpu_median_s" in timing.as_dict()
