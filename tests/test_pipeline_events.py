@@ -114,7 +114,11 @@ def test_only_its_rule_may_send_to_a_dead_letter_queue(dev):
 
 def test_failed_invocations_of_each_rule_alarm_to_the_failure_topic(dev):
     plan, topic = dev["pipeline"], dev["foundation"].exports["failureTopicArn"]
-    alarms = {a.inputs["dimensions"]["RuleName"]: a.inputs for a in plan.of_type(ALARM)}
+    alarms = {
+        a.inputs["dimensions"]["RuleName"]: a.inputs
+        for a in plan.of_type(ALARM)
+        if a.inputs["namespace"] == "AWS/Events"
+    }
     assert set(alarms) == set(RULES)
     for rule, purpose in RULES.items():
         alarm = alarms[rule]
@@ -146,9 +150,11 @@ def test_only_the_failure_rule_and_the_alarms_publish_to_the_topic(dev):
     assert alarms["Principal"] == {"Service": ["cloudwatch.amazonaws.com"]}
     assert sorted(alarms["Condition"]["ArnEquals"]["aws:SourceArn"]) == [
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-codecommit-failed-invocations-dev",
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-deploy-handler-dead-letters-dev",
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-failed-failed-invocations-dev",
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-record-builds-failed-invocations-dev",
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-record-pipeline-failed-invocations-dev",
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-recorder-dead-letters-dev",
     ]
     assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": [ACCOUNT]}
     assert len(by_sid) == 2

@@ -111,6 +111,49 @@ def test_each_handler_has_an_encrypted_dead_letter_queue(dev, key):
     }
 
 
+DEAD_LETTER_ALARMS = {
+    "acme-pipeline-recorder-dlq-dev": "acme-pipeline-recorder-dead-letters-dev",
+    "acme-pipeline-deploy-handler-dlq-dev": "acme-pipeline-deploy-handler-dead-letters-dev",
+}
+"""Each handler's dead-letter queue and the alarm on it, by name."""
+
+
+def test_a_message_in_a_handler_dead_letter_queue_alarms_to_the_failure_topic(dev):
+    plan, topic = dev["pipeline"], dev["foundation"].exports["failureTopicArn"]
+    alarms = {
+        a.inputs["dimensions"]["QueueName"]: a.inputs
+        for a in plan.of_type(ALARM)
+        if a.inputs["namespace"] == "AWS/SQS"
+    }
+    assert set(alarms) == set(DEAD_LETTER_ALARMS)
+    for queue_name, alarm_name in DEAD_LETTER_ALARMS.items():
+        alarm = alarms[queue_name]
+        assert alarm["name"] == alarm_name
+        assert alarm["metricName"] == "ApproximateNumberOfMessagesVisible"
+        assert alarm["dimensions"] == {"QueueName": queue_name}
+        assert alarm["statistic"] == "Maximum"
+        assert alarm["period"] == 60
+        assert alarm["evaluationPeriods"] == 1
+        assert alarm["comparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["threshold"] == 0
+        assert alarm["treatMissingData"] == "notBreaching"
+        assert alarm["alarmActions"] == [topic]
+    # The queues it watches are the handlers' own (their functions dead-letter into them).
+    targets = {_function(plan, key)["deadLetterConfig"]["targetArn"] for key in HANDLERS}
+    assert targets == {f"arn:aws:sqs:us-east-1:{ACCOUNT}:{queue}" for queue in DEAD_LETTER_ALARMS}
+
+
+def test_the_failure_topic_admits_the_dead_letter_alarms(dev, baked):
+    for plan in (dev["pipeline"], baked):
+        topic = policy_of(plan.one("aws:sns/topicPolicy:TopicPolicy"))
+        (alarms,) = [s for s in topic["Statement"] if s["Sid"] == "OnlyTheLayersAlarmsPublish"]
+        assert {
+            f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-recorder-dead-letters-dev",
+            f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-deploy-handler-dead-letters-dev",
+        } <= set(alarms["Condition"]["ArnEquals"]["aws:SourceArn"])
+        assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": [ACCOUNT]}
+
+
 def test_handlers_have_reserved_concurrency_and_key_encrypted_environment(dev):
     plan, foundation = dev["pipeline"], dev["foundation"].exports
     recorder, deploy = _function(plan, "recorder"), _function(plan, "deploy-handler")
@@ -243,7 +286,11 @@ def test_recorder_targets_retry_then_park_events_in_their_own_dead_letter_queues
         assert statement["Condition"] == {
             "ArnEquals": {"aws:SourceArn": [f"arn:aws:events:us-east-1:{ACCOUNT}:rule/{rule}"]}
         }
-    alarms = {a.inputs["dimensions"]["RuleName"]: a.inputs["name"] for a in plan.of_type(ALARM)}
+    alarms = {
+        a.inputs["dimensions"]["RuleName"]: a.inputs["name"]
+        for a in plan.of_type(ALARM)
+        if a.inputs["namespace"] == "AWS/Events"
+    }
     assert alarms["acme-pipeline-record-pipeline-dev"] == (
         "acme-pipeline-record-pipeline-failed-invocations-dev"
     )
@@ -276,7 +323,11 @@ def test_failed_service_builds_notify_the_topic_but_not_without_services(dev, ba
     assert target.inputs["deadLetterConfig"] == {
         "arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:acme-pipeline-service-failed-dlq-dev"
     }
-    alarms = {a.inputs["dimensions"]["RuleName"]: a.inputs["name"] for a in baked.of_type(ALARM)}
+    alarms = {
+        a.inputs["dimensions"]["RuleName"]: a.inputs["name"]
+        for a in baked.of_type(ALARM)
+        if a.inputs["namespace"] == "AWS/Events"
+    }
     assert alarms["acme-pipeline-service-failed-dev"] == (
         "acme-pipeline-service-failed-failed-invocations-dev"
     )

@@ -387,6 +387,7 @@ def test_the_s3_source_target_retries_then_dead_letters_and_its_failures_alarm(b
     alarms = {
         a.inputs["dimensions"]["RuleName"]: a.inputs
         for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if a.inputs["namespace"] == "AWS/Events"
     }
     assert alarms["acme-pipeline-source-dev"]["name"] == (
         "acme-pipeline-source-failed-invocations-dev"
@@ -396,9 +397,11 @@ def test_the_s3_source_target_retries_then_dead_letters_and_its_failures_alarm(b
     (publishers,) = [s for s in topic["Statement"] if s["Sid"] == "OnlyTheLayersAlarmsPublish"]
     assert sorted(publishers["Condition"]["ArnEquals"]["aws:SourceArn"]) == [
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-codecommit-failed-invocations-dev",
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-deploy-handler-dead-letters-dev",
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-failed-failed-invocations-dev",
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-record-builds-failed-invocations-dev",
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-record-pipeline-failed-invocations-dev",
+        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-recorder-dead-letters-dev",
         f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-source-failed-invocations-dev",
     ]
 
@@ -415,8 +418,10 @@ def test_codecommit_trigger_false_drops_its_queue_and_alarm_but_not_the_failure_
     assert sorted(
         a.inputs["name"] for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
     ) == [
+        "acme-pipeline-deploy-handler-dead-letters-dev",
         "acme-pipeline-failed-failed-invocations-dev",
         "acme-pipeline-record-builds-failed-invocations-dev",
         "acme-pipeline-record-pipeline-failed-invocations-dev",
+        "acme-pipeline-recorder-dead-letters-dev",
     ]
     assert len(plan.of_type("aws:sns/topicPolicy:TopicPolicy")) == 1

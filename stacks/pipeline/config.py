@@ -147,6 +147,8 @@ class Handler:
     """Its own log group (``/aws/lambda/...``)."""
     queue_name: str
     """Its dead-letter queue."""
+    alarm_name: str
+    """The CloudWatch alarm on messages waiting in that queue (to the failure topic)."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,15 @@ class PipelineArgs:
     def ecs_cluster_arn(self) -> str:
         """The ARN of the ECS cluster the Deploy stage updates."""
         return self.arn("ecs", f"cluster/{self.ecs_cluster}")
+
+    @property
+    def topic_alarm_names(self) -> tuple[str, ...]:
+        """Every alarm of the layer that notifies the failure topic (the topic policy names
+        each): one per rule's failed invocations, then one per handler's dead-letter queue."""
+        return (
+            *self.alarm_names.values(),
+            *(handler.alarm_name for handler in self.releases.handlers),
+        )
 
     @property
     def pipeline_arn(self) -> str:
@@ -397,6 +408,7 @@ def _handler(program: Program, key: str) -> Handler:
         function_name=label.name(Kind.LAMBDA_FUNCTION, key),
         log_group_name=label.name(Kind.LAMBDA_LOG_GROUP, key),
         queue_name=label.name(Kind.SQS_QUEUE, key, "dlq"),
+        alarm_name=label.name(Kind.CLOUDWATCH_ALARM, key, "dead-letters"),
     )
 
 

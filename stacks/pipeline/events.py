@@ -126,10 +126,12 @@ def failure_topic_policy(
 ) -> aws.sns.TopicPolicy:
     """The failure topic's policy: only the failure rules and this layer's alarms publish.
 
+    The alarms: each rule's failed invocations and each handler's dead-letter queue, by ARN.
+
     The failure rules: failed executions, and failed standalone service builds when there are
     services (``stacks.pipeline.releases``).
     """
-    alarm_arns = [args.arn("cloudwatch", f"alarm:{name}") for name in args.alarm_names.values()]
+    alarm_arns = [args.arn("cloudwatch", f"alarm:{name}") for name in args.topic_alarm_names]
     failure_rules = [args.failure_rule_name]
     if args.services:
         failure_rules.append(args.releases.service_failed_rule_name)

@@ -10,8 +10,9 @@
 - Failed builds of the standalone service projects (outside the pipeline) go to the failure topic.
 
 Each Lambda has its own role (least privilege), log group (retention and key as the CodeBuild
-groups), dead-letter queue (SQS, the platform key), reserved concurrency and environment
-variables encrypted with the platform key. The handlers' code is ``handlers/<file>``, packaged
+groups), dead-letter queue (SQS, the platform key) with an alarm to the failure topic as soon as a
+message waits in it, reserved concurrency and environment variables encrypted with the platform
+key. The handlers' code is ``handlers/<file>``, packaged
 alone.
 """
 
@@ -49,6 +50,18 @@ DESCRIPTIONS = {
 TIMEOUT_SECONDS = {"recorder": 30, "deploy-handler": 120}
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 """SQS's longest retention: two weeks to look at an event that could not be recorded."""
+
+DEAD_LETTERS_METRIC = "ApproximateNumberOfMessagesVisible"
+"""The AWS/SQS metric (dimension ``QueueName``) of messages available in a queue: above 0 in a
+handler's DLQ means an asynchronous invocation failed after Lambda's retries. SQS publishes it
+every minute while the queue is active (a message in it, or any call on it), and nothing for a
+queue idle for six hours: missing data is an empty queue, so it does not breach.
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-monitoring-using-cloudwatch.html
+"""
+DEAD_LETTERS_PERIOD_SECONDS = 60
+"""One SQS data point per period (SQS publishes one-minute metrics): the first minute a message
+waits, the alarm fires."""
 
 DEPLOY_ACTION = "PromoteImage"
 KEY_USE = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
@@ -355,10 +368,52 @@ def _handler(
         ),
         opts=pulumi.ResourceOptions(parent=child.parent, depends_on=[group, duty.policy]),
     )
+    dead_letters_alarm(
+        f"{name}-dlq-alarm",
+        handler.alarm_name,
+        queue.name,
+        foundation.failure_topic_arn,
+        opts=child,
+    )
     made.functions[key] = function
     made.log_groups[key] = group
     made.roles[key] = duty.role
     made.queues[key] = queue
+
+
+def dead_letters_alarm(
+    resource_name: str,
+    alarm_name: str,
+    queue_name: pulumi.Input[str],
+    topic_arn: pulumi.Input[str],
+    *,
+    opts: pulumi.ResourceOptions,
+) -> aws.cloudwatch.MetricAlarm:
+    """An alarm to the failure topic as soon as one message waits in a handler's DLQ.
+
+    The topic policy admits it by name (``PipelineArgs.topic_alarm_names``). Missing data is an
+    idle, empty queue (:data:`DEAD_LETTERS_METRIC`), so it is not breaching.
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarms-and-missing-data
+    """
+    return aws.cloudwatch.MetricAlarm(
+        resource_name,
+        name=alarm_name,
+        alarm_description=(
+            "A Lambda handler failed an asynchronous invocation after its retries; the event"
+            " waits in its dead-letter queue"
+        ),
+        namespace="AWS/SQS",
+        metric_name=DEAD_LETTERS_METRIC,
+        dimensions={"QueueName": queue_name},
+        statistic="Maximum",
+        period=DEAD_LETTERS_PERIOD_SECONDS,
+        evaluation_periods=1,
+        threshold=0,
+        comparison_operator="GreaterThanThreshold",
+        treat_missing_data="notBreaching",
+        alarm_actions=[topic_arn],
+        opts=opts,
+    )
 
 
 def recorder_rules(
