@@ -363,27 +363,67 @@ def function_log_group(r: Resource) -> Iterator[str]:
         )
 
 
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+DEAD_LETTERS_METRIC = ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+"""The metric that says a message waits in a queue (dimension ``QueueName``)."""
+
+
+def _sqs_queue_name(arn: Any) -> str | None:
+    """The queue name of an SQS ARN (``arn:<partition>:sqs:<region>:<account>:<name>``); None for
+    anything else (an SNS topic, another service)."""
+    parts = str(arn or "").split(":")
+    return parts[5] if len(parts) == 6 and parts[2] == "sqs" and parts[5] else None
+
+
+def _alarmed_queues(resources: Sequence[Resource]) -> set[Any]:
+    """The queues an alarm with an action watches for messages waiting."""
+    return {
+        (r.props.get("dimensions") or {}).get("QueueName")
+        for r in resources
+        if r.type == ALARM
+        and (r.props.get("namespace"), r.props.get("metricName")) == DEAD_LETTERS_METRIC
+        and r.props.get("alarmActions")
+        and r.props.get("actionsEnabled") is not False
+    }
+
+
 def functions_have_dead_letters(resources: Sequence[Resource]) -> Iterator[tuple[Resource, str]]:
-    """A function keeps what it failed on: a dead-letter queue or an on-failure destination."""
-    with_destination = {
-        r.props.get("functionName")
+    """A function keeps what it failed on (a dead-letter queue or an on-failure destination), and
+    an SQS queue that keeps it has an alarm on messages waiting, so someone hears of it."""
+    destinations = {
+        r.props.get("functionName"): (
+            (r.props.get("destinationConfig") or {}).get("onFailure") or {}
+        ).get("destination")
         for r in resources
         if r.type == INVOKE_CONFIG
-        and ((r.props.get("destinationConfig") or {}).get("onFailure") or {}).get("destination")
     }
+    alarmed = _alarmed_queues(resources)
     for function in (r for r in resources if r.type == FUNCTION):
-        if (function.props.get("deadLetterConfig") or {}).get("targetArn"):
-            continue
-        if function.props.get("name") in with_destination:
-            continue
-        yield (
-            function,
-            _say(
+        kept = [
+            (function.props.get("deadLetterConfig") or {}).get("targetArn"),
+            destinations.get(function.props.get("name")),
+        ]
+        if not any(kept):
+            yield (
                 function,
-                "failed invocations are dropped",
-                "dead_letter_config.target_arn (SQS) or an on-failure destination",
-            ),
-        )
+                _say(
+                    function,
+                    "failed invocations are dropped",
+                    "dead_letter_config.target_arn (SQS) or an on-failure destination",
+                ),
+            )
+        for queue in (_sqs_queue_name(arn) for arn in kept):
+            if queue is not None and queue not in alarmed:
+                yield (
+                    function,
+                    _say(
+                        function,
+                        f"nobody hears of failed invocations waiting in its queue {queue}",
+                        "an aws.cloudwatch.MetricAlarm on AWS/SQS"
+                        f" ApproximateNumberOfMessagesVisible, dimension QueueName={queue}, with an"
+                        " alarm action",
+                    ),
+                )
 
 
 def not_publicly_invokable(r: Resource) -> Iterator[str]:
@@ -589,7 +629,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "lambda-dead-letters",
-        "Lambda functions have a dead-letter queue or an on-failure destination.",
+        "Lambda functions have a dead-letter queue or an on-failure destination; an SQS one has"
+        " an alarm on messages waiting.",
         (FUNCTION,),
         stack_check=functions_have_dead_letters,
     ),

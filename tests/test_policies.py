@@ -785,6 +785,20 @@ REPO_LIFECYCLE = res(
 FUNCTION_NAMED = res(FUNCTION, logical="fn", name="fn")
 INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 ON_FAILURE = {"onFailure": {"destination": "arn:aws:sqs:us-east-1:111111111111:q"}}
+DLQ_ARN = "arn:aws:sqs:us-east-1:111111111111:fn-dlq"
+FUNCTION_WITH_DLQ = res(FUNCTION, logical="fn", name="fn", deadLetterConfig={"targetArn": DLQ_ARN})
+
+
+def dead_letters_alarm(queue, **overrides):
+    """An alarm on messages waiting in ``queue``, to a topic (what the rule asks for)."""
+    props = {
+        "namespace": "AWS/SQS",
+        "metricName": "ApproximateNumberOfMessagesVisible",
+        "dimensions": {"QueueName": queue},
+        "alarmActions": ["arn:aws:sns:us-east-1:111111111111:failures"],
+        **overrides,
+    }
+    return res("aws:cloudwatch/metricAlarm:MetricAlarm", logical=f"{queue}-alarm", **props)
 
 
 @dataclass(frozen=True)
@@ -848,6 +862,32 @@ STACK_BAD: list[StackCase] = [
         "a destination for another function",
         [FUNCTION_NAMED, res(INVOKE_CONFIG, functionName="other", destinationConfig=ON_FAILURE)],
     ),
+    StackCase("lambda-dead-letters", "an SQS DLQ without an alarm", [FUNCTION_WITH_DLQ]),
+    StackCase(
+        "lambda-dead-letters",
+        "the alarm watches another queue",
+        [FUNCTION_WITH_DLQ, dead_letters_alarm("other-dlq")],
+    ),
+    StackCase(
+        "lambda-dead-letters",
+        "the alarm on its queue has no action",
+        [FUNCTION_WITH_DLQ, dead_letters_alarm("fn-dlq", alarmActions=[])],
+    ),
+    StackCase(
+        "lambda-dead-letters",
+        "the alarm on its queue has its actions disabled",
+        [FUNCTION_WITH_DLQ, dead_letters_alarm("fn-dlq", actionsEnabled=False)],
+    ),
+    StackCase(
+        "lambda-dead-letters",
+        "the alarm on its queue watches another metric",
+        [FUNCTION_WITH_DLQ, dead_letters_alarm("fn-dlq", metricName="NumberOfMessagesSent")],
+    ),
+    StackCase(
+        "lambda-dead-letters",
+        "an SQS on-failure destination without an alarm",
+        [FUNCTION_NAMED, res(INVOKE_CONFIG, functionName="fn", destinationConfig=ON_FAILURE)],
+    ),
 ]
 
 STACK_GOOD: list[StackCase] = [
@@ -871,13 +911,29 @@ STACK_GOOD: list[StackCase] = [
     ),
     StackCase(
         "lambda-dead-letters",
-        "a dead-letter queue",
-        [res(FUNCTION, logical="fn", name="fn", deadLetterConfig={"targetArn": "arn:aws:sqs:x"})],
+        "an SQS dead-letter queue with an alarm on messages waiting",
+        [FUNCTION_WITH_DLQ, dead_letters_alarm("fn-dlq")],
     ),
     StackCase(
         "lambda-dead-letters",
-        "an on-failure destination",
-        [FUNCTION_NAMED, res(INVOKE_CONFIG, functionName="fn", destinationConfig=ON_FAILURE)],
+        "an SQS on-failure destination with an alarm on messages waiting",
+        [
+            FUNCTION_NAMED,
+            res(INVOKE_CONFIG, functionName="fn", destinationConfig=ON_FAILURE),
+            dead_letters_alarm("q"),
+        ],
+    ),
+    StackCase(
+        "lambda-dead-letters",
+        "an SNS dead-letter topic (its subscribers hear of it)",
+        [
+            res(
+                FUNCTION,
+                logical="fn",
+                name="fn",
+                deadLetterConfig={"targetArn": "arn:aws:sns:us-east-1:111111111111:fn-dlq"},
+            )
+        ],
     ),
 ]
 
