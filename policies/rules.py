@@ -368,7 +368,7 @@ DEAD_LETTERS_METRIC = ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
 """The metric that says a message waits in a queue (dimension ``QueueName``)."""
 
 
-def _sqs_queue_name(arn: Any) -> str | None:
+def sqs_queue_name(arn: Any) -> str | None:
     """The queue name of an SQS ARN (``arn:<partition>:sqs:<region>:<account>:<name>``); None for
     anything else (an SNS topic, another service)."""
     parts = str(arn or "").split(":")
@@ -412,7 +412,7 @@ def functions_have_dead_letters(resources: Sequence[Resource]) -> Iterator[tuple
                     "dead_letter_config.target_arn (SQS) or an on-failure destination",
                 ),
             )
-        for queue in (_sqs_queue_name(arn) for arn in kept):
+        for queue in (sqs_queue_name(arn) for arn in kept):
             if queue is not None and queue not in alarmed:
                 yield (
                     function,

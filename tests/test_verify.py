@@ -21,6 +21,7 @@ PROJECT = "acme-pipeline-docker-build-dev"
 PIPELINE = "acme-pipeline-dev"
 LEDGER = "acme-foundation-ledger-dev"
 DEAD_LETTERS = "acme-pipeline-recorder-dlq-dev"
+DEAD_LETTERS_ALARM = "acme-pipeline-recorder-dead-letters-dev"
 STAGES = ("Source", "Build", "Test", "SecurityScan", "Deploy")
 
 
@@ -186,6 +187,7 @@ def deploy_conforming_account(session) -> dict[str, dict]:
         PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
     )
     recorder = _recorder(session, key)
+    _alarm_on_dead_letters(session, topic)
     return {
         "foundation": {
             "kmsKeyArn": key,
@@ -231,6 +233,23 @@ def _recorder(session, key) -> str:
         SourceArn="arn:aws:events:us-east-1:123456789012:rule/acme-pipeline-record-pipeline-dev",
     )
     return arn
+
+
+def _alarm_on_dead_letters(session, topic: str) -> None:
+    """The alarm the pipeline layer puts on the recorder's DLQ, to the failure topic."""
+    session.client("cloudwatch").put_metric_alarm(
+        AlarmName=DEAD_LETTERS_ALARM,
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[{"Name": "QueueName", "Value": DEAD_LETTERS}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+        AlarmActions=[topic],
+    )
 
 
 def _dead_letters_arn(session) -> str:
@@ -335,6 +354,9 @@ DRIFTS = {
         PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False},
     ),
     "lambda-logs-and-dead-letters": _drop_dead_letters,
+    "lambda-dead-letters-alarmed": lambda s, o: s.client("cloudwatch").delete_alarms(
+        AlarmNames=[DEAD_LETTERS_ALARM]
+    ),
     "lambda-not-public": _open_recorder,
 }
 
@@ -406,6 +428,9 @@ RESTORES = {
     "lambda-logs-and-dead-letters": lambda s, o: s.client("lambda").update_function_configuration(
         FunctionName=o["pipeline"]["handlerArns"]["recorder"],
         DeadLetterConfig={"TargetArn": _dead_letters_arn(s)},
+    ),
+    "lambda-dead-letters-alarmed": lambda s, o: _alarm_on_dead_letters(
+        s, o["foundation"]["failureTopicArn"]
     ),
     "lambda-not-public": lambda s, o: s.client("lambda").remove_permission(
         FunctionName=o["pipeline"]["handlerArns"]["recorder"], StatementId="anyone"
@@ -489,7 +514,7 @@ def test_a_conforming_account_passes_every_check(account):
     session, outputs = account
     results = verify(outputs, session)
     assert {r.check for r in results} == set(DRIFTS)
-    assert len(results) == 17  # one resource per check in this account
+    assert len(results) == 18  # one resource per check in this account
     assert [r for r in results if not r.ok] == []
     assert table(results).endswith(f"{len(results)} passed, 0 failed")
 
@@ -511,6 +536,48 @@ def test_each_check_catches_its_drift(check, account):
     assert [r for r in verify(outputs, session) if not r.ok] == []
 
 
+def _watch_another_queue(session, out):
+    cloudwatch = session.client("cloudwatch")
+    cloudwatch.delete_alarms(AlarmNames=[DEAD_LETTERS_ALARM])
+    cloudwatch.put_metric_alarm(
+        AlarmName="another-queue",
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[{"Name": "QueueName", "Value": "acme-pipeline-other-dlq-dev"}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=[out["foundation"]["failureTopicArn"]],
+    )
+
+
+def _put_back_the_dead_letters_alarm(session, out):
+    cloudwatch = session.client("cloudwatch")
+    cloudwatch.delete_alarms(AlarmNames=["another-queue"])
+    _alarm_on_dead_letters(session, out["foundation"]["failureTopicArn"])
+
+
+@pytest.mark.parametrize(
+    "drift",
+    [
+        lambda s, o: s.client("cloudwatch").disable_alarm_actions(AlarmNames=[DEAD_LETTERS_ALARM]),
+        _watch_another_queue,
+    ],
+    ids=["its actions disabled", "only another queue watched"],
+)
+def test_a_dead_letter_alarm_that_would_not_notify_fails(drift, account):
+    session, outputs = account
+    drift(session, outputs)
+    try:
+        failed = [(r.check, r.resource) for r in verify(outputs, session) if not r.ok]
+    finally:
+        _put_back_the_dead_letters_alarm(session, outputs)
+    assert failed == [("lambda-dead-letters-alarmed", DEAD_LETTERS)]
+    assert [r for r in verify(outputs, session) if not r.ok] == []
+
+
 def test_a_run_makes_one_client_per_service(account):
     session, outputs = account
     made = []
@@ -522,6 +589,7 @@ def test_a_run_makes_one_client_per_service(account):
 
     assert all(r.ok for r in verify(outputs, Counting()))
     assert sorted(made) == [
+        "cloudwatch",
         "codebuild",
         "codepipeline",
         "dynamodb",
@@ -543,6 +611,7 @@ def test_a_stack_not_deployed_fails_its_checks(account):
         ("codebuild-compute", "stack not deployed"),
         ("pipeline-five-stages", "stack not deployed"),
         ("lambda-logs-and-dead-letters", "stack not deployed"),
+        ("lambda-dead-letters-alarmed", "stack not deployed"),
         ("lambda-not-public", "stack not deployed"),
     ]
 

@@ -15,7 +15,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from policies.rules import MAX_LOG_RETENTION_DAYS, MUTABLE_TAGS_ALLOWED, STAGES
+from policies.rules import (
+    DEAD_LETTERS_METRIC,
+    MAX_LOG_RETENTION_DAYS,
+    MUTABLE_TAGS_ALLOWED,
+    STAGES,
+    sqs_queue_name,
+)
 
 Outputs = Mapping[str, Any]
 Finding = tuple[str, bool, str]
@@ -152,6 +158,35 @@ def _lambda_logs_and_dead_letters(session: Any, out: Outputs) -> Iterator[Findin
         yield arn, bool(group and dlq), f"log group {group or 'default'}, DLQ {dlq or 'none'}"
 
 
+def _dead_letters_alarmed(session: Any, out: Outputs) -> Iterator[Finding]:
+    """Each handler's SQS dead-letter queue has an alarm with enabled actions on messages waiting
+    in it (AWS/SQS ApproximateNumberOfMessagesVisible, QueueName), as the plan made it."""
+    functions, cloudwatch = session.client("lambda"), session.client("cloudwatch")
+    for arn in _functions(out):
+        config = functions.get_function_configuration(FunctionName=arn)
+        queue = sqs_queue_name((config.get("DeadLetterConfig") or {}).get("TargetArn"))
+        if queue is None:  # lambda-logs-and-dead-letters fails it: nothing here to watch
+            yield arn, True, "no SQS dead-letter queue to watch"
+            continue
+        found = cloudwatch.describe_alarms_for_metric(
+            Namespace=DEAD_LETTERS_METRIC[0],
+            MetricName=DEAD_LETTERS_METRIC[1],
+            Dimensions=[{"Name": "QueueName", "Value": queue}],
+        )["MetricAlarms"]
+        watching = [
+            alarm["AlarmName"]
+            for alarm in found
+            if {"Name": "QueueName", "Value": queue} in (alarm.get("Dimensions") or [])
+            and alarm.get("ActionsEnabled")
+            and alarm.get("AlarmActions")
+        ]
+        yield (
+            queue,
+            bool(watching),
+            f"alarm {', '.join(watching)}" if watching else "no alarm with actions on its messages",
+        )
+
+
 def _lambda_not_public(session: Any, out: Outputs) -> Iterator[Finding]:
     client = session.client("lambda")
     for arn in _functions(out):
@@ -240,6 +275,7 @@ CHECKS: tuple[Check, ...] = (
     Check("pipeline", "codebuild-compute", _codebuild),
     Check("pipeline", "pipeline-five-stages", _stages),
     Check("pipeline", "lambda-logs-and-dead-letters", _lambda_logs_and_dead_letters),
+    Check("pipeline", "lambda-dead-letters-alarmed", _dead_letters_alarmed),
     Check("pipeline", "lambda-not-public", _lambda_not_public),
 )
 """Every post-deploy check, by layer."""
@@ -249,7 +285,7 @@ class _Clients:
     """A session that makes one client per service for a whole run, not one per check.
 
     Creating a boto3 client reads its service model and copies the session's event hooks
-    (tens of milliseconds each); seventeen checks need only ten services.
+    (tens of milliseconds each); eighteen checks need only eleven services.
     """
 
     def __init__(self, session: Any) -> None:
