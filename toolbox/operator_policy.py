@@ -649,6 +649,10 @@ UNSCOPED: dict[str, str] = {
     "sns:Unsubscribe": (
         "SNS's only resource type is topic: subscription calls list none in the SAR."
     ),
+    "cloudwatch:DescribeAlarmsForMetric": (
+        "finds the alarms on a metric (verify: each dead-letter queue's alarm); the SAR lists no"
+        " resource type for it, unlike DescribeAlarms."
+    ),
 }
 """Actions the operators' roles may hold on ``Resource: "*"``, each with the reason."""
 
@@ -658,8 +662,142 @@ STATE_LOCK_ACTIONS = ("s3:DeleteObject", "s3:PutObject")
 preview (pulumi/pulumi ``pkg/backend/diy/backend.go``: ``Refresh`` locks the stack)."""
 
 
+# -- what the toolbox itself calls with the role ------------------------------------------------
+
+
+NO_PERMISSION = "no-permission"
+"""The scope of a call AWS authorises without any policy (STS GetCallerIdentity)."""
+STATE = "state-bucket"
+"""The scope of a call on the state backend's bucket, granted by the ``StateBucket`` statement."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One AWS API call a toolbox command makes with the operator's credentials (boto3)."""
+
+    service: str
+    """The boto3 client; for every service here its name is also the IAM service prefix."""
+    operation: str
+    """The API operation, as botocore names it (``GetFunctionConfiguration``)."""
+    on: str
+    """The scope (:func:`scopes`) of the resource it names; NO_PERMISSION, or STATE."""
+    action: str = ""
+    """The IAM action when it is not ``<service>:<operation>``: the SAR's API-operations table
+    (S3 names most bucket reads after the subresource, e.g. ``s3:GetLifecycleConfiguration``)."""
+
+    @property
+    def iam_action(self) -> str:
+        """The action IAM checks for the call."""
+        return self.action or f"{self.service}:{self.operation}"
+
+
+VERIFY_READS: tuple[Call, ...] = (
+    Call("kms", "GetKeyRotationStatus", "kms-key"),
+    Call("s3", "GetPublicAccessBlock", "s3-bucket", "s3:GetBucketPublicAccessBlock"),
+    Call("s3", "GetBucketVersioning", "s3-bucket"),
+    Call("s3", "GetBucketLifecycleConfiguration", "s3-bucket", "s3:GetLifecycleConfiguration"),
+    Call("s3", "GetBucketEncryption", "s3-bucket", "s3:GetEncryptionConfiguration"),
+    Call("secretsmanager", "DescribeSecret", "secret"),
+    Call("sns", "GetTopicAttributes", "sns-topic"),
+    Call("sns", "ListSubscriptionsByTopic", "sns-topic"),
+    Call("ecr", "DescribeRepositories", "ecr-repository"),
+    Call("ecr", "GetLifecyclePolicy", "ecr-repository"),
+    Call("dynamodb", "DescribeContinuousBackups", "dynamodb-table"),
+    Call("dynamodb", "DescribeTable", "dynamodb-table"),
+    Call("lambda", "GetFunctionConfiguration", "lambda-function"),
+    Call("lambda", "GetPolicy", "lambda-function"),
+    Call("cloudwatch", "DescribeAlarmsForMetric", ANY),
+    Call("logs", "DescribeLogGroups", ANY),
+    Call("codebuild", "BatchGetProjects", "codebuild-project"),
+    Call("codepipeline", "GetPipeline", "pipeline"),
+)
+"""What verify reads: every call of ``toolbox/verify.py``'s checks, on the platform's resources.
+A test runs verify against moto, records each call, and fails on one missing here."""
+
+PREFLIGHT_READS: tuple[Call, ...] = (
+    Call("s3", "HeadBucket", STATE, "s3:ListBucket"),
+    Call("kms", "DescribeKey", "kms-key"),  # an awskms:// secrets provider's key
+    Call("sts", "GetCallerIdentity", NO_PERMISSION),
+    Call("ecs", "DescribeClusters", "ecs-cluster"),
+    Call("ecs", "DescribeServices", "ecs-service"),
+    Call("iam", "GetRole", "ecs-role"),
+    Call("codecommit", "GetRepository", "codecommit-repository"),
+    Call("codeconnections", "GetConnection", "connection"),
+    Call("codestar-connections", "GetConnection", "codestar-connection"),
+    Call("secretsmanager", "DescribeSecret", "secret"),  # the GitHub token
+    Call("secretsmanager", "GetSecretValue", "secret"),
+)
+"""What the preflight reads (``toolbox/preflight.py``, before preview, deploy, refresh and destroy,
+and the token check a deploy makes before the pipeline layer): the state bucket, the secrets
+provider's key, the account, and what the pipeline layer points at but does not create."""
+
+TOOLBOX_READS: dict[str, tuple[Call, ...]] = {
+    DEPLOY: VERIFY_READS + PREFLIGHT_READS,
+    DRIFT: (),
+}
+"""Per role, the toolbox calls it makes. CI's deploy role (``AWS_ROLE_ARN``) runs ``./dev
+preview`` (Build) and ``./dev deploy`` then ``./dev verify`` (Deploy), so the preflight and verify;
+the drift role (``DRIFT_ROLE_ARN``) runs only ``./dev drift``, which runs neither."""
+
+_CALLS_ELSEWHERE = {
+    NO_PERMISSION: "STS GetCallerIdentity needs no permission (STS API reference)",
+    STATE: "the StateBucket statement grants s3:ListBucket on the backend's bucket",
+}
+
+
+def toolbox_grants(role: str) -> list[Grant]:
+    """The grants of the calls ``role`` makes through the toolbox (:data:`TOOLBOX_READS`)."""
+    return [
+        Grant((call.iam_action,), (call.on,))
+        for call in TOOLBOX_READS[role]
+        if call.on not in _CALLS_ELSEWHERE
+    ]
+
+
+@dataclass(frozen=True)
+class Outside:
+    """What the pipeline layer points at but does not create, as ARNs: the preflight reads each."""
+
+    ecs_cluster: str
+    ecs_service: str
+    ecs_roles: tuple[str, ...]
+    """The task role and task execution role."""
+    codecommit_repository: str = ""
+    """The mirror whose pushes start the pipeline ('' without the CodeCommit trigger)."""
+    connection: str = ""
+    """The CodeConnections (or codestar-connections) ARN ('' unless that source provider)."""
+
+    def scopes(self) -> dict[str, tuple[str, ...]]:
+        """The scopes of :data:`PREFLIGHT_READS` these ARNs fill (an empty one grants nothing)."""
+        service = self.connection.split(":")[2] if self.connection else ""
+        return {
+            "ecs-cluster": (self.ecs_cluster,),
+            "ecs-service": (self.ecs_service,),
+            "ecs-role": self.ecs_roles,
+            "codecommit-repository": tuple(filter(None, (self.codecommit_repository,))),
+            "connection": (self.connection,) if service == "codeconnections" else (),
+            "codestar-connection": (self.connection,) if service == "codestar-connections" else (),
+        }
+
+
+def outside_of(args: Any) -> Outside:
+    """The :class:`Outside` of the pipeline layer's config (a ``PipelineArgs``), under the same
+    conditions the preflight checks each one."""
+    return Outside(
+        ecs_cluster=args.ecs_cluster_arn,
+        ecs_service=args.arn("ecs", f"service/{args.ecs_cluster}/{args.ecs_service}"),
+        ecs_roles=tuple(args.ecs_role_arns),
+        codecommit_repository=(
+            args.codecommit_repository_arn if args.source.codecommit_trigger else ""
+        ),
+        connection=args.connection_arn if args.source_provider == "codeconnections" else "",
+    )
+
+
 def scopes(
-    platform: Platform, secret_values: Iterable[str] | None = None
+    platform: Platform,
+    secret_values: Iterable[str] | None = None,
+    outside: Outside | None = None,
 ) -> dict[str, tuple[str, ...]]:
     """The ARN patterns of each scope: the platform's names in its account and Region.
 
@@ -667,6 +805,7 @@ def scopes(
     named by a generated id, so the key scope is every key of the account and Region, and the
     key policy (foundation) confines who may use it. ``secret_values`` are the secrets whose
     value a stack manages (:func:`managed_secrets`); without them, every platform secret.
+    ``outside`` adds what the pipeline layer points at (the preflight's reads).
     """
     part, region, account, ns = PARTITION, platform.region, platform.account_id, platform.namespace
     here = f"{region}:{account}"
@@ -695,6 +834,7 @@ def scopes(
         "alarm": (f"arn:{part}:cloudwatch:{here}:alarm:{ns}-*",),
         "lambda-function": (f"arn:{part}:lambda:{here}:function:{ns}-*",),
         "sqs-queue": (f"arn:{part}:sqs:{here}:{ns}-*",),
+        **(outside.scopes() if outside else {}),
     }
 
 
@@ -827,16 +967,19 @@ def policy(
     passed: Mapping[str, Iterable[str]] | None = None,
     state: StateBucket | None = None,
     secret_values: Iterable[str] | None = None,
+    outside: Outside | None = None,
 ) -> dict[str, Any]:
     """The IAM policy document of ``role`` for one environment.
 
     Both roles cover every type in :data:`ACCESS`, not only the environment's current plan: a
     refresh reads what the state holds (which may predate a config change) and a deploy must
     delete what a config change drops (the GitHub webhook when ``sourceProvider`` changes).
+    Besides, each role may make the toolbox's own calls it runs (:data:`TOOLBOX_READS`: what
+    verify and the preflight read), on the platform's resources and on ``outside``'s.
     """
-    arns = scopes(platform, secret_values)
+    arns = scopes(platform, secret_values, outside)
     merged: dict[tuple[tuple[str, ...], tuple[Condition, ...]], set[str]] = {}
-    for grant in grants_of(role):
+    for grant in grants_of(role) + toolbox_grants(role):
         merged.setdefault((grant.on, grant.conditions), set()).update(grant.actions)
     statements = _state_statements(role, state) if state else []
     for (on, conditions), actions in sorted(merged.items(), key=lambda item: _sid(*item[0])):
@@ -844,7 +987,9 @@ def policy(
             extra = sorted(actions - set(UNSCOPED))
             if extra:
                 raise ValueError(f"Resource '*' for {extra}, which are not in UNSCOPED")
-        resources = [arn for name in on for arn in arns[name]]
+        resources = [arn for name in on for arn in arns.get(name, ())]
+        if not resources:  # a scope this environment does not use (no connection, no mirror)
+            continue
         statements.append(
             Statement(
                 _sid(on, conditions),
@@ -882,7 +1027,19 @@ def for_environment(
     # Only the drift role is confined to the managed secret values: the deploy role may update
     # any platform secret anyway (UpdateSecret sets a value), and its program reads the token.
     secret_values = managed_secrets(plans) if role == DRIFT else None
-    document = policy(role, platform, passed=passed, state=state, secret_values=secret_values)
+    outside = None
+    if TOOLBOX_READS[role]:
+        from toolbox.preflight import read_pipeline_args
+
+        outside = outside_of(read_pipeline_args(environment))
+    document = policy(
+        role,
+        platform,
+        passed=passed,
+        state=state,
+        secret_values=secret_values,
+        outside=outside,
+    )
     return document, state
 
 
