@@ -52,6 +52,17 @@ def test_the_key_changes_with_a_module_the_layer_imports_and_not_with_one_it_doe
     assert plancache.layer_key("registry", "dev", {}, root=repo) != before
 
 
+def test_a_module_a_layer_starts_importing_becomes_its_input(repo):
+    helper = repo / "shared" / "extra_helper.py"
+    helper.write_text("VALUE = 1\n", encoding="utf-8")
+    assert "shared/extra_helper.py" not in plancache.input_files("registry", root=repo)
+    append(repo / "shared" / "naming.py", "\nfrom shared import extra_helper  # noqa: F401\n")
+    assert "shared/extra_helper.py" in plancache.input_files("registry", root=repo)
+    before = plancache.layer_key("registry", "dev", {}, root=repo)
+    append(helper, "VALUE = 2\n")
+    assert plancache.layer_key("registry", "dev", {}, root=repo) != before
+
+
 def test_the_key_changes_with_the_lock_the_mocks_and_the_policy_pack(repo):
     keys = {plancache.layer_key("foundation", "dev", {}, root=repo)}
     for name in ("uv.lock", "toolbox/offline.py", "policies/rules.py"):
