@@ -39,7 +39,7 @@ from toolbox.offline import LayerPlan, PlannedResource, plan_layer
 CACHE_DIR = REPO_ROOT / "build" / "plancache"
 """Where plans are kept (``build/`` is git-ignored); ``rm -rf build/plancache`` is always safe."""
 
-FORMAT = 1
+FORMAT = 2
 """The entry layout; bump it when :func:`to_json` changes, and old entries become misses."""
 
 OWN_CODE = ("toolbox/offline.py", "toolbox/plancache.py")
@@ -184,6 +184,7 @@ def to_json(plan: LayerPlan) -> dict[str, Any]:
         ],
         "exports": plan.exports,
         "secret_exports": sorted(plan.secret_exports),
+        "invokes": sorted(plan.invokes),
     }
 
 
@@ -198,6 +199,7 @@ def from_json(data: dict[str, Any]) -> LayerPlan:
         resources=tuple(_resource(resource) for resource in data["resources"]),
         exports=data["exports"],
         secret_exports=frozenset(data["secret_exports"]),
+        invokes=frozenset(data["invokes"]),
     )
 
 
