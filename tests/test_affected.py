@@ -1,13 +1,15 @@
 """Which layers a change touches, on throwaway git repositories with the repository's layout.
 
-Each test builds a small tree in ``tmp_path`` (three layers under ``stacks/``, a few ``shared/``
-modules whose imports differ per layer, the lock, platform.yaml, the policy pack, docs), commits
-it, changes something and asks :mod:`toolbox.affected`. The expected layers are written out.
+Each test gets its own small repository in ``tmp_path`` (three layers under ``stacks/``, a few
+``shared/`` modules whose imports differ per layer, the lock, platform.yaml, the policy pack,
+docs), committed once per module and copied, changes something and asks
+:mod:`toolbox.affected`. The expected layers are written out.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -81,12 +83,25 @@ def commit(root: Path, message: str = "change") -> str:
     return git(root, "rev-parse", "HEAD")
 
 
+@pytest.fixture(scope="module")
+def committed_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The layout committed once per module: its git processes run once, not once per test.
+
+    No sample hooks, and the objects in one pack: a few files to copy instead of a folder each.
+    """
+    root = tmp_path_factory.mktemp("layout")
+    git(root, "init", "-q", "--template=", "-b", "main")
+    write(root, TREE)
+    commit(root, "initial")
+    git(root, "repack", "-a", "-d", "-q")
+    git(root, "prune-packed")
+    return root
+
+
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A git repository with the layout, one commit on main."""
-    git(tmp_path, "init", "-q", "-b", "main")
-    write(tmp_path, TREE)
-    commit(tmp_path, "initial")
+def repo(committed_layout: Path, tmp_path: Path) -> Path:
+    """A git repository of its own with the layout, one commit on main (a copy of the template)."""
+    shutil.copytree(committed_layout, tmp_path, dirs_exist_ok=True)
     return tmp_path
 
 
@@ -170,12 +185,12 @@ def test_the_lock_platform_yaml_and_the_policy_pack_affect_every_layer(repo, nam
 
 
 def test_the_real_layers_import_what_their_programs_import():
+    imported = {layer: affected.imported_files(REPO_ROOT, layer) for layer in ALL}
     # On this repository: the registry builds no IAM, the other two do.
-    assert "shared/iam.py" not in affected.imported_files(REPO_ROOT, "registry")
+    assert "shared/iam.py" not in imported["registry"]
     for layer in ("foundation", "pipeline"):
-        assert "shared/iam.py" in affected.imported_files(REPO_ROOT, layer)
-    for layer in ALL:
-        files = affected.imported_files(REPO_ROOT, layer)
+        assert "shared/iam.py" in imported[layer]
+    for files in imported.values():
         assert {"shared/__init__.py", "shared/program.py", "shared/naming.py"} <= set(files)
         assert not any(name.startswith(("toolbox/", "policies/")) for name in files)
 

@@ -7,16 +7,19 @@ checked against the real task menu, and the tasks that change AWS refuse to gues
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import inspect
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from invoke import Collection
+from invoke import Collection, Program
 
 import tasks
 from shared.layers import REPO_ROOT
@@ -162,10 +165,15 @@ def test_invoke_runs_in_a_plain_shell_after_activating_the_venv():
 
 @pytest.fixture
 def checkout(tmp_path):
-    """A copy of the repository's code and config (not its venv) to break on purpose."""
+    """A copy of what ``invoke synth`` reads (tasks, code, config; not the venv) to break."""
     root = tmp_path / "repo"
-    ignore = shutil.ignore_patterns(".venv", ".git", "node_modules", "build", "__pycache__", ".*")
-    shutil.copytree(REPO_ROOT, root, ignore=ignore)
+    root.mkdir()
+    for name in ("tasks.py", "platform.yaml", "pyproject.toml", "uv.lock"):
+        shutil.copy2(REPO_ROOT / name, root / name)
+    for folder in ("shared", "toolbox", "policies", "stacks"):
+        # With its bytecode: copy2 keeps each source's mtime, so Python still checks that the
+        # bytecode matches the source, and recompiles any that does not.
+        shutil.copytree(REPO_ROOT / folder, root / folder)
     return root
 
 
@@ -175,7 +183,35 @@ def replace(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
-@pytest.mark.parametrize(
+OWN_MODULES = ("tasks", "shared", "toolbox", "policies", "stacks")
+"""The project's top-level modules: what ``invoke`` imports from the checkout it searches."""
+
+
+def _own(name: str) -> bool:
+    return name.partition(".")[0] in OWN_MODULES
+
+
+@contextlib.contextmanager
+def imported_from(root: Path) -> Iterator[None]:
+    """The project's modules imported afresh from ``root``, as a new ``invoke`` process would.
+
+    Nothing is patched: this checkout's modules step aside (and come back after), so the tasks,
+    settings and readers that run are the copy's own, reading the copy's files.
+    """
+    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if _own(name)}
+    path = sys.path[:]
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        for name in [name for name in sys.modules if _own(name)]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+        sys.path[:] = path
+
+
+CONFIG_MISTAKES = pytest.mark.parametrize(
     ("file", "old", "new", "expected"),
     [
         (
@@ -208,12 +244,37 @@ def replace(path: Path, old: str, new: str) -> None:
     ],
     ids=["misspelt key", "nonexistent region", "300-char tag", "duplicate key"],
 )
-def test_a_config_mistake_is_one_line_naming_file_and_key(checkout, file, old, new, expected):
+
+
+@CONFIG_MISTAKES
+def test_a_config_mistake_is_one_line_naming_file_and_key(
+    checkout, capsys, file, old, new, expected
+):
+    """invoke's own Program, as its script runs it, on a copy whose code and config it loads."""
     replace(checkout / file, old, new)
+    with imported_from(checkout):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_:
+            # An exception other than invoke's Exit propagates: the script would print a traceback.
+            Program(binary="invoke").run(["invoke", "--search-root", str(checkout), "synth"])
+        printed = capsys.readouterr()
+    assert sys.modules["tasks"] is tasks
+    output = (printed.out + printed.err).strip()
+    assert exit_.value.code == 1, output
+    assert "\n" not in output and "Traceback" not in output, output
+    assert output.startswith(expected)
+    assert not (checkout / "build").exists()
+
+
+def test_the_invoke_script_stops_a_config_mistake_in_one_line(checkout):
+    """End to end: the real ``invoke`` entry point, in its own process, on a broken checkout."""
+    replace(checkout / "platform.yaml", "region: us-east-1", "region: us-east-7")
     output = one_line(
         run([str(VENV_BIN / "invoke"), "--search-root", str(checkout), "synth"], cwd=checkout)
     )
-    assert output.startswith(expected)
+    assert output.startswith(
+        "error: platform.yaml: environments.dev.region: 'us-east-7' is not a region AWS publishes"
+    )
     assert not (checkout / "build").exists()
 
 

@@ -18,9 +18,7 @@ from shared.layers import REPO_ROOT
 from shared.settings import load_platform
 from tests.conftest import real_upstream
 from tests.test_pipeline_sources import PROVIDERS
-from toolbox import offline
 from toolbox import operator_policy as op
-from toolbox.offline import plan_layer
 from toolbox.plancache import plan_layer_cached
 
 S3_BACKEND = "s3://acme-pulumi-state/container-platform"
@@ -97,19 +95,8 @@ def test_every_aws_entry_names_its_provider_source_and_reads_something():
         assert entry.read and entry.write, type_
 
 
-def test_every_invoke_the_programs_call_has_an_entry(monkeypatch):
-    called: set[str] = set()
-    answer = offline.PlatformMocks.call
-
-    def recording(self, args):
-        called.add(args.token)
-        return answer(self, args)
-
-    monkeypatch.setattr(offline.PlatformMocks, "call", recording)
-    upstream: dict = {}
-    for layer in ("foundation", "registry", "pipeline"):
-        plan = plan_layer(layer, "dev", upstream)
-        upstream[plan.stack] = plan
+def test_every_invoke_the_programs_call_has_an_entry(plans):
+    called = {token for plan in plans for token in plan.invokes}
     assert "aws:secretsmanager/getSecretVersion:getSecretVersion" in called
     assert sorted(called - set(op.INVOKES)) == []
 

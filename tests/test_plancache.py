@@ -15,6 +15,9 @@ from tests.conftest import upstream
 from toolbox import offline, plancache
 from toolbox.offline import LayerPlan, PlannedResource
 
+NO_BYTECODE = shutil.ignore_patterns("__pycache__")
+"""Copies leave out bytecode, which is never part of a key (plancache.SKIPPED_PARTS)."""
+
 
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path, monkeypatch):
@@ -29,7 +32,7 @@ def repo(tmp_path):
     """A copy of the files that make up the layers' keys, for a test to edit."""
     root = tmp_path / "repo"
     for folder in ("shared", "stacks", "policies"):
-        shutil.copytree(REPO_ROOT / folder, root / folder)
+        shutil.copytree(REPO_ROOT / folder, root / folder, ignore=NO_BYTECODE)
     for name in ("platform.yaml", "uv.lock", "pyproject.toml", *plancache.OWN_CODE):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO_ROOT / name, root / name)
@@ -49,6 +52,17 @@ def test_the_key_changes_with_a_module_the_layer_imports_and_not_with_one_it_doe
     assert plancache.layer_key("registry", "dev", {}, root=repo) != before
 
 
+def test_a_module_a_layer_starts_importing_becomes_its_input(repo):
+    helper = repo / "shared" / "extra_helper.py"
+    helper.write_text("VALUE = 1\n", encoding="utf-8")
+    assert "shared/extra_helper.py" not in plancache.input_files("registry", root=repo)
+    append(repo / "shared" / "naming.py", "\nfrom shared import extra_helper  # noqa: F401\n")
+    assert "shared/extra_helper.py" in plancache.input_files("registry", root=repo)
+    before = plancache.layer_key("registry", "dev", {}, root=repo)
+    append(helper, "VALUE = 2\n")
+    assert plancache.layer_key("registry", "dev", {}, root=repo) != before
+
+
 def test_the_key_changes_with_the_lock_the_mocks_and_the_policy_pack(repo):
     keys = {plancache.layer_key("foundation", "dev", {}, root=repo)}
     for name in ("uv.lock", "toolbox/offline.py", "policies/rules.py"):
@@ -59,7 +73,7 @@ def test_the_key_changes_with_the_lock_the_mocks_and_the_policy_pack(repo):
 
 def test_the_key_changes_with_the_layers_folder(tmp_path, monkeypatch):
     stacks = tmp_path / "stacks"
-    shutil.copytree(layer_module.STACKS_DIR, stacks)
+    shutil.copytree(layer_module.STACKS_DIR, stacks, ignore=NO_BYTECODE)
     monkeypatch.setattr(layer_module, "STACKS_DIR", stacks)
     before = plancache.layer_key("pipeline", "dev", {})
     append(stacks / "pipeline" / "buildspecs" / "unit-tests.yml", "# a change\n")
@@ -70,7 +84,7 @@ def test_the_key_changes_with_an_upstream_layers_own_files(tmp_path, monkeypatch
     # The pipeline reads the registry's image families from the registry's stack files, which
     # no export carries: a change there must plan the pipeline again.
     stacks = tmp_path / "stacks"
-    shutil.copytree(layer_module.STACKS_DIR, stacks)
+    shutil.copytree(layer_module.STACKS_DIR, stacks, ignore=NO_BYTECODE)
     monkeypatch.setattr(layer_module, "STACKS_DIR", stacks)
     before = plancache.layer_key("pipeline", "dev", {})
     foundation = plancache.layer_key("foundation", "dev", {})
@@ -207,7 +221,7 @@ def test_a_layers_upstream_is_planned_once_then_reused_until_an_input_changes(
     assert second == first
     # A changed input of the upstream layer plans it again.
     stacks = tmp_path / "stacks"
-    shutil.copytree(layer_module.STACKS_DIR, stacks)
+    shutil.copytree(layer_module.STACKS_DIR, stacks, ignore=NO_BYTECODE)
     monkeypatch.setattr(layer_module, "STACKS_DIR", stacks)
     append(stacks / "foundation" / "Pulumi.dev.yaml", "# a change\n")
     planned_projects.clear()

@@ -90,6 +90,8 @@ class LayerPlan:
     exports: dict[str, Any]
     """The stack outputs, with their real values (secrets included, for downstream layers)."""
     secret_exports: frozenset[str] = field(default_factory=frozenset)
+    invokes: frozenset[str] = field(default_factory=frozenset)
+    """The tokens of the invokes (data sources) the program called, e.g. getCallerIdentity."""
 
     def of_type(self, type_: str) -> list[PlannedResource]:
         """The resources of one type."""
@@ -173,6 +175,8 @@ class PlatformMocks(mocks.Mocks):
         self.platform = platform
         self.stack_outputs = stack_outputs
         """Plans of the layers already run, by stack name, for StackReferences."""
+        self.invoked: set[str] = set()
+        """The tokens of the invokes answered so far."""
 
     def _arn(
         self, service: str, resource: str, *, regional: bool = True, with_account: bool = True
@@ -307,6 +311,7 @@ class PlatformMocks(mocks.Mocks):
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         # (answer, check failures): the SDK iterates the second item, so it is [] and never None.
+        self.invoked.add(args.token)
         return self._answer(args), []
 
     def _answer(self, args: mocks.MockCallArgs) -> dict[str, Any]:
@@ -462,7 +467,8 @@ def plan_layer(
 
     ROOT.set(None)
     set_all_config(values, secret_keys)
-    monitor = RecordingMonitor(PlatformMocks(platform, upstream or {}))
+    answers = PlatformMocks(platform, upstream or {})
+    monitor = RecordingMonitor(answers)
     mocks.set_mocks(
         monitor.mocks, project=layer.project, stack=environment, preview=False, monitor=monitor
     )
@@ -482,6 +488,7 @@ def plan_layer(
         resources=tuple(sorted(monitor.records, key=lambda r: r.urn)),
         exports=exports,
         secret_exports=frozenset(secrets),
+        invokes=frozenset(answers.invoked),
     )
 
 

@@ -39,7 +39,7 @@ from toolbox.offline import LayerPlan, PlannedResource, plan_layer
 CACHE_DIR = REPO_ROOT / "build" / "plancache"
 """Where plans are kept (``build/`` is git-ignored); ``rm -rf build/plancache`` is always safe."""
 
-FORMAT = 1
+FORMAT = 2
 """The entry layout; bump it when :func:`to_json` changes, and old entries become misses."""
 
 OWN_CODE = ("toolbox/offline.py", "toolbox/plancache.py")
@@ -88,13 +88,18 @@ def input_files(layer: str, root: Path = REPO_ROOT) -> dict[str, Path]:
     return found
 
 
+_CLOSURES: dict[str, dict[str, Inputs]] = {}
+"""The closures this process has already read or computed, by the same hash as the stored ones."""
+
+
 def _layer_inputs(layer: str, root: Path) -> Inputs:
     """:func:`toolbox.affected.layer_inputs`, with the import closure kept between processes.
 
     Following the imports parses every module with :mod:`ast` (~0.1 s a layer, more than
     loading its stored plan). The closure is a function of the repository's own ``.py`` files
     (the followed packages) and of the code that follows them, so it is stored under the hash of
-    those files' bytes, next to the plans, and parsed again only when one of them changes.
+    those files' bytes, next to the plans, and parsed again only when one of them changes. A
+    process that makes many keys (the tests) also keeps them in memory under the same hash.
     """
     sources = sorted(
         path
@@ -105,7 +110,16 @@ def _layer_inputs(layer: str, root: Path) -> Inputs:
     digest = hashlib.sha256(f"format {FORMAT}\0{sys.version}\0".encode())
     for path in [*sources, root / "toolbox" / "affected.py"]:
         digest.update(f"{path.relative_to(root).as_posix()}\0{_digest_file(path)}\0".encode())
-    entry = CACHE_DIR / f"imports-{digest.hexdigest()}.json"
+    remembered = _CLOSURES.setdefault(digest.hexdigest(), {})
+    if layer in remembered:
+        return remembered[layer]
+    remembered[layer] = _stored_or_computed(
+        layer, root, CACHE_DIR / f"imports-{digest.hexdigest()}.json"
+    )
+    return remembered[layer]
+
+
+def _stored_or_computed(layer: str, root: Path, entry: Path) -> Inputs:
     try:
         known = json.loads(entry.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -170,6 +184,7 @@ def to_json(plan: LayerPlan) -> dict[str, Any]:
         ],
         "exports": plan.exports,
         "secret_exports": sorted(plan.secret_exports),
+        "invokes": sorted(plan.invokes),
     }
 
 
@@ -184,6 +199,7 @@ def from_json(data: dict[str, Any]) -> LayerPlan:
         resources=tuple(_resource(resource) for resource in data["resources"]),
         exports=data["exports"],
         secret_exports=frozenset(data["secret_exports"]),
+        invokes=frozenset(data["invokes"]),
     )
 
 
