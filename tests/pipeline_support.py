@@ -193,7 +193,8 @@ class ScanServer:
     def _answer(self, reply: str, cwd: str, response: str, statuses: str, *args: str) -> None:
         try:
             out, status = self._scan(Path(cwd) / response, statuses, list(args)), 0
-        except Exception as error:  # the CLI's exit status for a bad query or request
+        except Exception as error:  # 255, the CLI's "command failed" (AWS CLI user guide,
+            # cli-usage-returncodes.html), for a bad query or response file
             out, status = f"fake aws: {type(error).__name__}: {error}\n", 255
         try:
             fd = os.open(reply, os.O_WRONLY | os.O_NONBLOCK)
