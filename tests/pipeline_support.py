@@ -12,21 +12,25 @@
   with its code (CodeBuild would still run ``finally``; no buildspec here has one).
 
 Fake ``aws``, ``docker`` and ``npm`` commands on the PATH record their calls and answer as ECR,
-Docker and an npm project would (``FAKE_*`` variables pick failures).
+Docker and an npm project would (``FAKE_*`` variables pick failures); ECR's scan findings are
+answered by :class:`ScanServer`, a thread of the test process, through FIFOs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import shlex
+import signal
 import stat
 import subprocess
-import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jmespath
 import yaml
 
 from shared.layers import REPO_ROOT
@@ -98,13 +102,28 @@ class Run:
 
 
 FAKE = """#!/bin/bash
-printf '%s\\n' "$(basename "$0") $*" >> "$CALLS"
-tool=$(basename "$0")
+tool=${0##*/}
+printf '%s\\n' "$tool $*" >> "$CALLS"
 case "$tool $*" in
   "aws ecr get-login-password"*) echo fake-password ;;
   "aws ecr describe-images"*) [ -n "$FAKE_IMAGE_EXISTS" ] || exit 254 ;;
   "aws ecr wait image-scan-complete"*) exit "${FAKE_SCAN_WAIT_STATUS:-0}" ;;
-  "aws ecr describe-image-scan-findings"*) exec "$FAKE_PYTHON" "$(dirname "$0")/scan.py" "$@" ;;
+  "aws ecr describe-image-scan-findings"*)
+    # Answered by ScanServer in the test process: the request is its field count, then the
+    # fields, each NUL-ended; the answer, on this call's reply FIFO (opened read-write so that
+    # opening never blocks), is an exit status line, then the output, NUL-ended.
+    reply="$CALLS.$$.$RANDOM"
+    mkfifo "$reply" || exit 97
+    exec 4<>"$reply"
+    printf '%s\\0' "$(($# + 4))" "$reply" "$PWD" "${FAKE_SCAN_RESPONSE-}" \\
+      "${FAKE_SCAN_STATUSES-}" "$@" > "$FAKE_SCAN_FIFO"
+    if ! read -r -t "$FAKE_ANSWER_SECONDS" status <&4 ||
+      ! IFS= read -r -d '' -t "$FAKE_ANSWER_SECONDS" out <&4; then
+      echo "fake aws: no answer from the harness in $FAKE_ANSWER_SECONDS s" >&2
+      exit 98
+    fi
+    if [ "$status" = 0 ]; then printf '%s' "$out"; else printf '%s' "$out" >&2; fi
+    exit "$status" ;;
   "docker "*) [ "$1" != "${FAKE_DOCKER_FAILS:-}" ] ;;
   "npm run step:"*) exit 0 ;;
   "npm ci"*) exit "${FAKE_NPM_CI_STATUS:-0}" ;;
@@ -112,31 +131,115 @@ case "$tool $*" in
   *) echo "unexpected call: $tool $*" >&2; exit 99 ;;
 esac
 """
+"""The fake ``aws``, ``docker`` and ``npm`` (plain bash; the one tool they run is mkfifo)."""
+
+RUN_SECONDS = 60
+"""The longest a buildspec run may take before the harness kills it (a test fails, no hang)."""
+ANSWER_SECONDS = 30
+"""The longest the fake ``aws`` waits for ScanServer's answer before it fails the call."""
 
 
-SCAN = """
-import json, os, sys
-import jmespath
+class ScanServer:
+    """The fake ``aws ecr describe-image-scan-findings``, answered from a thread of this process.
 
-args = sys.argv[1:]
-query = args[args.index("--query") + 1] if "--query" in args else None
-output = args[args.index("--output") + 1] if "--output" in args else "json"
-with open(os.environ["FAKE_SCAN_RESPONSE"], encoding="utf-8") as f:
-    response = json.load(f)
-statuses = [s for s in os.environ.get("FAKE_SCAN_STATUSES", "").split(",") if s]
-if statuses:  # one status per call, the last one repeating
-    counter = os.environ["CALLS"] + ".status"
-    seen = int(open(counter).read()) if os.path.exists(counter) else 0
-    open(counter, "w").write(str(seen + 1))
-    response["imageScanStatus"] = {"status": statuses[min(seen, len(statuses) - 1)]}
-value = jmespath.search(query, response) if query else response
-if output == "text":
-    print("None" if value is None else value)
-else:
-    print(json.dumps(value))
-"""
-"""The fake ``aws ecr describe-image-scan-findings``: evaluates ``--query`` (JMESPath, as the
-CLI does) on the response in ``FAKE_SCAN_RESPONSE``; ``FAKE_SCAN_STATUSES`` replays statuses."""
+    Evaluates ``--query`` with the jmespath library (as the CLI does) on the response in the
+    file ``FAKE_SCAN_RESPONSE`` (relative to the caller's directory); ``FAKE_SCAN_STATUSES``
+    replays one status per call, the last one repeating. A Python started per call cost ~80 ms
+    of CPU (interpreter and ``import jmespath``) several times per run.
+
+    Nothing here blocks on the fake: the request FIFO is opened read-write (Linux never blocks
+    that open, and writers never block on a missing reader), the reply FIFO is opened without
+    blocking (a caller that went away is skipped) and written to only while the caller reads
+    (it stops after ``ANSWER_SECONDS``), and a stop pipe ends the thread.
+    """
+
+    def __init__(self, fifo: Path) -> None:
+        os.mkfifo(fifo)
+        self.fifo = fifo
+        self._requests = os.open(fifo, os.O_RDWR)
+        self._stop_read, self._stop_write = os.pipe()
+        self._status_calls = 0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, name=f"scan-server {fifo}", daemon=True)
+
+    def __enter__(self) -> ScanServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.write(self._stop_write, b".")
+        self._thread.join(timeout=ANSWER_SECONDS)
+        if self._thread.is_alive():
+            raise AssertionError(f"the scan server of {self.fifo} did not stop")
+        for fd in (self._requests, self._stop_read, self._stop_write):
+            os.close(fd)
+        if self._error is not None:
+            raise AssertionError(f"the scan server of {self.fifo} failed") from self._error
+
+    def _serve(self) -> None:
+        pending = b""
+        try:
+            while True:
+                ready, _, _ = select.select([self._requests, self._stop_read], [], [])
+                if self._stop_read in ready:
+                    return
+                pending += os.read(self._requests, 65536)
+                requests, pending = _requests(pending)
+                for fields in requests:
+                    self._answer(*fields)
+        except BaseException as error:  # reported by __exit__; the fake times out meanwhile
+            self._error = error
+
+    def _answer(self, reply: str, cwd: str, response: str, statuses: str, *args: str) -> None:
+        try:
+            out, status = self._scan(Path(cwd) / response, statuses, list(args)), 0
+        except Exception as error:  # 255, the CLI's "command failed" (AWS CLI user guide,
+            # cli-usage-returncodes.html), for a bad query or response file
+            out, status = f"fake aws: {type(error).__name__}: {error}\n", 255
+        try:
+            fd = os.open(reply, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # the caller is gone (killed): nobody to answer
+            return
+        os.set_blocking(fd, True)  # a caller that stops reading times out and closes its end
+        answer = f"{status}\n{out}\0".encode()
+        try:
+            while answer:
+                answer = answer[os.write(fd, answer) :]
+        except BrokenPipeError:  # the caller went away while reading
+            pass
+        finally:
+            os.close(fd)
+
+    def _scan(self, response_file: Path, statuses: str, args: list[str]) -> str:
+        query = args[args.index("--query") + 1] if "--query" in args else None
+        output = args[args.index("--output") + 1] if "--output" in args else "json"
+        response = json.loads(response_file.read_text(encoding="utf-8"))
+        replay = [s for s in statuses.split(",") if s]
+        if replay:  # one status per call, the last one repeating
+            seen, self._status_calls = self._status_calls, self._status_calls + 1
+            response["imageScanStatus"] = {"status": replay[min(seen, len(replay) - 1)]}
+        value = jmespath.search(query, response) if query else response
+        if output == "text":
+            return f"{'None' if value is None else value}\n"
+        return json.dumps(value) + "\n"
+
+
+def _requests(pending: bytes) -> tuple[list[list[str]], bytes]:
+    """The complete requests at the start of ``pending`` (field count, then the fields, each
+    NUL-ended), and what is left of an incomplete one."""
+    requests = []
+    while True:
+        head, found, rest = pending.partition(b"\0")
+        if not found:
+            return requests, pending
+        count = int(head)
+        if count < 4:
+            raise ValueError(f"a request of {count} fields: {pending[:200]!r}")
+        fields = rest.split(b"\0", count)
+        if len(fields) <= count:
+            return requests, pending
+        requests.append([field.decode() for field in fields[:count]])
+        pending = fields[count]
 
 
 def run_buildspec(
@@ -154,29 +257,39 @@ def run_buildspec(
         path = bin_dir / tool
         path.write_text(FAKE, encoding="utf-8")
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    (bin_dir / "scan.py").write_text(SCAN, encoding="utf-8")
     for name, text in (files or {}).items():
         (work / name).write_text(text, encoding="utf-8")
     calls = tmp_path / "calls.txt"
     calls.touch()
-    result = subprocess.run(
-        ["/bin/bash", "-c", script(spec)],
-        cwd=work,
-        env={
-            "PATH": f"{bin_dir}:/usr/bin:/bin",
-            "CALLS": str(calls),
-            "HOME": str(tmp_path),
-            "FAKE_PYTHON": sys.executable,
-            **env,
-        }
-        | {k: v for k, v in os.environ.items() if k == "LANG"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with ScanServer(tmp_path / "scan.fifo") as server:
+        process = subprocess.Popen(
+            ["/bin/bash", "-c", script(spec)],
+            cwd=work,
+            env={
+                "PATH": f"{bin_dir}:/usr/bin:/bin",
+                "CALLS": str(calls),
+                "HOME": str(tmp_path),
+                "FAKE_SCAN_FIFO": str(server.fifo),
+                "FAKE_ANSWER_SECONDS": str(ANSWER_SECONDS),
+                **env,
+            }
+            | {k: v for k, v in os.environ.items() if k == "LANG"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group, so a timeout kills every fake too
+        )
+        try:
+            stdout, stderr = process.communicate(timeout=RUN_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            raise AssertionError(
+                f"{file} ran over {RUN_SECONDS} s and was killed:\n{stdout}{stderr}"
+            ) from None
     return Run(
-        returncode=result.returncode,
-        output=result.stdout + result.stderr,
+        returncode=process.returncode,
+        output=stdout + stderr,
         calls=[line.split(" ") for line in calls.read_text().splitlines()],
         workdir=work,
     )

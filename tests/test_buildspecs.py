@@ -12,7 +12,9 @@ without one fails a test.
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import pytest
 import yaml
 
 from shared.layers import REPO_ROOT
+from tests import pipeline_support
 from tests.pipeline_support import PROJECT, run_buildspec, variables
 
 FOLDER = REPO_ROOT / "stacks" / "pipeline" / "buildspecs"
@@ -275,3 +278,67 @@ def test_harness_on_failure_continue_goes_on_but_the_build_still_fails(tmp_path)
     )
     assert run.returncode != 0
     assert [c[-1] for c in run.calls] == ["ci", "step:build"]
+
+
+# -- the harness answers scan queries like the CLI and never hangs ---------------------------
+
+
+def test_harness_scan_queries_are_jmespath_and_a_bad_one_fails_the_call(tmp_path):
+    response = tmp_path / "response.json"
+    response.write_text(json.dumps({"imageScanFindings": {"findingSeverityCounts": {"HIGH": 3}}}))
+    findings = "aws ecr describe-image-scan-findings --output text --query"
+    run = _spec_run(
+        tmp_path,
+        {
+            "build": {
+                "commands": [
+                    f"test \"$({findings} 'imageScanFindings.findingSeverityCounts.HIGH')\" = 3",
+                    f"{findings} '[['",
+                ]
+            }
+        },
+        FAKE_SCAN_RESPONSE=str(response),
+    )
+    assert run.returncode != 0
+    assert "fake aws: IncompleteExpressionError" in run.output
+    assert len(run.calls) == 2
+
+
+def test_harness_a_fake_aws_without_an_answer_gives_up_with_a_message(tmp_path):
+    silent = tmp_path / "silent.fifo"
+    os.mkfifo(silent)
+    held = os.open(silent, os.O_RDWR)  # a reader that never answers
+    try:
+        run = _spec_run(
+            tmp_path,
+            {"build": {"commands": ["aws ecr describe-image-scan-findings --output text"]}},
+            FAKE_SCAN_FIFO=str(silent),
+            FAKE_ANSWER_SECONDS="0.2",
+        )
+    finally:
+        os.close(held)
+    assert run.returncode != 0
+    assert "fake aws: no answer from the harness in 0.2 s" in run.output
+
+
+def test_harness_kills_a_run_that_overstays_with_everything_it_started(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline_support, "RUN_SECONDS", 0.5)
+    with pytest.raises(AssertionError, match=r"ran over 0\.5 s and was killed"):
+        _spec_run(
+            tmp_path,
+            {"build": {"commands": ["sleep 600 >/dev/null 2>&1 & echo $! > sleeper", "wait"]}},
+        )
+    pid = int((tmp_path / "src" / "sleeper").read_text())
+    for _ in range(200):  # SIGKILL was sent; give the kernel a moment to end it
+        if _gone(pid):
+            break
+        time.sleep(0.01)
+    assert _gone(pid), f"the background sleep {pid} outlived the run"
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (reaped, or a zombie waiting to be)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except FileNotFoundError:
+        return True
