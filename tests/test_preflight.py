@@ -8,6 +8,8 @@ written here, not read from toolbox/preflight.py.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 from botocore.stub import Stubber
 from invoke import Context, Exit
 from moto import mock_aws
+from moto.ecs.models import ecs_backends
 
 from shared.errors import ConfigError
 from toolbox import preflight as preflight_module
@@ -46,17 +49,43 @@ EVERY_CHECK = [
 ]
 
 
+@pytest.fixture(scope="module")
+def account() -> Iterator[Account]:
+    """One moto account 111111111111 (dev's) per module, built once as a team would have it.
+
+    The tests read it and pass; a test that needs a piece missing takes it away with
+    ``without`` (put back after it), and a token in another state is a secret of its own
+    (``token_secret``). Building it per test cost ~0.15 s each: clients, mock_aws, the creates.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_REGION", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            patch.delenv(name, raising=False)
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        patch.setenv("AWS_DEFAULT_REGION", REGION)
+        patch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)
+        with mock_aws():
+            session = OneClientEach(boto3.Session())
+            yield Account(session, build_account(session))
+
+
+@dataclasses.dataclass(frozen=True)
+class Account:
+    session: OneClientEach
+    secret_arn: str
+    """The foundation's token secret, holding TOKEN."""
+
+
 @pytest.fixture
-def aws(monkeypatch):
-    """A moto account 111111111111 (dev's) with credentials and the region set."""
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)
-    with mock_aws():
-        yield OneClientEach(boto3.Session())
+def aws(account: Account) -> OneClientEach:
+    """The module's conforming account, with credentials and the region set."""
+    return account.session
+
+
+@pytest.fixture
+def arn(account: Account) -> str:
+    """The ARN of the account's token secret (it holds TOKEN)."""
+    return account.secret_arn
 
 
 class OneClientEach:
@@ -80,25 +109,97 @@ class OneClientEach:
         return getattr(self._session, name)
 
 
-def build_account(session, without: frozenset[str] = frozenset(), token: str | None = TOKEN):
+TRUST = (
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
+    '{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+)
+
+
+def build_account(session) -> str:
     """What the pipeline layer points at, as a team would have it; returns the secret's ARN."""
     ecs, iam = session.client("ecs"), session.client("iam")
     session.client("s3").create_bucket(Bucket=STATE_BUCKET)
-    if "cluster" not in without:
-        ecs.create_cluster(clusterName="app")
-        if "service" not in without:
-            ecs.create_service(cluster="app", serviceName="app", desiredCount=0)
-    trust = (
-        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
-        '{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
-    )
+    ecs.create_cluster(clusterName="app")
+    ecs.create_service(cluster="app", serviceName="app", desiredCount=0)
     for role in ("app-task", "app-task-execution"):
-        if role not in without:
-            iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
-    if "codecommit" not in without:
-        session.client("codecommit").create_repository(repositoryName="app")
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST)
+    session.client("codecommit").create_repository(repositoryName="app")
     secrets = session.client("secretsmanager")
-    name = "acme-foundation-github-token-dev"
+    return secrets.create_secret(Name="acme-foundation-github-token-dev", SecretString=TOKEN)["ARN"]
+
+
+def _hide_ecs(*entries: tuple[str, str]):
+    """Take ECS entries (store, key) out of moto's store as if never created.
+
+    Deleting through the API leaves them INACTIVE for a while (as ECS does), not MISSING.
+    """
+
+    def take(session) -> Callable[[], None]:
+        backend = ecs_backends[ACCOUNT][REGION]
+        taken = [
+            (store, key, getattr(backend, store).pop(key))
+            for store, key in entries
+            if key in getattr(backend, store)
+        ]
+
+        def put_back() -> None:
+            for store, key, entry in taken:
+                getattr(backend, store)[key] = entry
+
+        return put_back
+
+    return take
+
+
+def _delete_role(name: str):
+    def take(session) -> Callable[[], None]:
+        iam = session.client("iam")
+        iam.delete_role(RoleName=name)
+        return lambda: iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)
+
+    return take
+
+
+def _delete_repository(session) -> Callable[[], None]:
+    codecommit = session.client("codecommit")
+    codecommit.delete_repository(repositoryName="app")
+    return lambda: codecommit.create_repository(repositoryName="app")
+
+
+PIECES: dict[str, Callable[[Any], Callable[[], None]]] = {
+    "cluster": _hide_ecs(("clusters", "app"), ("services", "app:app")),  # and its service
+    "service": _hide_ecs(("services", "app:app")),
+    "app-task": _delete_role("app-task"),
+    "app-task-execution": _delete_role("app-task-execution"),
+    "codecommit": _delete_repository,
+}
+"""What a test may take away from the account -> how it is taken (returns how it comes back)."""
+
+
+@pytest.fixture
+def without(account: Account) -> Iterator[Callable[..., None]]:
+    """Take pieces away from the account for one test; after it, they are put back and the
+    account passes every check again (the next test starts from a conforming account)."""
+    undo: list[Callable[[], None]] = []
+
+    def take(*pieces: str) -> None:
+        for piece in pieces:
+            undo.append(PIECES[piece](account.session))
+
+    yield take
+    for put_back in reversed(undo):
+        put_back()
+    report = checks(account.session, account.secret_arn).run(("foundation", "pipeline"))
+    assert report.ok, report.lines()
+
+
+_secrets = itertools.count()
+
+
+def token_secret(session, token: str | None) -> str:
+    """A token secret of the test's own holding ``token`` (None: no value stored); its ARN."""
+    name = f"acme-foundation-github-token-dev-{next(_secrets)}"
+    secrets = session.client("secretsmanager")
     if token is None:
         return secrets.create_secret(Name=name)["ARN"]
     return secrets.create_secret(Name=name, SecretString=token)["ARN"]
@@ -124,9 +225,7 @@ def names(report) -> list[str]:
 # -- a conforming account ----------------------------------------------------------------------
 
 
-def test_a_conforming_account_passes_every_check_with_one_line_each(aws):
-    arn = build_account(aws)
-
+def test_a_conforming_account_passes_every_check_with_one_line_each(aws, arn):
     report = checks(aws, arn).run(("foundation", "registry", "pipeline"))
 
     assert report.ok, report.lines()
@@ -155,7 +254,7 @@ def test_the_pipeline_config_is_read_through_the_layers_own_reader():
 
 
 @pytest.mark.parametrize(
-    ("without", "failing", "says"),
+    ("missing", "failing", "says"),
     [
         ({"cluster", "service"}, ["ecs-cluster", "ecs-service"], "cluster app is MISSING"),
         ({"service"}, ["ecs-service"], "service app in cluster app is MISSING"),
@@ -166,8 +265,8 @@ def test_the_pipeline_config_is_read_through_the_layers_own_reader():
     ids=["missing-cluster", "missing-service", "missing-task-role", "missing-execution-role",
          "missing-codecommit-repository"],
 )  # fmt: skip
-def test_a_missing_resource_fails_its_own_check(aws, without, failing, says):
-    arn = build_account(aws, frozenset(without))
+def test_a_missing_resource_fails_its_own_check(aws, arn, without, missing, failing, says):
+    without(*missing)
 
     report = checks(aws, arn).run(("pipeline",))
 
@@ -176,8 +275,7 @@ def test_a_missing_resource_fails_its_own_check(aws, without, failing, says):
     assert report.summary().startswith(f"preflight dev failed: {', '.join(failing)};")
 
 
-def test_wrong_account_fails_and_skips_what_would_be_looked_up_in_it(aws, monkeypatch):
-    arn = build_account(aws)
+def test_wrong_account_fails_and_skips_what_would_be_looked_up_in_it(aws, arn, monkeypatch):
     monkeypatch.setenv("MOTO_ACCOUNT_ID", "999999999999")
 
     report = checks(aws, arn).run(("foundation", "registry", "pipeline"))
@@ -190,8 +288,7 @@ def test_wrong_account_fails_and_skips_what_would_be_looked_up_in_it(aws, monkey
     assert skipped == EVERY_CHECK[6:]
 
 
-def test_wrong_region_fails(aws):
-    arn = build_account(aws)
+def test_wrong_region_fails(aws, arn):
     environ = {"PULUMI_CONFIG_PASSPHRASE": "x", "AWS_REGION": "eu-west-1"}
     environ["PULUMI_BACKEND_URL"] = f"s3://{STATE_BUCKET}"
 
@@ -218,7 +315,7 @@ def test_no_credentials_fails_one_line_and_runs_no_aws_call(aws, monkeypatch, tm
 
 
 def test_empty_token_secret_fails_with_the_command_that_stores_it(aws):
-    arn = build_account(aws, token=None)
+    arn = token_secret(aws, None)
 
     report = checks(aws, arn).run(("pipeline",))
 
@@ -232,7 +329,7 @@ def test_empty_token_secret_fails_with_the_command_that_stores_it(aws):
 
 
 def test_a_blank_token_value_counts_as_empty(aws):
-    arn = build_account(aws, token="  \n")
+    arn = token_secret(aws, "  \n")
 
     report = checks(aws, arn).run(("pipeline",))
 
@@ -241,8 +338,6 @@ def test_a_blank_token_value_counts_as_empty(aws):
 
 
 def test_token_is_skipped_while_the_foundation_is_not_deployed(aws):
-    build_account(aws)
-
     report = checks(aws, None).run(("foundation", "registry", "pipeline"))
 
     assert report.ok
@@ -251,9 +346,7 @@ def test_token_is_skipped_while_the_foundation_is_not_deployed(aws):
     assert "`./dev deploy --env dev` stops before the pipeline layer" in token.detail
 
 
-def test_wrong_cli_version_fails_with_the_install_command(aws):
-    arn = build_account(aws)
-
+def test_wrong_cli_version_fails_with_the_install_command(aws, arn):
     report = checks(aws, arn, cli_version=lambda: "3.100.0").run(("registry",))
 
     assert report.failures == ("pulumi-cli",)
@@ -261,8 +354,7 @@ def test_wrong_cli_version_fails_with_the_install_command(aws):
     assert f"sh -s -- --version {PINNED_CLI}" in report.lines()[1]
 
 
-def test_missing_cli_fails_with_the_install_line(aws, monkeypatch):
-    arn = build_account(aws)
+def test_missing_cli_fails_with_the_install_line(aws, arn, monkeypatch):
     monkeypatch.setattr(preflight_module, "require_cli", _no_cli)
 
     report = checks(aws, arn, cli_version=preflight_module.installed_cli_version).run(("registry",))
@@ -277,8 +369,7 @@ def _no_cli() -> str:
     raise MissingToolError(CLI_MISSING)
 
 
-def test_missing_state_bucket_and_missing_passphrase_fail(aws):
-    arn = build_account(aws)
+def test_missing_state_bucket_and_missing_passphrase_fail(aws, arn):
     environ = {"PULUMI_BACKEND_URL": "s3://no-such-state-bucket"}
 
     report = checks(aws, arn, environ=environ).run(("registry",))
@@ -289,8 +380,7 @@ def test_missing_state_bucket_and_missing_passphrase_fail(aws):
     assert "no secrets passphrase for registry (dev)" in text
 
 
-def test_a_kms_secrets_provider_must_name_a_key_that_exists(aws):
-    arn = build_account(aws)
+def test_a_kms_secrets_provider_must_name_a_key_that_exists(aws, arn):
     aws.client("kms").create_alias(
         AliasName="alias/pulumi-state",
         TargetKeyId=aws.client("kms").create_key()["KeyMetadata"]["KeyId"],
@@ -348,7 +438,6 @@ def codeconnections(environment: str):
 
 @pytest.mark.parametrize(("status", "ok"), [("AVAILABLE", True), ("PENDING", False)])
 def test_a_connection_must_be_available(aws, status, ok):
-    build_account(aws, token=None)  # the token is not needed with a connection
     session = StubbedConnections(aws, status)
 
     report = checks(session, None, pipeline_args=codeconnections).run(("pipeline",))
@@ -377,16 +466,14 @@ def test_a_connection_must_be_available(aws, status, ok):
         (Purpose.DESTROY, EVERY_CHECK[:6]),  # no token, and the ECS service may be gone already
     ],
 )
-def test_each_command_runs_only_the_checks_relevant_to_it(aws, purpose, expected):
-    arn = build_account(aws)
-
+def test_each_command_runs_only_the_checks_relevant_to_it(aws, arn, purpose, expected):
     report = checks(aws, arn).run(("foundation", "registry", "pipeline"), purpose)
 
     assert names(report) == expected
 
 
-def test_layers_without_the_pipeline_need_no_pipeline_checks(aws):
-    arn = build_account(aws, frozenset({"cluster", "codecommit"}))
+def test_layers_without_the_pipeline_need_no_pipeline_checks(aws, arn, without):
+    without("cluster", "codecommit")
 
     report = checks(aws, arn).run(("foundation", "registry"))
 
@@ -394,9 +481,7 @@ def test_layers_without_the_pipeline_need_no_pipeline_checks(aws):
     assert report.ok
 
 
-def test_a_bad_pipeline_config_is_the_readers_own_line(aws):
-    arn = build_account(aws)
-
+def test_a_bad_pipeline_config_is_the_readers_own_line(aws, arn):
     def broken(environment: str):
         raise ConfigError("stacks/pipeline/Pulumi.dev.yaml", "platform-pipeline:ecsCluster", "bad")
 
@@ -412,7 +497,7 @@ def test_a_bad_pipeline_config_is_the_readers_own_line(aws):
 
 
 def test_ready_stops_the_pipeline_until_the_token_is_stored_and_then_lets_it_go(aws):
-    arn = build_account(aws, token=None)
+    arn = token_secret(aws, None)
     check = checks(aws, None)
     upstream = {"foundation": {"githubTokenSecretArn": arn}, "registry": {}}
 
@@ -429,7 +514,7 @@ def test_ready_stops_the_pipeline_until_the_token_is_stored_and_then_lets_it_go(
 
 
 def test_ready_needs_no_token_with_a_connection(aws):
-    arn = build_account(aws, token=None)
+    arn = token_secret(aws, None)
     check = checks(aws, None, pipeline_args=codeconnections)
 
     assert check.ready("pipeline", {"foundation": {"githubTokenSecretArn": arn}}) is None
@@ -438,10 +523,12 @@ def test_ready_needs_no_token_with_a_connection(aws):
 # -- the task -------------------------------------------------------------------------------------
 
 
-def test_preflight_task_prints_each_line_and_exits_1_with_one_line(aws, monkeypatch, capsys):
+def test_preflight_task_prints_each_line_and_exits_1_with_one_line(
+    aws, arn, without, monkeypatch, capsys
+):
     import tasks
 
-    arn = build_account(aws, frozenset({"service"}))
+    without("service")
     monkeypatch.setattr(
         preflight_module, "for_environment", lambda env, runner=None: checks(aws, arn)
     )
@@ -458,10 +545,9 @@ def test_preflight_task_prints_each_line_and_exits_1_with_one_line(aws, monkeypa
     assert len(printed) == 1 + len(EVERY_CHECK)
 
 
-def test_preflight_task_passes_on_a_conforming_account(aws, monkeypatch, capsys):
+def test_preflight_task_passes_on_a_conforming_account(aws, arn, monkeypatch, capsys):
     import tasks
 
-    arn = build_account(aws)
     monkeypatch.setattr(
         preflight_module, "for_environment", lambda env, runner=None: checks(aws, arn)
     )
@@ -490,7 +576,6 @@ def without_mirror(environment: str):
 
 
 def test_the_s3_source_needs_no_token(aws):
-    build_account(aws, token=None)  # no token stored: the s3 source does not read it
     check = checks(aws, None, pipeline_args=s3_source)
 
     report = check.run(("pipeline",))
@@ -500,8 +585,8 @@ def test_the_s3_source_needs_no_token(aws):
     assert check.ready("pipeline", {"foundation": {"githubTokenSecretArn": "unused"}}) is None
 
 
-def test_without_the_mirror_rule_the_mirror_is_not_looked_for(aws):
-    arn = build_account(aws, frozenset({"codecommit"}))
+def test_without_the_mirror_rule_the_mirror_is_not_looked_for(aws, arn, without):
+    without("codecommit")
 
     report = checks(aws, arn, pipeline_args=without_mirror).run(("pipeline",))
 
