@@ -12,37 +12,43 @@ import json
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 from moto.ecr.models import ecr_backends
 
 from shared import ledger
 from stacks.pipeline.handlers import deploy, recorder
 from tests.handler_support import (
-    ACCOUNT,
     REGION,
     REPO,
     TABLE,
     create_ledger,
     create_repository,
     event,
-    fake_credentials,
     inbox,
     manifest,
     push,
     rows,
     topic_with_inbox,
 )
+from tests.moto_support import fresh_account, moto_for_the_module
 
 EXECUTION = "12345678-1234-5678-abcd-12345678abcd"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 JOB = "11111111-abcd-1111-abcd-111111abcdef"
 
 
+moto_session = moto_for_the_module(REGION)
+
+
 @pytest.fixture
-def session(monkeypatch):
-    fake_credentials(monkeypatch)
-    with mock_aws():
-        yield boto3.Session(region_name=REGION)
+def account_id(monkeypatch) -> str:
+    """An empty moto account of this test's own: the ledger, repository and topic are new."""
+    return fresh_account(monkeypatch)
+
+
+@pytest.fixture
+def session(moto_session, account_id):
+    """The module's session (one client per service), its requests going to ``account_id``."""
+    return moto_session
 
 
 @pytest.fixture(autouse=True)
@@ -307,12 +313,12 @@ def test_an_image_never_scanned_fails_closed(account):
     assert "never scanned" in row["reason"]
 
 
-def test_enhanced_scan_findings_count_too(account):
+def test_enhanced_scan_findings_count_too(account, account_id):
     clients, _ = account
     digest = push(clients.ecr, COMMIT)
-    ecr_backends[ACCOUNT][REGION].scan_finding_results.append(
+    ecr_backends[account_id][REGION].scan_finding_results.append(
         {
-            "registryId": ACCOUNT,
+            "registryId": account_id,
             "repositoryName": REPO,
             "imageId": {"imageDigest": digest},
             "imageScanStatus": {"status": "ACTIVE", "description": "Continuous scan is active"},

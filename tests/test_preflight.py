@@ -21,6 +21,7 @@ from moto import mock_aws
 from moto.ecs.models import ecs_backends
 
 from shared.errors import ConfigError
+from tests.moto_support import OneClientEach
 from toolbox import preflight as preflight_module
 from toolbox.preflight import Preflight, Purpose, read_pipeline_args
 
@@ -86,27 +87,6 @@ def aws(account: Account) -> OneClientEach:
 def arn(account: Account) -> str:
     """The ARN of the account's token secret (it holds TOKEN)."""
     return account.secret_arn
-
-
-class OneClientEach:
-    """A boto3 Session that keeps one client per service and region, as a script would.
-
-    The account's set-up and the preflight then share their clients (making one costs ~25 ms);
-    everything else (credentials, region) is the session's own.
-    """
-
-    def __init__(self, session) -> None:
-        self._session = session
-        self._clients: dict[tuple[str, str], Any] = {}
-
-    def client(self, service: str, region_name: str | None = None):
-        key = (service, region_name or self._session.region_name)
-        if key not in self._clients:
-            self._clients[key] = self._session.client(service, region_name=key[1])
-        return self._clients[key]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
 
 
 TRUST = (
