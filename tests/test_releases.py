@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from tests.handler_support import REGION, TABLE, create_ledger, fake_credentials
+from tests.handler_support import REGION, TABLE, create_ledger
+from tests.moto_support import fresh_account, moto_for_the_module
 from toolbox.releases import recent, table
+
+moto_session = moto_for_the_module(REGION)
 
 
 @pytest.fixture
-def ledger(monkeypatch):
-    fake_credentials(monkeypatch)
-    with mock_aws():
-        session = boto3.Session(region_name=REGION)
-        yield session, create_ledger(session)
+def ledger(moto_session, monkeypatch):
+    """A ledger table in an empty moto account of this test's own."""
+    fresh_account(monkeypatch)
+    return moto_session, create_ledger(moto_session)
 
 
 def _put(table_, execution, time, kind, state, **extra):
