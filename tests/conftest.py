@@ -92,6 +92,24 @@ def one_botocore_loader() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_moto_loader() -> Iterator[None]:
+    """One moto model Loader per worker, not one per service model moto reads.
+
+    moto (``moto.core.utils._load_service_model``) makes a new botocore Loader for each model it
+    reads, and each new Loader lists and stats every service folder of botocore and moto again to
+    find the latest API version (~40 ms a model, ~14 models in the moto tests of a worker). The
+    Loader and the models are read-only. Only patched when a collected test imported moto.
+    """
+    utils = sys.modules.get("moto.core.utils")
+    if utils is None:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(utils, "create_loader", functools.cache(utils.create_loader))
+        yield
+
+
 @pytest.fixture(scope="session")
 def dev() -> dict[str, LayerPlan]:
     """The dev plan of every layer, from the real programs wired to each other.
