@@ -18,7 +18,6 @@ import pytest
 from botocore.stub import Stubber
 from invoke import Context, Exit
 from moto import mock_aws
-from moto.ecs.models import ecs_backends
 
 from shared.errors import ConfigError
 from tests.moto_support import OneClientEach
@@ -115,6 +114,10 @@ def _hide_ecs(*entries: tuple[str, str]):
     """
 
     def take(session) -> Callable[[], None]:
+        # Imported here, not at collection: moto's ECS pulls in EC2, whose import reads botocore's
+        # endpoints through new Sessions (~0.8 s) unless the worker's one Loader is in place.
+        from moto.ecs.models import ecs_backends
+
         backend = ecs_backends[ACCOUNT][REGION]
         taken = [
             (store, key, getattr(backend, store).pop(key))
