@@ -8,6 +8,7 @@ written here, not read from toolbox/preflight.py.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -188,6 +189,12 @@ def token_secret(session, token: str | None) -> str:
     return secrets.create_secret(Name=name, SecretString=token)["ARN"]
 
 
+pipeline_config = functools.cache(read_pipeline_args)
+"""The pipeline's config, read once per environment: the stack files do not change during a run,
+and a read costs ~25 ms (``test_the_pipeline_config_is_read_through_the_layers_own_reader``
+covers the reader and the checks' default)."""
+
+
 def checks(session, secret_arn: str | None, **overrides: Any) -> Preflight:
     """The preflight of dev on ``session``: S3 state, a passphrase, the pinned CLI."""
     options: dict[str, Any] = {
@@ -196,6 +203,7 @@ def checks(session, secret_arn: str | None, **overrides: Any) -> Preflight:
         "foundation_outputs": lambda: (
             None if secret_arn is None else {"githubTokenSecretArn": secret_arn}
         ),
+        "pipeline_args": pipeline_config,
     }
     options.update(overrides)
     return Preflight("dev", session, **options)
@@ -231,6 +239,8 @@ def test_the_pipeline_config_is_read_through_the_layers_own_reader():
     )
     assert args.require_approval is True  # prod's own delta, from Pulumi.prod.yaml
     assert args.source_provider == "github"
+    # ... and it is what the checks read unless told otherwise (the tests use a cached read).
+    assert Preflight("prod", session=None).pipeline_args is read_pipeline_args
 
 
 # -- each broken account fails with its own line -----------------------------------------------
@@ -415,7 +425,7 @@ class StubbedConnections:
 
 
 def codeconnections(environment: str):
-    args = read_pipeline_args(environment)
+    args = pipeline_config(environment)
     return dataclasses.replace(args, source_provider="codeconnections", connection_arn=CONNECTION)
 
 
@@ -548,11 +558,11 @@ def test_preflight_task_passes_on_a_conforming_account(aws, arn, monkeypatch, ca
 
 
 def s3_source(environment: str):
-    return dataclasses.replace(read_pipeline_args(environment), source_provider="s3")
+    return dataclasses.replace(pipeline_config(environment), source_provider="s3")
 
 
 def without_mirror(environment: str):
-    args = read_pipeline_args(environment)
+    args = pipeline_config(environment)
     return dataclasses.replace(
         args, source=dataclasses.replace(args.source, codecommit_trigger=False)
     )
