@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -147,20 +148,25 @@ class Recorder:
             self.calls[-1].response = parsed
 
 
-@pytest.fixture
-def dev_account(monkeypatch):
-    """Credentials and the region set, and moto answering as dev's account."""
-    for name in ("AWS_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    fake_credentials(monkeypatch, REGION)
-    monkeypatch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)
+@pytest.fixture(scope="module")
+def recorded() -> Iterator[Callable[[str], list[Call]]]:
+    """The calls of a verify run (``"verify"``) and of each preflight variant, each recorded the
+    first time a test asks, in an account of its own (moto as dev's account, credentials and the
+    region set), then kept for the module: the tests only read them."""
+    made: dict[str, list[Call]] = {}
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_REGION"):
+            patch.delenv(name, raising=False)
+        fake_credentials(patch, REGION)
+        patch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)
 
+        def calls(run: str) -> list[Call]:
+            if run not in made:
+                with mock_aws():
+                    made[run] = verify_calls() if run == "verify" else preflight_calls(run)
+            return made[run]
 
-@pytest.fixture
-def moto_dev(dev_account):
-    """moto as dev's account."""
-    with mock_aws():
-        yield
+        yield calls
 
 
 def verify_calls() -> list[Call]:
@@ -371,8 +377,8 @@ def test_the_deploy_role_runs_verify_and_the_preflight_and_the_drift_role_neithe
 # -- the calls are allowed -------------------------------------------------------------------
 
 
-def test_every_call_of_verify_is_allowed_to_the_roles_that_run_it(moto_dev):
-    calls = verify_calls()
+def test_every_call_of_verify_is_allowed_to_the_roles_that_run_it(recorded):
+    calls = recorded("verify")
     assert {call.name for call in calls} >= {
         "lambda:GetFunctionConfiguration",
         "cloudwatch:DescribeAlarmsForMetric",
@@ -386,15 +392,15 @@ def test_every_call_of_verify_is_allowed_to_the_roles_that_run_it(moto_dev):
 
 
 @pytest.mark.parametrize("variant", PREFLIGHT_VARIANTS)
-def test_every_call_of_the_preflight_is_allowed_to_the_deploy_role(moto_dev, variant):
-    calls = preflight_calls(variant)
+def test_every_call_of_the_preflight_is_allowed_to_the_deploy_role(recorded, variant):
+    calls = recorded(variant)
     args = connection_args(variant) if variant in CONNECTIONS else None
     assert refused(deploy_policy(args), calls) == []
 
 
-def test_the_generated_deploy_policy_carries_the_preflights_grants(moto_dev):
+def test_the_generated_deploy_policy_carries_the_preflights_grants(recorded):
     document, _ = op.for_environment("dev", op.DEPLOY, BACKEND)
-    assert refused(document, preflight_calls("dev")) == []
+    assert refused(document, recorded("dev")) == []
 
 
 def test_the_drift_role_does_not_get_the_preflights_reads():
@@ -415,16 +421,13 @@ def _listed(calls: tuple[op.Call, ...]) -> dict[str, str]:
     return {f"{c.service}:{c.operation}": c.iam_action for c in calls}
 
 
-def test_verify_reads_lists_exactly_the_calls_verify_makes(moto_dev):
-    made = {call.name for call in verify_calls()}
+def test_verify_reads_lists_exactly_the_calls_verify_makes(recorded):
+    made = {call.name for call in recorded("verify")}
     assert set(_listed(op.VERIFY_READS)) == made
 
 
-def test_preflight_reads_lists_exactly_the_calls_the_preflight_makes(dev_account):
-    made = set()
-    for variant in PREFLIGHT_VARIANTS:
-        with mock_aws():  # a fresh account each
-            made |= {call.name for call in preflight_calls(variant)}
+def test_preflight_reads_lists_exactly_the_calls_the_preflight_makes(recorded):
+    made = {call.name for variant in PREFLIGHT_VARIANTS for call in recorded(variant)}
     assert set(_listed(op.PREFLIGHT_READS)) == made
 
 
@@ -434,8 +437,8 @@ def test_each_listed_action_is_the_one_iam_checks():
         assert action == iam_action(service, operation), name
 
 
-def test_a_verify_call_without_a_grant_is_named(moto_dev, monkeypatch):
-    calls = verify_calls()
+def test_a_verify_call_without_a_grant_is_named(recorded, monkeypatch):
+    calls = recorded("verify")
     kept = tuple(c for c in op.VERIFY_READS if c.operation != "GetFunctionConfiguration")
     monkeypatch.setitem(op.TOOLBOX_READS, op.DEPLOY, kept + op.PREFLIGHT_READS)
     problems = refused(deploy_policy(), calls)
