@@ -51,7 +51,6 @@ def test_table_and_targets_from_a_results_shape(tiny):
     assert results["targets"] == {
         "plan_at_most_2x_floor": True,
         "time_per_resource_flat": True,
-        "memory_per_resource_flat": False,
         "suite_under_10s_warm": False,
         "suite_parallel_1.6x": True,
     }
@@ -72,3 +71,37 @@ def test_a_timed_command_reports_the_cpu_its_processes_used():
     assert len(timing.runs) == len(timing.cpu) == 2
     assert all(cpu > 0 for cpu in timing.cpu)
     assert "cpu_median_s" in timing.as_dict()
+
+
+def point(services: int, resources: int, added_kb: float) -> ScalePoint:
+    """A scaling point of the pipeline (63 resources without services), ``added_kb`` over it."""
+    return ScalePoint(services, resources, 63, [1.0], [0.5], 1000.0 + added_kb, 1000.0, 100.0)
+
+
+def test_memory_is_linear_when_each_resource_added_between_sizes_costs_the_same():
+    # 45, 405 and 2005 added resources; 1,000 KB of the first 45 are one-time, then 110 KB each.
+    linear = summarize([point(10, 108, 4_850), point(100, 468, 44_450), point(500, 2068, 220_450)])
+    assert linear["kb_per_resource_between_sizes"] == [110.0, 110.0]
+    assert linear["memory_slope_spread"] == 0.0
+    # Against zero services the one-time kilobytes make +10 look heavier: not flat, yet linear.
+    assert [row["kb_per_added_resource"] for row in linear["sizes"]] == [107.8, 109.8, 110.0]
+
+    # 110 KB per resource from +10 to +100, 130 KB from +100 to +500: it grows.
+    growing = summarize([point(10, 108, 4_850), point(100, 468, 44_450), point(500, 2068, 252_450)])
+    assert growing["kb_per_resource_between_sizes"] == [110.0, 130.0]
+    assert growing["memory_slope_spread"] == 0.182
+
+
+def test_memory_linearity_needs_three_sizes_and_is_then_a_target():
+    two = summarize([point(10, 108, 4_850), point(50, 288, 24_650)])
+    assert "memory_slope_spread" not in two
+    three = summarize([point(10, 108, 4_850), point(100, 468, 44_450), point(500, 2068, 252_450)])
+    results = {
+        "plan_all_layers": {"ratio_to_floor": 1.5},
+        "scaling": {**three, "time_spread": 0.05},
+    }
+    assert targets_met(results) == {
+        "plan_at_most_2x_floor": True,
+        "time_per_resource_flat": True,
+        "memory_linear": False,
+    }
