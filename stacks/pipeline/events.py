@@ -11,6 +11,8 @@ failure topic; the topic's policy lets only that rule and those alarms publish (
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -92,6 +94,50 @@ def dead_letter_queue(
     return queue
 
 
+@dataclass(frozen=True)
+class Metric:
+    """A CloudWatch metric and how an alarm reads it: the statistic over each period."""
+
+    namespace: str
+    name: str
+    dimensions: Mapping[str, pulumi.Input[str]]
+    statistic: str
+    period: int
+
+
+def topic_alarm(
+    resource_name: str,
+    alarm_name: str,
+    description: str,
+    metric: Metric,
+    topic_arn: pulumi.Input[str],
+    *,
+    opts: pulumi.ResourceOptions,
+) -> aws.cloudwatch.MetricAlarm:
+    """An alarm to the failure topic as soon as ``metric`` is above zero for one period.
+
+    Missing data means nothing happened (the metric is published only when there is something to
+    count), so it is not breaching:
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarms-and-missing-data
+    """
+    return aws.cloudwatch.MetricAlarm(
+        resource_name,
+        name=alarm_name,
+        alarm_description=description,
+        namespace=metric.namespace,
+        metric_name=metric.name,
+        dimensions=dict(metric.dimensions),
+        statistic=metric.statistic,
+        period=metric.period,
+        evaluation_periods=1,
+        threshold=0,
+        comparison_operator="GreaterThanThreshold",
+        treat_missing_data="notBreaching",
+        alarm_actions=[topic_arn],
+        opts=opts,
+    )
+
+
 def failed_invocations_alarm(
     resource_name: str,
     alarm_name: str,
@@ -100,20 +146,12 @@ def failed_invocations_alarm(
     opts: pulumi.ResourceOptions,
 ) -> aws.cloudwatch.MetricAlarm:
     """An alarm when the rule fails to invoke its target at all (after retries), to the topic."""
-    return aws.cloudwatch.MetricAlarm(
+    return topic_alarm(
         resource_name,
-        name=alarm_name,
-        alarm_description="The EventBridge rule could not deliver to its target (see its DLQ)",
-        namespace="AWS/Events",
-        metric_name="FailedInvocations",
-        dimensions={"RuleName": rule_name},
-        statistic="Sum",
-        period=300,
-        evaluation_periods=1,
-        threshold=0,
-        comparison_operator="GreaterThanThreshold",
-        treat_missing_data="notBreaching",
-        alarm_actions=[topic_arn],
+        alarm_name,
+        "The EventBridge rule could not deliver to its target (see its DLQ)",
+        Metric("AWS/Events", "FailedInvocations", {"RuleName": rule_name}, "Sum", 300),
+        topic_arn,
         opts=opts,
     )
 

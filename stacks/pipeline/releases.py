@@ -393,25 +393,20 @@ def dead_letters_alarm(
 
     The topic policy admits it by name (``PipelineArgs.topic_alarm_names``). Missing data is an
     idle, empty queue (:data:`DEAD_LETTERS_METRIC`), so it is not breaching.
-    https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarms-and-missing-data
     """
-    return aws.cloudwatch.MetricAlarm(
+    return events.topic_alarm(
         resource_name,
-        name=alarm_name,
-        alarm_description=(
-            "A Lambda handler failed an asynchronous invocation after its retries; the event"
-            " waits in its dead-letter queue"
+        alarm_name,
+        "A Lambda handler failed an asynchronous invocation after its retries; the event"
+        " waits in its dead-letter queue",
+        events.Metric(
+            "AWS/SQS",
+            DEAD_LETTERS_METRIC,
+            {"QueueName": queue_name},
+            "Maximum",
+            DEAD_LETTERS_PERIOD_SECONDS,
         ),
-        namespace="AWS/SQS",
-        metric_name=DEAD_LETTERS_METRIC,
-        dimensions={"QueueName": queue_name},
-        statistic="Maximum",
-        period=DEAD_LETTERS_PERIOD_SECONDS,
-        evaluation_periods=1,
-        threshold=0,
-        comparison_operator="GreaterThanThreshold",
-        treat_missing_data="notBreaching",
-        alarm_actions=[topic_arn],
+        topic_arn,
         opts=opts,
     )
 
