@@ -73,10 +73,10 @@ def synth(c, env="dev", layer=""):
 )
 def test(c, workers="auto", k=""):
     """Checks: run the test suite in parallel (pytest -n auto)."""
-    # worksteal: an idle worker takes queued tests from a busy one, so a file of slow tests
-    # (moto, the buildspec harness) does not keep one worker busy alone at the end (measured
-    # warm on 2 cores: 39-40 s against 43-61 s with the default `load`).
-    args = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "worksteal", "-q"]
+    # loadgroup: the tests that plan with the SDK run on one worker and those that drive moto on
+    # the other, so each worker imports one of the two, and the rest go to whichever worker runs
+    # low (tests/conftest.py, WORKER_GROUPS); on more than two workers, work stealing.
+    args = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "loadgroup", "-q"]
     if k:
         args += ["-k", k]
     result = c.run(" ".join(args), warn=True, pty=False, env={"PYTHONHASHSEED": "0", **os.environ})

@@ -59,6 +59,74 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         _freeze()
 
 
+# -- which worker runs what (`./dev test` on up to two workers) -----------------------------------
+# Two imports dominate what a worker pays once: the SDK's resource modules a plan needs (~2.6 s of
+# CPU, the bench's floor) and moto's ECS and EC2 models with boto3 (~2.4 s). With work stealing,
+# each of two workers ran tests of both kinds and paid both. So with `--dist loadgroup`, the tests
+# of each group below go to one worker, as one unit, and every other test (neither import) is
+# handed out one by one to whichever worker runs low: on 2 cores, warm, CPU of a run 44-48 s ->
+# 41-43 s and its wall time 24.6-26.5 s -> 22.1-23.5 s (bench/README.md). xdist's own loadgroup
+# reads `xdist_group` marks, but pytest 9.2 no longer lets it apply them (it renames
+# `item._nodeid`, and a nodeid now comes from `item._id`), so the groups are named here, by test
+# module (tests/test_workers.py keeps the list true to the files). On more than two workers the
+# groups would be the longest units of the run, so there work stealing is used instead.
+WORKER_GROUPS: dict[str, tuple[str, ...]] = {
+    "plans": (
+        "test_bad_input",
+        "test_bench",
+        "test_config",
+        "test_config_files",
+        "test_contracts",
+        "test_foundation",
+        "test_operator_policy",
+        "test_pipeline_codebuild",
+        "test_pipeline_codepipeline",
+        "test_pipeline_releases",
+        "test_pipeline_services",
+        "test_pipeline_sources",
+        "test_plancache",
+        "test_platform",
+        "test_policies",
+        "test_registry",
+        "test_replan",
+    ),
+    "aws-api": (
+        "test_handlers",
+        "test_operator_calls",
+        "test_preflight",
+        "test_publish_source",
+        "test_releases",
+        "test_verify",
+    ),
+}
+_GROUP_OF = {module: group for group, modules in WORKER_GROUPS.items() for module in modules}
+
+
+def worker_group(nodeid: str) -> str | None:
+    """The group of WORKER_GROUPS whose module holds the test ``nodeid``, if any."""
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+    return _GROUP_OF.get(module)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist, absent with -p no:xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getoption("dist") != "loadgroup":
+        return None  # xdist's own choice
+    from xdist.scheduler import LoadScopeScheduling, WorkStealingScheduling
+
+    if config.getoption("numprocesses") > len(WORKER_GROUPS):
+        return WorkStealingScheduling(config, log)
+
+    class GroupScheduling(LoadScopeScheduling):
+        # A unit of work is a group, or a single test outside them. xdist hands out the units
+        # with the most tests first (the groups), then one unit to any worker with two or fewer
+        # tests left to run.
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid) or nodeid
+
+    return GroupScheduling(config, log)
+
+
 class _Paths(list):
     """A loader's search paths that each boto3 Session may append its data folder to, once."""
 
