@@ -368,15 +368,29 @@ def drift(c, env="dev", layer="", report="", issue=""):
         " updates, deletes and tags, plus iam:PassRole); default: drift",
         "backend": "the state backend URL whose bucket the role reads (drift) or writes (deploy);"
         " default: $PULUMI_BACKEND_URL (no state statements unless it is s3://)",
+        "out": "a folder to write the policy to as managed policies (platform-ROLE-ENV-N.json)"
+        " with the commands that attach them; default: print it, if one managed policy holds it",
+        "max_policies": "how many managed policies the role may have (IAM: 10 by default, 20 at"
+        " most on request); default: 10",
     }
 )
-def operator_policy(c, env="dev", role="drift", backend=""):
-    """Offline: print the IAM policy of the CI deploy or drift role."""
-    from toolbox.operator_policy import for_environment, render
+# invoke makes each parameter an option: they are never passed by position.
+def operator_policy(c, env="dev", role="drift", backend="", out="", max_policies=10):  # noqa: PLR0917
+    """Offline: the IAM policy of the CI deploy or drift role, as managed policies."""
+    from toolbox.operator_policy import (
+        MANAGED_POLICY_CHARACTERS,
+        characters,
+        for_environment,
+        managed_policies,
+        render,
+    )
 
     url = backend or os.environ.get("PULUMI_BACKEND_URL", "")
     try:
+        if not 1 <= max_policies <= 20:
+            raise ValueError(f"--max-policies must be 1 to 20 (IAM's quota), not {max_policies}")
         document, state = for_environment(env, role, url)
+        parts = managed_policies(document, most=max_policies)
     except (PlatformError, ValueError) as exc:
         raise _fail_cleanly(exc) from None
     if state is None:
@@ -385,7 +399,46 @@ def operator_policy(c, env="dev", role="drift", backend=""):
             " has no state statements; pass --backend s3://... for an S3 backend",
             file=sys.stderr,
         )
-    print(render(document))
+    if not out:
+        if len(parts) > 1:
+            raise Exit(
+                f"error: the {role} policy for {env} is {characters(document):,} characters, more"
+                f" than one managed policy holds ({MANAGED_POLICY_CHARACTERS:,}): pass --out DIR"
+                f" to write it as {len(parts)} managed policies (docs/operations.md)",
+                code=1,
+            )
+        print(render(parts[0]))
+        return
+    print(_write_policies(Path(out), f"platform-{role}-{env}", parts, env))
+
+
+def _write_policies(folder: Path, prefix: str, parts: list[dict], env: str) -> str:
+    """Write ``parts`` as PREFIX-N.json in ``folder`` (replacing a former run's); the next steps."""
+    from shared.settings import load_platform
+    from toolbox.operator_policy import characters, render
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(f"{prefix}-*.json"):
+        stale.unlink()
+    account = load_platform(env).account_id
+    lines = [f"wrote {len(parts)} managed polic{'y' if len(parts) == 1 else 'ies'} to {folder}:"]
+    commands = []
+    for number, part in enumerate(parts, 1):
+        name = f"{prefix}-{number}"
+        path = folder / f"{name}.json"
+        path.write_text(render(part) + "\n")
+        lines.append(f"  {path} ({characters(part):,} characters)")
+        commands += [
+            f"aws iam create-policy --policy-name {name} --policy-document file://{path}",
+            f"aws iam attach-role-policy --role-name ROLE"
+            f" --policy-arn arn:aws:iam::{account}:policy/{name}",
+        ]
+    lines += [
+        "create and attach each to the role (ROLE: its name); to update one, `aws iam"
+        " create-policy-version --policy-arn ARN --policy-document file://PATH --set-as-default`:",
+        *commands,
+    ]
+    return "\n".join(lines)
 
 
 def _run_url() -> str:

@@ -24,8 +24,10 @@ from toolbox.plancache import plan_layer_cached
 S3_BACKEND = "s3://acme-pulumi-state/container-platform"
 ACCOUNTS = {"dev": "111111111111", "prod": "222222222222"}
 REGION = "us-east-1"
-INLINE_ROLE_POLICY_LIMIT = 10_240
-"""IAM quota: the inline policies of one role, whitespace excluded (IAM and STS quotas page)."""
+MANAGED_POLICY_LIMIT = 6_144
+"""IAM quota: one managed policy, white space not counted (IAM and AWS STS quotas page)."""
+MANAGED_POLICIES_PER_ROLE = 10
+"""IAM quota: managed policies attached to a role, by default (IAM and AWS STS quotas page)."""
 
 
 @pytest.fixture(scope="module")
@@ -309,10 +311,66 @@ def test_every_arn_is_in_the_environments_account_and_region(policies, role, env
                 assert (region, owner) == (REGION, account), arn
 
 
+def _size(document):
+    """Characters as IAM counts them (white space not counted), by another route than the code's."""
+    return len(re.sub(r"\s", "", json.dumps(document)))
+
+
+def _granted(documents):
+    """Every (action, resource, conditions) the documents allow together."""
+    return {
+        (action, resource, json.dumps(statement.get("Condition"), sort_keys=True))
+        for document in documents
+        for statement in _statements(document)
+        for action in statement["Action"]
+        for resource in statement["Resource"]
+    }
+
+
 @pytest.mark.parametrize("role", op.ROLES)
-def test_the_policy_fits_an_inline_role_policy(policies, role):
-    compact = json.dumps(policies[(role, "prod")], separators=(",", ":"))
-    assert len(compact) < INLINE_ROLE_POLICY_LIMIT
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_policy_fits_the_managed_policies_a_role_may_have(policies, role, env):
+    whole = policies[(role, env)]
+    parts = op.managed_policies(whole)
+    assert 1 <= len(parts) <= MANAGED_POLICIES_PER_ROLE
+    assert all(_size(part) <= MANAGED_POLICY_LIMIT for part in parts)
+    assert _granted(parts) == _granted([whole])  # nothing lost, nothing added
+    sids = [statement["Sid"] for part in parts for statement in _statements(part)]
+    assert len(sids) == len(set(sids))
+
+
+def test_the_deploy_role_has_outgrown_one_inline_policy(policies):
+    # Why the roles are managed policies: a role's inline policies may total 10,240 characters,
+    # and each extra service adds a role to the deploy role's iam:PassRole statement.
+    assert _size(policies[("deploy", "prod")]) > MANAGED_POLICY_LIMIT
+
+
+def test_a_statement_larger_than_a_managed_policy_is_split_by_its_resources():
+    roles = [
+        f"arn:aws:iam::111111111111:role/acme-pipeline-service-{n:03d}-dev" for n in range(300)
+    ]
+    big = {
+        "Sid": "PassRoleToCodebuild",
+        "Effect": "Allow",
+        "Action": ["iam:PassRole"],
+        "Resource": roles,
+        "Condition": {"StringEquals": {"iam:PassedToService": ["codebuild.amazonaws.com"]}},
+    }
+    small = {"Sid": "Small", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": ["*"]}
+    whole = {"Version": "2012-10-17", "Statement": [small, big]}
+    parts = op.managed_policies(whole)
+    assert len(parts) >= 3  # 300 ARNs of ~60 characters: more than two policies hold
+    assert all(_size(part) <= MANAGED_POLICY_LIMIT for part in parts)
+    assert _granted(parts) == _granted([whole])
+    assert _statements(parts[0])[0]["Sid"] == "Small"  # in order
+    assert all(
+        s["Sid"].startswith("PassRoleToCodebuild") for p in parts for s in _statements(p)[1:]
+    )
+
+
+def test_more_managed_policies_than_the_role_may_have_is_refused_with_the_way_out(policies):
+    with pytest.raises(ValueError, match=r"more than --max-policies 1 .* --max-policies 2"):
+        op.managed_policies(policies[("deploy", "prod")], most=1)
 
 
 @pytest.mark.parametrize("role", op.ROLES)
@@ -395,3 +453,55 @@ def test_the_table_in_iam_md_is_the_code():
             write = sorted({a for grant in entry.write for a in grant.actions})
             expected[type_] = (read, write)
     assert rows == expected
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def test_the_command_prints_a_policy_one_managed_policy_holds(cli):
+    code, printed = cli(
+        "operator-policy", "--env", "dev", "--role", "drift", "--backend", S3_BACKEND
+    )
+    assert code == 0
+    assert json.loads(printed)["Statement"][0]["Sid"] == "StateBucket"
+
+
+def test_the_command_refuses_to_print_a_policy_that_needs_several(cli):
+    code, printed = cli("operator-policy", "--role", "deploy", "--backend", S3_BACKEND)
+    assert code == 1
+    assert re.fullmatch(
+        r"error: the deploy policy for dev is [0-9,]+ characters, more than one managed policy"
+        r" holds \(6,144\): pass --out DIR to write it as [2-9] managed policies"
+        r" \(docs/operations.md\)",
+        printed,
+    )
+
+
+def test_the_command_writes_the_managed_policies_and_how_to_attach_them(cli, tmp_path):
+    stale = tmp_path / "platform-deploy-prod-7.json"  # from a run when the policy was larger
+    stale.write_text("{}")
+    kept = tmp_path / "platform-drift-prod-1.json"
+    kept.write_text("{}")
+    code, printed = cli(
+        "operator-policy", "--env", "prod", "--role", "deploy", "--backend", S3_BACKEND,
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0
+    written = sorted(path.name for path in tmp_path.glob("platform-deploy-prod-*.json"))
+    assert written == ["platform-deploy-prod-1.json", "platform-deploy-prod-2.json"]
+    assert kept.read_text() == "{}"  # another role's files are left alone
+    parts = [json.loads((tmp_path / name).read_text()) for name in written]
+    assert _granted(parts) == _granted([_policy("deploy", "prod")])
+    assert printed.startswith(f"wrote 2 managed policies to {tmp_path}:")
+    assert (
+        "aws iam attach-role-policy --role-name ROLE"
+        " --policy-arn arn:aws:iam::222222222222:policy/platform-deploy-prod-2"
+    ) in printed
+    assert f"file://{tmp_path / written[0]}" in printed
+
+
+@pytest.mark.parametrize("most", ["0", "21"])
+def test_the_command_refuses_a_quota_iam_does_not_have(cli, most):
+    code, printed = cli("operator-policy", "--role", "drift", "--max-policies", most)
+    assert code == 1
+    assert printed == f"error: --max-policies must be 1 to 20 (IAM's quota), not {most}"

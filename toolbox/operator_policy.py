@@ -1043,6 +1043,61 @@ def for_environment(
     return document, state
 
 
+MANAGED_POLICY_CHARACTERS = 6_144
+"""IAM quota: one managed policy's size, white space not counted (IAM and AWS STS quotas)."""
+MANAGED_POLICIES_PER_ROLE = 10
+"""IAM quota: managed policies attached to one role, by default (20 on request)."""
+
+
+def characters(document: Mapping[str, Any]) -> int:
+    """A policy's size as IAM counts it: the characters of its JSON that are not white space."""
+    return sum(not c.isspace() for c in json.dumps(document, separators=(",", ":")))
+
+
+def _fitting(statement: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    """``statement`` alone if a policy of it fits ``limit``, else split by its resources."""
+    resources = statement.get("Resource", [])
+    if characters({"Version": VERSION, "Statement": [statement]}) <= limit:
+        return [statement]
+    if isinstance(resources, str) or len(resources) < 2:
+        raise ValueError(f"statement {statement['Sid']} alone is more than {limit} characters")
+    half = len(resources) // 2
+    pieces = [
+        *_fitting({**statement, "Resource": resources[:half]}, limit),
+        *_fitting({**statement, "Resource": resources[half:]}, limit),
+    ]
+    return [{**piece, "Sid": f"{statement['Sid']}{n}"} for n, piece in enumerate(pieces, 1)]
+
+
+def managed_policies(
+    document: Mapping[str, Any],
+    most: int = MANAGED_POLICIES_PER_ROLE,
+    limit: int = MANAGED_POLICY_CHARACTERS,
+) -> list[dict[str, Any]]:
+    """``document`` as at most ``most`` managed policies of ``limit`` characters each, in order.
+
+    A role's inline policies may total 10,240 characters, which the deploy role outgrows with a
+    handful of services (each adds a role to its ``iam:PassRole`` statement); a role may have 10
+    managed policies of 6,144 characters each. Statements are kept whole and in order, one part
+    filled before the next; a statement too large for one part is split by its resources.
+    """
+    parts: list[list[dict[str, Any]]] = [[]]
+    for whole in document["Statement"]:
+        for statement in _fitting(whole, limit):
+            trial = {"Version": VERSION, "Statement": [*parts[-1], statement]}
+            if parts[-1] and characters(trial) > limit:
+                parts.append([])
+            parts[-1].append(statement)
+    if len(parts) > most:
+        raise ValueError(
+            f"the policy needs {len(parts)} managed policies of {limit} characters, more than"
+            f" --max-policies {most} (IAM attaches {MANAGED_POLICIES_PER_ROLE} to a role by"
+            " default): ask AWS for a higher 'Managed policies per role' quota (at most 20) and"
+            f" pass --max-policies {len(parts)}"
+        )
+    return [{"Version": VERSION, "Statement": part} for part in parts]
+
+
 def render(document: Mapping[str, Any]) -> str:
     """The policy as the JSON to paste or pass to ``aws iam put-role-policy``."""
     return json.dumps(document, indent=2)
