@@ -302,6 +302,51 @@ def suite(runs: int) -> dict[str, Any]:
         "parallel": parallel.as_dict(),
         "workers": os.cpu_count(),
         "speedup": round(serial.median / parallel.median, 2),
+        "profile": suite_profile(),
+    }
+
+
+PROFILE_XML = REPO_ROOT / "build" / "bench-suite.xml"
+
+
+def module_seconds(junit_xml: str) -> dict[str, dict[str, float]]:
+    """Seconds (setup, call and teardown) and tests per test module, from pytest's JUnit XML."""
+    import xml.etree.ElementTree as ET  # nosec B405 - pytest's own report
+
+    per: dict[str, dict[str, float]] = {}
+    for case in ET.fromstring(junit_xml).iter("testcase"):  # noqa: S314  # nosec B314
+        module = case.get("classname", "").split(".")
+        name = next((part for part in module if part.startswith("test_")), ".".join(module))
+        entry = per.setdefault(name, {"seconds": 0.0, "tests": 0})
+        entry["seconds"] += float(case.get("time", "0"))
+        entry["tests"] += 1
+    return dict(sorted(per.items(), key=lambda item: -item[1]["seconds"]))
+
+
+def suite_profile(top: int = 10) -> dict[str, Any]:
+    """Where one serial run's time goes: each module's tests, and all that is not a test.
+
+    One more serial run (pytest's ``--junitxml``; not timed against anything): the time outside
+    the tests is the process's start-up, plugin loading and collection, and fixtures at session
+    end. The parallel run pays its start-up once per worker, plus xdist's controller.
+    """
+    start = time.perf_counter()
+    command = [sys.executable, "-m", "pytest", "-n", "0", "-q", f"--junitxml={PROFILE_XML}"]
+    timed(command, 1)
+    wall = time.perf_counter() - start
+    modules = module_seconds(PROFILE_XML.read_text(encoding="utf-8"))
+    in_tests = sum(entry["seconds"] for entry in modules.values())
+    return {
+        "wall_s": round(wall, 2),
+        "outside_tests_s": round(wall - in_tests, 2),
+        "tests": sum(int(entry["tests"]) for entry in modules.values()),
+        "top_modules": {
+            name: {"seconds": round(entry["seconds"], 2), "tests": int(entry["tests"])}
+            for name, entry in itertools.islice(modules.items(), top)
+        },
+        "other_modules_s": round(
+            sum(entry["seconds"] for entry in itertools.islice(modules.values(), top, None)), 2
+        ),
     }
 
 
@@ -498,6 +543,8 @@ def table(results: dict[str, Any]) -> str:
             ts["parallel"],
             f"{ts['speedup']:.2f}x faster, {_cpu(ts['parallel'])}",
         )
+        if "profile" in ts:
+            lines.extend(_profile_lines(ts["profile"]))
     if "baseline" in results:
         lines.append(f"before ({results['baseline']['ref']}) and after, alternating:")
         for name, cmp in results["baseline"]["rows"].items():
@@ -511,6 +558,22 @@ def table(results: dict[str, Any]) -> str:
         + ", ".join(f"{k} {'MET' if v else 'MISSED'}" for k, v in results["targets"].items())
     )
     return "\n".join(lines)
+
+
+def _profile_lines(profile: dict[str, Any]) -> list[str]:
+    """The serial run's profile: outside the tests, then the slowest modules."""
+    lines = [
+        f"  where a serial run's {profile['wall_s']:.1f}s go ({profile['tests']} tests):"
+        f" {profile['outside_tests_s']:.1f}s outside the tests (start-up, collection)"
+    ]
+    modules = [
+        f"{name} {entry['seconds']:.1f}s/{entry['tests']}"
+        for name, entry in profile["top_modules"].items()
+    ]
+    for start in range(0, len(modules), 4):
+        lines.append("    " + ", ".join(modules[start : start + 4]))
+    lines.append(f"    the other modules together {profile['other_modules_s']:.1f}s")
+    return lines
 
 
 def _cpu(figures: dict[str, Any]) -> str:

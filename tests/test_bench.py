@@ -6,7 +6,15 @@ import sys
 
 import pytest
 
-from bench.run import ScalePoint, aws_modules, summarize, table, targets_met, timed
+from bench.run import (
+    ScalePoint,
+    aws_modules,
+    module_seconds,
+    summarize,
+    table,
+    targets_met,
+    timed,
+)
 from bench.scale import measure
 
 
@@ -45,6 +53,13 @@ def test_table_and_targets_from_a_results_shape(tiny):
             "parallel": {"median_s": 12.0, "min_s": 12.0, "max_s": 12.0, "cpu_median_s": 21.5},
             "workers": 2,
             "speedup": 2.5,
+            "profile": {
+                "wall_s": 31.0,
+                "outside_tests_s": 4.5,
+                "tests": 900,
+                "top_modules": {"test_verify": {"seconds": 4.4, "tests": 26}},
+                "other_modules_s": 22.1,
+            },
         },
     }
     results["targets"] = targets_met(results)
@@ -59,6 +74,24 @@ def test_table_and_targets_from_a_results_shape(tiny):
     assert "1.20x floor" in text
     assert "targets: plan_at_most_2x_floor MET" in text
     assert "2.50x faster, CPU 21.5s" in text
+    assert "where a serial run's 31.0s go (900 tests): 4.5s outside the tests" in text
+    assert "    test_verify 4.4s/26\n    the other modules together 22.1s" in text
+
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
+<testcase classname="tests.test_verify" name="test_a[kms]" time="0.250" />
+<testcase classname="tests.test_verify" name="test_a[s3]" time="0.125" />
+<testcase classname="tests.test_policies.TestRules" name="test_b" time="0.500" />
+<testcase classname="tests.test_cli" name="test_c" time="0.0625"><skipped /></testcase>
+</testsuite></testsuites>"""
+
+
+def test_the_profile_sums_each_modules_tests_slowest_first():
+    assert module_seconds(JUNIT) == {
+        "test_policies": {"seconds": 0.5, "tests": 1},
+        "test_verify": {"seconds": 0.375, "tests": 2},
+        "test_cli": {"seconds": 0.0625, "tests": 1},
+    }
 
 
 def test_a_timed_command_reports_the_cpu_its_processes_used():
