@@ -103,6 +103,11 @@ def test_every_invoke_the_programs_call_has_an_entry(plans):
     assert sorted(called - set(op.INVOKES)) == []
 
 
+def test_every_invoke_entry_is_one_the_programs_call(plans):
+    called = {token for plan in plans for token in plan.invokes}
+    assert sorted(set(op.INVOKES) - called) == []
+
+
 # -- the drift role only reads --------------------------------------------------------------------
 
 WRITE_VERBS = re.compile(

@@ -611,15 +611,6 @@ INVOKES: dict[str, Access | NoAws] = {
         write=(),
         source="internal/service/secretsmanager/random_password_data_source.go",
     ),
-    "aws:index/getCallerIdentity:getCallerIdentity": NoAws(
-        "sts:GetCallerIdentity needs no permission (STS API reference)"
-    ),
-    "aws:index/getRegion:getRegion": NoAws(
-        "answered from the provider's configured Region and its endpoint data, no API call"
-    ),
-    "aws:index/getPartition:getPartition": NoAws(
-        "answered from the provider's endpoint data, no API call"
-    ),
 }
 """Per invoke (data source) the layers' programs call: what it needs. Only a preview or an up
 runs the programs, so only the deploy role (which CI's previews use too) holds these."""
