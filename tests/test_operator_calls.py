@@ -46,6 +46,10 @@ ACTION_EXCEPTIONS = {
     ("s3", "GetBucketLifecycleConfiguration"): "s3:GetLifecycleConfiguration",
     ("s3", "GetBucketEncryption"): "s3:GetEncryptionConfiguration",
     ("s3", "GetPublicAccessBlock"): "s3:GetBucketPublicAccessBlock",
+    # https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketNotificationConfiguration.html:
+    # "grant permission to other users to read this configuration with the
+    # s3:GetBucketNotification permission"
+    ("s3", "GetBucketNotificationConfiguration"): "s3:GetBucketNotification",
     # https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html: "you must have
     # permissions to perform the s3:ListBucket action"
     ("s3", "HeadBucket"): "s3:ListBucket",
@@ -78,6 +82,7 @@ ARNS = {
     ("s3", "GetBucketVersioning"): lambda p, r: [f"arn:aws:s3:::{p['Bucket']}"],
     ("s3", "GetBucketLifecycleConfiguration"): lambda p, r: [f"arn:aws:s3:::{p['Bucket']}"],
     ("s3", "GetBucketEncryption"): lambda p, r: [f"arn:aws:s3:::{p['Bucket']}"],
+    ("s3", "GetBucketNotificationConfiguration"): lambda p, r: [f"arn:aws:s3:::{p['Bucket']}"],
     ("s3", "HeadBucket"): lambda p, r: [f"arn:aws:s3:::{p['Bucket']}"],
     ("secretsmanager", "DescribeSecret"): lambda p, r: [p["SecretId"]],
     ("secretsmanager", "GetSecretValue"): lambda p, r: [p["SecretId"]],

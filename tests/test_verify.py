@@ -15,6 +15,7 @@ from toolbox.verify import CHECKS, table, verify
 
 REGION = "us-east-1"
 BUCKET = "acme-foundation-artifacts-111111111111-dev"
+SOURCE_BUCKET = "acme-foundation-source-111111111111-dev"
 REPO = "acme-registry-app-dev"
 LOG_GROUP = "/aws/codebuild/acme-pipeline-docker-build-dev"
 PROJECT = "acme-pipeline-docker-build-dev"
@@ -81,6 +82,11 @@ BLOCKED = {
 EXPIRING = {
     "Rules": [{"ID": "expire", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 30}}]
 }
+SOURCE_EXPIRING = {  # sourceExpiryDays (365 by default), not the artifacts' 30
+    "Rules": [{"ID": "expire", "Status": "Enabled", "Filter": {}, "Expiration": {"Days": 365}}]
+}
+LIFECYCLES = {BUCKET: EXPIRING, SOURCE_BUCKET: SOURCE_EXPIRING}
+EVENTBRIDGE_ON = {"EventBridgeConfiguration": {}}
 KEEP_TEN = json.dumps(
     {
         "rules": [
@@ -99,9 +105,9 @@ KEEP_TEN = json.dumps(
 ONLY_PRODUCTION_MOVES = [{"filter": "production", "filterType": "WILDCARD"}]
 
 
-def _encrypt_bucket(session, key: str) -> None:
+def _encrypt_bucket(session, bucket: str, key: str) -> None:
     session.client("s3").put_bucket_encryption(
-        Bucket=BUCKET,
+        Bucket=bucket,
         ServerSideEncryptionConfiguration={
             "Rules": [
                 {
@@ -133,11 +139,15 @@ def deploy_conforming_account(session) -> dict[str, dict]:
     kms, s3 = session.client("kms"), session.client("s3")
     key = kms.create_key(Description="platform")["KeyMetadata"]["Arn"]
     kms.enable_key_rotation(KeyId=key)
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_public_access_block(Bucket=BUCKET, PublicAccessBlockConfiguration=BLOCKED)
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration=EXPIRING)
-    _encrypt_bucket(session, key)
+    for bucket, lifecycle in LIFECYCLES.items():  # one builder, the same guards
+        s3.create_bucket(Bucket=bucket)
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=BLOCKED)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=lifecycle)
+        _encrypt_bucket(session, bucket, key)
+    s3.put_bucket_notification_configuration(
+        Bucket=SOURCE_BUCKET, NotificationConfiguration=EVENTBRIDGE_ON
+    )
     secret = session.client("secretsmanager").create_secret(
         Name="acme-foundation-github-token-dev", KmsKeyId=key
     )["ARN"]
@@ -192,6 +202,7 @@ def deploy_conforming_account(session) -> dict[str, dict]:
         "foundation": {
             "kmsKeyArn": key,
             "artifactBucketName": BUCKET,
+            "sourceBucketName": SOURCE_BUCKET,
             "githubTokenSecretArn": secret,
             "failureTopicArn": topic,
             "ledgerTableName": LEDGER,
@@ -304,29 +315,55 @@ def _bigger_build(session, out):
     _build_project(session, role, "BUILD_GENERAL1_LARGE")
 
 
+def _bucket_drifts(bucket: str) -> dict:
+    """check name -> how a bucket guard is switched off, on either foundation bucket."""
+    return {
+        "bucket-public-access-blocked": lambda s, o: s.client("s3").put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": False,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+        ),
+        "bucket-versioning": lambda s, o: s.client("s3").put_bucket_versioning(
+            Bucket=bucket, VersioningConfiguration={"Status": "Suspended"}
+        ),
+        "bucket-lifecycle": lambda s, o: s.client("s3").delete_bucket_lifecycle(Bucket=bucket),
+        "bucket-sse-kms": lambda s, o: s.client("s3").put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        ),
+    }
+
+
+def _bucket_restores(bucket: str) -> dict:
+    """check name -> how the bucket guard is put back as deployed."""
+    return {
+        "bucket-public-access-blocked": lambda s, o: s.client("s3").put_public_access_block(
+            Bucket=bucket, PublicAccessBlockConfiguration=BLOCKED
+        ),
+        "bucket-versioning": lambda s, o: s.client("s3").put_bucket_versioning(
+            Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
+        ),
+        "bucket-lifecycle": lambda s, o: s.client("s3").put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration=LIFECYCLES[bucket]
+        ),
+        "bucket-sse-kms": lambda s, o: _encrypt_bucket(s, bucket, o["foundation"]["kmsKeyArn"]),
+    }
+
+
 # check name -> how an operator (or a bad change) drifts the account from what was deployed
 DRIFTS = {
     "kms-rotation": lambda s, o: s.client("kms").disable_key_rotation(
         KeyId=o["foundation"]["kmsKeyArn"]
     ),
-    "bucket-public-access-blocked": lambda s, o: s.client("s3").put_public_access_block(
-        Bucket=BUCKET,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "BlockPublicPolicy": False,
-            "IgnorePublicAcls": True,
-            "RestrictPublicBuckets": True,
-        },
-    ),
-    "bucket-versioning": lambda s, o: s.client("s3").put_bucket_versioning(
-        Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"}
-    ),
-    "bucket-lifecycle": lambda s, o: s.client("s3").delete_bucket_lifecycle(Bucket=BUCKET),
-    "bucket-sse-kms": lambda s, o: s.client("s3").put_bucket_encryption(
-        Bucket=BUCKET,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        },
+    **_bucket_drifts(BUCKET),
+    "source-bucket-eventbridge": lambda s, o: s.client("s3").put_bucket_notification_configuration(
+        Bucket=SOURCE_BUCKET, NotificationConfiguration={}
     ),
     "secret-kms": lambda s, o: s.client("secretsmanager").update_secret(
         SecretId=o["foundation"]["githubTokenSecretArn"], KmsKeyId="alias/aws/secretsmanager"
@@ -384,16 +421,10 @@ RESTORES = {
     "kms-rotation": lambda s, o: s.client("kms").enable_key_rotation(
         KeyId=o["foundation"]["kmsKeyArn"]
     ),
-    "bucket-public-access-blocked": lambda s, o: s.client("s3").put_public_access_block(
-        Bucket=BUCKET, PublicAccessBlockConfiguration=BLOCKED
+    **_bucket_restores(BUCKET),
+    "source-bucket-eventbridge": lambda s, o: s.client("s3").put_bucket_notification_configuration(
+        Bucket=SOURCE_BUCKET, NotificationConfiguration=EVENTBRIDGE_ON
     ),
-    "bucket-versioning": lambda s, o: s.client("s3").put_bucket_versioning(
-        Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"}
-    ),
-    "bucket-lifecycle": lambda s, o: s.client("s3").put_bucket_lifecycle_configuration(
-        Bucket=BUCKET, LifecycleConfiguration=EXPIRING
-    ),
-    "bucket-sse-kms": lambda s, o: _encrypt_bucket(s, o["foundation"]["kmsKeyArn"]),
     "secret-kms": lambda s, o: s.client("secretsmanager").update_secret(
         SecretId=o["foundation"]["githubTokenSecretArn"], KmsKeyId=o["foundation"]["kmsKeyArn"]
     ),
@@ -449,16 +480,20 @@ def account():
 
 
 class Session:
-    """A boto3 session on moto that keeps the Lambda settings moto accepts but drops.
+    """A boto3 session on moto that keeps the Lambda and S3 settings moto accepts but drops.
 
     moto's Lambda ignores ``LoggingConfig`` and ``DeadLetterConfig``; AWS returns them from
-    GetFunctionConfiguration. This stand-in remembers what create/update set and adds it back to
+    GetFunctionConfiguration. moto 5.2.5's S3 stores a bucket's ``EventBridgeConfiguration`` but
+    leaves it out of GetBucketNotificationConfiguration's answer (``get_bucket_notification`` in
+    moto/s3/responses.py builds only the topic, queue and Lambda lists); AWS answers it, empty,
+    while delivery is on. This stand-in remembers what create/update/put set and adds it back to
     moto's answer, so the check reads the same fields it reads from AWS.
     """
 
     def __init__(self, real):
         self._real = real
         self._kept: dict[str, dict] = {}
+        self._eventbridge: dict[str, dict] = {}
         self._clients: dict[str, object] = {}
 
     def client(self, name, **kwargs):
@@ -470,6 +505,8 @@ class Session:
 
     def _made(self, name, **kwargs):
         client = self._real.client(name, **kwargs)
+        if name == "s3":
+            return self._s3(client)
         if name != "lambda":
             return client
         kept, create, update, read = (
@@ -502,6 +539,28 @@ class Session:
         client.get_function_configuration = get_function_configuration
         return client
 
+    def _s3(self, client):
+        kept, put, read = (
+            self._eventbridge,
+            client.put_bucket_notification_configuration,
+            client.get_bucket_notification_configuration,
+        )
+
+        def put_bucket_notification_configuration(**given):
+            found = put(**given)  # a put replaces the whole configuration
+            config = given["NotificationConfiguration"]
+            kept[given["Bucket"]] = {
+                k: config[k] for k in ("EventBridgeConfiguration",) if k in config
+            }
+            return found
+
+        def get_bucket_notification_configuration(**given):
+            return {**read(**given), **kept.get(given["Bucket"], {})}
+
+        client.put_bucket_notification_configuration = put_bucket_notification_configuration
+        client.get_bucket_notification_configuration = get_bucket_notification_configuration
+        return client
+
     def resource(self, name, **kwargs):
         return self._real.resource(name, **kwargs)
 
@@ -514,7 +573,20 @@ def test_a_conforming_account_passes_every_check(account):
     session, outputs = account
     results = verify(outputs, session)
     assert {r.check for r in results} == set(DRIFTS)
-    assert len(results) == 18  # one resource per check in this account
+    # one resource per check, but two (artifact and source bucket) for each of the four bucket
+    # checks: 19 checks + 4
+    assert len(results) == 23
+    assert [(r.check, r.resource) for r in results if "bucket" in r.check] == [
+        ("bucket-public-access-blocked", "acme-foundation-artifacts-111111111111-dev"),
+        ("bucket-public-access-blocked", "acme-foundation-source-111111111111-dev"),
+        ("bucket-versioning", "acme-foundation-artifacts-111111111111-dev"),
+        ("bucket-versioning", "acme-foundation-source-111111111111-dev"),
+        ("bucket-lifecycle", "acme-foundation-artifacts-111111111111-dev"),
+        ("bucket-lifecycle", "acme-foundation-source-111111111111-dev"),
+        ("bucket-sse-kms", "acme-foundation-artifacts-111111111111-dev"),
+        ("bucket-sse-kms", "acme-foundation-source-111111111111-dev"),
+        ("source-bucket-eventbridge", "acme-foundation-source-111111111111-dev"),
+    ]
     assert [r for r in results if not r.ok] == []
     assert table(results).endswith(f"{len(results)} passed, 0 failed")
 
@@ -534,6 +606,35 @@ def test_each_check_catches_its_drift(check, account):
     assert failed == {check}
     # Put back, the account conforms again: the next test starts from a deployed account.
     assert [r for r in verify(outputs, session) if not r.ok] == []
+
+
+SOURCE_DRIFTS = _bucket_drifts(SOURCE_BUCKET)
+SOURCE_RESTORES = _bucket_restores(SOURCE_BUCKET)
+
+
+@pytest.mark.parametrize("check", sorted(SOURCE_DRIFTS))
+def test_each_bucket_check_catches_its_drift_on_the_source_bucket(check, account):
+    session, outputs = account
+    SOURCE_DRIFTS[check](session, outputs)
+    try:
+        failed = [(r.check, r.resource) for r in verify(outputs, session) if not r.ok]
+    finally:
+        SOURCE_RESTORES[check](session, outputs)
+    assert failed == [(check, "acme-foundation-source-111111111111-dev")]
+    assert [r for r in verify(outputs, session) if not r.ok] == []
+
+
+def test_an_artifact_bucket_drift_names_the_artifact_bucket(account):
+    session, outputs = account
+    DRIFTS["bucket-lifecycle"](session, outputs)
+    try:
+        failed = [(r.check, r.resource, r.detail) for r in verify(outputs, session) if not r.ok]
+    finally:
+        RESTORES["bucket-lifecycle"](session, outputs)
+    assert [(check, resource) for check, resource, _ in failed] == [
+        ("bucket-lifecycle", "acme-foundation-artifacts-111111111111-dev")
+    ]
+    assert failed[0][2].startswith("NoSuchLifecycleConfiguration: ")
 
 
 def _watch_another_queue(session, out):

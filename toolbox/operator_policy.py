@@ -688,6 +688,7 @@ VERIFY_READS: tuple[Call, ...] = (
     Call("s3", "GetBucketVersioning", "s3-bucket"),
     Call("s3", "GetBucketLifecycleConfiguration", "s3-bucket", "s3:GetLifecycleConfiguration"),
     Call("s3", "GetBucketEncryption", "s3-bucket", "s3:GetEncryptionConfiguration"),
+    Call("s3", "GetBucketNotificationConfiguration", "s3-bucket", "s3:GetBucketNotification"),
     Call("secretsmanager", "DescribeSecret", "secret"),
     Call("sns", "GetTopicAttributes", "sns-topic"),
     Call("sns", "ListSubscriptionsByTopic", "sns-topic"),

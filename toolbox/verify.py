@@ -55,36 +55,74 @@ def _kms_rotation(session: Any, out: Outputs) -> Iterator[Finding]:
     yield arn, on, "rotation enabled" if on else "rotation is off"
 
 
-def _public_access(session: Any, out: Outputs) -> Iterator[Finding]:
-    bucket = out["artifactBucketName"]
-    config = session.client("s3").get_public_access_block(Bucket=bucket)
-    blocks = config["PublicAccessBlockConfiguration"]
+def _api_error(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code', 'error')}: {error.get('Message', '')}"
+
+
+BucketRead = Callable[[Any, str], tuple[bool, str]]
+"""(S3 client, bucket name) -> (ok, detail)."""
+
+
+def _each_bucket(read: BucketRead) -> Callable[[Any, Outputs], Iterator[Finding]]:
+    """A check of both foundation buckets, artifacts then source: one builder gives them the same
+    guards (``_bucket`` in stacks/foundation/component.py). An API error (say, no lifecycle
+    configuration) fails that bucket's finding with its code and still checks the other."""
+
+    def run(session: Any, out: Outputs) -> Iterator[Finding]:
+        s3 = session.client("s3")
+        for bucket in (out["artifactBucketName"], out["sourceBucketName"]):
+            try:
+                ok, detail = read(s3, bucket)
+            except ClientError as exc:
+                yield bucket, False, _api_error(exc)
+            else:
+                yield bucket, ok, detail
+
+    return run
+
+
+def _public_access(s3: Any, bucket: str) -> tuple[bool, str]:
+    blocks = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     off = sorted(k for k, v in blocks.items() if v is not True)
-    yield bucket, not off and len(blocks) == 4, f"not blocked: {off}" if off else "all four blocked"
+    return not off and len(blocks) == 4, f"not blocked: {off}" if off else "all four blocked"
 
 
-def _versioning(session: Any, out: Outputs) -> Iterator[Finding]:
-    bucket = out["artifactBucketName"]
-    status = session.client("s3").get_bucket_versioning(Bucket=bucket).get("Status", "never")
-    yield bucket, status == "Enabled", f"versioning {status}"
+def _versioning(s3: Any, bucket: str) -> tuple[bool, str]:
+    status = s3.get_bucket_versioning(Bucket=bucket).get("Status", "never")
+    return status == "Enabled", f"versioning {status}"
 
 
-def _lifecycle(session: Any, out: Outputs) -> Iterator[Finding]:
-    bucket = out["artifactBucketName"]
-    rules = session.client("s3").get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+def _lifecycle(s3: Any, bucket: str) -> tuple[bool, str]:
+    """Current objects expire (after artifactExpiryDays or sourceExpiryDays: the days differ per
+    bucket and per stack, so the check asks for an enabled expiring rule, not a number)."""
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     expiring = [r for r in rules if r.get("Status") == "Enabled" and r.get("Expiration")]
-    yield bucket, bool(expiring), f"{len(expiring)} expiring rule(s)"
+    return bool(expiring), f"{len(expiring)} expiring rule(s)"
 
 
-def _bucket_encryption(session: Any, out: Outputs) -> Iterator[Finding]:
-    bucket = out["artifactBucketName"]
-    config = session.client("s3").get_bucket_encryption(Bucket=bucket)
+def _bucket_encryption(s3: Any, bucket: str) -> tuple[bool, str]:
+    config = s3.get_bucket_encryption(Bucket=bucket)
     defaults = [
         r["ApplyServerSideEncryptionByDefault"]
         for r in config["ServerSideEncryptionConfiguration"]["Rules"]
     ]
     ok = any(d.get("SSEAlgorithm") == "aws:kms" and d.get("KMSMasterKeyID") for d in defaults)
-    yield bucket, ok, "SSE-KMS" if ok else f"encryption {defaults}"
+    return ok, "SSE-KMS" if ok else f"encryption {defaults}"
+
+
+def _source_events(session: Any, out: Outputs) -> Iterator[Finding]:
+    """The source bucket sends its object events to EventBridge, where the pipeline layer's rule
+    starts an S3-sourced pipeline on a new zip; switched off, the pipeline silently never starts.
+
+    The foundation always turns them on (whatever the pipeline's ``sourceProvider``, which the
+    foundation does not know), so this is checked always. GetBucketNotificationConfiguration
+    answers an ``EventBridgeConfiguration`` element (empty) only while delivery is on.
+    """
+    bucket = out["sourceBucketName"]
+    config = session.client("s3").get_bucket_notification_configuration(Bucket=bucket)
+    on = "EventBridgeConfiguration" in config
+    yield bucket, on, "events sent to EventBridge" if on else "EventBridge notifications off"
 
 
 def _secret_kms(session: Any, out: Outputs) -> Iterator[Finding]:
@@ -260,10 +298,11 @@ def _stages(session: Any, out: Outputs) -> Iterator[Finding]:
 
 CHECKS: tuple[Check, ...] = (
     Check("foundation", "kms-rotation", _kms_rotation),
-    Check("foundation", "bucket-public-access-blocked", _public_access),
-    Check("foundation", "bucket-versioning", _versioning),
-    Check("foundation", "bucket-lifecycle", _lifecycle),
-    Check("foundation", "bucket-sse-kms", _bucket_encryption),
+    Check("foundation", "bucket-public-access-blocked", _each_bucket(_public_access)),
+    Check("foundation", "bucket-versioning", _each_bucket(_versioning)),
+    Check("foundation", "bucket-lifecycle", _each_bucket(_lifecycle)),
+    Check("foundation", "bucket-sse-kms", _each_bucket(_bucket_encryption)),
+    Check("foundation", "source-bucket-eventbridge", _source_events),
     Check("foundation", "secret-kms", _secret_kms),
     Check("foundation", "topic-kms", _topic_kms),
     Check("foundation", "topic-email-subscription", _topic_email),
@@ -285,7 +324,7 @@ class _Clients:
     """A session that makes one client per service for a whole run, not one per check.
 
     Creating a boto3 client reads its service model and copies the session's event hooks
-    (tens of milliseconds each); eighteen checks need only eleven services.
+    (tens of milliseconds each); nineteen checks need only eleven services.
     """
 
     def __init__(self, session: Any) -> None:
@@ -315,16 +354,7 @@ def verify(outputs_by_layer: Mapping[str, Outputs | None], session: Any) -> list
                 for resource, ok, detail in check.run(clients, outputs)
             )
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            results.append(
-                CheckResult(
-                    check.layer,
-                    check.name,
-                    "-",
-                    False,
-                    f"{error.get('Code', 'error')}: {error.get('Message', '')}",
-                )
-            )
+            results.append(CheckResult(check.layer, check.name, "-", False, _api_error(exc)))
         except (BotoCoreError, KeyError, ValueError) as exc:
             results.append(CheckResult(check.layer, check.name, "-", False, str(exc)))
     return results
