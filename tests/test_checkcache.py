@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from invoke import Context
 
 import tasks
 from shared.layers import REPO_ROOT
-from toolbox import checkcache, checks
+from toolbox import cachefiles, checkcache, checks
 from toolbox.checkcache import Reads
 
 
@@ -146,6 +148,70 @@ def test_an_entry_is_written_whole_and_names_no_temporary_folder(tmp_path, input
     entry = json.loads(files[0].read_text(encoding="utf-8"))
     assert entry["returncode"] == 1
     assert str(tmp_path) not in files[0].read_text(encoding="utf-8")
+
+
+# -- pruning ---------------------------------------------------------------------------------
+
+
+def age_all(folder: Path, days: float) -> None:
+    """Make every file under ``folder`` last used ``days`` ago (an mtime set, never a wait)."""
+    then = time.time() - days * 86_400
+    for path in folder.rglob("*"):
+        os.utime(path, (then, then))
+
+
+def test_a_store_prunes_verdicts_unused_for_a_week_in_every_tools_folder(tmp_path, inputs):
+    cache = tmp_path / "cache"
+    for tool, days in (("bandit", 8), ("yamllint", 6)):
+        (cache / tool).mkdir(parents=True)
+        (cache / tool / "k.json").write_text("{}", encoding="utf-8")
+        (cache / tool / "k.lock").touch()
+        age_all(cache / tool, days)
+
+    checkcache.reuse_or_run(reads(inputs), ["checker"], tmp_path, Recorder(), cache)
+
+    left = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
+    assert [name.rsplit(".", 1)[1] for name in left if name.startswith("checker/")] == [
+        "json",
+        "lock",
+    ]
+    assert [name for name in left if not name.startswith("checker/")] == [
+        "yamllint/k.json",
+        "yamllint/k.lock",
+    ]
+
+
+def test_a_verdict_used_lately_stays_and_a_pruned_one_runs_the_tool_again(tmp_path, inputs):
+    cache, recorder = tmp_path / "cache", Recorder()
+    for flag in ("--used", "--unused"):
+        checkcache.reuse_or_run(reads(inputs), ["checker", flag], tmp_path, recorder, cache)
+    age_all(cache, 8)
+    checkcache.reuse_or_run(reads(inputs), ["checker", "--used"], tmp_path, recorder, cache)
+
+    cachefiles.prune(cache)  # as another process's first store would
+    for flag in ("--used", "--unused"):
+        checkcache.reuse_or_run(reads(inputs), ["checker", flag], tmp_path, recorder, cache)
+
+    assert recorder.ran == [["checker", "--used"], ["checker", "--unused"], ["checker", "--unused"]]
+
+
+def test_a_reader_whose_verdict_is_pruned_before_it_reads_runs_the_tool(
+    tmp_path, inputs, monkeypatch
+):
+    cache, recorder = tmp_path / "cache", Recorder(output="found nothing")
+    checkcache.reuse_or_run(reads(inputs), ["checker"], tmp_path, recorder, cache)
+    age_all(cache, 8)
+    real_load = checkcache._load
+
+    def pruned_first(entry, anchor):
+        cachefiles.prune(cache)  # another process prunes between the lookup and the read
+        return real_load(entry, anchor)
+
+    monkeypatch.setattr(checkcache, "_load", pruned_first)
+    done = checkcache.reuse_or_run(reads(inputs), ["checker"], tmp_path, recorder, cache)
+
+    assert (done.returncode, done.stdout) == (0, "found nothing")
+    assert recorder.ran == [["checker"], ["checker"]]
 
 
 # -- the checkers through the cache ----------------------------------------------------------

@@ -16,6 +16,10 @@ A changed input is a new key, so the tool runs again; nothing is invalidated in 
 ``rm -rf build/checkcache`` is always safe. A failing verdict is stored like a passing one: it is
 the tool's own output on those exact bytes, and it still fails the check.
 
+A hit marks its entry used, and the first store of a process prunes the keys not used lately,
+across the tools' folders (:func:`toolbox.cachefiles.prune`): a pruned verdict is a miss, and
+the tool runs again.
+
 The run's own directory (its ``anchor``: a temporary folder in the tests) is left out of the key
 and replaced by a marker in the stored output, so the same bytes checked in another temporary
 folder reuse the verdict, printed with that folder's path.
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.layers import REPO_ROOT
-from toolbox.cachefiles import digest_file, locked, write_atomically
+from toolbox.cachefiles import digest_file, locked, prune_once, touch, write_atomically
 
 CACHE_DIR = REPO_ROOT / "build" / "checkcache"
 """Where verdicts are kept (``build/`` is git-ignored)."""
@@ -128,13 +132,16 @@ def reuse_or_run(
     """The stored result of ``argv`` for ``reads``; else ``runner(argv, cwd)``'s, then stored.
 
     The first process to miss takes the key's lock and runs the tool; a concurrent one (another
-    pytest-xdist worker) waits on the lock and then reads what the first stored.
+    pytest-xdist worker) waits on the lock and then reads what the first stored. A hit marks the
+    entry used; an entry pruned meanwhile is a miss like any other.
     """
-    folder = (directory or CACHE_DIR) / reads.tool
+    root = directory or CACHE_DIR
+    folder = root / reads.tool
     digest = key(reads, argv, cwd)
     entry = folder / f"{digest}.json"
     found = _load(entry, reads.anchor)
     if found is not None:
+        touch(entry)
         return found
     with locked(folder / f"{digest}.lock"):
         found = _load(entry, reads.anchor)
@@ -142,7 +149,8 @@ def reuse_or_run(
             return found
         done = runner(argv, cwd)
         _store(entry, done, reads.anchor)
-        return done
+    prune_once(root)
+    return done
 
 
 __all__ = ["ANCHOR", "CACHE_DIR", "FORMAT", "Reads", "key", "name_of", "reuse_or_run"]

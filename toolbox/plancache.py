@@ -14,6 +14,8 @@ that hashes what can change it:
 A changed input is a new key, so it always plans again; nothing is ever invalidated in place.
 Writes go to a temporary file renamed over the entry (``os.replace``, atomic on POSIX), and a
 per-key ``fcntl`` lock makes one process plan while the others wait and then read its result.
+A hit marks its entry used, and the first store of a process prunes the keys not used lately
+(:func:`toolbox.cachefiles.prune`): a pruned plan is a miss, planned again.
 Offline plans hold no credentials: a ``secure:`` config value plans as a placeholder.
 """
 
@@ -33,6 +35,8 @@ from shared.layers import upstream as upstream_layers
 from toolbox.affected import FOLLOWED_PACKAGES, Inputs, layer_inputs
 from toolbox.cachefiles import digest_file as _digest_file
 from toolbox.cachefiles import locked as _locked
+from toolbox.cachefiles import prune_once as _prune_once
+from toolbox.cachefiles import touch as _touch
 from toolbox.cachefiles import write_atomically as _write_atomically
 from toolbox.offline import LayerPlan, PlannedResource, plan_layer
 
@@ -127,12 +131,16 @@ def _stored_or_computed(layer: str, root: Path, entry: Path) -> Inputs:
     stored = known.get(layer) if isinstance(known, dict) else None
     if isinstance(stored, dict):
         try:
-            return Inputs(layer, tuple(stored["folders"]), tuple(stored["files"]))
+            found = Inputs(layer, tuple(stored["folders"]), tuple(stored["files"]))
         except (KeyError, TypeError):
             pass
+        else:
+            _touch(entry)
+            return found
     computed = layer_inputs(layer, root)
     known = {**(known if isinstance(known, dict) else {}), layer: asdict(computed)}
     _write_atomically(entry, json.dumps(known, sort_keys=True))
+    _prune_once(entry.parent)
     return computed
 
 
@@ -237,20 +245,24 @@ def reuse_or_plan(
     """The plan stored under ``key``; else ``plan()``'s result, stored for the next process.
 
     The first process to miss takes the key's lock and plans; a concurrent one waits on the lock
-    and then reads what the first stored. A failed plan stores nothing.
+    and then reads what the first stored. A failed plan stores nothing. A hit marks the entry
+    used; an entry pruned meanwhile is a miss like any other.
     """
     cache_dir = cache_dir or CACHE_DIR
     entry = cache_dir / f"{key}.json"
     found = load(entry)
     if found is not None:
+        _touch(entry)
         return found
     with _locked(cache_dir / f"{key}.lock"):
         found = load(entry)
         if found is not None:
             return found
         planned = plan()
-        store(entry, planned)
-        return planned
+        stored = store(entry, planned)
+    if stored:
+        _prune_once(cache_dir)
+    return planned
 
 
 def plan_layer_cached(
@@ -275,7 +287,8 @@ def plan_layer_cached(
     if reuse:
         return reuse_or_plan(key, plan, cache_dir)
     planned = plan()
-    store((cache_dir or CACHE_DIR) / f"{key}.json", planned)
+    if store((cache_dir or CACHE_DIR) / f"{key}.json", planned):
+        _prune_once(cache_dir or CACHE_DIR)
     return planned
 
 
