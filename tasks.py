@@ -383,6 +383,7 @@ def operator_policy(c, env="dev", role="drift", backend="", out="", max_policies
         for_environment,
         managed_policies,
         render,
+        write_managed_policies,
     )
 
     url = backend or os.environ.get("PULUMI_BACKEND_URL", "")
@@ -409,36 +410,12 @@ def operator_policy(c, env="dev", role="drift", backend="", out="", max_policies
             )
         print(render(parts[0]))
         return
-    print(_write_policies(Path(out), f"platform-{role}-{env}", parts, env))
-
-
-def _write_policies(folder: Path, prefix: str, parts: list[dict], env: str) -> str:
-    """Write ``parts`` as PREFIX-N.json in ``folder`` (replacing a former run's); the next steps."""
-    from shared.settings import load_platform
-    from toolbox.operator_policy import characters, render
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(f"{prefix}-*.json"):
-        stale.unlink()
-    account = load_platform(env).account_id
-    lines = [f"wrote {len(parts)} managed polic{'y' if len(parts) == 1 else 'ies'} to {folder}:"]
-    commands = []
-    for number, part in enumerate(parts, 1):
-        name = f"{prefix}-{number}"
-        path = folder / f"{name}.json"
-        path.write_text(render(part) + "\n")
-        lines.append(f"  {path} ({characters(part):,} characters)")
-        commands += [
-            f"aws iam create-policy --policy-name {name} --policy-document file://{path}",
-            f"aws iam attach-role-policy --role-name ROLE"
-            f" --policy-arn arn:aws:iam::{account}:policy/{name}",
-        ]
-    lines += [
-        "create and attach each to the role (ROLE: its name); to update one, `aws iam"
-        " create-policy-version --policy-arn ARN --policy-document file://PATH --set-as-default`:",
-        *commands,
-    ]
-    return "\n".join(lines)
+    try:
+        print(write_managed_policies(Path(out), f"platform-{role}-{env}", parts, env))
+    except OSError as exc:
+        raise Exit(
+            f"error: --out {out}: cannot write the policies there ({exc.strerror})", 1
+        ) from None
 
 
 def _run_url() -> str:

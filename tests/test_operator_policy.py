@@ -510,3 +510,16 @@ def test_the_command_refuses_a_quota_iam_does_not_have(cli, most):
     code, printed = cli("operator-policy", "--role", "drift", "--max-policies", most)
     assert code == 1
     assert printed == f"error: --max-policies must be 1 to 20 (IAM's quota), not {most}"
+
+
+def test_the_command_names_a_folder_it_cannot_write(cli, tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    code, printed = cli(
+        "operator-policy", "--role", "drift", "--backend", S3_BACKEND, "--out", str(blocked / "iam")
+    )
+    assert code == 1
+    assert (
+        printed
+        == f"error: --out {blocked / 'iam'}: cannot write the policies there (Not a directory)"
+    )

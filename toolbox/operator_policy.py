@@ -22,6 +22,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -1088,6 +1089,40 @@ def managed_policies(
             f" pass --max-policies {len(parts)}"
         )
     return [{"Version": VERSION, "Statement": part} for part in parts]
+
+
+def write_managed_policies(
+    folder: Path, prefix: str, parts: list[dict[str, Any]], environment: str
+) -> str:
+    """Write ``parts`` as PREFIX-N.json in ``folder`` (replacing a former run's); the next steps.
+
+    The files of a former run with more parts are removed, so the folder never holds a part
+    that is no longer part of the policy.
+    """
+    from shared.settings import load_platform
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(f"{prefix}-*.json"):
+        stale.unlink()
+    account = load_platform(environment).account_id
+    lines = [f"wrote {len(parts)} managed polic{'y' if len(parts) == 1 else 'ies'} to {folder}:"]
+    commands = []
+    for number, part in enumerate(parts, 1):
+        name = f"{prefix}-{number}"
+        path = folder / f"{name}.json"
+        path.write_text(render(part) + "\n", encoding="utf-8")
+        lines.append(f"  {path} ({characters(part):,} characters)")
+        commands += [
+            f"aws iam create-policy --policy-name {name} --policy-document file://{path}",
+            f"aws iam attach-role-policy --role-name ROLE"
+            f" --policy-arn arn:{PARTITION}:iam::{account}:policy/{name}",
+        ]
+    lines += [
+        "create and attach each to the role (ROLE: its name); to update one, `aws iam"
+        " create-policy-version --policy-arn ARN --policy-document file://PATH --set-as-default`:",
+        *commands,
+    ]
+    return "\n".join(lines)
 
 
 def render(document: Mapping[str, Any]) -> str:
