@@ -5,7 +5,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.conftest import WORKER_GROUPS, worker_group
+import pytest
+from xdist.scheduler import WorkStealingScheduling
+
+from tests.conftest import WORKER_GROUPS, pytest_xdist_make_scheduler, worker_group
 
 TESTS = Path(__file__).parent
 # The modules through which a test module drives moto (tests/moto_support.py starts mock_aws).
@@ -44,3 +47,35 @@ def test_a_test_is_placed_by_its_module() -> None:
     assert worker_group("tests/test_verify.py::test_x[dev]") == "aws-api"
     assert worker_group("tests/test_policies.py::TestRules::test_y") == "plans"
     assert worker_group("tests/test_cli.py::test_z") is None
+
+
+class Options:
+    """The few options xdist's schedulers and the scheduler hook read (a stand-in for a Config)."""
+
+    def __init__(self, dist: str, workers: int) -> None:
+        self.values = {"dist": dist, "numprocesses": workers, "tx": [f"{workers}*popen"]}
+
+    def getoption(self, name: str) -> object:
+        return self.values[name]
+
+    getvalue = getoption
+
+
+def test_on_two_workers_a_unit_of_work_is_a_group_or_a_single_test() -> None:
+    scheduler = pytest_xdist_make_scheduler(Options("loadgroup", 2), None)
+    split = scheduler._split_scope
+    assert split("tests/test_verify.py::test_a[kms]") == "aws-api"
+    assert split("tests/test_handlers.py::test_b") == "aws-api"
+    assert split("tests/test_policies.py::test_c") == "plans"
+    assert split("tests/test_cli.py::test_d") == "tests/test_cli.py::test_d"
+
+
+def test_on_more_workers_than_groups_work_is_stolen() -> None:
+    assert isinstance(
+        pytest_xdist_make_scheduler(Options("loadgroup", 3), None), WorkStealingScheduling
+    )
+
+
+@pytest.mark.parametrize("dist", ["load", "worksteal", "loadfile"])
+def test_another_dist_is_left_to_xdist(dist: str) -> None:
+    assert pytest_xdist_make_scheduler(Options(dist, 2), None) is None
