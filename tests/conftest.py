@@ -64,8 +64,9 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 # CPU, the bench's floor) and moto's ECS and EC2 models with boto3 (~2.4 s). With work stealing,
 # each of two workers ran tests of both kinds and paid both. So with `--dist loadgroup`, the tests
 # of each group below go to one worker, as one unit, and every other test (neither import) is
-# handed out one by one to whichever worker runs low: on 2 cores, warm, CPU of a run 44-48 s ->
-# 41-43 s and its wall time 24.6-26.5 s -> 22.1-23.5 s (bench/README.md). xdist's own loadgroup
+# handed out one by one to whichever worker runs low: on 2 cores, warm, alternating, CPU of a run
+# 45.3-50.5 s -> 42.9-45.9 s and its wall time 24.7-27.4 s -> 23.0-24.6 s (bench/README.md), and
+# xdist's speed-up over one process 1.58x -> 1.61-1.83x. xdist's own loadgroup
 # reads `xdist_group` marks, but pytest 9.2 no longer lets it apply them (it renames
 # `item._nodeid`, and a nodeid now comes from `item._id`), so the groups are named here, by test
 # module (tests/test_workers.py keeps the list true to the files). On more than two workers the
