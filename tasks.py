@@ -378,6 +378,7 @@ def drift(c, env="dev", layer="", report="", issue=""):
 def operator_policy(c, env="dev", role="drift", backend="", out="", max_policies=10):  # noqa: PLR0917
     """Offline: the IAM policy of the CI deploy or drift role, as managed policies."""
     from toolbox.operator_policy import (
+        MANAGED_POLICIES_PER_ROLE_MAX,
         MANAGED_POLICY_CHARACTERS,
         characters,
         for_environment,
@@ -388,8 +389,11 @@ def operator_policy(c, env="dev", role="drift", backend="", out="", max_policies
 
     url = backend or os.environ.get("PULUMI_BACKEND_URL", "")
     try:
-        if not 1 <= max_policies <= 20:
-            raise ValueError(f"--max-policies must be 1 to 20 (IAM's quota), not {max_policies}")
+        if not 1 <= max_policies <= MANAGED_POLICIES_PER_ROLE_MAX:
+            raise ValueError(
+                f"--max-policies must be 1 to {MANAGED_POLICIES_PER_ROLE_MAX} (IAM's quota),"
+                f" not {max_policies}"
+            )
         document, state = for_environment(env, role, url)
         parts = managed_policies(document, most=max_policies)
     except (PlatformError, ValueError) as exc:

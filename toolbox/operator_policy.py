@@ -1039,7 +1039,9 @@ def for_environment(
 MANAGED_POLICY_CHARACTERS = 6_144
 """IAM quota: one managed policy's size, white space not counted (IAM and AWS STS quotas)."""
 MANAGED_POLICIES_PER_ROLE = 10
-"""IAM quota: managed policies attached to one role, by default (20 on request)."""
+"""IAM quota: managed policies attached to one role, by default."""
+MANAGED_POLICIES_PER_ROLE_MAX = 20
+"""IAM quota: managed policies attached to one role, at most (on request)."""
 
 
 def characters(document: Mapping[str, Any]) -> int:
@@ -1085,7 +1087,8 @@ def managed_policies(
         raise ValueError(
             f"the policy needs {len(parts)} managed policies of {limit} characters, more than"
             f" --max-policies {most} (IAM attaches {MANAGED_POLICIES_PER_ROLE} to a role by"
-            " default): ask AWS for a higher 'Managed policies per role' quota (at most 20) and"
+            f" default): ask AWS for a higher 'Managed policies per role' quota (at most"
+            f" {MANAGED_POLICIES_PER_ROLE_MAX}) and"
             f" pass --max-policies {len(parts)}"
         )
     return [{"Version": VERSION, "Statement": part} for part in parts]
