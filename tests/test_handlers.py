@@ -664,3 +664,17 @@ def test_production_already_on_the_image_is_a_success(account):
         row = deploy.release(_job("CRITICAL"), _with(clients, ecr=ecr))
         stub.assert_no_pending_responses()
     assert row["state"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [client_error("AuthorizationErrorException", "Publish"), RuntimeError("connection reset")],
+)
+def test_a_topic_that_cannot_be_notified_does_not_keep_the_answer(account, error):
+    clients, notifications = account
+    push(clients.ecr, COMMIT)
+    sns = Calls(clients.sns, publish=raising(error))
+    row = _refused(_with(clients, sns=sns), _job("HIGH"))
+    assert "1 HIGH" in row["reason"]
+    assert [r["state"] for r in releases(clients.table)] == ["FAILED"]
+    assert notifications() == []
