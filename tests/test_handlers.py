@@ -678,3 +678,26 @@ def test_a_topic_that_cannot_be_notified_does_not_keep_the_answer(account, error
     assert "1 HIGH" in row["reason"]
     assert [r["state"] for r in releases(clients.table)] == ["FAILED"]
     assert notifications() == []
+
+
+class LambdaTimeout(BaseException):
+    """Lambda ending the invocation mid-way: nothing in the handler sees it coming."""
+
+
+def test_a_delivery_cut_off_before_its_answer_is_answered_by_the_retry_without_promoting(account):
+    clients, _ = account
+    first, second = push(clients.ecr, "a" * 40), push(clients.ecr, "b" * 40)
+    job_a = _job("CRITICAL", "job-a", imageTag="a" * 40, commit="a" * 40)
+    cut_off = Calls(clients.codepipeline, put_job_success_result=raising(LambdaTimeout()))
+    with pytest.raises(LambdaTimeout):
+        deploy.release(job_a, _with(clients, codepipeline=cut_off))
+    assert _production(clients.ecr) == first
+    with Stubber(clients.codepipeline) as stub:  # meanwhile another job moved production
+        stub.add_response("put_job_success_result", {}, None)
+        deploy.release(_job("CRITICAL", "job-b", imageTag="b" * 40, commit="b" * 40), clients)
+    with Stubber(clients.codepipeline) as stub:  # Lambda's retry of job a
+        _success_expected(stub, first, "a" * 40, "job-a")
+        deploy.release(job_a, clients)
+        stub.assert_no_pending_responses()
+    assert _production(clients.ecr) == second
+    assert [r["jobId"] for r in releases(clients.table)] == ["job-a", "job-b"]

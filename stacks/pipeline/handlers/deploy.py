@@ -4,14 +4,18 @@ Invoked by the Deploy stage after the ECS deploy action (a CodePipeline ``Invoke
 action). Its UserParameters are JSON: ``repository``, ``imageTag``, ``commit``, ``executionId``
 (CodePipeline resolves the ``#{...}`` variables in them) and ``threshold``. It
 
-1. finds the image by its tag in ECR (DescribeImages) and takes its digest;
-2. reads its scan (DescribeImageScanFindings; basic and enhanced scanning) and fails on any
+1. claims the job's own ledger row (key ``job#<job id>``); a job delivered again (Lambda retries
+   an asynchronous invocation, CodePipeline may redeliver) finds the answer recorded there and
+   sends it again, promoting nothing;
+2. finds the image by its tag in ECR (DescribeImages) and takes its digest;
+3. reads its scan (DescribeImageScanFindings; basic and enhanced scanning) and fails on any
    finding at or above the threshold, or on a scan that is not complete (fail closed);
-3. tags that digest ``production`` (BatchGetImage for the manifest, PutImage with it): the
+4. tags that digest ``production`` (BatchGetImage for the manifest, PutImage with it): the
    repository keeps commit tags immutable and lets only this tag move;
-4. writes the release (commit, digest, execution id, time, state) to the ledger;
-5. reports PutJobSuccessResult, or on any failure PutJobFailureResult and a message to the
-   failure topic, so the stage fails and rolls back.
+5. writes the release (commit, digest, execution id, time, state) to the ledger, best effort;
+6. reports PutJobSuccessResult, or on any failure (any exception, a success report that fails)
+   PutJobFailureResult and a message to the failure topic, so the stage fails and rolls back.
+   Without an answer the action would wait until it times out.
 
 Event shape: https://docs.aws.amazon.com/codepipeline/latest/userguide/actions-invoke-lambda-function.html
 The event carries temporary artifact credentials: it is never logged.
@@ -185,7 +189,8 @@ def _answer(
             answer = Answer("FAILED", reason=f"the success report failed: {failure_reason(exc)}")
             replay = False
         else:
-            log.info("job %s: %s promoted to %s", job_id, answer.digest, PRODUCTION_TAG)
+            done = "answered again" if replay else f"promoted to {PRODUCTION_TAG}"
+            log.info("job %s: %s %s", job_id, answer.digest, done)
             return item
     log.warning("job %s refused: %s", job_id, answer.reason)
     item = _record(clients.table, job_id, params, at, answer)
