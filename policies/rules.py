@@ -343,7 +343,16 @@ INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 
 
 def table_pitr_and_kms(r: Resource) -> Iterator[str]:
-    if (r.props.get("pointInTimeRecovery") or {}).get("enabled") is not True:
+    """PITR on and SSE with a customer-managed key; left unset, AWS turns PITR off and encrypts
+    with a key of its own, so an absent setting is a violation like one set off."""
+    pitr = r.props.get("pointInTimeRecovery") or {}
+    if pitr.get("enabled") is None:
+        yield _say(
+            r,
+            "point-in-time recovery is not set (AWS's default is off)",
+            "point_in_time_recovery enabled=True",
+        )
+    elif pitr.get("enabled") is not True:
         yield _say(r, "point-in-time recovery is off", "point_in_time_recovery enabled=True")
     sse = r.props.get("serverSideEncryption") or {}
     if sse.get("enabled") is not True or not _customer_key(sse.get("kmsKeyArn")):

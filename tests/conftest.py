@@ -97,6 +97,7 @@ WORKER_GROUPS: dict[str, tuple[str, ...]] = {
         "test_preflight",
         "test_publish_source",
         "test_releases",
+        "test_tasks",
         "test_verify",
     ),
 }

@@ -127,3 +127,83 @@ def inbox(sqs: Any, url: str) -> list[dict[str, Any]]:
     """The SNS notifications delivered to the inbox queue."""
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     return [json.loads(m["Body"]) for m in messages]
+
+
+def releases(table: Any) -> list[dict[str, Any]]:
+    """The ledger's release rows (what ``./dev releases`` lists), by (executionId, time)."""
+    return [row for row in rows(table) if row.get(ledger.KIND_KEY) == "release"]
+
+
+class Calls:
+    """A boto3 client (or Table) whose named calls are replaced, every other call its own.
+
+    The handlers take their clients as arguments; a test passes one of these to make a single
+    call fail (or answer) the way moto cannot, and leaves the rest to moto.
+    """
+
+    def __init__(self, real: Any, **calls: Any) -> None:
+        self._real = real
+        self._calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        return self._calls[name] if name in self._calls else getattr(self._real, name)
+
+
+def client_error(code: str, operation: str, message: str = "") -> Exception:
+    """The ClientError botocore raises for AWS's error ``code`` from ``operation``."""
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": message or code}}, operation)
+
+
+def raising(error: Exception) -> Any:
+    """A call that raises ``error``."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    return call
+
+
+def scan_result(account_id: str, digest: str, status: str, findings: dict[str, Any]) -> None:
+    """Make moto's DescribeImageScanFindings answer ``status`` and ``findings`` for ``digest``.
+
+    Through moto's documented API for custom scan results; the answer is first checked against
+    the shape botocore's ECR model gives DescribeImageScanFindings, so a test cannot feed the
+    handler something ECR would never return.
+    """
+    import requests
+    from botocore.validate import ParamValidator
+
+    result = {
+        "registryId": account_id,
+        "repositoryName": REPO,
+        "imageId": {"imageDigest": digest},
+        "imageScanStatus": {"status": status, "description": f"scan {status}"},
+        "imageScanFindings": findings,
+    }
+    report = ParamValidator().validate(result, _scan_findings_shape())
+    if report.has_errors():
+        raise AssertionError(report.generate_report())
+    statuses = scan_statuses()
+    if status not in statuses:
+        raise AssertionError(f"ECR has no scan status {status!r}: {statuses}")
+    answer = requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/ecr/scan-finding-results",
+        json={"results": [result], "region": REGION, "account_id": account_id},
+        timeout=5,
+    )
+    answer.raise_for_status()
+
+
+def _scan_findings_shape() -> Any:
+    """The output shape of ECR's DescribeImageScanFindings, from botocore's service model."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("ecr")
+    return model.operation_model("DescribeImageScanFindings").output_shape
+
+
+def scan_statuses() -> list[str]:
+    """Every scan status ECR's API model lists for an image."""
+    return list(_scan_findings_shape().members["imageScanStatus"].members["status"].enum)

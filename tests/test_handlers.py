@@ -7,12 +7,13 @@ parameters the handler sends.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
-from moto.ecr.models import ecr_backends
 
 from shared import ledger
 from stacks.pipeline.handlers import deploy, recorder
@@ -20,13 +21,19 @@ from tests.handler_support import (
     REGION,
     REPO,
     TABLE,
+    Calls,
+    client_error,
     create_ledger,
     create_repository,
     event,
     inbox,
     manifest,
     push,
+    raising,
+    releases,
     rows,
+    scan_result,
+    scan_statuses,
     topic_with_inbox,
 )
 from tests.moto_support import fresh_account, moto_for_the_module
@@ -213,8 +220,10 @@ def test_the_deploy_handler_makes_its_clients_once_per_environment(
 # --- deploy handler ----------------------------------------------------------------------------
 
 
-def _job(threshold="HIGH", **changes):
+def _job(threshold="HIGH", job_id=JOB, **changes):
+    """The documented job event, with this test's UserParameters (and job id)."""
     sample = event("codepipeline-job")
+    sample["CodePipeline.job"]["id"] = job_id
     configuration = sample["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]
     params = {**json.loads(configuration["UserParameters"]), "threshold": threshold, **changes}
     configuration["UserParameters"] = json.dumps(params)
@@ -254,7 +263,7 @@ def test_a_clean_image_is_tagged_production_recorded_and_reported(account):
         deploy.release(_job("CRITICAL"), clients)
         stub.assert_no_pending_responses()
     assert _production(clients.ecr) == digest
-    (row,) = rows(clients.table)
+    (row,) = releases(clients.table)
     assert row["executionId"] == EXECUTION
     assert (row["kind"], row["state"], row["commit"], row["imageDigest"]) == (
         "release",
@@ -279,7 +288,7 @@ def test_a_finding_at_the_threshold_fails_the_job_notifies_and_tags_nothing(acco
         stub.assert_no_pending_responses()
     with pytest.raises(clients.ecr.exceptions.ImageNotFoundException):
         _production(clients.ecr)
-    (row,) = rows(clients.table)
+    (row,) = releases(clients.table)
     assert (row["state"], row["imageDigest"]) == ("FAILED", "")
     assert "1 HIGH" in row["reason"]
     (message,) = notifications()
@@ -316,17 +325,11 @@ def test_an_image_never_scanned_fails_closed(account):
 def test_enhanced_scan_findings_count_too(account, account_id):
     clients, _ = account
     digest = push(clients.ecr, COMMIT)
-    ecr_backends[account_id][REGION].scan_finding_results.append(
-        {
-            "registryId": account_id,
-            "repositoryName": REPO,
-            "imageId": {"imageDigest": digest},
-            "imageScanStatus": {"status": "ACTIVE", "description": "Continuous scan is active"},
-            "imageScanFindings": {
-                "enhancedFindings": [{"severity": "CRITICAL", "type": "PACKAGE_VULNERABILITY"}],
-                "findingSeverityCounts": {"CRITICAL": 1},
-            },
-        }
+    scan_result(
+        account_id,
+        digest,
+        "ACTIVE",
+        {"enhancedFindings": [_enhanced("CRITICAL")], "findingSeverityCounts": {"CRITICAL": 1}},
     )
     row = _refused(clients, _job("CRITICAL"))
     assert "1 CRITICAL" in row["reason"]
@@ -343,10 +346,10 @@ def test_bad_user_parameters_fail_the_job_with_what_is_missing(account):
 def test_production_moves_to_the_next_image_and_commit_tags_stay_immutable(account):
     clients, _ = account
     first, second = push(clients.ecr, "a" * 40), push(clients.ecr, "b" * 40)
-    for tag in ("a" * 40, "b" * 40):
+    for job_id, tag in (("job-a", "a" * 40), ("job-b", "b" * 40)):
         with Stubber(clients.codepipeline) as stub:
             stub.add_response("put_job_success_result", {}, None)
-            deploy.release(_job("CRITICAL", imageTag=tag, commit=tag), clients)
+            deploy.release(_job("CRITICAL", job_id, imageTag=tag, commit=tag), clients)
     assert _production(clients.ecr) == second != first
     refused = (
         clients.ecr.exceptions.ImageTagAlreadyExistsException,
@@ -363,12 +366,12 @@ def test_production_moves_to_the_next_image_and_commit_tags_stay_immutable(accou
 def test_promoting_the_image_already_in_production_succeeds(account):
     clients, _ = account
     digest = push(clients.ecr, COMMIT)
-    for _ in range(2):  # a retried job, or a rollback to the image that is there
+    for job_id in ("deploy-job", "rollback-job"):  # a rollback to the image that is there
         with Stubber(clients.codepipeline) as stub:
             stub.add_response("put_job_success_result", {}, None)
-            deploy.release(_job("CRITICAL"), clients)
+            deploy.release(_job("CRITICAL", job_id), clients)
     assert _production(clients.ecr) == digest
-    assert [r["state"] for r in rows(clients.table)] == ["SUCCEEDED", "SUCCEEDED"]
+    assert [r["state"] for r in releases(clients.table)] == ["SUCCEEDED", "SUCCEEDED"]
 
 
 def test_the_job_event_credentials_are_never_logged(account, caplog):
@@ -379,3 +382,322 @@ def test_the_job_event_credentials_are_never_logged(account, caplog):
         deploy.release(_job("CRITICAL"), clients)
     assert "EXAMPLEKEY" not in caplog.text
     assert "AKIAIOSFODNN7EXAMPLE" not in caplog.text
+
+
+# --- the deploy handler always answers the job -------------------------------------------------
+
+
+def _success_expected(stub, digest, tag=COMMIT, job_id=JOB):
+    stub.add_response(
+        "put_job_success_result",
+        {},
+        {
+            "jobId": job_id,
+            "executionDetails": {
+                "summary": f"{tag} ({digest}) tagged production",
+                "percentComplete": 100,
+            },
+            "outputVariables": {"IMAGE_DIGEST": digest},
+        },
+    )
+
+
+def _failure_expected(stub, message=ANY, job_id=JOB):
+    stub.add_response(
+        "put_job_failure_result",
+        {},
+        {"jobId": job_id, "failureDetails": {"type": "JobFailed", "message": message}},
+    )
+
+
+def _with(clients, **changes):
+    return dataclasses.replace(clients, **changes)
+
+
+def test_batch_get_image_failures_fail_the_job_with_ecrs_reason(account):
+    clients, notifications = account
+    digest = push(clients.ecr, COMMIT)
+    failures = {
+        "images": [],
+        "failures": [
+            {
+                "imageId": {"imageDigest": digest},
+                "failureCode": "ImageNotFound",
+                "failureReason": "Requested image not found",
+            }
+        ],
+    }
+    ecr = Calls(clients.ecr, batch_get_image=lambda **_: failures)
+    row = _refused(_with(clients, ecr=ecr), _job("CRITICAL"))
+    assert row["state"] == "FAILED"
+    assert "ImageNotFound: Requested image not found" in row["reason"]
+    assert len(notifications()) == 1
+    with pytest.raises(clients.ecr.exceptions.ImageNotFoundException):
+        _production(clients.ecr)
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        ("describe_images", "AccessDeniedException"),
+        ("batch_get_image", "ThrottlingException"),
+        ("put_image", "KmsException"),
+    ],
+)
+def test_an_aws_error_the_handler_does_not_translate_still_answers(account, call, code):
+    clients, notifications = account
+    push(clients.ecr, COMMIT)
+    ecr = Calls(clients.ecr, **{call: raising(client_error(code, call))})
+    row = _refused(_with(clients, ecr=ecr), _job("CRITICAL"))
+    assert row["state"] == "FAILED"
+    assert code in row["reason"]
+    (message,) = notifications()
+    assert code in message["Message"]
+    with pytest.raises(clients.ecr.exceptions.ImageNotFoundException):
+        _production(clients.ecr)
+
+
+def test_a_throttled_scan_lookup_still_answers(account):
+    clients, notifications = account
+    digest = push(clients.ecr, COMMIT)
+    with Stubber(clients.ecr) as ecr:  # the paginator's call: moto cannot throttle
+        ecr.add_response(
+            "describe_images",
+            {"imageDetails": [{"imageDigest": digest}]},
+            {"repositoryName": REPO, "imageIds": [{"imageTag": COMMIT}]},
+        )
+        ecr.add_client_error("describe_image_scan_findings", "ThrottlingException")
+        row = _refused(clients, _job("CRITICAL"))
+    assert "ThrottlingException" in row["reason"]
+    assert len(notifications()) == 1
+
+
+def test_an_exception_that_is_not_an_aws_error_still_answers(account):
+    clients, notifications = account
+    push(clients.ecr, COMMIT)
+    ecr = Calls(clients.ecr, describe_images=raising(KeyError("imageDetails")))
+    row = _refused(_with(clients, ecr=ecr), _job("CRITICAL"))
+    assert row["reason"] == "KeyError: 'imageDetails'"
+    assert len(notifications()) == 1
+
+
+def test_a_ledger_that_cannot_be_written_does_not_keep_the_answer(account):
+    clients, _ = account
+    digest = push(clients.ecr, COMMIT)
+    table = Calls(clients.table, put_item=raising(client_error("AccessDeniedException", "PutItem")))
+    with Stubber(clients.codepipeline) as stub:
+        _success_expected(stub, digest)
+        row = deploy.release(_job("CRITICAL"), _with(clients, table=table))
+        stub.assert_no_pending_responses()
+    assert row["state"] == "SUCCEEDED"
+    assert _production(clients.ecr) == digest
+    assert rows(clients.table) == []
+
+
+def test_a_ledger_that_cannot_be_written_does_not_keep_a_refusal_from_its_answer(account):
+    clients, notifications = account
+    push(clients.ecr, COMMIT)
+    table = Calls(clients.table, put_item=raising(RuntimeError("connection reset")))
+    row = _refused(_with(clients, table=table), _job("HIGH"))
+    assert "1 HIGH" in row["reason"]
+    assert len(notifications()) == 1
+
+
+def test_a_success_report_that_fails_fails_the_job(account):
+    clients, notifications = account
+    push(clients.ecr, COMMIT)
+    with Stubber(clients.codepipeline) as stub:
+        stub.add_client_error("put_job_success_result", "ThrottlingException")
+        _failure_expected(stub)
+        deploy.release(_job("CRITICAL"), clients)
+        stub.assert_no_pending_responses()
+    (row,) = releases(clients.table)
+    assert row["state"] == "FAILED"
+    assert row["reason"].startswith("the success report failed: ")
+    assert "ThrottlingException" in row["reason"]
+    (message,) = notifications()
+    assert "the success report failed" in message["Message"]
+
+
+def test_a_job_codepipeline_no_longer_waits_for_is_not_failed(account):
+    clients, notifications = account
+    digest = push(clients.ecr, COMMIT)
+    with Stubber(clients.codepipeline) as stub:  # answered by an earlier delivery
+        stub.add_client_error("put_job_success_result", "InvalidJobStateException")
+        row = deploy.release(_job("CRITICAL"), clients)
+        stub.assert_no_pending_responses()
+    assert row["state"] == "SUCCEEDED"
+    assert _production(clients.ecr) == digest
+    assert notifications() == []
+
+
+def test_a_redelivered_job_gets_the_same_answer_the_same_row_and_no_second_promotion(account):
+    clients, notifications = account
+    first, second = push(clients.ecr, "a" * 40), push(clients.ecr, "b" * 40)
+    job_a = _job("CRITICAL", "job-a", imageTag="a" * 40, commit="a" * 40)
+    with Stubber(clients.codepipeline) as stub:
+        _success_expected(stub, first, "a" * 40, "job-a")
+        deploy.release(job_a, clients)
+    (before,) = releases(clients.table)
+    with Stubber(clients.codepipeline) as stub:
+        stub.add_response("put_job_success_result", {}, None)
+        deploy.release(_job("CRITICAL", "job-b", imageTag="b" * 40, commit="b" * 40), clients)
+    assert _production(clients.ecr) == second
+    with Stubber(clients.codepipeline) as stub:  # job a again: Lambda's retry, a redelivery
+        _success_expected(stub, first, "a" * 40, "job-a")
+        again = deploy.release(job_a, clients)
+        stub.assert_no_pending_responses()
+    assert _production(clients.ecr) == second  # not moved back to a's image
+    assert (again["executionId"], again["time"]) == (before["executionId"], before["time"])
+    assert [(r["jobId"], r["imageDigest"]) for r in releases(clients.table)] == [
+        ("job-a", first),
+        ("job-b", second),
+    ]
+    assert notifications() == []
+
+
+def test_a_redelivered_refusal_is_answered_alike_and_notified_once(account):
+    clients, notifications = account
+    push(clients.ecr, COMMIT)
+    answers = []
+    for _ in range(2):
+        with Stubber(clients.codepipeline) as stub:
+            _failure_expected(stub)
+            answers.append(deploy.release(_job("HIGH"), clients))
+            stub.assert_no_pending_responses()
+    assert answers[0] == answers[1]
+    assert "1 HIGH" in answers[0]["reason"]
+    assert len(releases(clients.table)) == 1
+    assert len(notifications()) == 1
+
+
+def test_a_failure_report_that_fails_fails_the_invocation_and_the_retry_answers(account):
+    clients, notifications = account
+    push(clients.ecr, COMMIT)
+    with Stubber(clients.codepipeline) as stub:
+        stub.add_client_error("put_job_failure_result", "ThrottlingException")
+        with pytest.raises(ClientError, match="ThrottlingException"):
+            deploy.release(_job("HIGH"), clients)
+    with Stubber(clients.codepipeline) as stub:  # Lambda retries the failed invocation
+        _failure_expected(stub)
+        row = deploy.release(_job("HIGH"), clients)
+        stub.assert_no_pending_responses()
+    assert "1 HIGH" in row["reason"]
+    assert len(releases(clients.table)) == 1
+    assert len(notifications()) == 1
+
+
+# --- the deploy handler's refusals -------------------------------------------------------------
+
+UNFINISHED = [status for status in scan_statuses() if status not in ("COMPLETE", "ACTIVE")]
+
+
+def test_the_unfinished_scan_statuses_include_the_pending_ones():
+    assert {"IN_PROGRESS", "PENDING", "FAILED"} <= set(UNFINISHED)
+
+
+@pytest.mark.parametrize("status", UNFINISHED)
+def test_an_image_whose_scan_is_not_complete_is_refused(account, account_id, status):
+    clients, _ = account
+    digest = push(clients.ecr, COMMIT)
+    scan_result(account_id, digest, status, {})
+    row = _refused(clients, _job("CRITICAL"))
+    assert row["reason"] == f"the scan of {digest} is {status}, not complete"
+    with pytest.raises(clients.ecr.exceptions.ImageNotFoundException):
+        _production(clients.ecr)
+
+
+def _enhanced(severity, status="ACTIVE"):
+    """One Inspector finding as ECR's enhancedFindings list holds it (botocore's shape)."""
+    return {
+        "awsAccountId": "123456789012",
+        "findingArn": f"arn:aws:inspector2:us-east-1:123456789012:finding/{severity.lower()}",
+        "severity": severity,
+        "status": status,
+        "type": "PACKAGE_VULNERABILITY",
+        "title": f"CVE-2024-0001 - a {severity} vulnerability",
+    }
+
+
+def test_enhanced_findings_without_a_summary_are_counted(account, account_id):
+    clients, _ = account
+    digest = push(clients.ecr, COMMIT)
+    scan_result(
+        account_id, digest, "ACTIVE", {"enhancedFindings": [_enhanced("HIGH"), _enhanced("LOW")]}
+    )
+    row = _refused(clients, _job("HIGH"))
+    assert row["reason"] == f"{digest} has findings at or above HIGH: 1 HIGH"
+
+
+def test_enhanced_findings_below_the_threshold_let_the_image_through(account, account_id):
+    clients, _ = account
+    digest = push(clients.ecr, COMMIT)
+    scan_result(account_id, digest, "ACTIVE", {"enhancedFindings": [_enhanced("MEDIUM")]})
+    with Stubber(clients.codepipeline) as stub:
+        _success_expected(stub, digest)
+        deploy.release(_job("HIGH"), clients)
+        stub.assert_no_pending_responses()
+    assert _production(clients.ecr) == digest
+
+
+@pytest.mark.parametrize(
+    "code", ["ImageTagAlreadyExistsException", "LimitExceededException", "ServerException"]
+)
+def test_any_error_tagging_production_but_already_there_fails_the_job(account, code):
+    clients, notifications = account
+    push(clients.ecr, COMMIT)
+    ecr = Calls(clients.ecr, put_image=raising(client_error(code, "PutImage")))
+    row = _refused(_with(clients, ecr=ecr), _job("CRITICAL"))
+    assert code in row["reason"]
+    assert len(notifications()) == 1
+
+
+def test_production_already_on_the_image_is_a_success(account):
+    clients, _ = account
+    digest = push(clients.ecr, COMMIT)
+    ecr = Calls(
+        clients.ecr,
+        put_image=raising(client_error("ImageAlreadyExistsException", "PutImage")),
+    )
+    with Stubber(clients.codepipeline) as stub:
+        _success_expected(stub, digest)
+        row = deploy.release(_job("CRITICAL"), _with(clients, ecr=ecr))
+        stub.assert_no_pending_responses()
+    assert row["state"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [client_error("AuthorizationErrorException", "Publish"), RuntimeError("connection reset")],
+)
+def test_a_topic_that_cannot_be_notified_does_not_keep_the_answer(account, error):
+    clients, notifications = account
+    push(clients.ecr, COMMIT)
+    sns = Calls(clients.sns, publish=raising(error))
+    row = _refused(_with(clients, sns=sns), _job("HIGH"))
+    assert "1 HIGH" in row["reason"]
+    assert [r["state"] for r in releases(clients.table)] == ["FAILED"]
+    assert notifications() == []
+
+
+class LambdaTimeout(BaseException):
+    """Lambda ending the invocation mid-way: nothing in the handler sees it coming."""
+
+
+def test_a_delivery_cut_off_before_its_answer_is_answered_by_the_retry_without_promoting(account):
+    clients, _ = account
+    first, second = push(clients.ecr, "a" * 40), push(clients.ecr, "b" * 40)
+    job_a = _job("CRITICAL", "job-a", imageTag="a" * 40, commit="a" * 40)
+    cut_off = Calls(clients.codepipeline, put_job_success_result=raising(LambdaTimeout()))
+    with pytest.raises(LambdaTimeout):
+        deploy.release(job_a, _with(clients, codepipeline=cut_off))
+    assert _production(clients.ecr) == first
+    with Stubber(clients.codepipeline) as stub:  # meanwhile another job moved production
+        stub.add_response("put_job_success_result", {}, None)
+        deploy.release(_job("CRITICAL", "job-b", imageTag="b" * 40, commit="b" * 40), clients)
+    with Stubber(clients.codepipeline) as stub:  # Lambda's retry of job a
+        _success_expected(stub, first, "a" * 40, "job-a")
+        deploy.release(job_a, clients)
+        stub.assert_no_pending_responses()
+    assert _production(clients.ecr) == second
+    assert [r["jobId"] for r in releases(clients.table)] == ["job-a", "job-b"]

@@ -179,12 +179,17 @@ BAD: list[Case] = [
         )
         for key in ALL_BLOCKED
     ],
-    Case(
-        "s3-public-access-blocked",
-        "restrictPublicBuckets unset",
-        res(PAB, **_without(ALL_BLOCKED, "restrictPublicBuckets")),
-        says="restrictPublicBuckets",
-    ),
+    # ... and each left unset (AWS's default is false).
+    *[
+        Case(
+            "s3-public-access-blocked",
+            f"{key} unset",
+            res(PAB, **_without(ALL_BLOCKED, key)),
+            says=key,
+        )
+        for key in ALL_BLOCKED
+    ],
+    Case("s3-public-access-blocked", "all four unset", res(PAB), says="blockPublicAcls"),
     # s3-versioning-enabled: status Enabled.
     Case(
         "s3-versioning-enabled",
@@ -197,6 +202,7 @@ BAD: list[Case] = [
         res(VERSIONING, versioningConfiguration={"status": "Disabled"}),
     ),
     Case("s3-versioning-enabled", "unset", res(VERSIONING)),
+    Case("s3-versioning-enabled", "status unset", res(VERSIONING, versioningConfiguration={})),
     # s3-lifecycle-expires: some rule is Enabled and expires after days.
     Case(
         "s3-lifecycle-expires",
@@ -210,6 +216,12 @@ BAD: list[Case] = [
         res(LIFECYCLE, rules=[{"status": "Enabled", "expiration": {}}]),
     ),
     Case("s3-lifecycle-expires", "no rules", res(LIFECYCLE, rules=[])),
+    Case("s3-lifecycle-expires", "rules unset", res(LIFECYCLE)),
+    Case(
+        "s3-lifecycle-expires",
+        "rule status unset",
+        res(LIFECYCLE, rules=[_without(EXPIRING, "status")]),
+    ),
     # s3-sse-kms: algorithm aws:kms and a key.
     Case(
         "s3-sse-kms",
@@ -234,6 +246,18 @@ BAD: list[Case] = [
         ),
     ),
     Case("s3-sse-kms", "no rules", res(ENCRYPTION, rules=[])),
+    # Unset, S3 encrypts with its own key (SSE-S3), not the platform's.
+    Case("s3-sse-kms", "rules unset", res(ENCRYPTION)),
+    Case(
+        "s3-sse-kms",
+        "algorithm unset (a key alone)",
+        res(
+            ENCRYPTION, rules=[{"applyServerSideEncryptionByDefault": {"kmsMasterKeyId": KEY_ARN}}]
+        ),
+    ),
+    Case(
+        "s3-sse-kms", "no default encryption", res(ENCRYPTION, rules=[{"bucketKeyEnabled": True}])
+    ),
     # s3-tls-only: a Deny statement with Bool aws:SecureTransport false.
     Case(
         "s3-tls-only",
@@ -264,6 +288,11 @@ BAD: list[Case] = [
         ),
     ),
     Case("s3-tls-only", "no statements", res(BUCKET_POLICY, policy=doc())),
+    Case(
+        "s3-tls-only",
+        "Bool without aws:SecureTransport",
+        res(BUCKET_POLICY, policy=doc({**TLS_DENY, "Condition": {"Bool": {}}})),
+    ),
     # kms-rotation
     Case("kms-rotation", "rotation off", res(KEY, enableKeyRotation=False)),
     Case("kms-rotation", "rotation unset", res(KEY)),
@@ -272,12 +301,14 @@ BAD: list[Case] = [
     Case("secret-cmk", "empty key", res(SECRET, kmsKeyId="")),
     Case("secret-cmk", "AWS managed key", res(SECRET, kmsKeyId="alias/aws/secretsmanager")),
     Case("sns-cmk", "no key", res(TOPIC)),
+    Case("sns-cmk", "empty key", res(TOPIC, kmsMasterKeyId="")),
     Case("sns-cmk", "AWS managed key", res(TOPIC, kmsMasterKeyId="alias/aws/sns")),
     # ecr-scan-on-push / ecr-immutable-tags
     Case(
         "ecr-scan-on-push", "off", res(REPOSITORY, imageScanningConfiguration={"scanOnPush": False})
     ),
     Case("ecr-scan-on-push", "unset", res(REPOSITORY)),
+    Case("ecr-scan-on-push", "scanOnPush unset", res(REPOSITORY, imageScanningConfiguration={})),
     Case("ecr-immutable-tags", "mutable", res(REPOSITORY, imageTagMutability="MUTABLE")),
     Case("ecr-immutable-tags", "unset", res(REPOSITORY)),
     # logs-retention-and-kms: a retention, at most the limit, and the key.
@@ -319,6 +350,7 @@ BAD: list[Case] = [
         res(PROJECT, name="p", environment={"computeType": "BUILD_GENERAL1_MEDIUM"}),
     ),
     Case("codebuild-small", "no environment", res(PROJECT, name="p")),
+    Case("codebuild-small", "compute type unset", res(PROJECT, name="p", environment={})),
     # codebuild-logs: not DISABLED, and a group name.
     Case(
         "codebuild-logs",
@@ -361,6 +393,7 @@ BAD: list[Case] = [
     Case("codepipeline-five-stages", "no stages", res(PIPELINE)),
     # codepipeline-artifacts-encrypted: stores exist and every one has a key.
     Case("codepipeline-artifacts-encrypted", "no store", res(PIPELINE, artifactStores=[])),
+    Case("codepipeline-artifacts-encrypted", "stores unset", res(PIPELINE)),
     Case(
         "codepipeline-artifacts-encrypted",
         "store without key",
@@ -459,13 +492,46 @@ BAD: list[Case] = [
     # dynamodb-pitr-kms: PITR on, SSE on with a customer-managed key.
     Case(
         "dynamodb-pitr-kms",
-        "no PITR",
+        "PITR off",
         res(
             TABLE,
             pointInTimeRecovery={"enabled": False},
             serverSideEncryption={"enabled": True, "kmsKeyArn": KEY_ARN},
         ),
-        says="point-in-time recovery",
+        says="point-in-time recovery is off",
+    ),
+    # ... and PITR not mentioned at all: AWS's default is off.
+    Case(
+        "dynamodb-pitr-kms",
+        "PITR unset",
+        res(TABLE, serverSideEncryption={"enabled": True, "kmsKeyArn": KEY_ARN}),
+        says="point-in-time recovery is not set (AWS's default is off)",
+    ),
+    Case(
+        "dynamodb-pitr-kms",
+        "PITR enabled unset",
+        res(
+            TABLE,
+            pointInTimeRecovery={},
+            serverSideEncryption={"enabled": True, "kmsKeyArn": KEY_ARN},
+        ),
+        says="point-in-time recovery is not set",
+    ),
+    Case(
+        "dynamodb-pitr-kms",
+        "SSE off",
+        res(
+            TABLE,
+            pointInTimeRecovery={"enabled": True},
+            serverSideEncryption={"enabled": False, "kmsKeyArn": KEY_ARN},
+        ),
+        says="customer-managed key",
+    ),
+    Case(
+        "dynamodb-pitr-kms",
+        "SSE on, key unset (the AWS managed key)",
+        res(TABLE, pointInTimeRecovery={"enabled": True}, serverSideEncryption={"enabled": True}),
+        says="customer-managed key",
     ),
     Case(
         "dynamodb-pitr-kms",
@@ -702,6 +768,56 @@ GOOD: list[Case] = [
     ),
 ]
 """Resources each rule must let pass: its exemptions and the other side of each condition."""
+
+
+UNSET_IS_UNSAFE: dict[str, dict[str, str]] = {
+    "s3-public-access-blocked": {
+        f"{key} unset": "false"
+        for key in (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        )
+    },
+    "s3-versioning-enabled": {"unset": "never enabled", "status unset": "never enabled"},
+    "s3-lifecycle-expires": {"rules unset": "objects kept forever"},
+    "s3-sse-kms": {"rules unset": "SSE-S3", "algorithm unset (a key alone)": "SSE-S3"},
+    "kms-rotation": {"rotation unset": "no rotation"},
+    "secret-cmk": {"no key": "the AWS managed key aws/secretsmanager"},
+    "sns-cmk": {"no key": "no encryption"},
+    "ecr-scan-on-push": {"unset": "no scan", "scanOnPush unset": "no scan"},
+    "ecr-immutable-tags": {"unset": "MUTABLE"},
+    "logs-retention-and-kms": {"kept forever": "never expire", "no key": "the service's key"},
+    "codebuild-small": {"compute type unset": "required, no default"},
+    "codebuild-logs": {"no group name": "the default group /aws/codebuild/<project>"},
+    "codebuild-encrypted": {"no key": "the AWS managed key aws/s3"},
+    "codepipeline-artifacts-encrypted": {"stores unset": "required, no default"},
+    "dynamodb-pitr-kms": {
+        "PITR unset": "off",
+        "PITR enabled unset": "off",
+        "the AWS owned key": "an AWS owned key",
+        "SSE on, key unset (the AWS managed key)": "the AWS managed key aws/dynamodb",
+    },
+    "lambda-log-group": {"no logging config": "/aws/lambda/<function>, kept forever"},
+    "iam-trust-source-conditions": {"no condition": "any account's resource may assume"},
+    "iam-passrole-scoped": {"no condition": "passable to any service"},
+    "tags-required": {"no tags": "untagged"},
+    "lambda-not-public": {"a service for any source": "any account's resources may invoke"},
+}
+"""Per rule, the settings whose AWS default (beside it) is the unsafe one: each has a bad case
+with the setting left out, beside the one that sets it false or off."""
+
+
+def test_every_setting_whose_default_is_unsafe_has_its_unset_bad_case():
+    named = {(case.rule, case.what) for case in BAD}
+    missing = [
+        (rule, what)
+        for rule, cases in UNSET_IS_UNSAFE.items()
+        for what in cases
+        if (rule, what) not in named
+    ]
+    assert missing == []
 
 
 def _ids(cases):

@@ -4,14 +4,18 @@ Invoked by the Deploy stage after the ECS deploy action (a CodePipeline ``Invoke
 action). Its UserParameters are JSON: ``repository``, ``imageTag``, ``commit``, ``executionId``
 (CodePipeline resolves the ``#{...}`` variables in them) and ``threshold``. It
 
-1. finds the image by its tag in ECR (DescribeImages) and takes its digest;
-2. reads its scan (DescribeImageScanFindings; basic and enhanced scanning) and fails on any
+1. claims the job's own ledger row (key ``job#<job id>``); a job delivered again (Lambda retries
+   an asynchronous invocation, CodePipeline may redeliver) finds the answer recorded there and
+   sends it again, promoting nothing;
+2. finds the image by its tag in ECR (DescribeImages) and takes its digest;
+3. reads its scan (DescribeImageScanFindings; basic and enhanced scanning) and fails on any
    finding at or above the threshold, or on a scan that is not complete (fail closed);
-3. tags that digest ``production`` (BatchGetImage for the manifest, PutImage with it): the
+4. tags that digest ``production`` (BatchGetImage for the manifest, PutImage with it): the
    repository keeps commit tags immutable and lets only this tag move;
-4. writes the release (commit, digest, execution id, time, state) to the ledger;
-5. reports PutJobSuccessResult, or on any failure PutJobFailureResult and a message to the
-   failure topic, so the stage fails and rolls back.
+5. writes the release (commit, digest, execution id, time, state) to the ledger, best effort;
+6. reports PutJobSuccessResult, or on any failure (any exception, a success report that fails)
+   PutJobFailureResult and a message to the failure topic, so the stage fails and rolls back.
+   Without an answer the action would wait until it times out.
 
 Event shape: https://docs.aws.amazon.com/codepipeline/latest/userguide/actions-invoke-lambda-function.html
 The event carries temporary artifact credentials: it is never logged.
@@ -28,11 +32,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 PARTITION_KEY = "executionId"
 SORT_KEY = "time"
 KIND_KEY = "kind"
+
+JOB_PREFIX = "job#"
+JOB_SORT_KEY = "answer"
+"""A job's own row: partition ``job#<job id>``, sort key ``answer``. It holds the answer the job
+was given and when it was first delivered; it has no ``kind``, so the by-kind index (the release
+listing) never sees it."""
+FINAL_STATES = ("SUCCEEDED", "FAILED")
 
 PRODUCTION_TAG = "production"
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
@@ -95,36 +107,171 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:
 
 
 def release(event: dict[str, Any], clients: Clients) -> dict[str, str]:
-    """Run the job in ``event``; report its result to CodePipeline and return the release row."""
+    """Run the job in ``event``; report its result to CodePipeline and return the release row.
+
+    Every outcome answers the job: a refusal, any exception of the checks or the promotion, and
+    a success report that fails all end in PutJobFailureResult with the reason. The ledger and
+    the failure topic are best effort: neither can keep the answer from being sent. Only when
+    PutJobFailureResult itself fails does the invocation fail, so that Lambda retries it.
+
+    CodePipeline invokes the function asynchronously, so a job can arrive more than once. The
+    first delivery claims the job's own row (its key is the job id); a later one finds it, sends
+    the answer recorded there again, writes the same release row and promotes nothing.
+    """
     job = event["CodePipeline.job"]
     job_id = job["id"]
+    at = now()
     params: dict[str, str] = {}
+    replay = False
     try:
+        previous = _claim(clients.table, job_id, at)
+        if previous:
+            at = str(previous.get("recordedAt") or at)
         params = parameters(job)
-        digest = image_digest(clients.ecr, params["repository"], params["imageTag"])
-        check_scan(clients.ecr, params["repository"], digest, params["threshold"])
-        promote(clients.ecr, params["repository"], digest)
-    except (ReleaseRefused, ClientError, BotoCoreError) as exc:
-        reason = str(exc)
-        log.warning("job %s refused: %s", job_id, reason)
-        item = ledger_row(params, job_id, "FAILED", digest="", reason=reason)
-        notify(clients, params, reason)
-        _record(clients.table, item)
+        if previous and previous.get("state") in FINAL_STATES:
+            replay = True
+            answer = Answer(
+                str(previous["state"]),
+                str(previous.get("imageDigest", "")),
+                str(previous.get("reason", "")),
+            )
+            log.info("job %s was answered before (%s): same answer", job_id, answer.state)
+        else:
+            digest = image_digest(clients.ecr, params["repository"], params["imageTag"])
+            check_scan(clients.ecr, params["repository"], digest, params["threshold"])
+            promote(clients.ecr, params["repository"], digest)
+            answer = Answer("SUCCEEDED", digest)
+    except Exception as exc:  # every failure answers the job; the reason says what it was
+        answer = Answer("FAILED", reason=failure_reason(exc))
+    return _answer(clients, job_id, params, at, answer, replay=replay)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the job is told: SUCCEEDED with the promoted digest, or FAILED with the reason."""
+
+    state: str
+    digest: str = ""
+    reason: str = ""
+
+
+def failure_reason(exc: Exception) -> str:
+    """The reason a job fails: a refusal's own words; the type and message of anything else."""
+    if isinstance(exc, (ReleaseRefused, ClientError, BotoCoreError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _answer(
+    clients: Clients,
+    job_id: str,
+    params: dict[str, str],
+    at: str,
+    answer: Answer,
+    *,
+    replay: bool,
+) -> dict[str, str]:
+    """Record ``answer`` (best effort), then report it; a failed success report fails the job."""
+    if answer.state == "SUCCEEDED":
+        item = _record(clients.table, job_id, params, at, answer)
+        try:
+            clients.codepipeline.put_job_success_result(
+                jobId=job_id,
+                executionDetails={
+                    "summary": f"{params['imageTag']} ({answer.digest}) tagged {PRODUCTION_TAG}",
+                    "percentComplete": 100,
+                },
+                outputVariables={"IMAGE_DIGEST": answer.digest},
+            )
+        except Exception as exc:
+            if _answered_already(exc, job_id):
+                return item
+            answer = Answer("FAILED", reason=f"the success report failed: {failure_reason(exc)}")
+            replay = False
+        else:
+            done = "answered again" if replay else f"promoted to {PRODUCTION_TAG}"
+            log.info("job %s: %s %s", job_id, answer.digest, done)
+            return item
+    log.warning("job %s refused: %s", job_id, answer.reason)
+    item = _record(clients.table, job_id, params, at, answer)
+    if not replay:
+        notify(clients, params, answer.reason)
+    try:
         clients.codepipeline.put_job_failure_result(
-            jobId=job_id, failureDetails={"type": "JobFailed", "message": reason[:5000]}
+            jobId=job_id, failureDetails={"type": "JobFailed", "message": answer.reason[:5000]}
         )
-        return item
-    item = ledger_row(params, job_id, "SUCCEEDED", digest=digest)
-    clients.table.put_item(Item=item)
-    clients.codepipeline.put_job_success_result(
-        jobId=job_id,
-        executionDetails={
-            "summary": f"{params['imageTag']} ({digest}) tagged {PRODUCTION_TAG}",
-            "percentComplete": 100,
-        },
-        outputVariables={"IMAGE_DIGEST": digest},
+    except Exception as exc:
+        if not _answered_already(exc, job_id):
+            raise  # nothing else can answer the job: fail the invocation so Lambda retries it
+    return item
+
+
+def _answered_already(exc: Exception, job_id: str) -> bool:
+    """True when CodePipeline says the job is no longer waiting (answered, or timed out)."""
+    if isinstance(exc, ClientError) and exc.response["Error"]["Code"] == "InvalidJobStateException":
+        log.info("job %s is no longer in progress: %s", job_id, exc)
+        return True
+    return False
+
+
+def _claim(table: Any, job_id: str, at: str) -> dict[str, Any] | None:
+    """Claim the job's row; the row an earlier delivery of the same job left, if any.
+
+    One conditional PutItem (the row is written only if absent; when present, DynamoDB returns
+    it), so no read permission is needed. A ledger that cannot be written claims nothing and
+    the job goes on: the ledger never keeps the job from its answer.
+    """
+    try:
+        table.put_item(
+            Item={
+                PARTITION_KEY: JOB_PREFIX + job_id,
+                SORT_KEY: JOB_SORT_KEY,
+                "jobId": job_id,
+                "state": "STARTED",
+                "recordedAt": at,
+            },
+            ConditionExpression="attribute_not_exists(#key)",
+            ExpressionAttributeNames={"#key": PARTITION_KEY},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return _plain(exc.response.get("Item", {}))
+        log.error("could not claim job %s in the ledger: %s", job_id, exc)
+    except Exception as exc:
+        log.error("could not claim job %s in the ledger: %s", job_id, exc)
+    return None
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    """An item from an error response (DynamoDB's typed JSON, ``{"S": ...}``) as plain values."""
+    deserialize = TypeDeserializer().deserialize
+    return {key: deserialize(value) for key, value in item.items()}
+
+
+def _record(
+    table: Any, job_id: str, params: dict[str, str], at: str, answer: Answer
+) -> dict[str, str]:
+    """Write the release row and the job's answer (best effort); the release row."""
+    item = ledger_row(
+        params, job_id, answer.state, digest=answer.digest, reason=answer.reason, at=at
     )
-    log.info("job %s: %s promoted to %s", job_id, digest, PRODUCTION_TAG)
+    job_row = {
+        PARTITION_KEY: JOB_PREFIX + job_id,
+        SORT_KEY: JOB_SORT_KEY,
+        "jobId": job_id,
+        "state": answer.state,
+        "imageDigest": answer.digest,
+        "recordedAt": at,
+        "release": f"{item[PARTITION_KEY]} {item[SORT_KEY]}",
+    }
+    if answer.reason:
+        job_row["reason"] = answer.reason[:5000]  # the whole message the job was given
+    for row in (item, job_row):
+        try:
+            table.put_item(Item=row)
+        except Exception as exc:
+            log.error("could not record job %s in the ledger: %s", job_id, exc)
     return item
 
 
@@ -153,8 +300,10 @@ def image_digest(ecr: Any, repository: str, tag: str) -> str:
         if exc.response["Error"]["Code"] == "ImageNotFoundException":
             raise ReleaseRefused(f"image {repository}:{tag} is not in ECR") from None
         raise
-    (detail,) = found["imageDetails"]
-    return detail["imageDigest"]
+    details = found.get("imageDetails", [])
+    if len(details) != 1:
+        raise ReleaseRefused(f"ECR returned {len(details)} images for {repository}:{tag}, not 1")
+    return details[0]["imageDigest"]
 
 
 def blocking(threshold: str) -> tuple[str, ...]:
@@ -194,11 +343,20 @@ def check_scan(ecr: Any, repository: str, digest: str, threshold: str) -> None:
 
 def promote(ecr: Any, repository: str, digest: str) -> None:
     """Point the ``production`` tag at ``digest`` (PutImage with the image's own manifest)."""
-    (image,) = ecr.batch_get_image(
+    got = ecr.batch_get_image(
         repositoryName=repository,
         imageIds=[{"imageDigest": digest}],
         acceptedMediaTypes=MANIFEST_TYPES,
-    )["images"]
+    )
+    if len(got.get("images", [])) != 1:
+        failures = "; ".join(
+            f"{failure.get('failureCode', '?')}: {failure.get('failureReason', '')}"
+            for failure in got.get("failures", [])
+        )
+        raise ReleaseRefused(
+            f"BatchGetImage did not return {digest} from {repository}: {failures or 'no image'}"
+        )
+    image = got["images"][0]
     put: dict[str, Any] = {
         "repositoryName": repository,
         "imageManifest": image["imageManifest"],
@@ -216,10 +374,12 @@ def promote(ecr: Any, repository: str, digest: str) -> None:
 
 
 def ledger_row(
-    params: dict[str, str], job_id: str, state: str, *, digest: str, reason: str = ""
+    params: dict[str, str], job_id: str, state: str, *, digest: str, reason: str = "", at: str
 ) -> dict[str, str]:
-    """The release row: what was deployed, by which execution, when, and how it ended."""
-    at = now()
+    """The release row: what was deployed, by which execution, when, and how it ended.
+
+    ``at`` is when the job was first delivered, so every delivery of a job writes the same row.
+    """
     item = {
         PARTITION_KEY: params.get("executionId") or f"job-{job_id}",
         SORT_KEY: f"{at}#release",
@@ -251,15 +411,8 @@ def notify(clients: Clients, params: dict[str, str], reason: str) -> None:
                 f" {reason}. The Deploy stage fails and rolls back."
             ),
         )
-    except (ClientError, BotoCoreError) as exc:
+    except Exception as exc:
         log.error("could not notify the failure topic: %s", exc)
-
-
-def _record(table: Any, item: dict[str, str]) -> None:
-    try:
-        table.put_item(Item=item)
-    except (ClientError, BotoCoreError) as exc:
-        log.error("could not record the refused release: %s", exc)
 
 
 def now() -> str:
