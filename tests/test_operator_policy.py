@@ -523,3 +523,36 @@ def test_the_command_names_a_folder_it_cannot_write(cli, tmp_path):
         printed
         == f"error: --out {blocked / 'iam'}: cannot write the policies there (Not a directory)"
     )
+
+
+# -- the data file ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "resources: {'aws:sqs/queue:Queue': {source: q.go, reed: []}}\ninvokes: {}\n"
+            "unscoped: {}\n",
+            "resources.aws:sqs/queue:Queue.reed: is not a known setting",
+        ),
+        (
+            "resources: {'aws:sqs/queue:Queue': {source: q.go, read: [key-grants]}}\n"
+            "invokes: {}\nunscoped: {}\n",
+            "resources.aws:sqs/queue:Queue.read[0]: 'key-grants' is not a shared grant",
+        ),
+        (
+            "resources: {'aws:sqs/queue:Queue': {source: q.go, read: [{scopes: [sqs-queue]}]}}\n"
+            "invokes: {}\nunscoped: {}\n",
+            "resources.aws:sqs/queue:Queue.read[0]: needs scopes and actions",
+        ),
+    ],
+)
+def test_a_bad_entry_in_the_data_is_one_line_naming_it(tmp_path, text, message):
+    from shared.errors import ConfigError
+
+    path = tmp_path / "access.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        op.load_access(path)
+    assert str(error.value).startswith(f"{path}: {message}")
