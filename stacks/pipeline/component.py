@@ -347,7 +347,7 @@ class Pipeline(pulumi.ComponentResource):
             )
         )
         if a.services:
-            rules["service-failed"] = releases.service_failures(
+            rules["service-failed"] = events.service_failures(
                 f"{self._name}-service-failed",
                 a,
                 f.failure_topic_arn,

@@ -1,7 +1,8 @@
 """EventBridge rules: failures to the failure topic; CodeCommit pushes start the pipeline.
 
-(The S3 source rule lives in ``sources``, the recorder's and the service-failure rule in
-``releases``; they use the same retry, dead-letter queue and alarm.)
+Both notifications live here: failed executions and failed standalone service builds. (The S3
+source rule lives in ``sources``, the recorder's rules in ``releases``; they use the same retry,
+dead-letter queue and alarm.)
 
 Every target retries for a bounded time and then drops what it could not deliver into its own
 KMS-encrypted SQS dead-letter queue; an alarm on each rule's ``FailedInvocations`` notifies the
@@ -11,7 +12,7 @@ failure topic; the topic's policy lets only that rule and those alarms publish (
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,21 @@ def failure_pattern(pipeline_name: str) -> dict[str, Any]:
         "detail-type": ["CodePipeline Pipeline Execution State Change"],
         "detail": {"pipeline": [pipeline_name], "state": ["FAILED"]},
     }
+
+
+def service_failed_pattern(project_names: Sequence[str]) -> dict[str, Any]:
+    """Failed builds of the standalone service projects."""
+    return {
+        "source": ["aws.codebuild"],
+        "detail-type": ["CodeBuild Build State Change"],
+        "detail": {"build-status": ["FAILED"], "project-name": sorted(project_names)},
+    }
+
+
+SERVICE_FAILED_MESSAGE = (
+    '"Build <build> of service project <project> failed (<time>). Logs: <logs>"'
+)
+"""The e-mail text (a JSON string, so SNS delivers plain text)."""
 
 
 def codecommit_pattern(args: PipelineArgs) -> dict[str, Any]:
@@ -233,6 +249,49 @@ def failure_notification(
                 "time": "$.time",
             },
             input_template=FAILURE_MESSAGE,
+        ),
+        retry_policy=RETRY,
+        dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(
+            arn=dead_letter_queue.arn
+        ),
+        opts=opts,
+    )
+    return rule
+
+
+def service_failures(
+    name: str,
+    args: PipelineArgs,
+    topic_arn: pulumi.Input[str],
+    *,
+    dead_letter_queue: aws.sqs.Queue,
+    opts: pulumi.ResourceOptions,
+) -> aws.cloudwatch.EventRule:
+    """Failed standalone service builds to the failure topic (they run outside the pipeline).
+
+    The target retries and dead-letters like every other; the topic policy names this rule.
+    """
+    project_names = [service.project_name for service in args.services]
+    rule = aws.cloudwatch.EventRule(
+        name,
+        name=args.releases.service_failed_rule_name,
+        description="Failed builds of the standalone service projects, to the failure topic",
+        event_pattern=json.dumps(service_failed_pattern(project_names), sort_keys=True),
+        opts=opts,
+    )
+    aws.cloudwatch.EventTarget(
+        f"{name}-topic",
+        rule=rule.name,
+        target_id="failure-topic",
+        arn=topic_arn,
+        input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
+            input_paths={
+                "build": "$.detail.build-id",
+                "project": "$.detail.project-name",
+                "time": "$.time",
+                "logs": "$.detail.additional-information.logs.deep-link",
+            },
+            input_template=SERVICE_FAILED_MESSAGE,
         ),
         retry_policy=RETRY,
         dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(

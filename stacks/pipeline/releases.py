@@ -7,7 +7,6 @@
   it checks the image and its scan, tags it ``production``, records the release and reports the
   job result. The stage rolls back when it fails, and, with ``deployAlarmArns``, when one of the
   alarms goes to ALARM within ``bakeMinutes`` after the deploy.
-- Failed builds of the standalone service projects (outside the pipeline) go to the failure topic.
 
 Each Lambda has its own role (least privilege), log group (retention and key as the CodeBuild
 groups), dead-letter queue (SQS, the platform key) with an alarm to the failure topic as soon as a
@@ -103,21 +102,6 @@ def builds_pattern(project_names: Sequence[str]) -> dict[str, Any]:
         "detail-type": ["CodeBuild Build State Change"],
         "detail": {"project-name": sorted(project_names)},
     }
-
-
-def service_failed_pattern(project_names: Sequence[str]) -> dict[str, Any]:
-    """Failed builds of the standalone service projects."""
-    return {
-        "source": ["aws.codebuild"],
-        "detail-type": ["CodeBuild Build State Change"],
-        "detail": {"build-status": ["FAILED"], "project-name": sorted(project_names)},
-    }
-
-
-SERVICE_FAILED_MESSAGE = (
-    '"Build <build> of service project <project> failed (<time>). Logs: <logs>"'
-)
-"""The e-mail text (a JSON string, so SNS delivers plain text)."""
 
 
 def user_parameters(args: PipelineArgs, registry: RegistryOutputs) -> pulumi.Output[str]:
@@ -275,7 +259,7 @@ def build(
 ) -> Releases:
     """Both handlers with their logs, dead-letter queues and roles.
 
-    Their rules are :func:`recorder_rules` and :func:`service_failures`.
+    Their rules are :func:`recorder_rules`.
     """
     child = pulumi.ResourceOptions(parent=parent)
     releases = args.releases
@@ -472,46 +456,3 @@ def recorder_rules(
         )
         made[key] = rule
     return made
-
-
-def service_failures(
-    name: str,
-    args: PipelineArgs,
-    topic_arn: pulumi.Input[str],
-    *,
-    dead_letter_queue: aws.sqs.Queue,
-    opts: pulumi.ResourceOptions,
-) -> aws.cloudwatch.EventRule:
-    """Failed standalone service builds to the failure topic (they run outside the pipeline).
-
-    The target retries and dead-letters like every other; the topic policy names this rule.
-    """
-    project_names = [service.project_name for service in args.services]
-    rule = aws.cloudwatch.EventRule(
-        name,
-        name=args.releases.service_failed_rule_name,
-        description="Failed builds of the standalone service projects, to the failure topic",
-        event_pattern=json.dumps(service_failed_pattern(project_names), sort_keys=True),
-        opts=opts,
-    )
-    aws.cloudwatch.EventTarget(
-        f"{name}-topic",
-        rule=rule.name,
-        target_id="failure-topic",
-        arn=topic_arn,
-        input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
-            input_paths={
-                "build": "$.detail.build-id",
-                "project": "$.detail.project-name",
-                "time": "$.time",
-                "logs": "$.detail.additional-information.logs.deep-link",
-            },
-            input_template=SERVICE_FAILED_MESSAGE,
-        ),
-        retry_policy=events.RETRY,
-        dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(
-            arn=dead_letter_queue.arn
-        ),
-        opts=opts,
-    )
-    return rule
