@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from shared import families, iam
 from shared.errors import ConfigError
-from shared.naming import Kind
-from shared.program import Program
+from shared.naming import Kind, Label
+from shared.settings import PLATFORM_FILE, Platform
+from shared.stackconfig import StackConfig, StackValues
 
 SOURCE_PROVIDERS = ("github", "codeconnections", "s3")
 """``github``: the GitHub (OAuth app) v1 action with the token from the foundation secret,
@@ -268,9 +269,9 @@ class PipelineArgs:
         return self.arn("codepipeline", self.pipeline_name)
 
 
-def load(program: Program) -> PipelineArgs:
+def load(values: StackValues, platform: Platform, label: Label) -> PipelineArgs:
     """Validate the pipeline config; a ConfigError naming file and key on bad input."""
-    config, label, platform = program.config, program.label, program.platform
+    config = StackConfig(values)
 
     provider = config.choice("sourceProvider", SOURCE_PROVIDERS)
     connection_arn = ""
@@ -297,7 +298,7 @@ def load(program: Program) -> PipelineArgs:
             **extra,
         )
 
-    image_families = families.registry_families(platform.environment)
+    image_families = platform.image_families
     projects = (
         build(
             "docker-build",
@@ -322,7 +323,7 @@ def load(program: Program) -> PipelineArgs:
         ),
         build("security-scan", "security-scan.yml", "security-scan", "Gates on the ECR scan"),
     )
-    services = _services(program, image_families)
+    services = _services(config, label, image_families)
     role_names = {
         duty: label.name(Kind.IAM_ROLE, duty)
         for duty in (
@@ -339,11 +340,11 @@ def load(program: Program) -> PipelineArgs:
         role_names[service.role] = label.name(
             Kind.IAM_ROLE, service.role, blame=config.where("services")
         )
-    source = _source(program, provider)
+    source = _source(config, label, provider)
     rules = event_rules(
         provider, codecommit_trigger=source.codecommit_trigger, services=bool(services)
     )
-    releases = _releases(program)
+    releases = _releases(config, label)
     codecommit_repository = config.string(
         "codecommitRepository", pattern=CODECOMMIT_REPO, allowed="a CodeCommit repository name"
     )
@@ -400,8 +401,7 @@ def load(program: Program) -> PipelineArgs:
     )
 
 
-def _handler(program: Program, key: str) -> Handler:
-    label = program.label
+def _handler(label: Label, key: str) -> Handler:
     return Handler(
         key=key,
         file=f"{key.replace('-handler', '')}.py",
@@ -412,9 +412,8 @@ def _handler(program: Program, key: str) -> Handler:
     )
 
 
-def _releases(program: Program) -> ReleaseArgs:
+def _releases(config: StackConfig, label: Label) -> ReleaseArgs:
     """The release flow's names, and the alarms and bake time of the Deploy stage."""
-    config, label = program.config, program.label
     alarms = config.string_list(
         "deployAlarmArns",
         pattern=ALARM_ARN,
@@ -423,20 +422,20 @@ def _releases(program: Program) -> ReleaseArgs:
     if len(alarms) > MAX_CONDITION_RULES:
         raise ConfigError(
             config.source,
-            f"{program.layer.project}:deployAlarmArns",
+            f"{config.layer.project}:deployAlarmArns",
             f"{len(alarms)} alarms, more than one condition holds",
             f"at most {MAX_CONDITION_RULES} alarm ARNs",
         )
     if len(set(alarms)) != len(alarms):
         raise ConfigError(
             config.source,
-            f"{program.layer.project}:deployAlarmArns",
+            f"{config.layer.project}:deployAlarmArns",
             "an alarm is listed twice",
             "unique alarm ARNs",
         )
     return ReleaseArgs(
-        recorder=_handler(program, "recorder"),
-        deploy_handler=_handler(program, "deploy-handler"),
+        recorder=_handler(label, "recorder"),
+        deploy_handler=_handler(label, "deploy-handler"),
         record_pipeline_rule_name=label.name(Kind.EVENT_RULE, "record-pipeline"),
         record_builds_rule_name=label.name(Kind.EVENT_RULE, "record-builds"),
         service_failed_rule_name=label.name(Kind.EVENT_RULE, "service-failed"),
@@ -445,9 +444,8 @@ def _releases(program: Program) -> ReleaseArgs:
     )
 
 
-def _source(program: Program, provider: str) -> SourceArgs:
+def _source(config: StackConfig, label: Label, provider: str) -> SourceArgs:
     """The settings of the chosen source provider; a setting of another provider is refused."""
-    config, label = program.config, program.label
     paths = config.string_list(
         "triggerPaths",
         pattern=TRIGGER_PATH,
@@ -456,14 +454,14 @@ def _source(program: Program, provider: str) -> SourceArgs:
     if paths and provider != "codeconnections":
         raise ConfigError(
             config.source,
-            f"{program.layer.project}:triggerPaths",
+            f"{config.layer.project}:triggerPaths",
             f"is only used by the codeconnections source, not {provider}",
             "remove it, or set sourceProvider: codeconnections",
         )
     if len(paths) > MAX_TRIGGER_PATHS:
         raise ConfigError(
             config.source,
-            f"{program.layer.project}:triggerPaths",
+            f"{config.layer.project}:triggerPaths",
             f"lists {len(paths)} globs",
             f"at most {MAX_TRIGGER_PATHS} (the V2 trigger's limit)",
         )
@@ -485,13 +483,14 @@ def _source(program: Program, provider: str) -> SourceArgs:
     )
 
 
-def _services(program: Program, image_families: tuple[str, ...]) -> tuple[BuildProject, ...]:
+def _services(
+    config: StackConfig, label: Label, image_families: tuple[str, ...]
+) -> tuple[BuildProject, ...]:
     """One Docker-build project per extra service, names checked against every limit.
 
-    Each service is one of the registry's image families (not the application's, the first),
-    so the repository's lifecycle policy keeps its images by their own tag prefix.
+    Each service is one of the image families (``platform.yaml``; not the application's, the
+    first), so the registry's lifecycle policy keeps its images by their own tag prefix.
     """
-    config, label = program.config, program.label
     names = config.string_list(
         "services",
         pattern=SERVICE_NAME,
@@ -508,10 +507,10 @@ def _services(program: Program, image_families: tuple[str, ...]) -> tuple[BuildP
         if name not in image_families[1:]:
             raise ConfigError(
                 *config.where("services"),
-                f"'{name}' is not an image family of the registry"
-                f" ({families.KEY}: {list(image_families)})",
+                f"'{name}' is not an image family ({families.KEY} in {PLATFORM_FILE.name}:"
+                f" {list(image_families)})",
                 f"a family other than '{image_families[0]}': add '{name}' to {families.KEY} in"
-                " stacks/registry/Pulumi.yaml and deploy the registry first",
+                f" {PLATFORM_FILE.name}, so the registry keeps its images too",
             )
         duty = f"service-{name}"
         blame = config.where("services")
