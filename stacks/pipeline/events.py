@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from shared import iam
+from stacks.pipeline import names
 from stacks.pipeline.config import PipelineArgs
 
 RETRY = aws.cloudwatch.EventTargetRetryPolicyArgs(
@@ -185,10 +186,11 @@ def failure_topic_policy(
     The failure rules: failed executions, and failed standalone service builds when there are
     services (``stacks.pipeline.releases``).
     """
-    alarm_arns = [args.arn("cloudwatch", f"alarm:{name}") for name in args.topic_alarm_names]
-    failure_rules = [args.failure_rule_name]
+    alarms = names.topic_alarms(args.label, args.rules)
+    alarm_arns = [args.arn("cloudwatch", f"alarm:{name}") for name in alarms]
+    failure_rules = [names.rule(args.label, "failed")]
     if args.services:
-        failure_rules.append(args.releases.service_failed_rule_name)
+        failure_rules.append(names.rule(args.label, "service-failed"))
     return aws.sns.TopicPolicy(
         resource_name,
         arn=topic_arn,
@@ -229,11 +231,12 @@ def failure_notification(
     opts: pulumi.ResourceOptions,
 ) -> aws.cloudwatch.EventRule:
     """The rule on failed executions and its target, the foundation's failure topic."""
+    pipeline_name = names.pipeline(args.label)
     rule = aws.cloudwatch.EventRule(
         resource_name,
-        name=args.failure_rule_name,
-        description=f"Failed executions of {args.pipeline_name}, to the failure topic",
-        event_pattern=json.dumps(failure_pattern(args.pipeline_name), sort_keys=True),
+        name=names.rule(args.label, "failed"),
+        description=f"Failed executions of {pipeline_name}, to the failure topic",
+        event_pattern=json.dumps(failure_pattern(pipeline_name), sort_keys=True),
         opts=opts,
     )
     aws.cloudwatch.EventTarget(
@@ -271,10 +274,10 @@ def service_failures(
 
     The target retries and dead-letters like every other; the topic policy names this rule.
     """
-    project_names = [service.project_name for service in args.services]
+    project_names = [names.project(args.label, service.key) for service in args.services]
     rule = aws.cloudwatch.EventRule(
         name,
-        name=args.releases.service_failed_rule_name,
+        name=names.rule(args.label, "service-failed"),
         description="Failed builds of the standalone service projects, to the failure topic",
         event_pattern=json.dumps(service_failed_pattern(project_names), sort_keys=True),
         opts=opts,
@@ -345,10 +348,10 @@ def codecommit_trigger(
     """The rule on pushes to the CodeCommit mirror, starting this pipeline through its role."""
     return starts_pipeline(
         resource_name,
-        name=args.trigger_rule_name,
+        name=names.rule(args.label, "codecommit"),
         description=(
             f"Pushes to {args.codecommit_branch} of the CodeCommit mirror start"
-            f" {args.pipeline_name}"
+            f" {names.pipeline(args.label)}"
         ),
         event_pattern=json.dumps(codecommit_pattern(args), sort_keys=True),
         pipeline_arn=pipeline_arn,
