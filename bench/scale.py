@@ -8,6 +8,7 @@ calls :func:`measure` directly.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import resource
@@ -16,7 +17,7 @@ import time
 import tracemalloc
 from typing import Any
 
-from shared import families
+from shared import settings
 from toolbox.offline import plan_layer
 from toolbox.plancache import plan_layer_cached
 
@@ -49,9 +50,12 @@ def measure(
         planned = plan_layer("pipeline", "dev", upstream, config)
         return time.perf_counter() - start, len(planned.resources)
 
-    # Each service is an image family of the registry (a what-if of its stack file).
-    read_families = families.registry_families
-    families.registry_families = lambda environment: ("app", *names)
+    # Each service is an image family (a what-if of platform.yaml).
+    read_platforms = settings.load_all
+    settings.load_all = lambda path=settings.PLATFORM_FILE: {
+        environment: dataclasses.replace(platform, image_families=("app", *names))
+        for environment, platform in read_platforms(path).items()
+    }
     collecting = gc.isenabled()
     if not collect:
         gc.disable()
@@ -77,7 +81,7 @@ def measure(
         finally:
             tracemalloc.stop()
     finally:
-        families.registry_families = read_families
+        settings.load_all = read_platforms
         if collecting:
             gc.enable()
     return {

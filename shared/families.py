@@ -1,21 +1,18 @@
 """Image families: the tag prefixes that share the one ECR repository.
 
-The registry layer owns the list (``platform-registry:imageFamilies``): its lifecycle policy keeps
-the last images of each family by tag prefix, so one family's pushes never expire another's. The
-first family is the application's; every extra service of the pipeline must be one of the others,
-and its images are tagged ``<family>-<commit>``. The pipeline reads the list from the registry's
-stack files when its config is read, so a service without a family stops before anything changes.
+The list is an environment-wide setting (``imageFamilies`` in ``platform.yaml``), read by the two
+layers that must agree on it, neither from the other's files: the registry's lifecycle policy
+keeps the last images of each family by tag prefix, so one family's pushes never expire
+another's; the pipeline builds one service per family but the first (the application's), tagged
+``<family>-<commit>``, so a service without a family stops when its config is read, before
+anything changes.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Sequence
 
 from shared.errors import ConfigError
-from shared.layers import get as get_layer
-from shared.stackconfig import read_stack_files, stack_file
 
 PRODUCTION_TAG = "production"
 """The one tag that moves: the deploy handler puts it on the image it promotes (the registry lets
@@ -23,7 +20,10 @@ exactly this tag be overwritten and its lifecycle policy never expires that imag
 
 FAMILY = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
 """A family name: lowercase words joined by single hyphens (it is also a service name)."""
-KEY = "platform-registry:imageFamilies"
+KEY = "imageFamilies"
+"""The key in ``platform.yaml``."""
+DEFAULT = ("app",)
+"""The families when ``platform.yaml`` names none: the application's only."""
 ALLOWED = "a YAML list of lowercase names (a-z 0-9, words joined by single hyphens), the app first"
 
 
@@ -32,8 +32,10 @@ def tag_prefix(family: str) -> str:
     return f"{family}-"
 
 
-def validate(families: Sequence[str], source: str) -> tuple[str, ...]:
-    """``families`` checked: at least one, well-formed, unique, no prefix inside another."""
+def validate(families: object, source: str) -> tuple[str, ...]:
+    """``families`` checked: a list of one or more, well-formed, unique, none prefixing another."""
+    if not isinstance(families, list | tuple) or not all(isinstance(f, str) for f in families):
+        raise ConfigError(source, KEY, f"must be a list of names, got {families!r}", ALLOWED)
     if not families:
         raise ConfigError(source, KEY, "is empty", ALLOWED)
     for family in families:
@@ -55,24 +57,3 @@ def validate(families: Sequence[str], source: str) -> tuple[str, ...]:
                     "family names where none is another followed by a hyphen",
                 )
     return tuple(families)
-
-
-def registry_families(environment: str) -> tuple[str, ...]:
-    """The registry's image families in ``environment``, read from its stack files.
-
-    Only the registry's files count: the pipeline's own stack file may not set another layer's
-    key (shared/stackconfig.py refuses it), so the two layers can never disagree.
-    """
-    registry = get_layer("registry")
-    values, _ = read_stack_files(registry, environment)
-    source = stack_file(registry, environment)
-    raw = values.get(KEY)
-    if raw is None:
-        raise ConfigError(source, KEY, "is required", ALLOWED)
-    try:
-        families = json.loads(raw)
-    except ValueError:
-        raise ConfigError(source, KEY, f"'{raw}' is not a list", ALLOWED) from None
-    if not isinstance(families, list) or not all(isinstance(f, str) for f in families):
-        raise ConfigError(source, KEY, "must be a list of strings", ALLOWED)
-    return validate(families, source)

@@ -1,8 +1,11 @@
-"""What every layer's ``__main__.py`` does first: read the environment, tag, pick the provider.
+"""What every layer's ``__main__.py`` does first: read the environment and config, tag, pick the
+provider.
 
-Reading and validating happen in :class:`Program`'s constructor, before any resource exists;
-the provider is registered only when :meth:`Program.resource_options` is first asked for, after
-the layer's own config has been validated too. Nothing half-applied on bad input.
+Reading happens in :class:`Program`'s constructor, before any resource exists: the platform
+settings, and the config values the engine hands the program (:attr:`Program.values`), which
+the layer's pure reader (``load(values, platform, label)``) then validates. The provider is
+registered only when :meth:`Program.resource_options` is first asked for, after that. Nothing
+half-applied on bad input.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from shared.layers import Layer, get
 from shared.naming import Label
 from shared.replacement import apply_delete_before_replace
 from shared.settings import Platform, load_platform
-from shared.stackconfig import StackConfig
+from shared.stackconfig import StackValues, program_values
 from shared.tagging import apply_default_tags
 
 
@@ -27,7 +30,7 @@ class Program:
         self.layer: Layer = get(layer)
         self.platform: Platform = load_platform(pulumi.get_stack())
         self.label = Label(self.platform, self.layer)
-        self.config = StackConfig(self.layer, self.platform.environment)
+        self.values: StackValues = program_values(self.layer, self.platform.environment)
         apply_default_tags(self.label.tags)
         apply_delete_before_replace()
 

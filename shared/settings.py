@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from shared import families as image_families
 from shared.errors import ConfigError, PlatformError
 from shared.layers import REPO_ROOT
 from shared.tagging import tag_problem
@@ -204,6 +205,10 @@ class Platform:
     """The AWS region (default us-east-1)."""
     protect: bool
     """Whether stateful resources are protected from deletion."""
+    image_families: tuple[str, ...] = image_families.DEFAULT
+    """The image families sharing the registry's repository, the application's first
+    (``shared/families.py``): the registry keeps each family's images, the pipeline builds one
+    service per family but the first."""
 
 
 TOP_KEYS = (
@@ -212,6 +217,7 @@ TOP_KEYS = (
     "costCenter",
     "repository",
     "stackOrganization",
+    "imageFamilies",
     "environments",
 )
 """The settings ``platform.yaml`` may hold at its top level; anything else is an error."""
@@ -309,6 +315,9 @@ def load_all(path: Path = PLATFORM_FILE) -> dict[str, Platform]:
         pattern=re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"),
         allowed="a Pulumi organization name",
     )
+    families = image_families.validate(
+        data.get(image_families.KEY, list(image_families.DEFAULT)), where
+    )
     environments(path)
     platforms: dict[str, Platform] = {}
     for name, env in data["environments"].items():
@@ -323,6 +332,7 @@ def load_all(path: Path = PLATFORM_FILE) -> dict[str, Platform]:
             account_id=account_id,
             region=region,
             protect=protect,
+            image_families=families,
         )
     return platforms
 

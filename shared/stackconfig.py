@@ -1,4 +1,4 @@
-"""A layer's stack config: typed reads inside the program, and the files behind them checked.
+"""A layer's stack config: the files behind it checked, and typed reads of its values.
 
 Defaults live in one place, the ``config:`` block of the layer's ``Pulumi.yaml`` (typed and
 described, applied by the Pulumi CLI); ``Pulumi.<env>.yaml`` holds only what differs. Both files
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -292,21 +292,62 @@ def _as_config_string(value: Any) -> str:
     return json.dumps(value)
 
 
-class StackConfig:
-    """Typed, validated reads of one layer's config; errors name the file the value is in.
+@dataclass(frozen=True)
+class StackValues:
+    """The config a layer's program is handed, with the files it comes from (for error lines).
 
-    Creating one checks the layer's files (:func:`load_layer_files`), before any resource.
+    A config reader (``stacks/<layer>/config.py``'s ``load``) is a pure function of these, the
+    platform settings and the label: the program passes what the engine handed it
+    (:func:`program_values`), a tool what the files hold (:func:`file_values`).
     """
 
-    def __init__(self, layer: Layer, environment: str) -> None:
-        self.layer = layer
-        self.environment = environment
-        self.files = load_layer_files(layer, environment)
+    files: LayerFiles
+    """The layer's declarations and stack file, checked."""
+    values: Mapping[str, str]
+    """By full key (``<project>:<name>``), as the CLI hands them: strings, lists as JSON."""
+    secret_keys: frozenset[str] = frozenset()
+    """The keys given as secrets (``pulumi config set --secret``)."""
+
+
+def file_values(layer: Layer, environment: str) -> StackValues:
+    """What the CLI would hand the layer's program: ``Pulumi.yaml`` defaults overlaid by the
+    stack file (a secret reads as :data:`OFFLINE_SECRET`, which nothing here can decrypt)."""
+    files = load_layer_files(layer, environment)
+    values, secret_keys = config_values(files)
+    return StackValues(files, values, frozenset(secret_keys))
+
+
+def program_values(layer: Layer, environment: str) -> StackValues:
+    """What the engine handed the running program, for every key the layer declares."""
+    files = load_layer_files(layer, environment)
+    values: dict[str, str] = {}
+    secret_keys: set[str] = set()
+    for key in files.settings:
+        value = runtime_config.get_config(key)
+        if value is None:
+            continue
+        values[key] = value
+        if runtime_config.is_config_secret(key):
+            secret_keys.add(key)
+    return StackValues(files, values, frozenset(secret_keys))
+
+
+class StackConfig:
+    """Typed, validated reads of one layer's config values; errors name the file the value is in."""
+
+    def __init__(self, values: StackValues) -> None:
+        self.files = values.files
+        self.layer = self.files.layer
+        self.environment = self.files.environment
         self.source = self.files.stack_file
-        self._config = pulumi.Config()
+        self._values = values.values
+        self._secret_keys = values.secret_keys
 
     def _full(self, key: str) -> str:
-        return f"{self._config.name}:{key}"
+        return f"{self.layer.project}:{key}"
+
+    def _get(self, key: str) -> str | None:
+        return self._values.get(self._full(key))
 
     def _raw(self, key: str) -> str | None:
         if self._full(key) not in self.files.settings:
@@ -314,7 +355,7 @@ class StackConfig:
                 f"{self.files.project_file}: config.{key}: the program reads it but it is not"
                 " declared; declare it under config: with its type, default and description"
             )
-        value = self._config.get(key)
+        value = self._get(key)
         return None if value is None or value == "" else value
 
     def where(self, key: str) -> tuple[str, str]:
@@ -331,7 +372,7 @@ class StackConfig:
             setting is not None
             and full not in self.files.values
             and setting.default not in (None, "", [])
-            and self._config.get(key) == _as_config_string(setting.default)
+            and self._get(key) == _as_config_string(setting.default)
         ):
             return self.files.project_file, f"config.{setting.name}.default"
         return self.source, full
@@ -410,16 +451,17 @@ class StackConfig:
 
     def secret(self, key: str) -> pulumi.Output[str] | None:
         """A secret value, or None when unset. A secret given in plain text is refused."""
-        if self._raw(key) is None:
+        value = self._raw(key)
+        if value is None:
             return None
-        if not runtime_config.is_config_secret(self._full(key)):
+        if self._full(key) not in self._secret_keys:
             raise self._fail(
                 key,
                 "is set in plain text",
                 f"a secret: run `pulumi config set --secret {key}` in"
                 f" {relative(self.layer.directory)} and remove the plain value",
             )
-        return self._config.require_secret(key)
+        return pulumi.Output.secret(value)
 
     def string_list(self, key: str, *, pattern: str, allowed: str) -> tuple[str, ...]:
         """A list of strings, each matching ``pattern``; empty when unset.

@@ -138,3 +138,65 @@ def test_layer_config_file_malformed(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"Pulumi.dev.yaml: \(file\): is not valid YAML"):
         plan_layer("foundation", "dev", {})
     assert settings.PLATFORM_FILE.exists()
+
+
+# -- the readers are pure: load(values, platform, label), no Pulumi program ------------------------
+
+
+def _values(layer: str, environment: str = "dev", **overrides: str):
+    """The layer's values as its files give them, with ``overrides`` (short keys) on top."""
+    import dataclasses
+
+    from shared.layers import get
+    from shared.stackconfig import file_values
+
+    values = file_values(get(layer), environment)
+    project = get(layer).project
+    merged = {**values.values, **{f"{project}:{k}": v for k, v in overrides.items()}}
+    return dataclasses.replace(values, values=merged)
+
+
+def _load(layer: str, values, environment: str = "dev"):
+    import importlib
+
+    from shared.layers import get
+
+    platform = load_platform(environment)
+    reader = importlib.import_module(f"stacks.{layer}.config")
+    return reader.load(values, platform, Label(platform, get(layer)))
+
+
+def test_a_reader_reads_the_values_it_is_given_outside_any_program():
+    values = _values(
+        "pipeline", buildTimeoutMinutes="45", sourceProvider="s3", sourceKey="drop/app.zip"
+    )
+    args = _load("pipeline", values)
+    assert args.build_timeout_minutes == 45
+    assert args.source_provider == "s3"
+    assert args.source.source_key == "drop/app.zip"
+
+
+def test_a_bad_value_given_to_a_reader_names_the_file_the_key_and_what_is_allowed():
+    with pytest.raises(ConfigError) as error:
+        _load("pipeline", _values("pipeline", sourceProvider="gitlab"))
+    assert str(error.value) == (
+        "stacks/pipeline/Pulumi.dev.yaml: platform-pipeline:sourceProvider: 'gitlab' is not one"
+        " of the choices (allowed: github, codeconnections, s3)"
+    )
+
+
+def test_a_secret_given_in_plain_text_is_refused_by_the_reader():
+    with pytest.raises(ConfigError) as error:
+        _load("foundation", _values("foundation", githubToken="ghp_plain"))
+    assert str(error.value).startswith(
+        "stacks/foundation/Pulumi.dev.yaml: platform-foundation:githubToken: is set in plain text"
+    )
+
+
+def test_the_registry_keeps_the_image_families_of_the_platform(monkeypatch):
+    from tests.platform_support import with_image_families
+
+    with_image_families(monkeypatch, ("shop", "worker"))
+    args = _load("registry", _values("registry", keepImages="3"), "prod")
+    assert args.keep_images == 3
+    assert args.image_families == ("shop", "worker")

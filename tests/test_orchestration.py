@@ -8,6 +8,7 @@ real contract keys. The thin real adapter (toolbox/automation.py) is tested belo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from invoke import Context, Exit
 
 from shared.errors import ConfigError, PlatformError
 from shared.layers import UnknownLayerError, names
-from toolbox import automation, orchestration
+from toolbox import automation, drift, orchestration
 from toolbox.automation import CLI_MISSING, PulumiRunner
 from toolbox.offline import LayerPlan
 from toolbox.orchestration import Status
@@ -88,9 +89,30 @@ class FakeRunner:
         self._maybe_fail("set_deployed_commit", layer)
         self.commits[layer] = commit
 
-    def drift(self, layer: str, env: str) -> list[Any]:
-        self._maybe_fail("drift", layer)
-        return list(self.drifted.get(layer, ()))
+    def refresh_preview(self, layer: str, env: str, on_event: Callable[[Any], None]) -> None:
+        """Hands the engine's outputs event of each drifted resource to ``on_event``, then
+        exits non-zero if any drifted, as ``--expect-no-changes`` makes the CLI do."""
+        from pulumi.automation import EngineEvent
+
+        self._maybe_fail("refresh_preview", layer)
+        found = self.drifted.get(layer, ())
+        for resource in found:
+            metadata = {"op": resource.op, "urn": resource.urn, "type": resource.type}
+            on_event(
+                EngineEvent.from_json(
+                    {
+                        "resOutputsEvent": {
+                            "metadata": {
+                                **metadata,
+                                "provider": "",
+                                "diffs": list(resource.properties),
+                            }
+                        }
+                    }
+                )
+            )
+        if found:
+            raise PlatformError("no changes were expected but changes were proposed")
 
     def ops(self, op: str) -> list[str]:
         return [layer for name, layer in self.calls if name == op]
@@ -658,7 +680,7 @@ def test_adapter_drift_is_a_refresh_preview_that_expects_no_changes(adapter):
     runner, stand_in, echoed, _ = adapter
     stand_in.events = (refreshed(REPO_URN, "same"),)
 
-    assert runner.drift("registry", "dev") == []
+    assert drift.refresh_preview(runner, "registry", "dev") == []
     ((op, kwargs),) = stand_in.calls
     assert op == "preview_refresh"
     assert kwargs["expect_no_changes"] is True
@@ -678,7 +700,7 @@ def test_adapter_drift_reads_the_drifted_resources_even_though_the_cli_exits_non
     )
     stand_in.failure = "error: no changes were expected but changes were proposed"
 
-    (found,) = runner.drift("registry", "dev")
+    (found,) = drift.refresh_preview(runner, "registry", "dev")
 
     assert (
         found.line()
@@ -701,7 +723,7 @@ def test_adapter_drift_fails_when_a_resource_could_not_be_read(adapter):
     stand_in.failure = "error: AccessDeniedException: ecr:DescribeRepositories"
 
     with pytest.raises(PlatformError) as error:
-        runner.drift("registry", "dev")
+        drift.refresh_preview(runner, "registry", "dev")
 
     assert str(error.value) == (
         f"cannot check for drift in {stack('registry')}:"

@@ -42,15 +42,13 @@ HANDLERS = {
 @pytest.fixture(scope="module")
 def baked(dev):
     """The pipeline with two bake alarms, 15 minutes, and two standalone services."""
-    from shared import families
+    from tests.platform_support import with_image_families
     from toolbox.offline import plan_layer
 
     upstream = real_upstream(dev, "foundation", "registry")
     with pytest.MonkeyPatch.context() as monkeypatch:
-        # The registry's image families, as if its stack file listed both services.
-        monkeypatch.setattr(
-            families, "registry_families", lambda environment: ("app", "billing", "search")
-        )
+        # The image families, as if platform.yaml listed both services.
+        with_image_families(monkeypatch, ("app", "billing", "search"))
         return plan_layer(
             "pipeline",
             "dev",

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from shared import families
 from shared.errors import ConfigError
 from tests.conftest import real_upstream
 from tests.pipeline_support import (
@@ -20,25 +19,22 @@ from tests.pipeline_support import (
     trust,
     variables,
 )
+from tests.platform_support import with_image_families
 
 SERVICES = ["billing", "search", "auth-api"]
 KEY = "platform-pipeline:services"
-FAMILIES = "platform-registry:imageFamilies"
 WITH_FAMILIES = ("app", *SERVICES, "x" * 40)
-"""The registry's families for these services (a what-if of its stack file)."""
+"""The image families for these services (a what-if of platform.yaml)."""
 
 
 def registry_families(monkeypatch, value):
-    """What the pipeline reads as the registry's image families, as if its file said ``value``."""
-    monkeypatch.setattr(families, "registry_families", lambda environment: tuple(value))
+    """The pipeline's plan as if platform.yaml listed ``value`` as the image families."""
+    with_image_families(monkeypatch, value)
 
 
 def unpatched_upstream(dev):
-    """The session's foundation and registry plans: only the pipeline's config reads the families.
-
-    ``registry_families`` is what ``stacks/pipeline/config.py`` reads; the registry's program
-    reads its own config, so patching it cannot change the upstream plans.
-    """
+    """The session's foundation and registry plans: the pipeline reads only their exports, so
+    the families the registry was planned with do not shape the pipeline's plan."""
     return real_upstream(dev, "foundation", "registry")
 
 
@@ -117,20 +113,20 @@ def test_bad_service_lists_are_refused_naming_the_key(dev, replan, monkeypatch, 
     assert problem in message
 
 
-def test_a_service_must_be_an_image_family_of_the_registry(replan):
+def test_a_service_must_be_an_image_family(replan):
     with pytest.raises(ConfigError) as error:
         replan("pipeline", config={KEY: '["worker"]'})
     message = str(error.value)
     assert message.startswith(f"stacks/pipeline/Pulumi.dev.yaml: {KEY}:")
-    assert "'worker' is not an image family of the registry" in message
-    assert "add 'worker' to platform-registry:imageFamilies" in message
+    assert "'worker' is not an image family (imageFamilies in platform.yaml: ['app'])" in message
+    assert "add 'worker' to imageFamilies in platform.yaml" in message
 
 
 def test_the_applications_family_is_not_a_service(dev, replan, monkeypatch):
     registry_families(monkeypatch, ["app", "billing"])
     with pytest.raises(ConfigError) as error:
         replan("pipeline", config={KEY: '["app"]'}, upstream_plans=unpatched_upstream(dev))
-    assert "'app' is not an image family of the registry" in str(error.value)
+    assert "'app' is not an image family" in str(error.value)
 
 
 def test_the_application_image_is_tagged_with_the_first_family(dev, replan, monkeypatch):

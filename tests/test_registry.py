@@ -7,7 +7,9 @@ import json
 import pytest
 
 from shared.errors import ConfigError
+from shared.settings import PLATFORM_FILE, load_platform
 from tests.conftest import inputs_of
+from tests.platform_support import with_image_families
 
 REPOSITORY = "aws:ecr/repository:Repository"
 
@@ -63,10 +65,9 @@ def test_lifecycle_keeps_the_last_10_images_of_the_app_and_expires_untagged_quic
     assert all(r["selection"]["tagStatus"] != "any" for r in rules)
 
 
-def test_each_image_family_keeps_its_own_last_10(replan):
-    plan = replan(
-        "registry", config={"platform-registry:imageFamilies": '["app", "billing", "search"]'}
-    )
+def test_each_image_family_keeps_its_own_last_10(replan, monkeypatch):
+    with_image_families(monkeypatch, ("app", "billing", "search"))
+    plan = replan("registry")
     rules = _rules(plan)
     keep = [r for r in rules if "tagPrefixList" in r["selection"]]
     assert [r["selection"]["tagPrefixList"] for r in keep] == [["app-"], ["billing-"], ["search-"]]
@@ -85,20 +86,23 @@ def test_each_image_family_keeps_its_own_last_10(replan):
         ('["app", "app-worker"]', "'app-' is a prefix of 'app-worker-'"),
     ],
 )
-def test_bad_image_families_are_refused_naming_the_key(replan, value, problem):
+def test_bad_image_families_are_refused_naming_the_key(tmp_path, value, problem):
+    path = tmp_path / "platform.yaml"
+    text = PLATFORM_FILE.read_text(encoding="utf-8")
+    assert "imageFamilies: [app]\n" in text
+    path.write_text(text.replace("imageFamilies: [app]\n", f"imageFamilies: {value}\n"))
     with pytest.raises(ConfigError) as error:
-        replan("registry", config={"platform-registry:imageFamilies": value})
+        load_platform("dev", path)
     message = str(error.value)
-    assert message.startswith("stacks/registry/Pulumi.dev.yaml: platform-registry:imageFamilies:")
+    assert message.startswith(f"{path}: imageFamilies:")
     assert problem in message
 
 
-def test_the_production_image_outranks_every_family_rule(replan):
+def test_the_production_image_outranks_every_family_rule(replan, monkeypatch):
     """ECR never lets a lower-priority rule expire an image a higher-priority rule's tags matched:
     the image tagged production (also app-<commit>) is kept however many builds follow it."""
-    plan = replan(
-        "registry", config={"platform-registry:imageFamilies": '["app", "billing", "search"]'}
-    )
+    with_image_families(monkeypatch, ("app", "billing", "search"))
+    plan = replan("registry")
     rules = _rules(plan)
     (production,) = [r for r in rules if r["selection"].get("tagPatternList") == ["production"]]
     families = [r for r in rules if "tagPrefixList" in r["selection"]]

@@ -38,7 +38,7 @@ from shared.layers import get as get_layer
 from shared.settings import load_platform, read_yaml
 
 if TYPE_CHECKING:
-    from toolbox.drift import DriftedResource
+    from pulumi.automation import EngineEvent
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".pulumi-state"
 """Where the default file backend keeps state (git-ignored)."""
@@ -100,8 +100,12 @@ class Runner(Protocol):
         """Record on the stack the commit it was just deployed from."""
         ...
 
-    def drift(self, layer: str, env: str) -> list[DriftedResource]:
-        """A refresh preview of the stack: the resources whose live state left the state file."""
+    def refresh_preview(
+        self, layer: str, env: str, on_event: Callable[[EngineEvent], None]
+    ) -> None:
+        """A refresh preview of the stack that expects no changes, each engine event to
+        ``on_event``: what a drift check collects. Raises PlatformError when the preview exits
+        non-zero, which it also does when something drifted (the collector tells which)."""
         ...
 
 
@@ -294,29 +298,20 @@ class PulumiRunner:
         with _translated("tag", stack.name):
             stack.set_tag(COMMIT_TAG, commit)
 
-    def drift(self, layer: str, env: str) -> list[DriftedResource]:
-        from toolbox.drift import EngineEvents
-
+    def refresh_preview(
+        self, layer: str, env: str, on_event: Callable[[EngineEvent], None]
+    ) -> None:
         self._ready_to_run(layer, env)
         stack = self._select(layer, env)
-        events = EngineEvents()
-        try:
-            with _translated("check for drift in", stack.name):
-                # `pulumi refresh --preview-only --expect-no-changes`: reads every resource from
-                # AWS, compares it with the state, changes neither; exits non-zero on drift.
-                stack.preview_refresh(
-                    expect_no_changes=True,
-                    on_output=self._stream(layer),
-                    on_event=events,
-                    show_secrets=False,
-                )
-        except PlatformError:
-            # Drift alone also ends in a non-zero exit (that is what expect_no_changes does);
-            # anything that failed on its own (a read denied, a provider error) is a failure.
-            if events.drifted() and not events.failures:
-                return events.drifted()
-            raise
-        return events.drifted()
+        with _translated("check for drift in", stack.name):
+            # `pulumi refresh --preview-only --expect-no-changes`: reads every resource from
+            # AWS, compares it with the state, changes neither; exits non-zero on drift.
+            stack.preview_refresh(
+                expect_no_changes=True,
+                on_output=self._stream(layer),
+                on_event=on_event,
+                show_secrets=False,
+            )
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Drift: what changed in AWS behind the stacks' backs, and the issue that tracks it.
 
 ``./dev drift`` runs a refresh preview of each layer's stack (``pulumi refresh --preview-only
---expect-no-changes`` through the Automation API, :meth:`PulumiRunner.drift`): Pulumi reads every
+--expect-no-changes`` through the Automation API, :func:`refresh_preview`): Pulumi reads every
 resource from AWS and compares it with the state, changing neither. Each resource whose live
 state differs is reported with its properties (from the engine's events: a refresh step's
 outputs event carries the result, ``update`` or ``delete``, and the property diff). The exit code
@@ -238,6 +238,23 @@ class DriftReport:
         return path
 
 
+def refresh_preview(runner: Runner, layer: str, env: str) -> list[DriftedResource]:
+    """The resources whose live state left the stack's state, by a refresh preview of the stack.
+
+    The preview exits non-zero on drift alone too (``expect_no_changes``), so a failure with
+    drifted resources and no failed operation is drift; anything that failed on its own (a read
+    denied, a provider error) is a PlatformError.
+    """
+    events = EngineEvents()
+    try:
+        runner.refresh_preview(layer, env, events)
+    except PlatformError:
+        if events.drifted() and not events.failures:
+            return events.drifted()
+        raise
+    return events.drifted()
+
+
 def detect(runner: Runner, env: str, layer: str | None = None) -> DriftReport:
     """Refresh-preview the selected stacks (all, in dependency order) and report the drift."""
     platform = load_platform(env)
@@ -250,7 +267,7 @@ def detect(runner: Runner, env: str, layer: str | None = None) -> DriftReport:
                     LayerDrift(current.name, stack, Status.SKIPPED, detail="not deployed")
                 )
                 continue
-            resources = tuple(runner.drift(current.name, env))
+            resources = tuple(refresh_preview(runner, current.name, env))
         except PlatformError as exc:
             entries.append(LayerDrift(current.name, stack, Status.FAILED, detail=str(exc)))
             continue

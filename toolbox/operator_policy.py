@@ -1,6 +1,7 @@
 """The operators' AWS roles (CI deploy role, read-only drift role), generated, not hand-written.
 
-:data:`ACCESS` is keyed by every Pulumi resource type the layers plan (a test compares it with
+:data:`ACCESS` (data: ``operator_access.yaml`` beside this module; this module only assembles
+the policies) is keyed by every Pulumi resource type the layers plan (a test compares it with
 the dev and prod plans and the source-provider variants, so a new type without an entry fails).
 Each entry gives the IAM actions the pulumi-aws provider (the Terraform AWS provider underneath)
 calls to READ the resource, which is what a refresh needs, and to CREATE/UPDATE/DELETE/TAG it,
@@ -11,7 +12,7 @@ physical name starts with (``shared.naming.Label``), the environment's account a
 ``platform.yaml``. A ``*`` resource only for the actions in :data:`UNSCOPED`, each with the reason
 AWS allows nothing narrower. ``iam:PassRole`` names the exact role ARNs the plan passes, each
 with ``iam:PassedToService``. Sources: the Service Authorization Reference page of each service
-(``SAR`` below, listed in docs/iam.md) and the provider's resource code
+(listed in docs/iam.md) and the provider's resource code
 (github.com/hashicorp/terraform-provider-aws, ``internal/service/<service>/<resource>.go``):
 docs/iam.md ("The operators' roles") has the table with the links.
 """
@@ -26,8 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from shared.errors import ConfigError
 from shared.iam import VERSION, Condition, Statement
-from shared.settings import PARTITION, Platform
+from shared.settings import PARTITION, Platform, check_keys, read_yaml, relative
 
 ANY = "*"
 """The scope of an action AWS documents without resource-level permissions (see UNSCOPED)."""
@@ -70,583 +72,90 @@ class NoAws:
     reason: str
 
 
-# -- the KMS grants several types need ---------------------------------------------------------
+# -- the access tables: data in operator_access.yaml --------------------------------------------
 
-_GRANT_FOR_AWS_RESOURCE = Condition("Bool", "kms:GrantIsForAWSResource", ("true",))
-_KEY_GRANTS = Grant(
-    ("kms:CreateGrant", "kms:DescribeKey", "kms:RetireGrant"),
-    ("kms-key",),
-    (_GRANT_FOR_AWS_RESOURCE,),
-)
-"""DynamoDB, ECR and Lambda attach the platform key to what they create through a grant made on
-the caller's behalf (KMS: grant-authorization.html; ECR: encryption-at-rest.html "Required IAM
-permissions"; DynamoDB: encryption.usagenotes.html); the key policy admits only such grants."""
+ACCESS_FILE = Path(__file__).with_name("operator_access.yaml")
+"""Per resource type and per invoke, the actions the provider calls; the actions allowed on
+``*`` with their reasons. Data, so each entry can be checked against AWS's own (the SAR)."""
+_SECTIONS = ("grants", "resources", "invokes", "unscoped")
+_ENTRY_KEYS = ("source", "read", "write", "passesRole", "noAws")
+_GRANT_KEYS = ("scopes", "actions", "when")
 
 
-def _through(service: str) -> Condition:
-    return Condition("StringEquals", "kms:ViaService", (f"{service}.{{region}}.amazonaws.com",))
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
-_SECRET_CRYPTO_READ = Grant(("kms:Decrypt",), ("kms-key",), (_through("secretsmanager"),))
-_SECRET_CRYPTO_WRITE = Grant(
-    ("kms:Decrypt", "kms:GenerateDataKey"), ("kms-key",), (_through("secretsmanager"),)
-)
-"""Secrets Manager encrypts and decrypts a value with the caller's permissions on the key
-(secretsmanager security-encryption.html "Permissions for the KMS key")."""
-_LAMBDA_CRYPTO = Grant(("kms:Encrypt", "kms:Decrypt"), ("kms-key",), (_through("lambda"),))
-"""Lambda encrypts the environment variables with the caller's permissions on the key
-(lambda configuration-envvars-encryption.html)."""
+def _grant(data: Any, shared: Mapping[str, Grant], where: str, key: str) -> Grant:
+    """One grant: ``{scopes, actions, when}``, or the name of one of the shared ``grants``."""
+    if isinstance(data, str):
+        if data not in shared:
+            raise ConfigError(where, key, f"'{data}' is not a shared grant", ", ".join(shared))
+        return shared[data]
+    allowed = "scopes and actions (lists of strings), maybe when (IAM conditions)"
+    if not isinstance(data, dict):
+        raise ConfigError(where, key, "must be a grant or a shared grant's name", allowed)
+    check_keys(data, _GRANT_KEYS, where, f"{key}.")
+    if not _strings(data.get("scopes")) or not _strings(data.get("actions")):
+        raise ConfigError(where, key, "needs scopes and actions", allowed)
+    when = data.get("when") or {}
+    conditions = tuple(
+        Condition(str(test), str(variable), tuple(str(value) for value in values))
+        for test, variables in when.items()
+        for variable, values in variables.items()
+    )
+    return Grant(tuple(data["actions"]), tuple(data["scopes"]), conditions)
 
-_S3 = "internal/service/s3/"
 
-
-def _s3_config(get: str, put: str, resource: str) -> Access:
-    """One S3 bucket sub-resource: read with ``get``, write (and delete) with ``put``."""
+def _entry(data: Any, shared: Mapping[str, Grant], where: str, key: str) -> Access | NoAws:
+    """One resource type's (or invoke's) entry: its grants, or why it makes no AWS call."""
+    if not isinstance(data, dict):
+        raise ConfigError(where, key, "must be a mapping", ", ".join(_ENTRY_KEYS))
+    check_keys(data, _ENTRY_KEYS, where, f"{key}.")
+    if "noAws" in data:
+        return NoAws(str(data["noAws"]))
+    source, passes = data.get("source"), data.get("passesRole")
+    if not isinstance(source, str) or not source:
+        raise ConfigError(where, f"{key}.source", "is required", "the provider's resource file")
+    grants = {
+        part: tuple(
+            _grant(grant, shared, where, f"{key}.{part}[{n}]")
+            for n, grant in enumerate(data.get(part) or ())
+        )
+        for part in ("read", "write")
+    }
     return Access(
-        read=(Grant((get,), ("s3-bucket",)),),
-        write=(Grant((put,), ("s3-bucket",)),),
-        source=_S3 + resource,
+        read=grants["read"],
+        write=grants["write"],
+        source=source,
+        passes_role=(str(passes["input"]), str(passes["to"])) if passes else None,
     )
 
 
-ACCESS: dict[str, Access | NoAws] = {
-    # -- foundation ------------------------------------------------------------------------------
-    "aws:kms/key:Key": Access(
-        read=(
-            Grant(
-                (
-                    "kms:DescribeKey",
-                    "kms:GetKeyPolicy",
-                    "kms:GetKeyRotationStatus",
-                    "kms:ListResourceTags",
-                ),
-                ("kms-key",),
-            ),
-        ),
-        write=(
-            Grant(("kms:CreateKey",), (ANY,)),
-            Grant(
-                (
-                    "kms:CancelKeyDeletion",
-                    "kms:DisableKey",
-                    "kms:DisableKeyRotation",
-                    "kms:EnableKey",
-                    "kms:EnableKeyRotation",
-                    "kms:PutKeyPolicy",
-                    "kms:ScheduleKeyDeletion",
-                    "kms:TagResource",
-                    "kms:UntagResource",
-                    "kms:UpdateKeyDescription",
-                ),
-                ("kms-key",),
-            ),
-        ),
-        source="internal/service/kms/key.go",
-    ),
-    "aws:kms/alias:Alias": Access(
-        # The Read finds the alias by listing the account's aliases (FindAliasByName).
-        read=(Grant(("kms:ListAliases",), (ANY,)),),
-        write=(
-            Grant(
-                ("kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"), ("kms-alias", "kms-key")
-            ),
-        ),
-        source="internal/service/kms/alias.go",
-    ),
-    "aws:s3/bucket:Bucket": Access(
-        read=(
-            Grant(
-                (
-                    "s3:GetAccelerateConfiguration",
-                    "s3:GetBucketAcl",
-                    "s3:GetBucketCORS",
-                    "s3:GetBucketLocation",
-                    "s3:GetBucketLogging",
-                    "s3:GetBucketObjectLockConfiguration",
-                    "s3:GetBucketPolicy",
-                    "s3:GetBucketRequestPayment",
-                    "s3:GetBucketTagging",
-                    "s3:GetBucketVersioning",
-                    "s3:GetBucketWebsite",
-                    "s3:GetEncryptionConfiguration",
-                    "s3:GetLifecycleConfiguration",
-                    "s3:GetReplicationConfiguration",
-                    "s3:ListBucket",
-                ),
-                ("s3-bucket",),
-            ),
-        ),
-        write=(
-            Grant(
-                (
-                    "s3:CreateBucket",
-                    "s3:DeleteBucket",
-                    "s3:ListBucketVersions",
-                    "s3:PutBucketTagging",
-                ),
-                ("s3-bucket",),
-            ),
-            # forceDestroy (dev): the provider deletes every object version before DeleteBucket.
-            Grant(("s3:DeleteObject", "s3:DeleteObjectVersion"), ("s3-object",)),
-        ),
-        source=_S3 + "bucket.go",
-    ),
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": _s3_config(
-        # DeleteBucketLifecycle is authorised by s3:PutLifecycleConfiguration (SAR).
-        "s3:GetLifecycleConfiguration",
-        "s3:PutLifecycleConfiguration",
-        "bucket_lifecycle_configuration.go",
-    ),
-    "aws:s3/bucketNotification:BucketNotification": _s3_config(
-        # Removing the resource writes an empty configuration (PutBucketNotificationConfiguration).
-        "s3:GetBucketNotification",
-        "s3:PutBucketNotification",
-        "bucket_notification.go",
-    ),
-    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": _s3_config(
-        "s3:GetBucketOwnershipControls",
-        "s3:PutBucketOwnershipControls",
-        "bucket_ownership_controls.go",
-    ),
-    "aws:s3/bucketPolicy:BucketPolicy": Access(
-        read=(Grant(("s3:GetBucketPolicy",), ("s3-bucket",)),),
-        write=(Grant(("s3:DeleteBucketPolicy", "s3:PutBucketPolicy"), ("s3-bucket",)),),
-        source=_S3 + "bucket_policy.go",
-    ),
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": _s3_config(
-        # DeletePublicAccessBlock is authorised by s3:PutBucketPublicAccessBlock (SAR).
-        "s3:GetBucketPublicAccessBlock",
-        "s3:PutBucketPublicAccessBlock",
-        "bucket_public_access_block.go",
-    ),
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
-        _s3_config(
-            # DeleteBucketEncryption is authorised by s3:PutEncryptionConfiguration (SAR).
-            "s3:GetEncryptionConfiguration",
-            "s3:PutEncryptionConfiguration",
-            "bucket_server_side_encryption_configuration.go",
-        )
-    ),
-    "aws:s3/bucketVersioning:BucketVersioning": _s3_config(
-        "s3:GetBucketVersioning", "s3:PutBucketVersioning", "bucket_versioning.go"
-    ),
-    "aws:secretsmanager/secret:Secret": Access(
-        read=(
-            Grant(
-                ("secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy"), ("secret",)
-            ),
-        ),
-        write=(
-            Grant(
-                (
-                    "secretsmanager:CreateSecret",
-                    "secretsmanager:DeleteResourcePolicy",
-                    "secretsmanager:DeleteSecret",
-                    "secretsmanager:PutResourcePolicy",
-                    "secretsmanager:TagResource",
-                    "secretsmanager:UntagResource",
-                    "secretsmanager:UpdateSecret",
-                ),
-                ("secret",),
-            ),
-        ),
-        source="internal/service/secretsmanager/secret.go",
-    ),
-    "aws:secretsmanager/secretVersion:SecretVersion": Access(
-        # The Read compares the stored value: GetSecretValue, decrypted with the platform key.
-        # Only on the secrets whose value a stack manages ("secret-value", from the plan): the
-        # GitHub token the operator stores by hand is never readable by the drift role.
-        read=(
-            Grant(
-                ("secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds"),
-                ("secret-value",),
-            ),
-            _SECRET_CRYPTO_READ,
-        ),
-        write=(
-            Grant(
-                ("secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"),
-                ("secret-value",),
-            ),
-            _SECRET_CRYPTO_WRITE,
-        ),
-        source="internal/service/secretsmanager/secret_version.go",
-    ),
-    "aws:sns/topic:Topic": Access(
-        read=(Grant(("sns:GetTopicAttributes", "sns:ListTagsForResource"), ("sns-topic",)),),
-        write=(
-            Grant(
-                (
-                    "sns:CreateTopic",
-                    "sns:DeleteTopic",
-                    "sns:SetTopicAttributes",
-                    "sns:TagResource",
-                    "sns:UntagResource",
-                ),
-                ("sns-topic",),
-            ),
-        ),
-        source="internal/service/sns/topic.go",
-    ),
-    "aws:sns/topicSubscription:TopicSubscription": Access(
-        read=(Grant(("sns:GetSubscriptionAttributes",), (ANY,)),),
-        write=(
-            Grant(("sns:Subscribe",), ("sns-topic",)),
-            Grant(("sns:SetSubscriptionAttributes", "sns:Unsubscribe"), (ANY,)),
-        ),
-        source="internal/service/sns/topic_subscription.go",
-    ),
-    "aws:dynamodb/table:Table": Access(
-        # resourceTableRead: DescribeTable, DescribeContinuousBackups (point-in-time recovery),
-        # DescribeTimeToLive, then the tags (ListTagsOfResource).
-        read=(
-            Grant(
-                (
-                    "dynamodb:DescribeContinuousBackups",
-                    "dynamodb:DescribeTable",
-                    "dynamodb:DescribeTimeToLive",
-                    "dynamodb:ListTagsOfResource",
-                ),
-                ("dynamodb-table",),
-            ),
-        ),
-        write=(
-            Grant(
-                (
-                    "dynamodb:CreateTable",
-                    "dynamodb:DeleteTable",
-                    "dynamodb:TagResource",
-                    "dynamodb:UntagResource",
-                    "dynamodb:UpdateContinuousBackups",
-                    "dynamodb:UpdateTable",
-                    "dynamodb:UpdateTimeToLive",
-                ),
-                ("dynamodb-table",),
-            ),
-            _KEY_GRANTS,
-        ),
-        source="internal/service/dynamodb/table.go",
-    ),
-    # -- registry --------------------------------------------------------------------------------
-    "aws:ecr/repository:Repository": Access(
-        read=(Grant(("ecr:DescribeRepositories", "ecr:ListTagsForResource"), ("ecr-repository",)),),
-        write=(
-            Grant(
-                (
-                    "ecr:CreateRepository",
-                    "ecr:DeleteRepository",
-                    "ecr:PutImageScanningConfiguration",
-                    "ecr:PutImageTagMutability",
-                    "ecr:TagResource",
-                    "ecr:UntagResource",
-                ),
-                ("ecr-repository",),
-            ),
-            _KEY_GRANTS,
-        ),
-        source="internal/service/ecr/repository.go",
-    ),
-    "aws:ecr/lifecyclePolicy:LifecyclePolicy": Access(
-        read=(Grant(("ecr:GetLifecyclePolicy",), ("ecr-repository",)),),
-        write=(
-            Grant(("ecr:DeleteLifecyclePolicy", "ecr:PutLifecyclePolicy"), ("ecr-repository",)),
-        ),
-        source="internal/service/ecr/lifecycle_policy.go",
-    ),
-    # -- pipeline --------------------------------------------------------------------------------
-    "aws:iam/role:Role": Access(
-        # resourceRoleRead: GetRole (tags included), then the inline and attached policies.
-        read=(
-            Grant(
-                (
-                    "iam:GetRole",
-                    "iam:GetRolePolicy",
-                    "iam:ListAttachedRolePolicies",
-                    "iam:ListRolePolicies",
-                ),
-                ("iam-role",),
-            ),
-        ),
-        write=(
-            Grant(
-                (
-                    "iam:CreateRole",
-                    "iam:DeleteRole",
-                    "iam:DeleteRolePolicy",
-                    "iam:DetachRolePolicy",
-                    "iam:ListInstanceProfilesForRole",
-                    "iam:TagRole",
-                    "iam:UntagRole",
-                    "iam:UpdateAssumeRolePolicy",
-                    "iam:UpdateRole",
-                ),
-                ("iam-role",),
-            ),
-        ),
-        source="internal/service/iam/role.go",
-    ),
-    "aws:iam/rolePolicy:RolePolicy": Access(
-        read=(Grant(("iam:GetRolePolicy",), ("iam-role",)),),
-        write=(Grant(("iam:DeleteRolePolicy", "iam:PutRolePolicy"), ("iam-role",)),),
-        source="internal/service/iam/role_policy.go",
-    ),
-    "aws:codebuild/project:Project": Access(
-        # CodeBuild has no TagResource: a project's tags travel in Create/UpdateProject.
-        read=(Grant(("codebuild:BatchGetProjects",), ("codebuild-project",)),),
-        write=(
-            Grant(
-                ("codebuild:CreateProject", "codebuild:DeleteProject", "codebuild:UpdateProject"),
-                ("codebuild-project",),
-            ),
-        ),
-        source="internal/service/codebuild/project.go",
-        passes_role=("serviceRole", "codebuild.amazonaws.com"),
-    ),
-    "aws:codebuild/reportGroup:ReportGroup": Access(
-        read=(Grant(("codebuild:BatchGetReportGroups",), ("codebuild-report-group",)),),
-        write=(
-            Grant(
-                (
-                    "codebuild:CreateReportGroup",
-                    "codebuild:DeleteReportGroup",
-                    "codebuild:UpdateReportGroup",
-                ),
-                ("codebuild-report-group",),
-            ),
-        ),
-        source="internal/service/codebuild/report_group.go",
-    ),
-    "aws:codepipeline/pipeline:Pipeline": Access(
-        read=(
-            Grant(("codepipeline:GetPipeline", "codepipeline:ListTagsForResource"), ("pipeline",)),
-        ),
-        write=(
-            Grant(
-                (
-                    "codepipeline:CreatePipeline",
-                    "codepipeline:DeletePipeline",
-                    "codepipeline:TagResource",
-                    "codepipeline:UntagResource",
-                    "codepipeline:UpdatePipeline",
-                ),
-                ("pipeline",),
-            ),
-        ),
-        source="internal/service/codepipeline/codepipeline.go",
-        passes_role=("roleArn", "codepipeline.amazonaws.com"),
-    ),
-    "aws:codepipeline/webhook:Webhook": Access(
-        # The Read pages ListWebhooks to find the webhook by ARN (findWebhookByARN).
-        read=(
-            Grant(("codepipeline:ListWebhooks",), (ANY,)),
-            Grant(("codepipeline:ListTagsForResource",), ("webhook",)),
-        ),
-        write=(
-            Grant(
-                (
-                    "codepipeline:DeleteWebhook",
-                    "codepipeline:PutWebhook",
-                    "codepipeline:TagResource",
-                    "codepipeline:UntagResource",
-                ),
-                ("webhook",),
-            ),
-        ),
-        source="internal/service/codepipeline/webhook.go",
-    ),
-    "aws:cloudwatch/eventRule:EventRule": Access(
-        read=(Grant(("events:DescribeRule", "events:ListTagsForResource"), ("events-rule",)),),
-        write=(
-            Grant(
-                (
-                    "events:DeleteRule",
-                    "events:DisableRule",
-                    "events:EnableRule",
-                    "events:PutRule",
-                    "events:TagResource",
-                    "events:UntagResource",
-                ),
-                ("events-rule",),
-            ),
-        ),
-        source="internal/service/events/rule.go",
-    ),
-    "aws:cloudwatch/eventTarget:EventTarget": Access(
-        read=(Grant(("events:ListTargetsByRule",), ("events-rule",)),),
-        write=(Grant(("events:PutTargets", "events:RemoveTargets"), ("events-rule",)),),
-        source="internal/service/events/target.go",
-        passes_role=("roleArn", "events.amazonaws.com"),
-    ),
-    "aws:cloudwatch/logGroup:LogGroup": Access(
-        # The Read finds the group with DescribeLogGroups (name prefix), then its tags.
-        read=(
-            Grant(("logs:DescribeLogGroups",), (ANY,)),
-            Grant(("logs:ListTagsForResource",), ("log-group",)),
-        ),
-        write=(
-            Grant(
-                (
-                    "logs:AssociateKmsKey",
-                    "logs:CreateLogGroup",
-                    "logs:DeleteLogGroup",
-                    "logs:DeleteRetentionPolicy",
-                    "logs:DisassociateKmsKey",
-                    "logs:PutRetentionPolicy",
-                    "logs:TagResource",
-                    "logs:UntagResource",
-                ),
-                ("log-group",),
-            ),
-        ),
-        source="internal/service/logs/group.go",
-    ),
-    "aws:cloudwatch/metricAlarm:MetricAlarm": Access(
-        read=(Grant(("cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"), ("alarm",)),),
-        write=(
-            Grant(
-                (
-                    "cloudwatch:DeleteAlarms",
-                    "cloudwatch:PutMetricAlarm",
-                    "cloudwatch:TagResource",
-                    "cloudwatch:UntagResource",
-                ),
-                ("alarm",),
-            ),
-        ),
-        source="internal/service/cloudwatch/metric_alarm.go",
-    ),
-    "aws:lambda/function:Function": Access(
-        # resourceFunctionRead: GetFunction (configuration, concurrency, tags), the code-signing
-        # config, and the latest published version (ListVersionsByFunction).
-        read=(
-            Grant(
-                (
-                    "lambda:GetFunction",
-                    "lambda:GetFunctionCodeSigningConfig",
-                    "lambda:ListVersionsByFunction",
-                ),
-                ("lambda-function",),
-            ),
-        ),
-        write=(
-            Grant(
-                (
-                    "lambda:CreateFunction",
-                    "lambda:DeleteFunction",
-                    "lambda:DeleteFunctionConcurrency",
-                    "lambda:PutFunctionConcurrency",
-                    "lambda:TagResource",
-                    "lambda:UntagResource",
-                    "lambda:UpdateFunctionCode",
-                    "lambda:UpdateFunctionConfiguration",
-                ),
-                ("lambda-function",),
-            ),
-            _KEY_GRANTS,
-            _LAMBDA_CRYPTO,
-        ),
-        source="internal/service/lambda/function.go",
-        passes_role=("role", "lambda.amazonaws.com"),
-    ),
-    "aws:lambda/permission:Permission": Access(
-        read=(Grant(("lambda:GetPolicy",), ("lambda-function",)),),
-        write=(Grant(("lambda:AddPermission", "lambda:RemovePermission"), ("lambda-function",)),),
-        source="internal/service/lambda/permission.go",
-    ),
-    "aws:sns/topicPolicy:TopicPolicy": Access(
-        read=(Grant(("sns:GetTopicAttributes",), ("sns-topic",)),),
-        # Removing the policy writes the topic's default policy back (SetTopicAttributes).
-        write=(Grant(("sns:SetTopicAttributes",), ("sns-topic",)),),
-        source="internal/service/sns/topic_policy.go",
-    ),
-    "aws:sqs/queue:Queue": Access(
-        read=(Grant(("sqs:GetQueueAttributes", "sqs:ListQueueTags"), ("sqs-queue",)),),
-        write=(
-            Grant(
-                (
-                    "sqs:CreateQueue",
-                    "sqs:DeleteQueue",
-                    "sqs:SetQueueAttributes",
-                    "sqs:TagQueue",
-                    "sqs:UntagQueue",
-                ),
-                ("sqs-queue",),
-            ),
-        ),
-        source="internal/service/sqs/queue.go",
-    ),
-    "aws:sqs/queuePolicy:QueuePolicy": Access(
-        read=(Grant(("sqs:GetQueueAttributes",), ("sqs-queue",)),),
-        write=(Grant(("sqs:SetQueueAttributes",), ("sqs-queue",)),),
-        source="internal/service/sqs/queue_policy.go",
-    ),
-    # -- no AWS call -----------------------------------------------------------------------------
-    "github:index/repositoryWebhook:RepositoryWebhook": NoAws(
-        "GitHub, not AWS: pulumi-github reads and writes the hook with the token of its provider"
-        " (the repository's admin:repo_hook scope), not with the AWS role"
-    ),
-    "pulumi:providers:aws": NoAws(
-        "the provider itself; it checks the account with sts:GetCallerIdentity, which needs no"
-        " permission (STS API reference)"
-    ),
-    "pulumi:providers:github": NoAws("the GitHub provider: no AWS call"),
-    "pulumi:pulumi:StackReference": NoAws(
-        "read from the state backend (the StateRead statement), not from AWS"
-    ),
-    "acme:foundation:Foundation": NoAws("a component resource: only its children call AWS"),
-    "acme:registry:Registry": NoAws("a component resource: only its children call AWS"),
-    "acme:pipeline:Pipeline": NoAws("a component resource: only its children call AWS"),
-}
-"""Per Pulumi resource type: the IAM actions the provider calls, or why it calls none."""
+def load_access(
+    path: Path = ACCESS_FILE,
+) -> tuple[dict[str, Access | NoAws], dict[str, Access | NoAws], dict[str, str]]:
+    """The resource types' entries, the invokes' entries and the unscoped actions of ``path``."""
+    where = relative(path)
+    data = read_yaml(path)
+    check_keys(data, _SECTIONS, where)
+    shared = {
+        str(name): _grant(grant, {}, where, f"grants.{name}")
+        for name, grant in (data.get("grants") or {}).items()
+    }
+    resources, invokes = (
+        {str(t): _entry(e, shared, where, f"{section}.{t}") for t, e in data[section].items()}
+        for section in ("resources", "invokes")
+    )
+    unscoped = {str(action): str(reason) for action, reason in data["unscoped"].items()}
+    return resources, invokes, unscoped
 
 
-INVOKES: dict[str, Access | NoAws] = {
-    "aws:secretsmanager/getSecretVersion:getSecretVersion": Access(
-        # The pipeline reads the GitHub token and the webhook secret the foundation holds.
-        read=(Grant(("secretsmanager:GetSecretValue",), ("secret",)), _SECRET_CRYPTO_READ),
-        write=(),
-        source="internal/service/secretsmanager/secret_version_data_source.go",
-    ),
-    "aws:secretsmanager/getRandomPassword:getRandomPassword": Access(
-        read=(Grant(("secretsmanager:GetRandomPassword",), (ANY,)),),
-        write=(),
-        source="internal/service/secretsmanager/random_password_data_source.go",
-    ),
-}
-"""Per invoke (data source) the layers' programs call: what it needs. Only a preview or an up
-runs the programs, so only the deploy role (which CI's previews use too) holds these."""
-
-
-UNSCOPED: dict[str, str] = {
-    "secretsmanager:GetRandomPassword": (
-        "generates a random string and touches no secret: the SAR lists no resource type."
-    ),
-    "kms:CreateKey": "a key has no ARN before it exists: the SAR lists no resource type for it.",
-    "kms:ListAliases": (
-        "lists the account's aliases; the SAR lists no resource type (the alias Read lists them)."
-    ),
-    "logs:DescribeLogGroups": (
-        "lists the account's log groups by name prefix; the SAR lists no resource type for it."
-    ),
-    "codepipeline:ListWebhooks": (
-        "lists every webhook of the account and Region (the call names none), which is how the"
-        " provider reads one webhook."
-    ),
-    "sns:GetSubscriptionAttributes": (
-        "SNS's only resource type is topic: subscription calls list none in the SAR."
-    ),
-    "sns:SetSubscriptionAttributes": (
-        "SNS's only resource type is topic: subscription calls list none in the SAR."
-    ),
-    "sns:Unsubscribe": (
-        "SNS's only resource type is topic: subscription calls list none in the SAR."
-    ),
-    "cloudwatch:DescribeAlarmsForMetric": (
-        "finds the alarms on a metric (verify: each dead-letter queue's alarm); the SAR lists no"
-        " resource type for it, unlike DescribeAlarms."
-    ),
-}
-"""Actions the operators' roles may hold on ``Resource: "*"``, each with the reason."""
+ACCESS, INVOKES, UNSCOPED = load_access()
+"""``ACCESS``: per Pulumi resource type the layers plan, what the provider calls, or why it calls
+none; ``INVOKES``: the same per invoke (data source) the programs call, which only a preview or
+an up runs, so only the deploy role holds them; ``UNSCOPED``: the actions the roles may hold on
+``Resource: "*"``, each with the reason."""
 
 
 STATE_LOCK_ACTIONS = ("s3:DeleteObject", "s3:PutObject")

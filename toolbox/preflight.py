@@ -25,7 +25,6 @@ listed in docs/operations.md.
 
 from __future__ import annotations
 
-import contextvars
 import os
 import subprocess  # nosec B404 - runs the Pulumi CLI by absolute path, no shell
 from collections.abc import Callable, Mapping, Sequence
@@ -156,42 +155,18 @@ def installed_cli_version() -> str:
 
 
 def read_pipeline_args(environment: str) -> PipelineArgs:
-    """The pipeline layer's config, read and validated by the layer's own reader.
+    """The pipeline layer's config, read and validated by the layer's own (pure) reader.
 
-    The same two files the CLI hands the program (``Pulumi.yaml`` defaults overlaid by
-    ``Pulumi.<env>.yaml``) are set as the SDK's config in a copied context, so nothing leaks
-    into the caller's Pulumi settings; a bad value is the reader's own ConfigError line.
+    From the same two files the CLI hands the program (``Pulumi.yaml`` defaults overlaid by
+    ``Pulumi.<env>.yaml``); a bad value is the reader's own ConfigError line.
     """
-    from pulumi.runtime import settings
-    from pulumi.runtime.config import set_all_config
-
     from shared.naming import Label
-    from shared.program import Program
-    from shared.stackconfig import StackConfig, read_stack_files
+    from shared.stackconfig import file_values
     from stacks.pipeline.config import load
 
     layer = get_layer(PIPELINE)
     platform = load_platform(environment)
-    values, secret_keys = read_stack_files(layer, environment)
-
-    def read() -> PipelineArgs:
-        set_all_config(values, secret_keys)
-        saved = settings.get_project(), settings.get_stack()
-        settings._set_project(layer.project)
-        settings._set_stack(environment)
-        try:
-            # The layer's Program without its constructor's side effect (the tag transform needs
-            # a running engine); the reader uses only these four attributes.
-            program = Program.__new__(Program)
-            program.layer, program.platform = layer, platform
-            program.label = Label(platform, layer)
-            program.config = StackConfig(layer, environment)
-            return load(program)
-        finally:
-            settings._set_project(saved[0])
-            settings._set_stack(saved[1])
-
-    return contextvars.copy_context().run(read)
+    return load(file_values(layer, environment), platform, Label(platform, layer))
 
 
 def store_token_command(secret_arn: str, region: str) -> str:

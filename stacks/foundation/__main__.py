@@ -5,6 +5,6 @@ from stacks.foundation.component import Foundation
 from stacks.foundation.config import load
 
 program = Program("foundation")
-args = load(program)
+args = load(program.values, program.platform, program.label)
 foundation = Foundation(program.layer.name, args, program.resource_options())
 foundation.outputs.export()

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import pulumi
 
 from shared.layers import get as get_layer
-from shared.naming import Kind
-from shared.program import Program
+from shared.naming import Kind, Label
+from shared.settings import Platform
+from shared.stackconfig import StackConfig, StackValues
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,9 @@ class FoundationArgs:
     """The GitHub token from secret config, or None when the operator sets it in the secret."""
 
 
-def load(program: Program) -> FoundationArgs:
+def load(values: StackValues, platform: Platform, label: Label) -> FoundationArgs:
     """Validate the foundation config; a ConfigError naming file and key on bad input."""
-    config, label, platform = program.config, program.label, program.platform
+    config = StackConfig(values)
     return FoundationArgs(
         account_id=platform.account_id,
         region=platform.region,

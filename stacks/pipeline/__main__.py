@@ -6,7 +6,7 @@ from stacks.pipeline.component import Pipeline
 from stacks.pipeline.config import load
 
 program = Program("pipeline")
-args = load(program)
+args = load(program.values, program.platform, program.label)
 organization, environment = program.platform.organization, program.platform.environment
 foundation = FoundationOutputs.read(organization, environment)
 registry = RegistryOutputs.read(organization, environment)

@@ -15,6 +15,7 @@ import pulumi_aws as aws
 
 from shared.errors import PlatformError
 from shared.settings import parse_yaml, relative
+from stacks.pipeline import names
 from stacks.pipeline.config import BuildProject, PipelineArgs
 
 BUILDSPEC_DIR = Path(__file__).resolve().parent / "buildspecs"
@@ -50,7 +51,7 @@ def log_group(
     """The project's own log group: retention from config, encrypted with the platform key."""
     return aws.cloudwatch.LogGroup(
         resource_name,
-        name=project.log_group_name,
+        name=names.log_group(args.label, project.key),
         retention_in_days=args.log_retention_days,
         kms_key_id=key_arn,
         opts=opts,
@@ -101,7 +102,7 @@ def project(
     """A CodeBuild project run by CodePipeline: its buildspec, role, key, logs and cache."""
     return aws.codebuild.Project(
         resource_name,
-        name=build.project_name,
+        name=names.project(args.label, build.key),
         description=build.description,
         service_role=role_arn,
         encryption_key=key_arn,
@@ -127,7 +128,7 @@ def project(
         cache=aws.codebuild.ProjectCacheArgs(type="LOCAL", modes=cache_modes),
         logs_config=aws.codebuild.ProjectLogsConfigArgs(
             cloudwatch_logs=aws.codebuild.ProjectLogsConfigCloudwatchLogsArgs(
-                status="ENABLED", group_name=build.log_group_name
+                status="ENABLED", group_name=names.log_group(args.label, build.key)
             ),
             s3_logs=aws.codebuild.ProjectLogsConfigS3LogsArgs(status="DISABLED"),
         ),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from stacks.pipeline import names
 from stacks.pipeline.config import PipelineArgs
 
 STAGES = ("Source", "Build", "Test", "SecurityScan", "Deploy")
@@ -40,7 +41,7 @@ def console_url(args: PipelineArgs) -> str:
     """The pipeline's page in the AWS console."""
     return (
         f"https://{args.region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/"
-        f"{args.pipeline_name}/view?region={args.region}"
+        f"{names.pipeline(args.label)}/view?region={args.region}"
     )
 
 
@@ -163,7 +164,7 @@ def pipeline(
     """The V2 pipeline, its artifacts in the foundation bucket encrypted with the platform key."""
     return aws.codepipeline.Pipeline(
         resource_name,
-        name=args.pipeline_name,
+        name=names.pipeline(args.label),
         pipeline_type="V2",
         # A newer commit supersedes one still waiting: deploy the latest, not every one.
         execution_mode="SUPERSEDED",

@@ -14,7 +14,7 @@ import pulumi_aws as aws
 
 from shared import families
 from shared.contracts import FoundationOutputs, PipelineOutputs, RegistryOutputs
-from stacks.pipeline import codebuild, codepipeline, events, releases, roles, sources
+from stacks.pipeline import codebuild, codepipeline, events, names, releases, roles, sources
 from stacks.pipeline.config import BuildProject, PipelineArgs
 from stacks.pipeline.releases import Releases
 
@@ -133,7 +133,7 @@ class Pipeline(pulumi.ComponentResource):
     ) -> roles.DutyRole:
         duty = roles.duty_role(
             f"{self._name}-{key}-role",
-            self._args.role_names[key],
+            names.role(self._args.label, key),
             service=service,
             args=self._args,
             source_arns=source_arns,
@@ -170,7 +170,7 @@ class Pipeline(pulumi.ComponentResource):
         for build in (unit, integration):
             self.report_groups[build.key] = codebuild.report_group(
                 f"{self._name}-{build.key}-reports",
-                a.report_groups[build.key],
+                names.report_group(a.label, build.key),
                 path=build.report_prefix,
                 bucket_name=f.artifact_bucket_name,
                 key_arn=f.kms_key_arn,
@@ -231,10 +231,10 @@ class Pipeline(pulumi.ComponentResource):
         duty = self._role(
             "pipeline",
             "codepipeline.amazonaws.com",
-            [a.pipeline_arn],
+            [names.pipeline_arn(a.label)],
             [
                 *roles.pipeline_statements(
-                    a, f, [a.arn("codebuild", build.arn_resource) for build in a.projects]
+                    a, f, [names.project_arn(a.label, build.key) for build in a.projects]
                 ),
                 *releases.pipeline_statements(a),
             ],
@@ -244,7 +244,7 @@ class Pipeline(pulumi.ComponentResource):
         )
         stage_list = codepipeline.stages(
             a,
-            {key: self._project_name(key) for key in core},
+            {key: names.project(a.label, key) for key in core},
             source,
             gate=releases.deploy_gate(a, self._registry),
         )
@@ -265,9 +265,6 @@ class Pipeline(pulumi.ComponentResource):
                 ],
             ),
         )
-
-    def _project_name(self, key: str) -> str:
-        return next(build.project_name for build in self._args.projects if build.key == key)
 
     def _webhook(self) -> aws.codepipeline.Webhook | None:
         """The GitHub source's webhook, its HMAC token read from the foundation, kept secret."""
@@ -298,7 +295,7 @@ class Pipeline(pulumi.ComponentResource):
                 f"{self._name}-failed",
                 a,
                 f.failure_topic_arn,
-                self._dead_letter_queue("failed", a.failure_rule_name),
+                self._dead_letter_queue("failed"),
                 self._child,
             )
         }
@@ -317,7 +314,7 @@ class Pipeline(pulumi.ComponentResource):
                     a,
                     self.pipeline.arn,
                     duty.role.arn,
-                    dead_letter_queue=self._dead_letter_queue("codecommit", a.trigger_rule_name),
+                    dead_letter_queue=self._dead_letter_queue("codecommit"),
                     opts=opts,
                 )
             if a.source_provider == "s3":
@@ -327,7 +324,7 @@ class Pipeline(pulumi.ComponentResource):
                     bucket_name=f.source_bucket_name,
                     pipeline_arn=self.pipeline.arn,
                     role_arn=duty.role.arn,
-                    dead_letter_queue=self._dead_letter_queue("source", a.source.source_rule_name),
+                    dead_letter_queue=self._dead_letter_queue("source"),
                     opts=opts,
                 )
         rules.update(
@@ -335,31 +332,26 @@ class Pipeline(pulumi.ComponentResource):
                 self._name,
                 a,
                 self.releases.functions["recorder"],
-                [build.project_name for build in a.projects],
+                [names.project(a.label, build.key) for build in a.projects],
                 dead_letter_queues={
-                    rule: self._dead_letter_queue(rule, rule_name)
-                    for rule, rule_name in (
-                        ("record-pipeline", a.releases.record_pipeline_rule_name),
-                        ("record-builds", a.releases.record_builds_rule_name),
-                    )
+                    rule: self._dead_letter_queue(rule)
+                    for rule in ("record-pipeline", "record-builds")
                 },
                 opts=self._child,
             )
         )
         if a.services:
-            rules["service-failed"] = releases.service_failures(
+            rules["service-failed"] = events.service_failures(
                 f"{self._name}-service-failed",
                 a,
                 f.failure_topic_arn,
-                dead_letter_queue=self._dead_letter_queue(
-                    "service-failed", a.releases.service_failed_rule_name
-                ),
+                dead_letter_queue=self._dead_letter_queue("service-failed"),
                 opts=self._child,
             )
         for rule, resource in rules.items():
             events.failed_invocations_alarm(
                 f"{self._name}-{rule}-alarm",
-                a.alarm_names[rule],
+                names.rule_alarm(a.label, rule),
                 resource.name,
                 f.failure_topic_arn,
                 self._child,
@@ -368,11 +360,12 @@ class Pipeline(pulumi.ComponentResource):
             f"{self._name}-failure-topic-policy", a, f.failure_topic_arn, self._child
         )
 
-    def _dead_letter_queue(self, rule: str, rule_name: str) -> aws.sqs.Queue:
+    def _dead_letter_queue(self, rule: str) -> aws.sqs.Queue:
+        label = self._args.label
         return events.dead_letter_queue(
             f"{self._name}-{rule}-dlq",
-            self._args.dead_letter_queue_names[rule],
-            self._args.arn("events", f"rule/{rule_name}"),
+            names.queue(label, rule),
+            names.arn(label, "events", f"rule/{names.rule(label, rule)}"),
             self._foundation.kms_key_arn,
             self._child,
         )

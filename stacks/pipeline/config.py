@@ -1,8 +1,9 @@
 """Reads and validates the pipeline layer's config into :class:`PipelineArgs`.
 
-Every physical name of the layer is made here, through the label, so a value that would make a
-name too long or malformed is a ConfigError naming the stack file and the key, before anything
-is registered.
+The args hold what is configured; the physical names come from the label where the component
+needs them (``names.py``). Reading checks that every name the configuration calls for fits, so
+a value that would make a name too long or malformed is a ConfigError naming the stack file and
+the key, before anything is registered.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 
 from shared import families, iam
 from shared.errors import ConfigError
-from shared.naming import Kind
-from shared.program import Program
+from shared.naming import Label
+from shared.settings import PLATFORM_FILE, Platform
+from shared.stackconfig import StackConfig, StackValues
+from stacks.pipeline import names as physical
 
 SOURCE_PROVIDERS = ("github", "codeconnections", "s3")
 """``github``: the GitHub (OAuth app) v1 action with the token from the foundation secret,
@@ -95,22 +98,15 @@ class SourceArgs:
     """s3: the key of the source zip in the foundation's source bucket ('' otherwise)."""
     codecommit_trigger: bool
     """Whether pushes to the CodeCommit mirror also start the pipeline."""
-    webhook_name: str
-    """github: the CodePipeline webhook's name."""
-    source_rule_name: str
-    """s3: the EventBridge rule that starts the pipeline when the source zip is written."""
 
 
 @dataclass(frozen=True)
 class BuildProject:
-    """One CodeBuild project: its names, its buildspec and the role it runs as."""
+    """One CodeBuild project: its key (which its names are made from), buildspec and role."""
 
     key: str
-    """Key in the layer's outputs (``docker-build``, ``unit-tests``, ``service-<name>``)."""
-    project_name: str
-    """The CodeBuild project's name."""
-    log_group_name: str
-    """Its own CloudWatch log group."""
+    """Key in the layer's outputs (``docker-build``, ``unit-tests``, ``service-<name>``); the
+    project and its log group are named from it (``names.project``, ``names.log_group``)."""
     buildspec: str
     """File name under ``stacks/pipeline/buildspecs/``."""
     role: str
@@ -124,31 +120,18 @@ class BuildProject:
     report_prefix: str = ""
     """For a test project: the key prefix in the artifact bucket its reports are exported to."""
 
-    @property
-    def arn_resource(self) -> str:
-        """The resource part of the project's ARN (``project/<name>``)."""
-        return f"project/{self.project_name}"
-
 
 ALARM_ARN = r"arn:aws(?:-[a-z]+)*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:[^:]{1,255}"
 
 
 @dataclass(frozen=True)
 class Handler:
-    """One Lambda handler of the release flow: its file and every name it needs."""
+    """One Lambda handler of the release flow: its key (which its names are made from), file."""
 
     key: str
     """``recorder`` or ``deploy-handler``: the key in the outputs and the role's duty."""
     file: str
     """The handler's file under ``stacks/pipeline/handlers/``."""
-    function_name: str
-    """The Lambda function's name."""
-    log_group_name: str
-    """Its own log group (``/aws/lambda/...``)."""
-    queue_name: str
-    """Its dead-letter queue."""
-    alarm_name: str
-    """The CloudWatch alarm on messages waiting in that queue (to the failure topic)."""
 
 
 @dataclass(frozen=True)
@@ -157,12 +140,6 @@ class ReleaseArgs:
 
     recorder: Handler
     deploy_handler: Handler
-    record_pipeline_rule_name: str
-    """EventBridge rule: this pipeline's execution and stage state changes, to the recorder."""
-    record_builds_rule_name: str
-    """EventBridge rule: state changes of this layer's CodeBuild builds, to the recorder."""
-    service_failed_rule_name: str
-    """EventBridge rule: failed builds of the standalone service projects, to the topic."""
     deploy_alarm_arns: tuple[str, ...]
     """CloudWatch alarms the Deploy stage watches after the deploy; empty: no bake."""
     bake_minutes: int
@@ -187,8 +164,9 @@ class PipelineArgs:
     """The AWS account; ARNs of resources referenced before they exist are built from it."""
     region: str
     """The AWS region."""
-    pipeline_name: str
-    """The CodePipeline's name."""
+    label: Label
+    """The naming context of the layer in this environment: every physical name comes from it
+    (``names.py``)."""
     source_provider: str
     """One of :data:`SOURCE_PROVIDERS`."""
     github_owner: str
@@ -226,21 +204,8 @@ class PipelineArgs:
     security-scan."""
     services: tuple[BuildProject, ...]
     """One standalone Docker-build project per extra service."""
-    role_names: dict[str, str]
-    """IAM role name by duty: pipeline, events, docker-build, tests, security-scan,
-    service-<name>."""
-    report_groups: dict[str, str]
-    """CodeBuild report group name by test project key."""
-    failure_rule_name: str
-    """EventBridge rule that notifies on failed executions."""
-    trigger_rule_name: str
-    """EventBridge rule that starts the pipeline on CodeCommit pushes."""
     source: SourceArgs
     """The provider-specific source and trigger settings."""
-    dead_letter_queue_names: dict[str, str]
-    """SQS dead-letter queue of each rule's target, by rule (those of :func:`event_rules`)."""
-    alarm_names: dict[str, str]
-    """CloudWatch alarm on each rule's failed invocations, by rule (:func:`event_rules`)."""
     releases: ReleaseArgs
     """The deployment ledger's writers, the deploy handler and the rollback."""
 
@@ -254,23 +219,18 @@ class PipelineArgs:
         return self.arn("ecs", f"cluster/{self.ecs_cluster}")
 
     @property
-    def topic_alarm_names(self) -> tuple[str, ...]:
-        """Every alarm of the layer that notifies the failure topic (the topic policy names
-        each): one per rule's failed invocations, then one per handler's dead-letter queue."""
-        return (
-            *self.alarm_names.values(),
-            *(handler.alarm_name for handler in self.releases.handlers),
+    def rules(self) -> tuple[str, ...]:
+        """The EventBridge rules this configuration creates (:func:`event_rules`)."""
+        return event_rules(
+            self.source_provider,
+            codecommit_trigger=self.source.codecommit_trigger,
+            services=bool(self.services),
         )
 
-    @property
-    def pipeline_arn(self) -> str:
-        """The pipeline's ARN, known before it exists (trust and events policies name it)."""
-        return self.arn("codepipeline", self.pipeline_name)
 
-
-def load(program: Program) -> PipelineArgs:
+def load(values: StackValues, platform: Platform, label: Label) -> PipelineArgs:
     """Validate the pipeline config; a ConfigError naming file and key on bad input."""
-    config, label, platform = program.config, program.label, program.platform
+    config = StackConfig(values)
 
     provider = config.choice("sourceProvider", SOURCE_PROVIDERS)
     connection_arn = ""
@@ -289,15 +249,13 @@ def load(program: Program) -> PipelineArgs:
     def build(key: str, buildspec: str, role: str, description: str, **extra: str) -> BuildProject:
         return BuildProject(
             key=key,
-            project_name=label.name(Kind.CODEBUILD_PROJECT, key),
-            log_group_name=label.name(Kind.LOG_GROUP, key),
             buildspec=buildspec,
             role=role,
             description=description,
             **extra,
         )
 
-    image_families = families.registry_families(platform.environment)
+    image_families = platform.image_families
     projects = (
         build(
             "docker-build",
@@ -322,35 +280,25 @@ def load(program: Program) -> PipelineArgs:
         ),
         build("security-scan", "security-scan.yml", "security-scan", "Gates on the ECR scan"),
     )
-    services = _services(program, image_families)
-    role_names = {
-        duty: label.name(Kind.IAM_ROLE, duty)
-        for duty in (
-            "pipeline",
-            "events",
-            "docker-build",
-            "tests",
-            "security-scan",
-            "recorder",
-            "deploy-handler",
-        )
-    }
-    for service in services:
-        role_names[service.role] = label.name(
-            Kind.IAM_ROLE, service.role, blame=config.where("services")
-        )
-    source = _source(program, provider)
+    services = _services(config, image_families)
+    source = _source(config, provider)
     rules = event_rules(
         provider, codecommit_trigger=source.codecommit_trigger, services=bool(services)
     )
-    releases = _releases(program)
+    physical.check(
+        label,
+        rules=rules,
+        services=[service.service for service in services],
+        blame=config.where("services"),
+    )
+    releases = _releases(config)
     codecommit_repository = config.string(
         "codecommitRepository", pattern=CODECOMMIT_REPO, allowed="a CodeCommit repository name"
     )
     return PipelineArgs(
         account_id=platform.account_id,
         region=platform.region,
-        pipeline_name=label.name(Kind.CODEPIPELINE, "app"),
+        label=label,
         source_provider=provider,
         github_owner=config.string(
             "githubOwner", pattern=GITHUB_OWNER, allowed="a GitHub user or organisation name"
@@ -385,36 +333,17 @@ def load(program: Program) -> PipelineArgs:
         ),
         projects=projects,
         services=services,
-        role_names=role_names,
-        report_groups={
-            key: label.name(Kind.REPORT_GROUP, key) for key in ("unit-tests", "integration-tests")
-        },
-        failure_rule_name=label.name(Kind.EVENT_RULE, "failed"),
-        trigger_rule_name=label.name(Kind.EVENT_RULE, "codecommit"),
         source=source,
-        dead_letter_queue_names={rule: label.name(Kind.SQS_QUEUE, rule, "dlq") for rule in rules},
-        alarm_names={
-            rule: label.name(Kind.CLOUDWATCH_ALARM, rule, "failed-invocations") for rule in rules
-        },
         releases=releases,
     )
 
 
-def _handler(program: Program, key: str) -> Handler:
-    label = program.label
-    return Handler(
-        key=key,
-        file=f"{key.replace('-handler', '')}.py",
-        function_name=label.name(Kind.LAMBDA_FUNCTION, key),
-        log_group_name=label.name(Kind.LAMBDA_LOG_GROUP, key),
-        queue_name=label.name(Kind.SQS_QUEUE, key, "dlq"),
-        alarm_name=label.name(Kind.CLOUDWATCH_ALARM, key, "dead-letters"),
-    )
+def _handler(key: str) -> Handler:
+    return Handler(key=key, file=f"{key.replace('-handler', '')}.py")
 
 
-def _releases(program: Program) -> ReleaseArgs:
-    """The release flow's names, and the alarms and bake time of the Deploy stage."""
-    config, label = program.config, program.label
+def _releases(config: StackConfig) -> ReleaseArgs:
+    """The release flow's handlers, and the alarms and bake time of the Deploy stage."""
     alarms = config.string_list(
         "deployAlarmArns",
         pattern=ALARM_ARN,
@@ -423,31 +352,27 @@ def _releases(program: Program) -> ReleaseArgs:
     if len(alarms) > MAX_CONDITION_RULES:
         raise ConfigError(
             config.source,
-            f"{program.layer.project}:deployAlarmArns",
+            f"{config.layer.project}:deployAlarmArns",
             f"{len(alarms)} alarms, more than one condition holds",
             f"at most {MAX_CONDITION_RULES} alarm ARNs",
         )
     if len(set(alarms)) != len(alarms):
         raise ConfigError(
             config.source,
-            f"{program.layer.project}:deployAlarmArns",
+            f"{config.layer.project}:deployAlarmArns",
             "an alarm is listed twice",
             "unique alarm ARNs",
         )
     return ReleaseArgs(
-        recorder=_handler(program, "recorder"),
-        deploy_handler=_handler(program, "deploy-handler"),
-        record_pipeline_rule_name=label.name(Kind.EVENT_RULE, "record-pipeline"),
-        record_builds_rule_name=label.name(Kind.EVENT_RULE, "record-builds"),
-        service_failed_rule_name=label.name(Kind.EVENT_RULE, "service-failed"),
+        recorder=_handler("recorder"),
+        deploy_handler=_handler("deploy-handler"),
         deploy_alarm_arns=alarms,
         bake_minutes=config.integer("bakeMinutes", minimum=1, maximum=MAX_BAKE_MINUTES),
     )
 
 
-def _source(program: Program, provider: str) -> SourceArgs:
+def _source(config: StackConfig, provider: str) -> SourceArgs:
     """The settings of the chosen source provider; a setting of another provider is refused."""
-    config, label = program.config, program.label
     paths = config.string_list(
         "triggerPaths",
         pattern=TRIGGER_PATH,
@@ -456,14 +381,14 @@ def _source(program: Program, provider: str) -> SourceArgs:
     if paths and provider != "codeconnections":
         raise ConfigError(
             config.source,
-            f"{program.layer.project}:triggerPaths",
+            f"{config.layer.project}:triggerPaths",
             f"is only used by the codeconnections source, not {provider}",
             "remove it, or set sourceProvider: codeconnections",
         )
     if len(paths) > MAX_TRIGGER_PATHS:
         raise ConfigError(
             config.source,
-            f"{program.layer.project}:triggerPaths",
+            f"{config.layer.project}:triggerPaths",
             f"lists {len(paths)} globs",
             f"at most {MAX_TRIGGER_PATHS} (the V2 trigger's limit)",
         )
@@ -480,18 +405,15 @@ def _source(program: Program, provider: str) -> SourceArgs:
         trigger_paths=paths,
         source_key=source_key,
         codecommit_trigger=config.boolean("codecommitTrigger"),
-        webhook_name=label.name(Kind.CODEPIPELINE_WEBHOOK, "github"),
-        source_rule_name=label.name(Kind.EVENT_RULE, "source"),
     )
 
 
-def _services(program: Program, image_families: tuple[str, ...]) -> tuple[BuildProject, ...]:
-    """One Docker-build project per extra service, names checked against every limit.
+def _services(config: StackConfig, image_families: tuple[str, ...]) -> tuple[BuildProject, ...]:
+    """One Docker-build project per extra service (its names are checked by ``load``).
 
-    Each service is one of the registry's image families (not the application's, the first),
-    so the repository's lifecycle policy keeps its images by their own tag prefix.
+    Each service is one of the image families (``platform.yaml``; not the application's, the
+    first), so the registry's lifecycle policy keeps its images by their own tag prefix.
     """
-    config, label = program.config, program.label
     names = config.string_list(
         "services",
         pattern=SERVICE_NAME,
@@ -508,18 +430,15 @@ def _services(program: Program, image_families: tuple[str, ...]) -> tuple[BuildP
         if name not in image_families[1:]:
             raise ConfigError(
                 *config.where("services"),
-                f"'{name}' is not an image family of the registry"
-                f" ({families.KEY}: {list(image_families)})",
+                f"'{name}' is not an image family ({families.KEY} in {PLATFORM_FILE.name}:"
+                f" {list(image_families)})",
                 f"a family other than '{image_families[0]}': add '{name}' to {families.KEY} in"
-                " stacks/registry/Pulumi.yaml and deploy the registry first",
+                f" {PLATFORM_FILE.name}, so the registry keeps its images too",
             )
         duty = f"service-{name}"
-        blame = config.where("services")
         services.append(
             BuildProject(
                 key=duty,
-                project_name=label.name(Kind.CODEBUILD_PROJECT, duty, blame=blame),
-                log_group_name=label.name(Kind.LOG_GROUP, duty, blame=blame),
                 buildspec="docker-build.yml",
                 role=duty,
                 description=f"Builds and pushes the {name} service's image",

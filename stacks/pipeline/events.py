@@ -1,7 +1,8 @@
 """EventBridge rules: failures to the failure topic; CodeCommit pushes start the pipeline.
 
-(The S3 source rule lives in ``sources``, the recorder's and the service-failure rule in
-``releases``; they use the same retry, dead-letter queue and alarm.)
+Both notifications live here: failed executions and failed standalone service builds. (The S3
+source rule lives in ``sources``, the recorder's rules in ``releases``; they use the same retry,
+dead-letter queue and alarm.)
 
 Every target retries for a bounded time and then drops what it could not deliver into its own
 KMS-encrypted SQS dead-letter queue; an alarm on each rule's ``FailedInvocations`` notifies the
@@ -11,7 +12,7 @@ failure topic; the topic's policy lets only that rule and those alarms publish (
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from shared import iam
+from stacks.pipeline import names
 from stacks.pipeline.config import PipelineArgs
 
 RETRY = aws.cloudwatch.EventTargetRetryPolicyArgs(
@@ -37,6 +39,21 @@ def failure_pattern(pipeline_name: str) -> dict[str, Any]:
         "detail-type": ["CodePipeline Pipeline Execution State Change"],
         "detail": {"pipeline": [pipeline_name], "state": ["FAILED"]},
     }
+
+
+def service_failed_pattern(project_names: Sequence[str]) -> dict[str, Any]:
+    """Failed builds of the standalone service projects."""
+    return {
+        "source": ["aws.codebuild"],
+        "detail-type": ["CodeBuild Build State Change"],
+        "detail": {"build-status": ["FAILED"], "project-name": sorted(project_names)},
+    }
+
+
+SERVICE_FAILED_MESSAGE = (
+    '"Build <build> of service project <project> failed (<time>). Logs: <logs>"'
+)
+"""The e-mail text (a JSON string, so SNS delivers plain text)."""
 
 
 def codecommit_pattern(args: PipelineArgs) -> dict[str, Any]:
@@ -169,10 +186,11 @@ def failure_topic_policy(
     The failure rules: failed executions, and failed standalone service builds when there are
     services (``stacks.pipeline.releases``).
     """
-    alarm_arns = [args.arn("cloudwatch", f"alarm:{name}") for name in args.topic_alarm_names]
-    failure_rules = [args.failure_rule_name]
+    alarms = names.topic_alarms(args.label, args.rules)
+    alarm_arns = [args.arn("cloudwatch", f"alarm:{name}") for name in alarms]
+    failure_rules = [names.rule(args.label, "failed")]
     if args.services:
-        failure_rules.append(args.releases.service_failed_rule_name)
+        failure_rules.append(names.rule(args.label, "service-failed"))
     return aws.sns.TopicPolicy(
         resource_name,
         arn=topic_arn,
@@ -213,11 +231,12 @@ def failure_notification(
     opts: pulumi.ResourceOptions,
 ) -> aws.cloudwatch.EventRule:
     """The rule on failed executions and its target, the foundation's failure topic."""
+    pipeline_name = names.pipeline(args.label)
     rule = aws.cloudwatch.EventRule(
         resource_name,
-        name=args.failure_rule_name,
-        description=f"Failed executions of {args.pipeline_name}, to the failure topic",
-        event_pattern=json.dumps(failure_pattern(args.pipeline_name), sort_keys=True),
+        name=names.rule(args.label, "failed"),
+        description=f"Failed executions of {pipeline_name}, to the failure topic",
+        event_pattern=json.dumps(failure_pattern(pipeline_name), sort_keys=True),
         opts=opts,
     )
     aws.cloudwatch.EventTarget(
@@ -233,6 +252,49 @@ def failure_notification(
                 "time": "$.time",
             },
             input_template=FAILURE_MESSAGE,
+        ),
+        retry_policy=RETRY,
+        dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(
+            arn=dead_letter_queue.arn
+        ),
+        opts=opts,
+    )
+    return rule
+
+
+def service_failures(
+    name: str,
+    args: PipelineArgs,
+    topic_arn: pulumi.Input[str],
+    *,
+    dead_letter_queue: aws.sqs.Queue,
+    opts: pulumi.ResourceOptions,
+) -> aws.cloudwatch.EventRule:
+    """Failed standalone service builds to the failure topic (they run outside the pipeline).
+
+    The target retries and dead-letters like every other; the topic policy names this rule.
+    """
+    project_names = [names.project(args.label, service.key) for service in args.services]
+    rule = aws.cloudwatch.EventRule(
+        name,
+        name=names.rule(args.label, "service-failed"),
+        description="Failed builds of the standalone service projects, to the failure topic",
+        event_pattern=json.dumps(service_failed_pattern(project_names), sort_keys=True),
+        opts=opts,
+    )
+    aws.cloudwatch.EventTarget(
+        f"{name}-topic",
+        rule=rule.name,
+        target_id="failure-topic",
+        arn=topic_arn,
+        input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
+            input_paths={
+                "build": "$.detail.build-id",
+                "project": "$.detail.project-name",
+                "time": "$.time",
+                "logs": "$.detail.additional-information.logs.deep-link",
+            },
+            input_template=SERVICE_FAILED_MESSAGE,
         ),
         retry_policy=RETRY,
         dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(
@@ -286,10 +348,10 @@ def codecommit_trigger(
     """The rule on pushes to the CodeCommit mirror, starting this pipeline through its role."""
     return starts_pipeline(
         resource_name,
-        name=args.trigger_rule_name,
+        name=names.rule(args.label, "codecommit"),
         description=(
             f"Pushes to {args.codecommit_branch} of the CodeCommit mirror start"
-            f" {args.pipeline_name}"
+            f" {names.pipeline(args.label)}"
         ),
         event_pattern=json.dumps(codecommit_pattern(args), sort_keys=True),
         pipeline_arn=pipeline_arn,

@@ -7,7 +7,6 @@
   it checks the image and its scan, tags it ``production``, records the release and reports the
   job result. The stage rolls back when it fails, and, with ``deployAlarmArns``, when one of the
   alarms goes to ALARM within ``bakeMinutes`` after the deploy.
-- Failed builds of the standalone service projects (outside the pipeline) go to the failure topic.
 
 Each Lambda has its own role (least privilege), log group (retention and key as the CodeBuild
 groups), dead-letter queue (SQS, the platform key) with an alarm to the failure topic as soon as a
@@ -29,7 +28,7 @@ import pulumi_aws as aws
 
 from shared import iam
 from shared.contracts import FoundationOutputs, RegistryOutputs
-from stacks.pipeline import events, roles
+from stacks.pipeline import events, names, roles
 from stacks.pipeline.codepipeline import BUILD_VARIABLES, DeployGate
 from stacks.pipeline.config import Handler, PipelineArgs
 
@@ -81,7 +80,7 @@ class Releases:
 
 def function_arn(args: PipelineArgs, handler: Handler) -> str:
     """A handler's ARN, known from its name before it exists (the pipeline role names it)."""
-    return args.arn("lambda", f"function:{handler.function_name}")
+    return args.arn("lambda", f"function:{names.function(args.label, handler.key)}")
 
 
 def pipeline_pattern(args: PipelineArgs) -> dict[str, Any]:
@@ -92,7 +91,7 @@ def pipeline_pattern(args: PipelineArgs) -> dict[str, Any]:
             "CodePipeline Pipeline Execution State Change",
             "CodePipeline Stage Execution State Change",
         ],
-        "detail": {"pipeline": [args.pipeline_name]},
+        "detail": {"pipeline": [names.pipeline(args.label)]},
     }
 
 
@@ -103,21 +102,6 @@ def builds_pattern(project_names: Sequence[str]) -> dict[str, Any]:
         "detail-type": ["CodeBuild Build State Change"],
         "detail": {"project-name": sorted(project_names)},
     }
-
-
-def service_failed_pattern(project_names: Sequence[str]) -> dict[str, Any]:
-    """Failed builds of the standalone service projects."""
-    return {
-        "source": ["aws.codebuild"],
-        "detail-type": ["CodeBuild Build State Change"],
-        "detail": {"build-status": ["FAILED"], "project-name": sorted(project_names)},
-    }
-
-
-SERVICE_FAILED_MESSAGE = (
-    '"Build <build> of service project <project> failed (<time>). Logs: <logs>"'
-)
-"""The e-mail text (a JSON string, so SNS delivers plain text)."""
 
 
 def user_parameters(args: PipelineArgs, registry: RegistryOutputs) -> pulumi.Output[str]:
@@ -152,7 +136,7 @@ def deploy_gate(args: PipelineArgs, registry: RegistryOutputs) -> DeployGate:
             provider="Lambda",
             version="1",
             configuration={
-                "FunctionName": releases.deploy_handler.function_name,
+                "FunctionName": names.function(args.label, releases.deploy_handler.key),
                 "UserParameters": user_parameters(args, registry),
             },
             run_order=run_order,
@@ -214,7 +198,7 @@ def handler_statements(
     queue_arn: pulumi.Input[str],
 ) -> list[iam.Statement]:
     """What both handlers need: their own logs, the ledger, their DLQ, the platform key."""
-    group = args.arn("logs", f"log-group:{handler.log_group_name}")
+    group = args.arn("logs", f"log-group:{names.function_log_group(args.label, handler.key)}")
     return [
         iam.Statement(
             sid="HandlerLogs",
@@ -235,7 +219,7 @@ def recorder_statements(args: PipelineArgs) -> list[iam.Statement]:
         iam.Statement(
             sid="ReadExecutionCommit",
             actions=["codepipeline:GetPipelineExecution"],
-            resources=[args.pipeline_arn],
+            resources=[names.pipeline_arn(args.label)],
         )
     ]
 
@@ -275,7 +259,7 @@ def build(
 ) -> Releases:
     """Both handlers with their logs, dead-letter queues and roles.
 
-    Their rules are :func:`recorder_rules` and :func:`service_failures`.
+    Their rules are :func:`recorder_rules`.
     """
     child = pulumi.ResourceOptions(parent=parent)
     releases = args.releases
@@ -319,14 +303,14 @@ def _handler(
     key = handler.key
     group = aws.cloudwatch.LogGroup(
         f"{name}-logs",
-        name=handler.log_group_name,
+        name=names.function_log_group(args.label, key),
         retention_in_days=args.log_retention_days,
         kms_key_id=foundation.kms_key_arn,
         opts=child,
     )
     queue = aws.sqs.Queue(
         f"{name}-dlq",
-        name=handler.queue_name,
+        name=names.queue(args.label, key),
         kms_master_key_id=foundation.kms_key_arn,
         kms_data_key_reuse_period_seconds=300,
         message_retention_seconds=DLQ_RETENTION_SECONDS,
@@ -337,7 +321,7 @@ def _handler(
     # passed to a function from this account, and its policy names this layer's resources.
     duty = roles.duty_role(
         f"{name}-role",
-        args.role_names[key],
+        names.role(args.label, key),
         service="lambda.amazonaws.com",
         args=args,
         source_arns=[],
@@ -347,7 +331,7 @@ def _handler(
     module = handler.file.removesuffix(".py")
     function = aws.lambda_.Function(
         name,
-        name=handler.function_name,
+        name=names.function(args.label, key),
         description=DESCRIPTIONS[key],
         role=duty.role.arn,
         runtime=RUNTIME,
@@ -370,7 +354,7 @@ def _handler(
     )
     dead_letters_alarm(
         f"{name}-dlq-alarm",
-        handler.alarm_name,
+        names.function_alarm(args.label, key),
         queue.name,
         foundation.failure_topic_arn,
         opts=child,
@@ -391,7 +375,7 @@ def dead_letters_alarm(
 ) -> aws.cloudwatch.MetricAlarm:
     """An alarm to the failure topic as soon as one message waits in a handler's DLQ.
 
-    The topic policy admits it by name (``PipelineArgs.topic_alarm_names``). Missing data is an
+    The topic policy admits it by name (``names.topic_alarms``). Missing data is an
     idle, empty queue (:data:`DEAD_LETTERS_METRIC`), so it is not breaching.
     """
     return events.topic_alarm(
@@ -425,16 +409,18 @@ def recorder_rules(
 
     By rule key (``record-pipeline``, ``record-builds``), as ``dead_letter_queues`` is keyed.
     """
-    releases = args.releases
-    projects = [*pipeline_projects, *(service.project_name for service in args.services)]
+    projects = [
+        *pipeline_projects,
+        *(names.project(args.label, service.key) for service in args.services),
+    ]
     rules = {
         "record-pipeline": (
-            releases.record_pipeline_rule_name,
-            f"Execution and stage state changes of {args.pipeline_name}, to the ledger",
+            names.rule(args.label, "record-pipeline"),
+            f"Execution and stage state changes of {names.pipeline(args.label)}, to the ledger",
             pipeline_pattern(args),
         ),
         "record-builds": (
-            releases.record_builds_rule_name,
+            names.rule(args.label, "record-builds"),
             "Build state changes of this layer's CodeBuild projects, to the ledger",
             builds_pattern(projects),
         ),
@@ -472,46 +458,3 @@ def recorder_rules(
         )
         made[key] = rule
     return made
-
-
-def service_failures(
-    name: str,
-    args: PipelineArgs,
-    topic_arn: pulumi.Input[str],
-    *,
-    dead_letter_queue: aws.sqs.Queue,
-    opts: pulumi.ResourceOptions,
-) -> aws.cloudwatch.EventRule:
-    """Failed standalone service builds to the failure topic (they run outside the pipeline).
-
-    The target retries and dead-letters like every other; the topic policy names this rule.
-    """
-    project_names = [service.project_name for service in args.services]
-    rule = aws.cloudwatch.EventRule(
-        name,
-        name=args.releases.service_failed_rule_name,
-        description="Failed builds of the standalone service projects, to the failure topic",
-        event_pattern=json.dumps(service_failed_pattern(project_names), sort_keys=True),
-        opts=opts,
-    )
-    aws.cloudwatch.EventTarget(
-        f"{name}-topic",
-        rule=rule.name,
-        target_id="failure-topic",
-        arn=topic_arn,
-        input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
-            input_paths={
-                "build": "$.detail.build-id",
-                "project": "$.detail.project-name",
-                "time": "$.time",
-                "logs": "$.detail.additional-information.logs.deep-link",
-            },
-            input_template=SERVICE_FAILED_MESSAGE,
-        ),
-        retry_policy=events.RETRY,
-        dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(
-            arn=dead_letter_queue.arn
-        ),
-        opts=opts,
-    )
-    return rule

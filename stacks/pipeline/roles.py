@@ -18,7 +18,7 @@ import pulumi_aws as aws
 
 from shared import iam
 from shared.contracts import FoundationOutputs, RegistryOutputs
-from stacks.pipeline import sources
+from stacks.pipeline import names, sources
 from stacks.pipeline.config import BuildProject, PipelineArgs
 
 KEY_USE = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
@@ -137,7 +137,7 @@ def log_statement(args: PipelineArgs, projects: Sequence[BuildProject]) -> iam.S
     """Writing build logs into the projects' own log groups (which exist already)."""
     resources: list[str] = []
     for project in projects:
-        group = args.arn("logs", f"log-group:{project.log_group_name}")
+        group = args.arn("logs", f"log-group:{names.log_group(args.label, project.key)}")
         resources += [group, f"{group}:*"]
     return iam.Statement(
         sid="BuildLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=resources
@@ -146,7 +146,7 @@ def log_statement(args: PipelineArgs, projects: Sequence[BuildProject]) -> iam.S
 
 def codebuild_trust_arns(args: PipelineArgs, projects: Sequence[BuildProject]) -> list[str]:
     """The ARNs of the projects a CodeBuild role serves, known before the projects exist."""
-    return [args.arn("codebuild", project.arn_resource) for project in projects]
+    return [names.project_arn(args.label, project.key) for project in projects]
 
 
 def docker_build_statements(

@@ -26,6 +26,7 @@ import pulumi_github as github
 from shared import iam
 from shared.contracts import FoundationOutputs
 from stacks.pipeline import events
+from stacks.pipeline import names as physical
 from stacks.pipeline.config import PipelineArgs
 
 SOURCE_ACTION = "Source"
@@ -149,9 +150,9 @@ def start_rule_names(args: PipelineArgs) -> list[str]:
     """The EventBridge rules that start the pipeline through the events role."""
     names = []
     if args.source.codecommit_trigger:
-        names.append(args.trigger_rule_name)
+        names.append(physical.rule(args.label, "codecommit"))
     if args.source_provider == "s3":
-        names.append(args.source.source_rule_name)
+        names.append(physical.rule(args.label, "source"))
     return names
 
 
@@ -173,7 +174,7 @@ def github_webhook(
     """
     webhook = aws.codepipeline.Webhook(
         resource_name,
-        name=args.source.webhook_name,
+        name=physical.webhook(args.label),
         target_pipeline=pipeline.name,
         target_action=SOURCE_ACTION,
         authentication="GITHUB_HMAC",
@@ -239,8 +240,10 @@ def s3_source_trigger(
     """
     return events.starts_pipeline(
         resource_name,
-        name=args.source.source_rule_name,
-        description=(f"A new s3 source zip ({args.source.source_key}) starts {args.pipeline_name}"),
+        name=physical.rule(args.label, "source"),
+        description=(
+            f"A new s3 source zip ({args.source.source_key}) starts {physical.pipeline(args.label)}"
+        ),
         event_pattern=pulumi.Output.from_input(bucket_name).apply(
             lambda name: json.dumps(s3_source_pattern(args, name), sort_keys=True)
         ),

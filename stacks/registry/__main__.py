@@ -6,7 +6,7 @@ from stacks.registry.component import Registry
 from stacks.registry.config import load
 
 program = Program("registry")
-args = load(program)
+args = load(program.values, program.platform, program.label)
 foundation = FoundationOutputs.read(program.platform.organization, program.platform.environment)
 registry = Registry(program.layer.name, args, foundation, program.resource_options())
 registry.outputs.export()
