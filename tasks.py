@@ -531,3 +531,69 @@ def bench(c, quick=False, save=None, baseline="", suite=None):
     print(table(results))
     if save if save is not None else not quick:
         print(f"results: {save_results(results).relative_to(Path.cwd())}")
+
+
+def _ask(question: str, now: str) -> str:
+    """Ask on the terminal; Enter keeps the current value."""
+    return input(f"{question} [{now}]: ")
+
+
+def _terminal() -> bool:
+    """A person can answer: input is a terminal and this is not CI."""
+    return sys.stdin.isatty() and os.environ.get("CI", "").lower() != "true"
+
+
+@task(
+    iterable=["account", "region"],
+    help={
+        "namespace": "prefix of every physical name (2-12 chars, a-z 0-9); asked if omitted",
+        "account": "ENV=ACCOUNT_ID, once per environment of platform.yaml; asked if omitted",
+        "region": "ENV=REGION (or one REGION for every environment); asked if omitted",
+        "email": "address the pipeline failure notifications go to; asked if omitted",
+        "repository": "where this code lives (the Repository tag), e.g."
+        " github.com/org/platform; asked if omitted",
+        "github_owner": "GitHub owner of the application repository; asked if omitted",
+        "github_repo": "the application repository; asked if omitted",
+        "github_branch": "the branch the pipeline deploys; asked if omitted",
+        "ecs_cluster": "ECS cluster the Deploy stage updates; asked if omitted",
+        "ecs_service": "ECS service the Deploy stage updates; asked if omitted",
+    },
+)
+def init(  # noqa: PLR0913, PLR0917 - one flag per value a team sets
+    c,
+    namespace="",
+    account=None,
+    region=None,
+    email="",
+    repository="",
+    github_owner="",
+    github_repo="",
+    github_branch="",
+    ecs_cluster="",
+    ecs_service="",
+):
+    """Setup: point platform.yaml and the stack files at your organisation (checked first)."""
+    from toolbox.init import init as run_init
+    from toolbox.init import resolve
+
+    given = {
+        "namespace": namespace,
+        "repository": repository,
+        "email": email,
+        "github_owner": github_owner,
+        "github_repo": github_repo,
+        "github_branch": github_branch,
+        "ecs_cluster": ecs_cluster,
+        "ecs_service": ecs_service,
+    }
+    try:
+        choices = resolve(
+            given, account or [], region or [], ask=_ask if _terminal() else None
+        )
+        lines = run_init(choices)
+    except PlatformError as exc:
+        raise _fail_cleanly(exc) from None
+    except EOFError:
+        raise Exit("error: init: input ended before every value was given", code=1) from None
+    print("\n".join(lines))
+    print("next: ./dev synth --env E for each environment, then ./dev bootstrap --env E")
