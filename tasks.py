@@ -559,7 +559,7 @@ def _terminal() -> bool:
         "ecs_service": "ECS service the Deploy stage updates; asked if omitted",
     },
 )
-def init(  # noqa: PLR0913, PLR0917 - one flag per value a team sets
+def init(  # noqa: PLR0917 - one flag per value a team sets
     c,
     namespace="",
     account=None,
@@ -587,9 +587,7 @@ def init(  # noqa: PLR0913, PLR0917 - one flag per value a team sets
         "ecs_service": ecs_service,
     }
     try:
-        choices = resolve(
-            given, account or [], region or [], ask=_ask if _terminal() else None
-        )
+        choices = resolve(given, account or [], region or [], ask=_ask if _terminal() else None)
         lines = run_init(choices)
     except PlatformError as exc:
         raise _fail_cleanly(exc) from None
@@ -597,3 +595,27 @@ def init(  # noqa: PLR0913, PLR0917 - one flag per value a team sets
         raise Exit("error: init: input ended before every value was given", code=1) from None
     print("\n".join(lines))
     print("next: ./dev synth --env E for each environment, then ./dev bootstrap --env E")
+
+
+@task(
+    help={
+        "env": CHANGE_ENV_HELP,
+        "dry_run": "only read: print what would be created, change nothing; default: create",
+    }
+)
+def bootstrap(c, env="", dry_run=False):
+    """Setup: create the state bucket, KMS key, GitHub OIDC provider and CI roles if missing."""
+    _require_env("bootstrap", env)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from toolbox.bootstrap import for_environment, report
+
+    try:
+        boot = for_environment(env, dry_run=dry_run)
+        steps = boot.run()
+    except (PlatformError, ValueError) as exc:
+        raise _fail_cleanly(exc) from None
+    except (ClientError, BotoCoreError) as exc:
+        raise Exit(f"error: bootstrap {env}: {exc}", code=1) from None
+    print("\n".join(report(steps, env, dry_run)))
+    print("\n".join(f"next: {line}" for line in boot.next_steps()))

@@ -77,7 +77,7 @@ def test_another_organisation_is_written_and_plans_with_its_values(tmp_path: Pat
     _copy(tmp_path, [*CODE, "platform.yaml"])
     init(OURS, tmp_path)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed program
+    done = subprocess.run(
         [sys.executable, "-c", PLAN], cwd=tmp_path, env=env, capture_output=True, text=True,
         check=False, timeout=600,
     )  # fmt: skip

@@ -377,7 +377,9 @@ def prepare(choices: Choices, root: Path = REPO_ROOT) -> list[_File]:
     platforms = check_platform(platform.checked(), PLATFORM)
     files = [platform]
     for layer in LAYERS:
-        declared = (_read(root, root / "stacks" / layer.name / "Pulumi.yaml")[1].get("config")) or {}
+        declared = (
+            _read(root, root / "stacks" / layer.name / "Pulumi.yaml")[1].get("config")
+        ) or {}
         for env in environments:
             path = _stack_path(root, layer, env)
             stack = _File(path, _where(root, path), *_read(root, path))
