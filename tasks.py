@@ -619,3 +619,30 @@ def bootstrap(c, env="", dry_run=False):
         raise Exit(f"error: bootstrap {env}: {exc}", code=1) from None
     print("\n".join(report(steps, env, dry_run)))
     print("\n".join(f"next: {line}" for line in boot.next_steps()))
+
+
+@task(
+    help={
+        "env": CHANGE_ENV_HELP,
+        "file": "a file holding the GitHub token alone; default: asked for without echo on a"
+        " terminal (never pass the token itself as an argument: shell history keeps it)",
+    }
+)
+def store_token(c, env="", file=""):
+    """Setup: store the GitHub token as the foundation's Pulumi secret, before the deploy."""
+    _require_env("store-token", env)
+    import getpass
+
+    from toolbox.bootstrap import read_token
+    from toolbox.bootstrap import store_token as run_store_token
+
+    try:
+        if file:
+            token = read_token(Path(file))
+        elif _terminal():
+            token = getpass.getpass("GitHub token (not shown): ")
+        else:
+            raise PlatformError("store-token: no terminal to ask on: pass --file PATH")
+        print(run_store_token(env, token))
+    except PlatformError as exc:
+        raise _fail_cleanly(exc) from None

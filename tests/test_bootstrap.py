@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shared.errors import ConfigError
+from shared.errors import ConfigError, PlatformError
 from shared.settings import Platform
 from tests.moto_support import fresh_account, moto_for_the_module
 from toolbox.bootstrap import (
@@ -20,7 +20,9 @@ from toolbox.bootstrap import (
     BootstrapError,
     github_repository,
     operator_policies,
+    read_token,
     report,
+    store_token,
 )
 
 REGION = "eu-west-1"
@@ -257,3 +259,67 @@ def test_a_repository_tag_that_is_not_on_github_is_one_line() -> None:
         " which the CI roles must trust (allowed: github.com/OWNER/REPO (./dev init --repository"
         " sets it))"
     )
+
+
+# -- store-token: the GitHub token as the foundation's Pulumi secret, before the first deploy ---
+
+
+class RecordingStack:
+    name = "organization/platform-foundation/dev"
+
+    def __init__(self) -> None:
+        self.config: dict[str, Any] = {}
+
+    def set_config(self, key: str, value: Any) -> None:
+        self.config[key] = value
+
+
+class RecordingRunner:
+    def __init__(self) -> None:
+        self.stack = RecordingStack()
+        self.selected: list[tuple[str, str, bool]] = []
+
+    def _select(self, layer: str, env: str, *, create: bool = False) -> RecordingStack:
+        self.selected.append((layer, env, create))
+        return self.stack
+
+
+def test_the_token_becomes_the_foundations_secret_config_on_a_created_stack(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "correct horse")
+    token_file = tmp_path / "github-token.txt"
+    token_file.write_text("ghp_example\n", encoding="utf-8")
+    runner = RecordingRunner()
+    line = store_token("dev", read_token(token_file), runner)
+    assert runner.selected == [("foundation", "dev", True)]
+    value = runner.stack.config["githubToken"]
+    assert (value.value, value.secret) == ("ghp_example", True)
+    assert line == (
+        "stored the GitHub token as the secret githubToken of"
+        " organization/platform-foundation/dev; commit stacks/foundation/Pulumi.dev.yaml"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [("", "it holds nothing"), ("ghp_a\nghp_b\n", "it holds several lines")],
+)
+def test_a_token_file_that_is_not_one_token_is_one_line(tmp_path, content, problem) -> None:
+    path = tmp_path / "github-token.txt"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(PlatformError) as caught:
+        read_token(path)
+    assert str(caught.value) == (
+        f"store-token: {path}: must hold the token alone, on one line ({problem})"
+    )
+
+
+def test_no_stack_is_touched_without_a_passphrase_to_encrypt_the_token(monkeypatch) -> None:
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("PULUMI_SECRETS_PROVIDER", raising=False)
+    runner = RecordingRunner()
+    with pytest.raises(PlatformError):
+        store_token("dev", "ghp_example", runner)
+    assert runner.selected == []

@@ -14,12 +14,18 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shared.errors import ConfigError
 from shared.layers import REPO_ROOT
+from shared.layers import get as get_layer
+from shared.settings import Platform
+from shared.stackconfig import LayerFiles, check_stack_file
+from toolbox import preflight
 from toolbox.init import Choices, InitError, current, init, resolve, set_value
+from toolbox.preflight import placeholders_in
 
 OURS = Choices(
     namespace="globex",
@@ -252,3 +258,61 @@ def test_the_task_without_a_terminal_fails_with_one_line(cli, monkeypatch) -> No
         "error: init: --repository is missing and there is no terminal to ask on (CI, or input"
         " is not a terminal): pass it as a flag"
     )
+
+
+# -- the preflight flags what init has not replaced yet ----------------------------------------
+
+
+def _platform(namespace: str, account: str) -> Platform:
+    return Platform(
+        namespace=namespace,
+        project="container-platform",
+        cost_center="cc-1",
+        repository="github.com/globex/infrastructure",
+        organization="organization",
+        environment="dev",
+        account_id=account,
+        region="eu-west-1",
+        protect=False,
+    )
+
+
+def _foundation(config: dict[str, Any]) -> LayerFiles:
+    return check_stack_file(
+        get_layer("foundation"), "dev", {"config": config}, "stacks/foundation/Pulumi.dev.yaml"
+    )
+
+
+def test_preflight_names_each_sample_value_and_where_it_is_set() -> None:
+    found = placeholders_in(_platform("acme", "111111111111"), _foundation({}))
+    assert found == [
+        "platform.yaml namespace 'acme'",
+        "platform.yaml environments.dev.accountId '111111111111'",
+        "stacks/foundation/Pulumi.yaml config.notificationEmail.default 'devops@company.com'",
+    ]
+    in_stack = _foundation({"platform-foundation:notificationEmail": "devops@company.com"})
+    assert placeholders_in(_platform("globex", "222222222222"), in_stack) == [
+        "platform.yaml environments.dev.accountId '222222222222'",
+        "stacks/foundation/Pulumi.dev.yaml platform-foundation:notificationEmail"
+        " 'devops@company.com'",
+    ]
+
+
+def test_preflight_finds_nothing_once_init_set_a_teams_values() -> None:
+    ours = _foundation({"platform-foundation:notificationEmail": "platform@globex.example"})
+    assert placeholders_in(_platform("globex", "123456789012"), ours) == []
+
+
+def test_the_placeholder_check_is_one_failing_line_of_the_real_preflight() -> None:
+    real = preflight.for_environment("dev")
+    assert real.placeholders is preflight.check_placeholders
+    line = preflight.failed("placeholders", "x")
+    session = type("NoCredentials", (), {"get_credentials": lambda self: None})()
+    check = preflight.Preflight(
+        "dev", session, cli_version=lambda: "0", placeholders=lambda env: line
+    )
+    report = check.run(("foundation",))
+    assert report.results[0] is line
+    assert "placeholders" in report.failures
+    refresh = check.run(("foundation",), preflight.Purpose.REFRESH)
+    assert "placeholders" not in [r.name for r in refresh.results]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -578,4 +579,48 @@ def for_environment(environment: str, dry_run: bool = False, session: Any = None
         operator_policies(environment, names(platform).backend_url),
         session or boto3.Session(),
         dry_run=dry_run,
+    )
+
+
+TOKEN_KEY = "githubToken"  # noqa: S105 - a config key, not a credential  # nosec B105
+"""The foundation's secret config key whose value its program stores in the token secret."""
+
+
+def read_token(path: Path) -> str:
+    """The GitHub token in ``path`` (one line; a trailing newline is not part of it)."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise PlatformError(f"store-token: {path}: cannot be read ({exc.strerror})") from None
+    if not token or "\n" in token:
+        raise PlatformError(
+            f"store-token: {path}: must hold the token alone, on one line (it holds"
+            f" {'nothing' if not token else 'several lines'})"
+        )
+    return token
+
+
+def store_token(environment: str, token: str, runner: Any = None) -> str:
+    """Set the foundation stack's ``githubToken`` as a Pulumi secret; the line to print.
+
+    Before the first deploy, so the foundation stores it in the token secret when it creates
+    it, and the pipeline layer deploys in the same run. The stack is created when it does not
+    exist yet (with the secrets provider of PULUMI_SECRETS_PROVIDER, as a deploy would), and
+    the value is encrypted into ``stacks/foundation/Pulumi.<env>.yaml``: commit that file.
+    """
+    from pulumi.automation import ConfigValue
+
+    from toolbox.automation import PulumiRunner, check_secrets
+
+    if not token.strip() or "\n" in token.strip():
+        raise PlatformError("store-token: the token must be one non-empty line")
+    runner = runner if runner is not None else PulumiRunner()
+    check_secrets("foundation", environment)  # a passphrase or provider to encrypt it with
+    # PulumiRunner creates stacks only inside `up`; selecting-or-creating one here is the
+    # same call the deploy makes (its `_select(create=True)`).
+    stack = runner._select("foundation", environment, create=True)
+    stack.set_config(TOKEN_KEY, ConfigValue(value=token.strip(), secret=True))
+    return (
+        f"stored the GitHub token as the secret {TOKEN_KEY} of {stack.name}; commit"
+        f" stacks/foundation/Pulumi.{environment}.yaml"
     )
