@@ -221,13 +221,12 @@ def _scalar(value: str, style: str | None = None) -> str:
         return json.dumps(value)
     if style == "'":
         return "'" + value.replace("'", "''") + "'"
-    plain = (
-        value
-        and value == value.strip()
-        and "#" not in value
-        and ": " not in value
-        and yaml.safe_load(f"k: {value}") == {"k": value}
-    )
+    plain = bool(value) and value == value.strip() and "#" not in value and ": " not in value
+    if plain:
+        try:
+            plain = parse_yaml(f"k: {value}", "(value)") == {"k": value}
+        except ConfigError:
+            plain = False
     return value if plain else json.dumps(value)
 
 
