@@ -316,3 +316,19 @@ def test_the_placeholder_check_is_one_failing_line_of_the_real_preflight() -> No
     assert "placeholders" in report.failures
     refresh = check.run(("foundation",), preflight.Purpose.REFRESH)
     assert "placeholders" not in [r.name for r in refresh.results]
+
+
+def test_an_edit_that_would_read_back_otherwise_writes_nothing(config: Path) -> None:
+    platform = config / "platform.yaml"
+    text = platform.read_text(encoding="utf-8")
+    # prod shares dev's settings through an alias: one span holds both accounts.
+    shared = text.split("environments:", 1)[0] + (
+        "environments:\n"
+        '  dev: &shared\n    accountId: "111111111111"\n    region: us-east-1\n'
+        "  prod: *shared\n"
+    )
+    platform.write_text(shared, encoding="utf-8")
+    before = _snapshot(config)
+    with pytest.raises(InitError, match=r"^platform\.yaml: the edit would not read back"):
+        init(OURS, config)
+    assert _snapshot(config) == before
