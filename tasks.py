@@ -1,12 +1,13 @@
 """The project's menu: `./dev --list` (or `invoke --list` once `source .venv/bin/activate`).
 
 Tasks are thin: each calls functions in the project that the tests reach directly, and fails with
-one clear line (invoke.Exit), never a traceback. Three groups:
+one clear line (invoke.Exit), never a traceback. Four groups:
 
 - stacks (real Pulumi, needs the CLI and AWS): preflight, preview, deploy, outputs, refresh,
   drift, destroy (the four that act on stacks run preflight first)
 - offline: synth (the plan under mocks), affected (which layers a change touches)
 - checks: test, lint, scan
+- setup (a team's first steps): init, bootstrap, store-token
 """
 
 from __future__ import annotations

@@ -573,13 +573,11 @@ def for_environment(environment: str, dry_run: bool = False, session: Any = None
 
     platform = load_platform(environment)
     repository = github_repository(platform)
-    return Bootstrap(
-        platform,
-        repository,
-        operator_policies(environment, names(platform).backend_url),
-        session or boto3.Session(),
-        dry_run=dry_run,
-    )
+    session = session or boto3.Session()
+    # The account first: the policies take an offline plan, not worth making for a wrong one.
+    Bootstrap(platform, repository, {}, session).check_account()
+    policies = operator_policies(environment, names(platform).backend_url)
+    return Bootstrap(platform, repository, policies, session, dry_run=dry_run)
 
 
 TOKEN_KEY = "githubToken"  # noqa: S105 - a config key, not a credential  # nosec B105
