@@ -1,12 +1,13 @@
 """The project's menu: `./dev --list` (or `invoke --list` once `source .venv/bin/activate`).
 
 Tasks are thin: each calls functions in the project that the tests reach directly, and fails with
-one clear line (invoke.Exit), never a traceback. Three groups:
+one clear line (invoke.Exit), never a traceback. Four groups:
 
 - stacks (real Pulumi, needs the CLI and AWS): preflight, preview, deploy, outputs, refresh,
   drift, destroy (the four that act on stacks run preflight first)
 - offline: synth (the plan under mocks), affected (which layers a change touches)
 - checks: test, lint, scan
+- setup (a team's first steps): init, bootstrap, store-token
 """
 
 from __future__ import annotations
@@ -531,3 +532,118 @@ def bench(c, quick=False, save=None, baseline="", suite=None):
     print(table(results))
     if save if save is not None else not quick:
         print(f"results: {save_results(results).relative_to(Path.cwd())}")
+
+
+def _ask(question: str, now: str) -> str:
+    """Ask on the terminal; Enter keeps the current value."""
+    return input(f"{question} [{now}]: ")
+
+
+def _terminal() -> bool:
+    """A person can answer: input is a terminal and this is not CI."""
+    return sys.stdin.isatty() and os.environ.get("CI", "").lower() != "true"
+
+
+@task(
+    iterable=["account", "region"],
+    help={
+        "namespace": "prefix of every physical name (2-12 chars, a-z 0-9); asked if omitted",
+        "account": "ENV=ACCOUNT_ID, once per environment of platform.yaml; asked if omitted",
+        "region": "ENV=REGION (or one REGION for every environment); asked if omitted",
+        "email": "address the pipeline failure notifications go to; asked if omitted",
+        "repository": "where this code lives (the Repository tag), e.g."
+        " github.com/org/platform; asked if omitted",
+        "github_owner": "GitHub owner of the application repository; asked if omitted",
+        "github_repo": "the application repository; asked if omitted",
+        "github_branch": "the branch the pipeline deploys; asked if omitted",
+        "ecs_cluster": "ECS cluster the Deploy stage updates; asked if omitted",
+        "ecs_service": "ECS service the Deploy stage updates; asked if omitted",
+    },
+)
+def init(  # noqa: PLR0917 - one flag per value a team sets
+    c,
+    namespace="",
+    account=None,
+    region=None,
+    email="",
+    repository="",
+    github_owner="",
+    github_repo="",
+    github_branch="",
+    ecs_cluster="",
+    ecs_service="",
+):
+    """Setup: point platform.yaml and the stack files at your organisation (checked first)."""
+    from toolbox.init import init as run_init
+    from toolbox.init import resolve
+
+    given = {
+        "namespace": namespace,
+        "repository": repository,
+        "email": email,
+        "github_owner": github_owner,
+        "github_repo": github_repo,
+        "github_branch": github_branch,
+        "ecs_cluster": ecs_cluster,
+        "ecs_service": ecs_service,
+    }
+    try:
+        choices = resolve(given, account or [], region or [], ask=_ask if _terminal() else None)
+        lines = run_init(choices)
+    except PlatformError as exc:
+        raise _fail_cleanly(exc) from None
+    except EOFError:
+        raise Exit("error: init: input ended before every value was given", code=1) from None
+    print("\n".join(lines))
+    print("next: ./dev synth --env E for each environment, then ./dev bootstrap --env E")
+
+
+@task(
+    help={
+        "env": CHANGE_ENV_HELP,
+        "dry_run": "only read: print what would be created, change nothing; default: create",
+    }
+)
+def bootstrap(c, env="", dry_run=False):
+    """Setup: create the state bucket, KMS key, GitHub OIDC provider and CI roles if missing."""
+    _require_env("bootstrap", env)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from toolbox.bootstrap import for_environment, report
+
+    try:
+        boot = for_environment(env, dry_run=dry_run)
+        steps = boot.run()
+    except (PlatformError, ValueError) as exc:
+        raise _fail_cleanly(exc) from None
+    except (ClientError, BotoCoreError) as exc:
+        raise Exit(f"error: bootstrap {env}: {exc}", code=1) from None
+    print("\n".join(report(steps, env, dry_run)))
+    print("\n".join(f"next: {line}" for line in boot.next_steps()))
+
+
+@task(
+    help={
+        "env": CHANGE_ENV_HELP,
+        "file": "a file holding the GitHub token alone; default: asked for without echo on a"
+        " terminal (never pass the token itself as an argument: shell history keeps it)",
+    }
+)
+def store_token(c, env="", file=""):
+    """Setup: store the GitHub token as the foundation's Pulumi secret, before the deploy."""
+    _require_env("store-token", env)
+    import getpass
+
+    from toolbox.bootstrap import read_token
+    from toolbox.bootstrap import store_token as run_store_token
+
+    try:
+        if file:
+            token = read_token(Path(file))
+        elif _terminal():
+            token = getpass.getpass("GitHub token (not shown): ")
+        else:
+            raise PlatformError("store-token: no terminal to ask on: pass --file PATH")
+        print(run_store_token(env, token))
+    except PlatformError as exc:
+        raise _fail_cleanly(exc) from None

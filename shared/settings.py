@@ -297,8 +297,15 @@ def load_all(path: Path = PLATFORM_FILE) -> dict[str, Platform]:
     All of them, whichever one a run is for: a mistake in prod's entry fails a dev run too,
     instead of waiting for the day prod is deployed.
     """
-    where = relative(path)
-    data = read_yaml(path)
+    return check_platform(read_yaml(path), relative(path))
+
+
+def check_platform(data: dict[str, Any], where: str) -> dict[str, Platform]:
+    """Every environment of the ``platform.yaml`` mapping ``data`` (read from ``where``), checked.
+
+    The pure part of :func:`load_all`: ``./dev init`` checks the file it is about to write with
+    it, so its errors are the very lines a plan would give.
+    """
     check_keys(data, TOP_KEYS, where)
     namespace = _text(
         data,
@@ -318,9 +325,11 @@ def load_all(path: Path = PLATFORM_FILE) -> dict[str, Platform]:
     families = image_families.validate(
         data.get(image_families.KEY, list(image_families.DEFAULT)), where
     )
-    environments(path)
+    envs = data.get("environments")
+    if not isinstance(envs, dict) or not envs:
+        raise ConfigError(where, "environments", "must map environment names to settings")
     platforms: dict[str, Platform] = {}
-    for name, env in data["environments"].items():
+    for name, env in envs.items():
         environment, account_id, region, protect = _environment(name, env, where)
         platforms[environment] = Platform(
             namespace=namespace,

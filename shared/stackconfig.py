@@ -193,11 +193,20 @@ def load_layer_files(layer: Layer, environment: str) -> LayerFiles:
     Everything a person writes in either file is either read or an error: an undeclared key, a
     top-level key Pulumi does not know, a value of the wrong type, a secret in plain text.
     """
-    project_file = relative(layer.directory / "Pulumi.yaml")
     stack_path = layer.directory / f"Pulumi.{environment}.yaml"
-    where = relative(stack_path)
+    return check_stack_file(layer, environment, read_yaml(stack_path), relative(stack_path))
+
+
+def check_stack_file(
+    layer: Layer, environment: str, stack: dict[str, Any], where: str
+) -> LayerFiles:
+    """The stack-file mapping ``stack`` (read from ``where``), checked against the declarations.
+
+    The part of :func:`load_layer_files` after the stack file is read: ``./dev init`` checks the
+    file it is about to write with it, so its errors are the very lines a plan would give.
+    """
+    project_file = relative(layer.directory / "Pulumi.yaml")
     settings = _declarations(layer, project_file)
-    stack = read_yaml(stack_path)
     check_keys(stack, STACK_FILE_KEYS, where)
     config = stack.get("config") or {}
     if not isinstance(config, dict):

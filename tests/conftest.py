@@ -79,6 +79,7 @@ WORKER_GROUPS: dict[str, tuple[str, ...]] = {
         "test_config_files",
         "test_contracts",
         "test_foundation",
+        "test_init",
         "test_operator_policy",
         "test_pipeline_codebuild",
         "test_pipeline_codepipeline",
@@ -92,6 +93,7 @@ WORKER_GROUPS: dict[str, tuple[str, ...]] = {
         "test_replan",
     ),
     "aws-api": (
+        "test_bootstrap",
         "test_handlers",
         "test_operator_calls",
         "test_preflight",

@@ -227,8 +227,9 @@ def recorded(monkeypatch, tmp_path) -> Recorder:
     return recorder
 
 
-LINT_TOOLS = ["ruff", "ruff", "basedpyright", "yamllint", "node", "node", "zizmor"]
-"""What one lint runs on this repository: node once per workflow (ci-cd.yml, drift.yml)."""
+LINT_TOOLS = ["ruff", "ruff", "basedpyright", "yamllint", "node", "node", "node", "zizmor"]
+"""What one lint runs on this repository: node once per workflow (ci-cd.yml, drift.yml,
+pull-request.yml)."""
 
 
 def test_lint_runs_only_ruff_again_when_nothing_changed_and_fresh_runs_every_tool(recorded):

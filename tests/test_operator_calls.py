@@ -337,8 +337,13 @@ def deploy_policy(pipeline_args: Any = None) -> dict[str, Any]:
 
 # -- which role runs what in CI ----------------------------------------------------------------
 
-ROLE_VARIABLES = {"AWS_ROLE_ARN": op.DEPLOY, "DRIFT_ROLE_ARN": op.DRIFT}
-"""The workflows' variables naming each role (docs/operations.md, Repository setup)."""
+ROLE_VARIABLES = {
+    "AWS_ROLE_ARN": op.DEPLOY,
+    "PREVIEW_ROLE_ARN": op.DEPLOY,
+    "DRIFT_ROLE_ARN": op.DRIFT,
+}
+"""The workflows' variables naming each role (docs/operations.md, Repository setup), by the
+policy the role carries: the preview role has the deploy role's (toolbox/bootstrap.py)."""
 TOOLS_OF_TASK = {
     "verify": {"verify"},
     "preflight": {"preflight"},

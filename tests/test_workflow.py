@@ -97,9 +97,12 @@ def test_aws_access_is_only_oidc_role_assumption_from_repository_variables(workf
             s for s in steps(workflow, name) if "configure-aws-credentials" in s.get("uses", "")
         ]
         if name in AWS_JOBS:
+            # Build previews with the preview role; only Deploy (in the production environment,
+            # which the deploy role's trust names) assumes the deploy role.
+            role = "AWS_ROLE_ARN" if name == "Deploy" else "PREVIEW_ROLE_ARN"
             assert len(assume) == 1, name
             assert assume[0]["with"] == {
-                "role-to-assume": "${{ vars.AWS_ROLE_ARN }}",
+                "role-to-assume": f"${{{{ vars.{role} }}}}",
                 "aws-region": "${{ vars.AWS_REGION }}",
             }
         else:

@@ -26,6 +26,7 @@ listed in docs/operations.md.
 from __future__ import annotations
 
 import os
+import re
 import subprocess  # nosec B404 - runs the Pulumi CLI by absolute path, no shell
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from shared.settings import Platform, load_platform
 from toolbox.automation import backend_url, check_secrets, require_cli, secrets_provider
 
 if TYPE_CHECKING:
+    from shared.stackconfig import LayerFiles
     from stacks.pipeline.config import PipelineArgs
 
 VERSION_FILE = REPO_ROOT / ".pulumi.version"
@@ -202,6 +204,9 @@ class Preflight:
     """The foundation stack's outputs, None when it is not deployed (raises PlatformError when
     they cannot be read)."""
     pipeline_args: Callable[[str], PipelineArgs] = read_pipeline_args
+    placeholders: Callable[[str], CheckResult] | None = None
+    """The check for the sample configuration's placeholders (:func:`check_placeholders`);
+    None skips it (the tests of the other checks run on the sample configuration)."""
     _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
@@ -220,6 +225,8 @@ class Preflight:
     def run(self, layers: Sequence[str], purpose: Purpose = Purpose.PREFLIGHT) -> PreflightReport:
         """Run the checks ``purpose`` needs for ``layers``; never raises for a failed check."""
         results = [self.check_cli(), self.check_backend(), self.check_secrets(layers)]
+        if self.placeholders is not None and purpose in PROGRAM_PURPOSES:
+            results.insert(0, self.placeholders(self.environment))
         account = [self.check_credentials()]
         if account[0].ok:
             account += [self.check_account(), self.check_region()]
@@ -539,7 +546,59 @@ def for_environment(environment: str, runner: Any = None) -> Preflight:
             return None
         return reader.outputs("foundation", environment)
 
-    return Preflight(environment, boto3.Session(), foundation_outputs=foundation_outputs)
+    return Preflight(
+        environment,
+        boto3.Session(),
+        foundation_outputs=foundation_outputs,
+        placeholders=check_placeholders,
+    )
+
+
+SAMPLE_NAMESPACE = "acme"
+SAMPLE_EMAIL = "devops@company.com"
+SAMPLE_ACCOUNT = re.compile(r"(\d)\1{11}")
+"""The sample's account ids (``111111111111``, ``222222222222``): twelve times one digit."""
+
+
+def placeholders_in(platform: Platform, foundation: LayerFiles) -> list[str]:
+    """Where the sample's values are still set: ``<file> <key> '<value>'`` each."""
+    found = []
+    if platform.namespace == SAMPLE_NAMESPACE:
+        found.append(f"platform.yaml namespace '{SAMPLE_NAMESPACE}'")
+    if SAMPLE_ACCOUNT.fullmatch(platform.account_id):
+        found.append(
+            f"platform.yaml environments.{platform.environment}.accountId '{platform.account_id}'"
+        )
+    key = "platform-foundation:notificationEmail"
+    email = foundation.values.get(key, foundation.defaults().get(key))
+    if email == SAMPLE_EMAIL:
+        where = (
+            f"{foundation.stack_file} {key}"
+            if key in foundation.values
+            else f"{foundation.project_file} config.notificationEmail.default"
+        )
+        found.append(f"{where} '{SAMPLE_EMAIL}'")
+    return found
+
+
+def check_placeholders(environment: str) -> CheckResult:
+    """Fail while the environment still uses a value the sample configuration ships with.
+
+    Those values plan offline, but a real deploy with them would name resources after the
+    sample organisation, look for an account that is not the team's, and mail failures to
+    nobody; ``./dev init`` replaces them all.
+    """
+    from shared.stackconfig import load_layer_files
+
+    files = load_layer_files(get_layer("foundation"), environment)
+    found = placeholders_in(load_platform(environment), files)
+    if not found:
+        return passed("placeholders", "no sample value left")
+    return failed(
+        "placeholders",
+        f"the sample configuration's placeholder(s) are still set: {', '.join(found)};"
+        " `./dev init` replaces them",
+    )
 
 
 __all__ = [
@@ -550,6 +609,7 @@ __all__ = [
     "PreflightError",
     "PreflightReport",
     "Purpose",
+    "check_placeholders",
     "for_environment",
     "gate",
     "installed_cli_version",
