@@ -153,12 +153,26 @@ def test_adding_a_write_action_broadens_write_and_is_gated():
     assert findings(change) == [("action added", "ecr:DeleteRepository", ("Write",), True)]
 
 
+def test_each_access_level_an_added_action_reaches_is_its_own_finding():
+    wider = dict(PUSH, Action=["ecr:PutImage", "ecr:ListImages", "ecr:SetRepositoryPolicy"])
+    change = one(role_policy(PUSH), role_policy(wider))
+
+    assert findings(change) == [
+        ("action added", "ecr:ListImages", ("List",), False),
+        ("action added", "ecr:SetRepositoryPolicy", ("Permissions management",), True),
+    ]
+
+
 def test_a_wildcard_is_expanded_from_the_sar_and_names_every_level_it_reaches():
     change = one(role_policy(PUSH), role_policy(dict(PUSH, Action=["ecr:*"])))
 
-    ((kind, detail, levels, gated),) = findings(change)
-    assert (kind, detail, gated) == ("action added", "ecr:*", True)
-    assert levels == ("Read", "List", "Write", "Permissions management", "Tagging")
+    assert findings(change) == [
+        ("action added", "ecr:*", ("Read",), False),
+        ("action added", "ecr:*", ("List",), False),
+        ("action added", "ecr:*", ("Write",), True),
+        ("action added", "ecr:*", ("Permissions management",), True),
+        ("action added", "ecr:*", ("Tagging",), False),
+    ]
 
 
 def test_a_wildcard_that_names_what_was_there_adds_nothing():

@@ -294,9 +294,14 @@ def _grew(before: Statement, after: Statement, trust: bool) -> list[Finding]:
     else:
         old, new = _expand_all(before.actions), _expand_all(after.actions)
         added = {} if "*" in old else {a: lvl for a, lvl in new.items() if a not in old}
-        if added:
-            written = sorted(a for a in after.actions if set(expand_action(a)) - set(old))
-            found.append(Finding("action added", ", ".join(written), _levels(added)))
+        # One finding per access level, naming the actions as written that reach it.
+        for level in _levels(added):
+            written = sorted(
+                a
+                for a in after.actions
+                if level in _levels({k: v for k, v in expand_action(a).items() if k in added})
+            )
+            found.append(Finding("action added", ", ".join(written), (level,)))
     found.extend(_grew_resources(before, after, levels))
     found.extend(_grew_principals(before, after, levels, trust))
     found.extend(_grew_conditions(before, after, levels))
