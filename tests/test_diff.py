@@ -498,3 +498,30 @@ def test_a_commit_that_adds_a_write_action_and_a_secret_is_diffed_and_gated(
         assert CIPHERTEXT not in output
         assert "offline-placeholder" not in output
     assert git(root, "worktree", "list").count("\n") == 0  # the base's worktree is gone
+
+
+def test_a_base_that_names_no_commit_compares_with_nothing(repository_copy):
+    result = plan_diff.diff("none", ("dev",), root=repository_copy)
+
+    assert result.reason == "base 'none' is not a commit in this clone"
+    assert result.lines()[0] == (
+        "plan diff from nothing (base 'none' is not a commit in this clone) to working tree"
+    )
+    actions = {r.action for layer in result.environments["dev"] for r in layer.resources}
+    assert actions == {"add"}
+    assert result.gate is True  # every role's trust principals are new
+    assert any(
+        reason.startswith("dev/pipeline: pipeline-docker-build-role: statement added:")
+        and reason.endswith("[trust]")
+        for reason in result.gate_reasons()
+    )
+
+
+def test_a_change_to_the_plan_code_plans_every_layer_and_docs_none(layout):
+    assert plan_diff.layers_to_plan(["toolbox/synth.py"], layout) == (
+        "foundation", "registry", "pipeline",
+    )  # fmt: skip
+    assert plan_diff.layers_to_plan(["docs/operations.md", "README.md"], layout) == ()
+    assert plan_diff.layers_to_plan(["shared/only_registry.py"], layout) == (
+        "registry", "pipeline",
+    )  # fmt: skip
