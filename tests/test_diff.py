@@ -525,3 +525,16 @@ def test_a_change_to_the_plan_code_plans_every_layer_and_docs_none(layout):
     assert plan_diff.layers_to_plan(["shared/only_registry.py"], layout) == (
         "registry", "pipeline",
     )  # fmt: skip
+
+
+def test_a_policy_documents_version_is_compared_as_a_property():
+    old = resource(ROLE_POLICY, "build-policy", name="a", role="build", policy=document(READ))
+    new = dict(old, inputs=dict(old["inputs"], name="b", policy=json.dumps(
+        {"Version": "2008-10-17", "Statement": [READ]})))  # fmt: skip
+    change = one(old, new)
+
+    assert [p.line() for p in change.properties] == [
+        'name: "a" -> "b" (forces replacement)',
+        'policy#Version: "2012-10-17" -> "2008-10-17"',
+    ]
+    assert verdicts(change) == {"ReadArtifacts": "unchanged"}

@@ -4,7 +4,9 @@ The base commit is checked out in a temporary ``git worktree`` and planned there
 (``python -m invoke synth`` with that folder as the working directory and this environment's
 Python); the work tree is planned the same way. Both sides are read back from the plan files
 synth writes (``build/plan/<env>/<layer>.json``), so this module depends on those files and on
-the synth command, not on how the offline plan is built.
+the synth command, not on how the offline plan is built. Both sides run with this environment's
+packages: a change to ``uv.lock`` plans every layer, but the base is planned with the new SDK
+and provider too, so what a version bump alone changes does not show.
 
 A layer none of whose inputs changed (the inputs ``./dev affected`` reads) plans identically on
 both sides: the plans are deterministic and the plan cache rests on the same argument. So an
@@ -674,8 +676,19 @@ def _leaves(value: Any, path: str) -> dict[str, Any]:
     return {path: value}
 
 
+def _within(path: str, container: str) -> bool:
+    """Whether ``path`` is ``container`` or a value inside it (``a.b`` or ``a[0]`` in ``a``)."""
+    return path == container or path.startswith((f"{container}.", f"{container}["))
+
+
+def _outside_statements(document: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
+    """The values of a policy document besides its statements (Version, Id), by path."""
+    rest = {k: v for k, v in (document or {}).items() if k != "Statement"}
+    return {f"{path}#{k}": v for k, v in _leaves(rest, "").items() if k}
+
+
 def _top(path: str) -> str:
-    return re.split(r"[.\[]", path, maxsplit=1)[0]
+    return re.split(r"[.\[#]", path, maxsplit=1)[0]
 
 
 @dataclass(frozen=True)
@@ -778,18 +791,21 @@ def compare_resource(
         created = tuple(
             PropertyChange(path, None, value)
             for path, value in sorted(_leaves(new.get("inputs") or {}, "").items())
-            if path and not any(path.startswith(p) for p in policy_paths)
+            if path and not any(_within(path, p) for p in policy_paths)
         )
         return ResourceChange(urn, type_, name, "add", created, policies)
     inputs_old, inputs_new = old.get("inputs") or {}, new.get("inputs") or {}
     changes: list[PropertyChange] = []
     for key in sorted({*inputs_old, *inputs_new}):
-        if key in policy_paths:
-            continue
         before = _leaves(inputs_old.get(key, _MISSING), key)
         after = _leaves(inputs_new.get(key, _MISSING), key)
+        # A policy document's statements are compared above; its Version and Id here.
+        for path in policy_paths:
+            if _top(path) == key:
+                before.update(_outside_statements(documents_old.get(path), path))
+                after.update(_outside_statements(documents_new.get(path), path))
         for path in sorted({*before, *after}):
-            if any(path.startswith(p) for p in policy_paths):
+            if any(_within(path, p) for p in policy_paths):
                 continue
             a, b = before.get(path, _MISSING), after.get(path, _MISSING)
             if a != b:
@@ -1071,10 +1087,15 @@ class BaseTree:
     def __init__(self, root: Path, commit: str) -> None:
         self.root = root
         self.commit = commit
-        self.folder = Path(tempfile.mkdtemp(prefix="plan-diff-")) / "base"
+        self.folder = Path()
 
     def __enter__(self) -> Path:
-        git(self.root, "worktree", "add", "--detach", "--quiet", str(self.folder), self.commit)
+        self.folder = Path(tempfile.mkdtemp(prefix="plan-diff-")) / "base"
+        try:
+            git(self.root, "worktree", "add", "--detach", "--quiet", str(self.folder), self.commit)
+        except PlatformError:
+            shutil.rmtree(self.folder.parent, ignore_errors=True)
+            raise
         return self.folder
 
     def __exit__(self, *exc: object) -> None:
