@@ -538,3 +538,33 @@ def test_a_policy_documents_version_is_compared_as_a_property():
         'policy#Version: "2012-10-17" -> "2008-10-17"',
     ]
     assert verdicts(change) == {"ReadArtifacts": "unchanged"}
+
+
+def test_a_deny_that_covers_less_broadens_and_one_that_covers_more_narrows():
+    deny = {"Sid": "NoDelete", "Effect": "Deny", "Action": ["ecr:DeleteRepository",
+            "ecr:BatchDeleteImage"], "Resource": "*"}  # fmt: skip
+    fewer = dict(deny, Action=["ecr:DeleteRepository"])
+
+    (lifted,) = compare_policies({"Statement": [deny]}, {"Statement": [fewer]})
+    (tightened,) = compare_policies({"Statement": [fewer]}, {"Statement": [deny]})
+
+    assert lifted.verdict == "broadening"
+    assert [f.line() for f in lifted.broadening] == [
+        "action no longer denied: ecr:BatchDeleteImage (Write)"
+    ]
+    assert tightened.verdict == "narrowing"
+    assert [f.line() for f in tightened.narrowing] == [
+        "action now denied: ecr:BatchDeleteImage (Write)"
+    ]
+
+
+def test_a_narrowed_allow_names_what_it_lost():
+    (change,) = compare_policies({"Statement": [QUEUE]}, {"Statement": [dict(QUEUE, Condition={
+        "ArnEquals": {"aws:SourceArn": f"arn:aws:events:us-east-1:{ACCOUNT}:rule/r"},
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+    })]})  # fmt: skip
+
+    assert change.verdict == "narrowing"
+    assert [f.line() for f in change.narrowing] == [
+        "condition added: StringEquals aws:sourceaccount (Write)"
+    ]

@@ -404,6 +404,37 @@ def _whole(statement: Statement, trust: bool, verb: str) -> Finding:
     )
 
 
+ALLOW_SHRANK = {
+    "action added": "action removed",
+    "resource widened": "resource narrowed",
+    "principal added": "principal removed",
+    "condition removed": "condition added",
+    "condition relaxed": "condition tightened",
+    "actions rewritten": "actions rewritten",
+}
+"""An Allow's findings read backwards: what the old statement allowed beyond the new one."""
+
+DENY_SHRANK = {
+    "action added": "action no longer denied",
+    "resource widened": "resource no longer denied",
+    "principal added": "principal no longer denied",
+    "condition removed": "deny condition added",
+    "condition relaxed": "deny condition tightened",
+    "actions rewritten": "actions rewritten",
+}
+"""A Deny that covers less: what it no longer denies (broadening)."""
+
+DENY_GREW = {
+    "action added": "action now denied",
+    "resource widened": "resource now denied",
+    "principal added": "principal now denied",
+    "condition removed": "deny condition removed",
+    "condition relaxed": "deny condition relaxed",
+    "actions rewritten": "actions rewritten",
+}
+"""A Deny that covers more: what it now denies (narrowing)."""
+
+
 def compare_statement(
     old: Statement | None, new: Statement | None, trust: bool = False
 ) -> StatementChange:
@@ -423,19 +454,22 @@ def compare_statement(
         finding = _whole(old, False, "removed")
         broad, narrow = ((), (finding,)) if old.effect == "Allow" else ((finding,), ())
     elif old is not None and new is not None:
+        # _grew reads both as Allow: what the second allows beyond the first. A Deny that grew
+        # narrows access, one that shrank broadens it; each finding is worded for its effect.
         grew, shrank = _grew(old, new, trust), _grew(new, old, False)
-        broad, narrow = (grew, shrank) if new.effect == "Allow" else (shrank, grew)
+        allow = new.effect == "Allow"
         broad = tuple(
-            Finding(f.kind, f.detail, f.levels, trust and f.kind == "principal added")
-            for f in broad
-        )
-        narrow = tuple(
             Finding(
-                f.kind.replace("added", "removed").replace("widened", "narrowed"),
+                f.kind if allow else DENY_SHRANK[f.kind],
                 f.detail,
                 f.levels,
+                trust and allow and f.kind == "principal added",
             )
-            for f in narrow
+            for f in (grew if allow else shrank)
+        )
+        narrow = tuple(
+            Finding(ALLOW_SHRANK[f.kind] if allow else DENY_GREW[f.kind], f.detail, f.levels)
+            for f in (shrank if allow else grew)
         )
     else:
         broad, narrow = (), ()
