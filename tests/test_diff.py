@@ -568,3 +568,19 @@ def test_a_narrowed_allow_names_what_it_lost():
     assert [f.line() for f in change.narrowing] == [
         "condition added: StringEquals aws:sourceaccount (Write)"
     ]
+
+
+def test_a_side_that_fails_to_plan_is_one_error_line(layout):
+    # The small layout has no tasks.py: synth cannot run there.
+    base = git(layout, "rev-parse", "HEAD")
+    write(layout, {"stacks/registry/config.py": "RETENTION = 20\n"})
+    commit(layout)
+
+    with pytest.raises(plan_diff.DiffError) as stopped:
+        plan_diff.diff(base, ("dev",), root=layout)
+
+    assert str(stopped.value) == (
+        f"planning the base {base[:12]} failed (dev): Can't find any collection named 'tasks'!;"
+        " ./dev synth --env dev there shows why"
+    )
+    assert git(layout, "worktree", "list").count("\n") == 0

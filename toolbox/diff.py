@@ -1083,12 +1083,14 @@ def _md(text: str) -> str:
 # -- planning both sides -------------------------------------------------------------------------
 
 
-def plan_tree(root: Path, environment: str) -> dict[str, dict[str, Any]]:
+def plan_tree(
+    root: Path, environment: str, label: str = "the work tree"
+) -> dict[str, dict[str, Any]]:
     """Plan every layer of ``environment`` with the code in ``root``; the plans by layer.
 
     Runs ``python -m invoke synth`` there (this environment's Python, ``root`` as the working
     directory, so ``root``'s tasks, toolbox, shared and stacks are what plan), then reads the
-    plan files it wrote.
+    plan files it wrote. ``label`` names the side in an error.
     """
     command = [sys.executable, "-m", "invoke", "synth", "--env", environment]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -1096,9 +1098,14 @@ def plan_tree(root: Path, environment: str) -> dict[str, dict[str, Any]]:
         command, cwd=root, capture_output=True, text=True, check=False, env=env
     )
     if result.returncode != 0:
-        lines = [ln for ln in (result.stderr + result.stdout).splitlines() if ln.strip()]
-        detail = lines[-1].removeprefix("error: ") if lines else f"exit code {result.returncode}"
-        raise DiffError(f"planning {environment} in {root} failed: {detail}")
+        lines = [ln for ln in (result.stderr or result.stdout).splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.startswith("error: ")]
+        detail = (errors or lines or [f"exit code {result.returncode}"])[-1]
+        detail = detail.removeprefix("error: ").replace("; see above", "")
+        raise DiffError(
+            f"planning {label} failed ({environment}): {detail}; ./dev synth --env {environment}"
+            " there shows why"
+        )
     return read_plans(root / "build" / "plan" / environment)
 
 
@@ -1184,7 +1191,8 @@ def diff(
     results: dict[str, tuple[LayerDiff, ...]] = {}
     with BaseTree(root, resolved) as folder:
         for env in envs:
-            results[env] = _layers(plan_tree(folder, env), plan_tree(root, env))
+            base_plans = plan_tree(folder, env, f"the base {resolved[:12]}")
+            results[env] = _layers(base_plans, plan_tree(root, env))
     return Diff(resolved, "working tree", results)
 
 
