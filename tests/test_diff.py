@@ -584,3 +584,14 @@ def test_a_side_that_fails_to_plan_is_one_error_line(layout):
         " ./dev synth --env dev there shows why"
     )
     assert git(layout, "worktree", "list").count("\n") == 0
+
+
+def test_the_source_job_reads_the_gate_from_its_outputs_file(tmp_path):
+    from toolbox.affected import append_outputs
+
+    outputs = tmp_path / "github_output"
+    append_outputs(outputs, plan_diff.github_outputs(sample()))
+    unchanged = plan_diff.Diff("a" * 40, "working tree", {"dev": ()})
+    append_outputs(outputs, plan_diff.github_outputs(unchanged))
+
+    assert outputs.read_text(encoding="utf-8") == "gate=true\ngate=false\n"
