@@ -595,3 +595,9 @@ def test_the_source_job_reads_the_gate_from_its_outputs_file(tmp_path):
     append_outputs(outputs, plan_diff.github_outputs(unchanged))
 
     assert outputs.read_text(encoding="utf-8") == "gate=true\ngate=false\n"
+
+
+def test_renaming_a_statements_sid_grants_nothing():
+    changes = compare_policies({"Statement": [PUSH]}, {"Statement": [dict(PUSH, Sid="Push")]})
+
+    assert [(c.sid, c.verdict) for c in changes] == [("Push", "unchanged")]

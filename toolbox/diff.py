@@ -47,6 +47,7 @@ approval before it deploys. Read, List and Tagging broadening is reported, not g
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -487,11 +488,23 @@ def _statements(document: Mapping[str, Any] | None) -> list[Statement]:
 def compare_policies(
     old: Mapping[str, Any] | None, new: Mapping[str, Any] | None, trust: bool = False
 ) -> tuple[StatementChange, ...]:
-    """Each statement of two versions of a policy document, matched by Sid (else position)."""
+    """Each statement of two versions of a policy document, matched by Sid (else position).
+
+    A statement whose Sid alone changed is matched by its content: renaming grants nothing.
+    """
     before = {s.sid: s for s in _statements(old)}
     after = {s.sid: s for s in _statements(new)}
-    order = [*after, *(sid for sid in before if sid not in after)]
-    return tuple(compare_statement(before.get(sid), after.get(sid), trust) for sid in order)
+    renamed: dict[str, str] = {}
+    gone = [sid for sid in before if sid not in after]
+    for sid in (sid for sid in after if sid not in before):
+        same = [g for g in gone if dataclasses.replace(before[g], sid=sid) == after[sid]]
+        if same:
+            renamed[sid] = same[0]
+            gone.remove(same[0])
+    order = [*after, *gone]
+    return tuple(
+        compare_statement(before.get(renamed.get(sid, sid)), after.get(sid), trust) for sid in order
+    )
 
 
 def lambda_permission_policy(inputs: Mapping[str, Any]) -> dict[str, Any]:
