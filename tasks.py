@@ -647,3 +647,51 @@ def store_token(c, env="", file=""):
         print(run_store_token(env, token))
     except PlatformError as exc:
         raise _fail_cleanly(exc) from None
+
+
+@task(
+    help={
+        "base": "the commit to compare with (default: as ./dev affected picks it, where this"
+        " branch forked from origin/main, else main, else HEAD~1); one that names no commit"
+        " (none, 000...0) compares with nothing: every resource is added",
+        "env": "environment to plan on both sides; default: dev",
+        "all_envs": "every environment platform.yaml defines; default: only --env",
+        "json": "print the diff as JSON, with the gate (for CI); default: text",
+        "markdown": "print the diff as Markdown for a job summary; default: text",
+        "outputs_file": 'append gate=<true|false> to this file (CI: "$GITHUB_OUTPUT");'
+        " default: none",
+        "summary_file": 'append the diff as Markdown to this file (CI: "$GITHUB_STEP_SUMMARY");'
+        " default: none",
+    }
+)
+# invoke makes each parameter an option: they are never passed by position.
+def diff(  # noqa: PLR0917
+    c,
+    base="",
+    env="dev",
+    all_envs=False,
+    json_=False,
+    markdown=False,
+    outputs_file="",
+    summary_file="",
+):
+    """Offline: the plan diff from a base commit to the work tree, and the review gate."""
+    from toolbox.affected import append_outputs
+    from toolbox.diff import diff as plan_diff
+    from toolbox.diff import github_outputs, selected_environments
+
+    try:
+        result = plan_diff(base or None, selected_environments(env, all_envs=all_envs))
+    except PlatformError as exc:
+        raise _fail_cleanly(exc) from None
+    if outputs_file:
+        append_outputs(Path(outputs_file), github_outputs(result))
+    if summary_file:
+        with Path(summary_file).open("a", encoding="utf-8") as summary:
+            summary.write(result.markdown())
+    if json_:
+        print(json.dumps(result.as_dict(), indent=2))
+    elif markdown:
+        print(result.markdown(), end="")
+    else:
+        print("\n".join(result.lines()))

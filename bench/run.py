@@ -408,6 +408,46 @@ def compare(ref: str, runs: int) -> dict[str, Any]:
     }
 
 
+DIFF_DIR = REPO_ROOT / "build" / "bench-diff"
+
+
+def diff_timings(runs: int) -> dict[str, Any]:
+    """``./dev diff --base HEAD`` in a clean checkout of HEAD, then with its plan code touched.
+
+    Unchanged, no layer's inputs differ and nothing is planned (only git runs); touched (a
+    comment appended to ``toolbox/__init__.py``), both sides plan every layer of dev, the base in
+    a worktree of its own: timed alternating with ``synth --env dev`` in the same checkout.
+    """
+    git = _git()
+    subprocess.run(  # noqa: S603  # nosec B603 - git with fixed arguments
+        [*git, "worktree", "remove", "--force", str(DIFF_DIR)], check=False, capture_output=True
+    )
+    subprocess.run(  # noqa: S603  # nosec B603 - git with fixed arguments
+        [*git, "worktree", "add", "--detach", str(DIFF_DIR), "HEAD"],
+        check=True,
+        capture_output=True,
+    )
+    command = [str(BIN / "invoke"), "diff", "--base", "HEAD"]
+    try:
+        unchanged = timed(command, runs, DIFF_DIR)
+        with (DIFF_DIR / "toolbox" / "__init__.py").open("a", encoding="utf-8") as out:
+            out.write("# touched by the bench: the plan code changed, so both sides plan\n")
+        planned = alternate(
+            {"planned": Job(command, cwd=DIFF_DIR), "synth": Job(synth_command(), cwd=DIFF_DIR)},
+            runs,
+        )
+    finally:
+        subprocess.run(  # noqa: S603  # nosec B603 - git with fixed arguments
+            [*git, "worktree", "remove", "--force", str(DIFF_DIR)], check=False, capture_output=True
+        )
+    return {
+        "unchanged": unchanged.as_dict(),
+        "planned": planned["planned"].as_dict(),
+        "synth": planned["synth"].as_dict(),
+        "planned_over_synth": round(planned["planned"].median / planned["synth"].median, 2),
+    }
+
+
 def versions() -> dict[str, str]:
     """The versions that the figures depend on."""
     return {
@@ -457,6 +497,7 @@ def run(
         "per_layer": {layer: timings[layer].as_dict() for layer in names()},
         "scaling": scaling(sizes, 3 if quick else 7),
     }
+    results["diff"] = diff_timings(runs)
     if baseline:
         results["baseline"] = compare(baseline, runs)
     if with_suite if with_suite is not None else not quick:
@@ -534,6 +575,14 @@ def table(results: dict[str, Any]) -> str:
             "  memory per resource added between successive sizes: "
             + ", ".join(f"{kb:.1f} KB" for kb in scale["kb_per_resource_between_sizes"])
             + f", largest over smallest +{100 * scale['memory_slope_spread']:.1f}%"
+        )
+    if "diff" in results:
+        diff = results["diff"]
+        row("diff --base HEAD, unchanged (nothing planned)", diff["unchanged"])
+        row(
+            "diff --base HEAD, plan code touched",
+            diff["planned"],
+            f"{diff['planned_over_synth']:.2f}x synth there",
         )
     if "test_suite" in results:
         ts = results["test_suite"]

@@ -1,6 +1,7 @@
 """The workflows' structure, read from the parsed YAML (and their raw lines for pins).
 
-ci-cd.yml: five jobs, the affected layers only. drift.yml: one job per layer, then the issue.
+ci-cd.yml: five stage jobs, the affected layers only, and the security review between the last
+two when a change broadens access. drift.yml: one job per layer, then the issue.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 WORKFLOW = WORKFLOWS / "ci-cd.yml"
 DRIFT = WORKFLOWS / "drift.yml"
 JOBS = ["Source", "Build", "Test", "SecurityScan", "Deploy"]
+"""The five stages of the pipeline, in order (the original requirement)."""
+REVIEW = "SecurityReview"
+"""Not a stage: the approval a broadening change waits for between SecurityScan and Deploy."""
+ALL_JOBS = ["Source", "Build", "Test", "SecurityScan", REVIEW, "Deploy"]
 AWS_JOBS = {"Build", "Deploy"}
 """The jobs that reach AWS (preview and deploy), and so the only ones with id-token: write."""
 USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
@@ -60,14 +65,16 @@ def test_runs_only_on_pushes_to_main_and_release_branches(workflow):
     assert on.get("workflow_dispatch") in (None, {})
 
 
-def test_exactly_five_jobs_chained_in_order(workflow):
-    assert list(jobs(workflow)) == JOBS
-    assert [job.get("name") for job in jobs(workflow).values()] == JOBS
+def test_five_stage_jobs_chained_in_order_with_the_review_between_the_last_two(workflow):
+    assert list(jobs(workflow)) == ALL_JOBS
+    assert [job.get("name") for job in jobs(workflow).values()] == ALL_JOBS
+    assert [name for name in jobs(workflow) if name != REVIEW] == JOBS
     for before, after in itertools.pairwise(JOBS):
         needs = jobs(workflow)[after]["needs"]
         needs = needs if isinstance(needs, list) else [needs]
-        # Deploy also reads Source's output (whether any layer is affected).
-        assert needs == ([before, "Source"] if after == "Deploy" else [before])
+        # Deploy also reads Source's outputs and waits for the review (skipped or approved).
+        assert needs == ([before, REVIEW, "Source"] if after == "Deploy" else [before])
+    assert jobs(workflow)[REVIEW]["needs"] == ["SecurityScan", "Source"]
     assert "needs" not in jobs(workflow)["Source"]
 
 
@@ -75,8 +82,12 @@ def test_a_job_after_a_skipped_build_still_runs_but_never_after_a_failure(workfl
     # A skipped job skips everything after it unless the condition says otherwise.
     for name in ("Test", "SecurityScan"):
         assert jobs(workflow)[name]["if"] == "${{ !cancelled() && !failure() }}", name
-    deploy = jobs(workflow)["Deploy"]["if"]
-    assert deploy.startswith("${{ !cancelled() && !failure() && needs.Source.outputs.any == 'true'")
+    # A skipped review (nothing broadened) lets Deploy run; a rejected one fails: no deploy.
+    for name in (REVIEW, "Deploy"):
+        condition = jobs(workflow)[name]["if"]
+        assert condition.startswith(
+            "${{ !cancelled() && !failure() && needs.Source.outputs.any == 'true'"
+        ), name
 
 
 def test_permissions_are_empty_at_the_top_and_minimal_per_job(workflow):
@@ -143,7 +154,25 @@ def test_source_computes_the_affected_layers_as_job_outputs(workflow):
     assert source["outputs"] == {
         "layers": "${{ steps.affected.outputs.layers }}",
         "any": "${{ steps.affected.outputs.any }}",
+        "gate": "${{ steps.diff.outputs.gate }}",
     }
+
+
+def test_a_broadening_change_waits_for_the_security_review_before_deploy(workflow):
+    (step,) = [s for s in steps(workflow, "Source") if s.get("id") == "diff"]
+    assert step["run"] == (
+        './dev diff --base "$BASE" --all-envs --json --outputs-file "$GITHUB_OUTPUT"'
+        ' --summary-file "$GITHUB_STEP_SUMMARY"'
+    )
+    assert step["env"]["BASE"] == "${{ github.event.before || 'none' }}"  # as affected's
+    review = jobs(workflow)[REVIEW]
+    assert review["environment"] == "security-review"
+    assert review["environment"] != jobs(workflow)["Deploy"]["environment"]
+    assert "&& needs.Source.outputs.gate == 'true'" in review["if"]
+    assert "needs.Source.outputs.gate" not in jobs(workflow)["Deploy"]["if"]
+    assert [s["run"] for s in steps(workflow, REVIEW) if "run" in s] == [
+        './dev diff --base "$BASE" --all-envs'
+    ]
 
 
 def test_build_previews_only_the_affected_layers_in_a_matrix(workflow):
@@ -156,7 +185,7 @@ def test_build_previews_only_the_affected_layers_in_a_matrix(workflow):
 
 
 def test_the_jobs_that_compare_commits_check_out_the_whole_history(workflow):
-    for name in ("Source", "Deploy"):
+    for name in ("Source", REVIEW, "Deploy"):
         (checkout,) = [
             s for s in steps(workflow, name) if s.get("uses", "").startswith("actions/checkout@")
         ]
@@ -188,7 +217,7 @@ def test_every_action_is_pinned_by_commit_sha_with_a_version_comment(path):
 
 def test_every_checkout_leaves_no_credentials_behind(workflow):
     checkouts = [s for s in steps(workflow) if s.get("uses", "").startswith("actions/checkout@")]
-    assert len(checkouts) == len(JOBS)
+    assert len(checkouts) == len(ALL_JOBS)
     assert all(s["with"]["persist-credentials"] is False for s in checkouts)
 
 
@@ -208,6 +237,7 @@ def test_the_tests_run_in_the_test_job_and_lint_in_the_source_job(workflow):
     assert [s["run"].split()[:2] for s in steps(workflow, "Source") if "run" in s] == [
         ["./dev", "lint"],
         ["./dev", "affected"],
+        ["./dev", "diff"],
     ]
     assert [s["run"] for s in steps(workflow, "Test") if "run" in s] == ["./dev test"]
     assert [s["run"] for s in steps(workflow, "SecurityScan") if "run" in s] == ["./dev scan"]
