@@ -143,11 +143,13 @@ def evaluate_specs(environment: str, plans: Mapping[str, LayerPlan]) -> SpecVerd
     """Check the plans, and the operators' roles generated from them, against AWS's specs."""
     from shared.settings import load_platform
     from toolbox import specs
+    from toolbox.specs.data import collector_paused
     from toolbox.specs.findings import open_entries
 
     region = load_platform(environment).region
-    layers = {name: specs.check_layer(plan, region) for name, plan in plans.items()}
-    roles_docs = specs.operator_roles(environment, plans.values())
-    types = {r.type for plan in plans.values() for r in plan.resources}
-    roles = specs.check_roles(environment, roles_docs, types, region)
+    with collector_paused():
+        layers = {name: specs.check_layer(plan, region) for name, plan in plans.items()}
+        roles_docs = specs.operator_roles(environment, plans.values())
+        types = {r.type for plan in plans.values() for r in plan.resources}
+        roles = specs.check_roles(environment, roles_docs, types, region)
     return SpecVerdicts(layers, roles, tuple(open_entries()))

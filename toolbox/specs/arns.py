@@ -35,6 +35,7 @@ _SAMPLES = "a0-/:"
 Token = str | tuple[bool, str]
 
 
+@cache
 def _format_tokens(template: str) -> tuple[Token, ...]:
     out: list[Token] = []
     for piece in re.split(r"(\$\{\w+\})", template):
@@ -63,9 +64,32 @@ def _repeats(token: Token | None) -> bool:
     return token is not None and not isinstance(token, str) and token[0]
 
 
+_REGEX_CLASSES = {
+    "var": "[^:/]",
+    "path": "[^:]",
+    "account": "[0-9]",
+    "region": "[A-Za-z0-9-]",
+}
+
+
 def intersects(pattern: str, template: str) -> bool:
     """Whether the policy Resource ``pattern`` can name a resource of the ARN ``template``."""
+    if "*" not in pattern and "?" not in pattern:  # one ARN: a plain match, much cheaper
+        return _regex(template).fullmatch(pattern) is not None
     return _intersects(_pattern_tokens(pattern), _format_tokens(template))
+
+
+@cache
+def _regex(template: str) -> re.Pattern[str]:
+    """The ARNs of ``template``, as a regular expression (the classes of :func:`_format_tokens`)."""
+    parts: list[str] = []
+    for token in _format_tokens(template):
+        if isinstance(token, str):
+            parts.append(re.escape(token))
+        else:
+            repeat, kind = token
+            parts.append(_REGEX_CLASSES[kind] + ("*" if repeat else ""))
+    return re.compile("".join(parts))
 
 
 @cache

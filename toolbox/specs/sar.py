@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from toolbox.specs.arns import intersects
@@ -142,9 +143,14 @@ def condition_keys(service: Service, privilege: dict[str, Any]) -> list[str]:
 
 
 def _key_matches(key: str, template: str) -> bool:
-    regex = re.escape(template.lower())
-    regex = re.sub(r"\\\$\\\{[^}]*\\\}", ".+", regex)
-    return re.fullmatch(regex, key.lower()) is not None
+    """Whether a condition key is the SAR's ``template`` (``${TagKey}`` and the like: any text);
+    keys are case-insensitive."""
+    return _key_regex(template).fullmatch(key.lower()) is not None
+
+
+@cache
+def _key_regex(template: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\$\\\{[^}]*\\\}", ".+", re.escape(template.lower())))
 
 
 def _allowed(rule: str, action: str, detail: str = "") -> bool:
@@ -213,8 +219,9 @@ def _check_statement(  # noqa: PLR0912 - one rule per branch, in the SAR's order
     used: set[str] = set()
     for action in resolved:
         yield from _check_resources(action, resources, conditions, used)
+    typed = [a for a in resolved if any(resource_formats(s, p) for s, p in a.privileges)]
     for resource in resources:
-        if resource != "*" and resource not in used and resolved:
+        if resource != "*" and resource not in used and typed:  # the typeless are reported
             if any(_allowed("resource-type", a.name, resource) for a in resolved):
                 continue
             yield (

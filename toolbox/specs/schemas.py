@@ -24,7 +24,7 @@ from toolbox.specs.data import cfn_schema
 from toolbox.specs.findings import Finding
 from toolbox.specs.types import cfn_type, no_cfn_type
 
-REDACTED = "[secret]"  # noqa: S105 - the plan's placeholder for a secret (toolbox.offline)
+REDACTED = "[secret]"
 
 NAMES: dict[str, dict[str, str | None]] = {
     "aws:cloudwatch/eventRule:EventRule": {},
@@ -215,12 +215,12 @@ def check(layer: str, resource: Any, region: str = "us-east-1") -> Result:
     walker = _Walker(schema, names)
     walker.walk(resource.inputs, schema, "", top=True)
     result = walker.result
-    reverse = {cfn: key for key, cfn in names.items() if cfn}
+    reverse: dict[str, str] = {cfn: key for key, cfn in names.items() if cfn is not None}
     elsewhere = REQUIRED_ELSEWHERE.get(resource.type, {})
     for required in schema.get("required", []):
-        key = reverse.get(required, required[:1].lower() + required[1:])
-        if key not in resource.inputs and required not in elsewhere:
-            walker.problems.append((key, f"missing: the schema of {target} requires {required}"))
+        wanted = str(reverse.get(required, required[:1].lower() + required[1:]))
+        if wanted not in resource.inputs and required not in elsewhere:
+            walker.problems.append((wanted, f"missing: the schema of {target} requires {required}"))
     for path, problem in walker.problems:
         result.findings.append(
             Finding("schemas", layer, resource.name, f"property {path}", f"{problem} ({target})")
