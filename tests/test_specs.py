@@ -306,3 +306,26 @@ def test_an_allow_list_entry_without_its_source_is_one_clear_line(tmp_path):
         "allow.toml: [sar] 'wildcard.kms:CreateKey' needs a 'reason' and a 'source' (a URL or"
         " the spec it comes from)"
     )
+
+
+def test_a_resource_that_is_a_property_of_a_cloudformation_type_is_checked_against_it():
+    target = resource(
+        "aws:cloudwatch/eventTarget:EventTarget",
+        "target",
+        rule="r",
+        arn=QUEUE,
+        targetId="queue",
+        retryPolicy={"maximumEventAgeInSeconds": 3600, "maximumRetryAttempts": 200},
+    )
+    versioning = resource(
+        "aws:s3/bucketVersioning:BucketVersioning",
+        "versioning",
+        bucket="app-bucket",
+        versioningConfiguration={"status": "On"},
+    )
+    assert lines(specs.check_layer(plan(target, versioning))) == [
+        "fixture: target: property retryPolicy.maximumRetryAttempts: 200 is above the schema's"
+        " maximum 185 (AWS::Events::Rule)",
+        "fixture: versioning: property versioningConfiguration.status: 'On' is not one of the"
+        " schema's enum: Enabled, Suspended (AWS::S3::Bucket)",
+    ]

@@ -67,6 +67,55 @@ NAMES: dict[str, dict[str, str | None]] = {
 }
 """Per pulumi-aws type, the input names the default does not map (a name -> None: no match)."""
 
+_BUCKET = "#/properties/BucketName"
+PARTS: dict[str, dict[str, str]] = {
+    "aws:s3/bucketVersioning:BucketVersioning": {
+        "bucket": _BUCKET,
+        "versioningConfiguration": "#/definitions/VersioningConfiguration",
+    },
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": {
+        "bucket": _BUCKET,
+        "rules": "#/definitions/BucketEncryption/properties/ServerSideEncryptionConfiguration",
+    },
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": {
+        "bucket": _BUCKET,
+        "*": "#/definitions/PublicAccessBlockConfiguration",
+    },
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": {
+        "bucket": _BUCKET,
+        "rule": "#/definitions/OwnershipControlsRule",
+    },
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": {
+        "bucket": _BUCKET,
+        "rules": "#/definitions/LifecycleConfiguration/properties/Rules",
+    },
+    "aws:s3/bucketNotification:BucketNotification": {
+        "bucket": _BUCKET,
+        "eventbridge": "#/definitions/EventBridgeConfiguration/properties/EventBridgeEnabled",
+    },
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": {
+        "repository": "#/properties/RepositoryName",
+        "policy": "#/definitions/LifecyclePolicy/properties/LifecyclePolicyText",
+    },
+    "aws:cloudwatch/eventTarget:EventTarget": {
+        "rule": "#/properties/Name",
+        "*": "#/definitions/Target",
+    },
+}
+"""pulumi-aws types that are a property of a CloudFormation type: per input, the JSON pointer of
+its schema in that type's (``*``: the object whose properties the other inputs are)."""
+
+NESTED: dict[str, str | None] = {
+    "applyServerSideEncryptionByDefault": "ServerSideEncryptionByDefault",
+    "sseAlgorithm": "SSEAlgorithm",
+    "kmsMasterKeyId": "KMSMasterKeyID",
+    "targetId": "Id",
+    "inputPaths": "InputPathsMap",
+    "expiration": None,
+    "filter": None,
+}
+"""Names below the top level (or of a part's inputs) the default does not map, for every type."""
+
 REQUIRED_ELSEWHERE: dict[str, dict[str, str]] = {
     "aws:sns/topicPolicy:TopicPolicy": {"Topics": "pulumi-aws takes one topic, as 'arn'"},
     "aws:sqs/queuePolicy:QueuePolicy": {"Queues": "pulumi-aws takes one queue, as 'queueUrl'"},
@@ -79,6 +128,10 @@ REQUIRED_ELSEWHERE: dict[str, dict[str, str]] = {
 
 def _camel_to_cfn(name: str) -> str:
     return name[:1].upper() + name[1:]
+
+
+def _nested(name: str) -> str | None:
+    return NESTED[name] if name in NESTED else _camel_to_cfn(name)
 
 
 @dataclass
@@ -124,7 +177,7 @@ class _Walker:
         if isinstance(value, Mapping):
             props = sub.get("properties") if sub is not None else None
             for key, item in value.items():
-                name = self.names.get(key, _camel_to_cfn(key)) if top else _camel_to_cfn(key)
+                name = self.names.get(key, _nested(key)) if top else _nested(key)
                 prop = props.get(name) if isinstance(props, Mapping) and name else None
                 self.walk(item, prop, f"{path}.{key}" if path else key)
             return
@@ -211,6 +264,8 @@ def check(layer: str, resource: Any, region: str = "us-east-1") -> Result:
                 )
             )
         return result
+    if resource.type in PARTS:
+        return _check_part(layer, resource, schema, str(target), PARTS[resource.type])
     names = NAMES.get(resource.type, {})
     walker = _Walker(schema, names)
     walker.walk(resource.inputs, schema, "", top=True)
@@ -231,4 +286,27 @@ def check(layer: str, resource: Any, region: str = "us-east-1") -> Result:
             key = reverse.get(parts[2], parts[2][:1].lower() + parts[2][1:])
             nested = [part[:1].lower() + part[1:] for part in parts[3:]]
             result.create_only.append(".".join([key, *nested]))
+    return result
+
+
+def _check_part(
+    layer: str, resource: Any, schema: Mapping[str, Any], target: str, parts: Mapping[str, str]
+) -> Result:
+    """A resource that is a property of ``target``: each input against its piece of the schema.
+    (Required and create-only properties are the whole type's, so not checked here.)"""
+    walker = _Walker(schema, {})
+    rest = walker.resolve({"$ref": parts["*"]}) if "*" in parts else None
+    props = rest.get("properties", {}) if rest is not None else {}
+    for key, value in resource.inputs.items():
+        if key in parts:
+            sub: Mapping[str, Any] | None = {"$ref": parts[key]}
+        else:
+            name = _nested(key)
+            sub = props.get(name) if name else None
+        walker.walk(value, sub, key)
+    result = walker.result
+    for path, problem in walker.problems:
+        result.findings.append(
+            Finding("schemas", layer, resource.name, f"property {path}", f"{problem} ({target})")
+        )
     return result

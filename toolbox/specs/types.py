@@ -18,8 +18,20 @@ RENAMED: dict[str, str] = {
     "aws:cloudwatch/logGroup:LogGroup": "AWS::Logs::LogGroup",
     "aws:cloudwatch/metricAlarm:MetricAlarm": "AWS::CloudWatch::Alarm",
     "aws:sns/topicSubscription:TopicSubscription": "AWS::SNS::Subscription",
+    # pulumi-aws resources that are a property of one CloudFormation type (schemas.PARTS)
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "AWS::S3::Bucket",
+    "aws:s3/bucketNotification:BucketNotification": "AWS::S3::Bucket",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "AWS::S3::Bucket",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "AWS::S3::Bucket",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        "AWS::S3::Bucket"
+    ),
+    "aws:s3/bucketVersioning:BucketVersioning": "AWS::S3::Bucket",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": "AWS::ECR::Repository",
+    "aws:cloudwatch/eventTarget:EventTarget": "AWS::Events::Rule",
 }
-"""pulumi-aws types whose CloudFormation type the default does not find."""
+"""pulumi-aws types whose CloudFormation type the default does not find (for a type that is a
+property of a CloudFormation type, that type: its handlers manage the property)."""
 
 
 @cache
