@@ -329,3 +329,23 @@ def test_a_resource_that_is_a_property_of_a_cloudformation_type_is_checked_again
         "fixture: versioning: property versioningConfiguration.status: 'On' is not one of the"
         " schema's enum: Enabled, Suspended (AWS::S3::Bucket)",
     ]
+
+
+def test_the_bench_records_what_the_specs_checked(tmp_path):
+    from bench.run import spec_figures
+
+    for name, statements, scalars, checked in (("a", 3, 10, 4), ("operator-policy", 2, 0, 0)):
+        body = {
+            "iamStatements": statements,
+            "coverage": {"scalarInputs": scalars, "checked": checked},
+            "findings": [],
+        }
+        (tmp_path / f"{name}.specs.json").write_text(json.dumps(body), encoding="utf-8")
+    (tmp_path / "a.policy.json").write_text("{}", encoding="utf-8")
+    assert spec_figures(tmp_path) == {
+        "iam_statements": 5,
+        "scalar_inputs": 10,
+        "scalar_inputs_checked": 4,
+        "coverage": 0.4,
+        "findings": 0,
+    }
