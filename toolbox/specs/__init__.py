@@ -70,7 +70,7 @@ def check_layer(plan: Any, region: str = "us-east-1") -> LayerSpecs:
     findings: list[Finding] = []
     statements = 0
     for doc in docs:
-        statements += len(sar._statements(doc.body))
+        statements += len(sar.statements(doc.body))
         findings += sar.check(doc, oracle)
     scalars = checked = 0
     create_only: dict[str, list[str]] = {}
@@ -102,7 +102,7 @@ def check_roles(
     findings: list[Finding] = []
     statements = 0
     for doc in docs:
-        statements += len(sar._statements(doc.body))
+        statements += len(sar.statements(doc.body))
         findings += sar.check(doc, oracle)
     cfn = {t for t in (cfn_type(p, region) for p in types) if t}
     gap_findings, gaps = handlers.check(cfn, roles["deploy"], roles.get("drift"), OPERATOR, region)

@@ -85,16 +85,17 @@ def prefixes(docs: Iterable[Document]) -> set[str]:
     """The services the documents' actions name (to load only those)."""
     found: set[str] = set()
     for doc in docs:
-        for statement in _statements(doc.body):
+        for statement in statements(doc.body):
             for action in _list(statement.get("Action")) + _list(statement.get("NotAction")):
                 if ":" in action:
                     found.add(action.split(":", 1)[0].lower())
     return found
 
 
-def _statements(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    statements = body.get("Statement", [])
-    return [statements] if isinstance(statements, dict) else list(statements)
+def statements(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A document's statements (IAM allows one as an object rather than a list)."""
+    found = body.get("Statement", [])
+    return [found] if isinstance(found, dict) else list(found)
 
 
 def _list(value: Any) -> list[str]:
@@ -164,7 +165,7 @@ def _allowed(rule: str, action: str, detail: str = "") -> bool:
 def check(doc: Document, sar: Sar) -> list[Finding]:
     """The findings of one document."""
     findings: list[Finding] = []
-    for number, statement in enumerate(_statements(doc.body)):
+    for number, statement in enumerate(statements(doc.body)):
         where = f"statement {statement.get('Sid') or number}"
         findings += [
             Finding("sar", doc.layer, doc.resource, where, message)
@@ -189,6 +190,8 @@ def _check_statement(  # noqa: PLR0912 - one rule per branch, in the SAR's order
         resources = [KEY_ITSELF if r == "*" else r for r in resources]
     resolved: list[Action] = []
     for name in names:
+        if name == "*":
+            continue  # every action: the pack's iam-no-wildcard-action rule refuses it
         action = resolve(sar, name)
         if action is None:
             yield f"action {name!r} is not service:action (the SAR names every action so)"
