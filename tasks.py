@@ -51,9 +51,21 @@ def _require_env(task_name: str, env: str) -> None:
     )
 
 
-@task(help={"env": ENV_HELP, "layer": LAYER_HELP})
-def synth(c, env="dev", layer=""):
+@task(
+    help={
+        "env": ENV_HELP,
+        "layer": LAYER_HELP,
+        "versions": "only print the versions of the AWS spec data the checks read; default: off",
+    }
+)
+def synth(c, env="dev", layer="", versions=False):
     """Offline: plan the layers under mocks and check policies (no AWS)."""
+    if versions:
+        from toolbox.specs.data import versions as spec_versions
+
+        for name, version in spec_versions().items():
+            print(f"{name} {version}")
+        return
     from toolbox.synth import summary
     from toolbox.synth import synth as run_synth
 
@@ -63,7 +75,11 @@ def synth(c, env="dev", layer=""):
         raise _fail_cleanly(exc) from None
     print(summary(result))
     if result.violations:
-        raise Exit(f"error: {result.violations} mandatory policy violation(s); see above", code=1)
+        raise Exit(
+            f"error: {result.violations} mandatory policy violation(s) or spec finding(s);"
+            " see above",
+            code=1,
+        )
 
 
 @task(

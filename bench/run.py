@@ -498,12 +498,30 @@ def run(
         "scaling": scaling(sizes, 3 if quick else 7),
     }
     results["diff"] = diff_timings(runs)
+    results["specs"] = spec_figures(REPO_ROOT / "build" / "plan" / "dev")
     if baseline:
         results["baseline"] = compare(baseline, runs)
     if with_suite if with_suite is not None else not quick:
         results["test_suite"] = suite(max(1, runs // 3))
     results["targets"] = targets_met(results)
     return results
+
+
+def spec_figures(folder: Path) -> dict[str, Any]:
+    """What AWS's specs checked in the plans synth just wrote (the ``*.specs.json`` verdicts):
+    the IAM statements, and of the plan's scalar inputs how many the resource schemas checked."""
+    verdicts = [
+        json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.specs.json"))
+    ]
+    scalars = sum(v["coverage"]["scalarInputs"] for v in verdicts)
+    checked = sum(v["coverage"]["checked"] for v in verdicts)
+    return {
+        "iam_statements": sum(v["iamStatements"] for v in verdicts),
+        "scalar_inputs": scalars,
+        "scalar_inputs_checked": checked,
+        "coverage": round(checked / scalars, 3) if scalars else 0.0,
+        "findings": sum(len(v["findings"]) for v in verdicts),
+    }
 
 
 def targets_met(results: dict[str, Any]) -> dict[str, bool]:

@@ -18,7 +18,6 @@ VERSION = "2012-10-17"
 
 WILDCARD_ALLOWED: dict[str, str] = {
     "ecr:GetAuthorizationToken": "ECR auth tokens are account-wide: the action has no resource.",
-    "ecs:RegisterTaskDefinition": "task definitions have no ARN before they are registered.",
     "ecs:DescribeTaskDefinition": "ECS does not support resource-level permissions for it.",
     "ecs:ListTasks": (
         "its only resource type is container-instance, which Fargate tasks have none of;"

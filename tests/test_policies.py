@@ -660,7 +660,7 @@ GOOD: list[Case] = [
         "the allow-listed actions",
         res(
             ROLE_POLICY,
-            policy=doc(allow(["ecr:GetAuthorizationToken", "ecs:RegisterTaskDefinition"], "*")),
+            policy=doc(allow(["ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition"], "*")),
         ),
     ),
     Case(

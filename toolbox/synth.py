@@ -13,7 +13,7 @@ from pathlib import Path
 
 from shared.layers import REPO_ROOT
 from toolbox.offline import LayerPlan, plan_all
-from toolbox.verdicts import Verdicts, evaluate, unexamined
+from toolbox.verdicts import SpecVerdicts, Verdicts, evaluate, evaluate_specs, unexamined
 
 PLAN_DIR = REPO_ROOT / "build" / "plan"
 
@@ -26,11 +26,14 @@ class SynthResult:
     plans: dict[str, LayerPlan]
     files: dict[str, Path]
     verdicts: dict[str, Verdicts]
+    specs: SpecVerdicts | None = None
+    """AWS's specs over the plans (toolbox/specs): None when not run."""
 
     @property
     def violations(self) -> int:
-        """Mandatory policy violations over every planned layer."""
-        return sum(len(v.violations) for v in self.verdicts.values())
+        """Mandatory policy violations and spec findings over every planned layer."""
+        found = self.specs.failures if self.specs is not None else 0
+        return sum(len(v.violations) for v in self.verdicts.values()) + found
 
 
 def synth(environment: str, layer: str | None = None, out_dir: Path = PLAN_DIR) -> SynthResult:
@@ -46,7 +49,17 @@ def synth(environment: str, layer: str | None = None, out_dir: Path = PLAN_DIR) 
         files[name] = path
         verdicts[name] = evaluate(plan)
         (target / f"{name}.policy.json").write_text(verdicts[name].to_text(), encoding="utf-8")
-    return SynthResult(environment, plans, files, verdicts)
+    specs = check_specs(environment, plans, target)
+    return SynthResult(environment, plans, files, verdicts, specs)
+
+
+def check_specs(environment: str, plans: dict[str, LayerPlan], target: Path) -> SpecVerdicts:
+    """AWS's specs over the plans, written beside them as ``<layer>.specs.json`` (and
+    ``operator-policy.specs.json`` for the operators' roles)."""
+    specs = evaluate_specs(environment, plans)
+    for name, verdict in specs.all().items():
+        (target / f"{name}.specs.json").write_text(verdict.to_text(), encoding="utf-8")
+    return specs
 
 
 def summary(result: SynthResult) -> str:
@@ -65,6 +78,8 @@ def summary(result: SynthResult) -> str:
             f" {sum(1 for n in verdict.examined.values() if n)} examined a resource here"
         )
         lines.extend(f"  VIOLATION {v.policy}: {v.message}" for v in verdict.violations)
+    if result.specs is not None:
+        lines.extend(result.specs.summary())
     idle = unexamined(result.verdicts.values())
     if idle:
         lines.append(f"policies that examined no resource of these layers: {', '.join(idle)}")

@@ -11,12 +11,15 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policies.rules import RULES, Resource, check_resource, check_stack
 from shared.layers import get
 from shared.stackconfig import read_stack_files
 from toolbox.offline import LayerPlan
+
+if TYPE_CHECKING:
+    from toolbox.specs import LayerSpecs
 
 
 @dataclass(frozen=True)
@@ -96,3 +99,57 @@ def unexamined(verdicts: Iterable[Verdicts]) -> list[str]:
     for verdict in verdicts:
         total.update(verdict.examined)
     return sorted(name for name, count in total.items() if count == 0)
+
+
+@dataclass(frozen=True)
+class SpecVerdicts:
+    """AWS's specs over one run's plans (toolbox/specs): per layer, and the operators' roles."""
+
+    layers: dict[str, LayerSpecs]
+    roles: LayerSpecs | None
+    open_findings: tuple[str, ...]
+    """Known gaps whose fix lies elsewhere (allow.toml entries marked ``open``)."""
+
+    def all(self) -> dict[str, LayerSpecs]:
+        """Every verdict by the name of its file."""
+        return {**self.layers, **({self.roles.layer: self.roles} if self.roles else {})}
+
+    @property
+    def failures(self) -> int:
+        return sum(len(v.findings) for v in self.all().values())
+
+    def summary(self) -> list[str]:
+        """The lines synth prints: coverage, each finding, each open gap."""
+        from toolbox.specs import versions
+
+        scalars = sum(v.scalars for v in self.layers.values())
+        checked = sum(v.checked for v in self.layers.values())
+        statements = sum(v.statements for v in self.all().values())
+        share = f" ({100 * checked / scalars:.0f}%)" if scalars else ""
+        shown = ", ".join(f"{k} {v}" for k, v in versions().items())
+        lines = [
+            f"AWS specs ({shown}): {statements} IAM statements against the SAR,"
+            f" {checked} of {scalars} scalar inputs checked against the resource schemas{share},"
+            f" {self.failures} findings"
+        ]
+        for verdict in self.all().values():
+            lines.extend(f"  SPEC {f.check}: {f.line()}" for f in verdict.findings)
+        gaps = [*self.open_findings, *(self.roles.open_gaps if self.roles else ())]
+        lines.extend(f"  open finding (fix elsewhere): {gap}" for gap in gaps)
+        return lines
+
+
+def evaluate_specs(environment: str, plans: Mapping[str, LayerPlan]) -> SpecVerdicts:
+    """Check the plans, and the operators' roles generated from them, against AWS's specs."""
+    from shared.settings import load_platform
+    from toolbox import specs
+    from toolbox.specs.data import collector_paused
+    from toolbox.specs.findings import open_entries
+
+    region = load_platform(environment).region
+    with collector_paused():
+        layers = {name: specs.check_layer(plan, region) for name, plan in plans.items()}
+        roles_docs = specs.operator_roles(environment, plans.values())
+        types = {r.type for plan in plans.values() for r in plan.resources}
+        roles = specs.check_roles(environment, roles_docs, types, region)
+    return SpecVerdicts(layers, roles, tuple(open_entries()))

@@ -236,11 +236,17 @@ def pipeline_statements(
             resources=[args.arn("ecs", f"service/{args.ecs_cluster}/{args.ecs_service}")],
         ),
         iam.Statement(
-            # Task definitions have no ARN before they are registered and DescribeTaskDefinition
-            # takes none: both are in shared.iam.WILDCARD_ALLOWED with that reason.
-            sid="RegisterTaskDefinition",
-            actions=["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
+            # DescribeTaskDefinition has no resource type in the SAR: `*` (WILDCARD_ALLOWED).
+            sid="DescribeTaskDefinition",
+            actions=["ecs:DescribeTaskDefinition"],
             resources=["*"],
+        ),
+        iam.Statement(
+            # The SAR lists the task-definition type for RegisterTaskDefinition: the new
+            # revision's ARN, of a family the deploy does not know in advance.
+            sid="RegisterTaskDefinition",
+            actions=["ecs:RegisterTaskDefinition"],
+            resources=[args.arn("ecs", "task-definition/*")],
         ),
         iam.Statement(
             # Tags are copied onto the new revision; only as part of registering it.
