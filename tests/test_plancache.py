@@ -68,10 +68,10 @@ def test_a_module_a_layer_starts_importing_becomes_its_input(repo):
 
 def test_the_key_changes_with_the_lock_the_mocks_and_the_policy_pack(repo):
     keys = {plancache.layer_key("foundation", "dev", {}, root=repo)}
-    for name in ("uv.lock", "toolbox/offline.py", "policies/rules.py"):
+    for name in ("uv.lock", "toolbox/offline.py", "toolbox/mocks.py", "policies/rules.py"):
         append(repo / name, "\n# a change\n")
         keys.add(plancache.layer_key("foundation", "dev", {}, root=repo))
-    assert len(keys) == 4
+    assert len(keys) == 5
 
 
 def test_the_key_changes_with_the_layers_folder(tmp_path, monkeypatch):

@@ -46,7 +46,7 @@ CACHE_DIR = REPO_ROOT / "build" / "plancache"
 FORMAT = 2
 """The entry layout; bump it when :func:`to_json` changes, and old entries become misses."""
 
-OWN_CODE = ("toolbox/offline.py", "toolbox/plancache.py")
+OWN_CODE = ("toolbox/offline.py", "toolbox/mocks.py", "toolbox/plancache.py")
 """The toolbox code that shapes a plan: the mocks answer every resource and StackReference."""
 
 SKIPPED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache"})
