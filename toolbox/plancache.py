@@ -5,8 +5,8 @@ worker planned dev and prod again. A layer's plan is stored under ``build/planca
 that hashes what can change it:
 
 - the layer's inputs as ``./dev affected`` computes them (:func:`toolbox.affected.layer_inputs`):
-  its folder, the ``shared/`` modules it imports transitively, ``platform.yaml``, the lock
-  (``uv.lock``, ``pyproject.toml``) and the policy pack;
+  its folder, ``shared/``, ``platform.yaml``, the lock (``uv.lock``, ``pyproject.toml``) and the
+  policy pack;
 - the offline plan's own code (its mocks shape the exports) and the Python version;
 - the environment, the config overrides of the run, and the upstream exports the layer consumed
   (so a changed upstream plan changes every key below it).
@@ -25,14 +25,14 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from shared import settings
 from shared.layers import REPO_ROOT, get
 from shared.layers import upstream as upstream_layers
-from toolbox.affected import FOLLOWED_PACKAGES, Inputs, layer_inputs
+from toolbox.affected import layer_inputs
 from toolbox.cachefiles import digest_file as _digest_file
 from toolbox.cachefiles import locked as _locked
 from toolbox.cachefiles import prune_once as _prune_once
@@ -70,7 +70,7 @@ def input_files(layer: str, root: Path = REPO_ROOT) -> dict[str, Path]:
     test may point at a copy), ``platform.yaml`` from where the platform is read
     (:data:`shared.settings.PLATFORM_FILE`); the rest from ``root``.
     """
-    inputs = _layer_inputs(layer, root)
+    inputs = layer_inputs(layer)
     own_folder = f"stacks/{layer}/"
     found: dict[str, Path] = {}
     directory = get(layer).directory
@@ -90,58 +90,6 @@ def input_files(layer: str, root: Path = REPO_ROOT) -> dict[str, Path]:
             found[f"stacks/{needed.name}/" + path.relative_to(needed.directory).as_posix()] = path
     found["platform.yaml"] = settings.PLATFORM_FILE
     return found
-
-
-_CLOSURES: dict[str, dict[str, Inputs]] = {}
-"""The closures this process has already read or computed, by the same hash as the stored ones."""
-
-
-def _layer_inputs(layer: str, root: Path) -> Inputs:
-    """:func:`toolbox.affected.layer_inputs`, with the import closure kept between processes.
-
-    Following the imports parses every module with :mod:`ast` (~0.1 s a layer, more than
-    loading its stored plan). The closure is a function of the repository's own ``.py`` files
-    (the followed packages) and of the code that follows them, so it is stored under the hash of
-    those files' bytes, next to the plans, and parsed again only when one of them changes. A
-    process that makes many keys (the tests) also keeps them in memory under the same hash.
-    """
-    sources = sorted(
-        path
-        for package in FOLLOWED_PACKAGES
-        for path in _files_under(root / package)
-        if path.suffix == ".py"
-    )
-    digest = hashlib.sha256(f"format {FORMAT}\0{sys.version}\0".encode())
-    for path in [*sources, root / "toolbox" / "affected.py"]:
-        digest.update(f"{path.relative_to(root).as_posix()}\0{_digest_file(path)}\0".encode())
-    remembered = _CLOSURES.setdefault(digest.hexdigest(), {})
-    if layer in remembered:
-        return remembered[layer]
-    remembered[layer] = _stored_or_computed(
-        layer, root, CACHE_DIR / f"imports-{digest.hexdigest()}.json"
-    )
-    return remembered[layer]
-
-
-def _stored_or_computed(layer: str, root: Path, entry: Path) -> Inputs:
-    try:
-        known = json.loads(entry.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        known = {}
-    stored = known.get(layer) if isinstance(known, dict) else None
-    if isinstance(stored, dict):
-        try:
-            found = Inputs(layer, tuple(stored["folders"]), tuple(stored["files"]))
-        except (KeyError, TypeError):
-            pass
-        else:
-            _touch(entry)
-            return found
-    computed = layer_inputs(layer, root)
-    known = {**(known if isinstance(known, dict) else {}), layer: asdict(computed)}
-    _write_atomically(entry, json.dumps(known, sort_keys=True))
-    _prune_once(entry.parent)
-    return computed
 
 
 def layer_key(
