@@ -17,7 +17,7 @@ import hashlib
 import json
 import runpy
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,8 @@ from pulumi.runtime.sync_await import _sync_await
 
 from shared.contracts import CONTRACTS, stack_name
 from shared.errors import PlatformError
-from shared.layers import get
+from shared.layers import get, selection
+from shared.layers import upstream as upstream_of
 from shared.settings import load_all, load_platform, relative
 from shared.stackconfig import check_all, config_values, load_layer_files
 from toolbox.mocks import SECRET_SIG, PlatformMocks
@@ -356,23 +357,22 @@ async def _resolve_exports(outputs: Mapping[str, Any]) -> tuple[dict[str, Any], 
     return values, secrets
 
 
+LayerPlanner = Callable[[str, str, Mapping[str, LayerPlan], Mapping[str, str] | None], LayerPlan]
+"""Plans one layer: ``(layer, environment, upstream plans by stack, config overrides)``."""
+
+
 def plan_all(
     environment: str,
     only: str | None = None,
     config_overrides: Mapping[str, Mapping[str, str]] | None = None,
-    reuse: str = "upstream",
+    plan: LayerPlanner = plan_layer,
 ) -> dict[str, LayerPlan]:
     """Plan ``only`` (and the layers it needs, for their exports) or every layer, in order.
 
     Returns the plans by layer name; with ``only``, just that layer's plan is in the result.
-    ``reuse`` says which plans may come from :mod:`toolbox.plancache` when none of their inputs
-    changed: ``upstream`` (the layers only needed for their exports), ``all``, or ``none``.
-    Each layer sees only its upstream layers' plans, the exports its key is made of.
+    Each layer is planned by ``plan`` (:func:`plan_layer`, or one that reuses stored plans) and
+    sees only its upstream layers' plans; its exports are checked against its contract.
     """
-    from shared.layers import selection
-    from shared.layers import upstream as upstream_of
-    from toolbox.plancache import plan_layer_cached
-
     wanted = selection(only)
     check_all(load_all())
     needed = (*upstream_of(only), *wanted) if only else wanted
@@ -380,18 +380,17 @@ def plan_all(
     plans: dict[str, LayerPlan] = {}
     for layer in needed:
         above = {dep.name for dep in upstream_of(layer.name)}
-        plan = plan_layer_cached(
+        planned = plan(
             layer.name,
             environment,
             {stack: up for stack, up in by_stack.items() if up.layer in above},
             (config_overrides or {}).get(layer.name),
-            reuse=reuse == "all" or (reuse == "upstream" and layer not in wanted),
         )
         contract = CONTRACTS.get(layer.name)
         if contract is not None:
-            contract.check(plan.exports, plan.stack, environment)
-        by_stack[plan.stack] = plan
-        plans[layer.name] = plan
+            contract.check(planned.exports, planned.stack, environment)
+        by_stack[planned.stack] = planned
+        plans[layer.name] = planned
     return {name: plans[name] for name in (layer.name for layer in wanted)}
 
 
