@@ -32,8 +32,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from shared import settings
 from shared.layers import REPO_ROOT, get, selection
 from shared.layers import upstream as upstream_layers
@@ -243,6 +241,9 @@ def reuse_or_plan(
         with suppress(OSError):
             os.utime(entry)
         return found
+    # Imported on a miss only: the package takes longer to import than a stored plan to read.
+    from filelock import FileLock
+
     with FileLock(cache_dir / f"{key}.lock"):
         found = load(entry)
         if found is not None:
