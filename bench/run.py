@@ -116,7 +116,7 @@ SDK_PROBE = f"""
 import json, sys
 from toolbox.offline import plan_all
 from toolbox.verdicts import evaluate
-for plan in plan_all("dev", reuse="none").values():
+for plan in plan_all("dev").values():
     evaluate(plan)
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {SDK_PACKAGES!r})))
 """

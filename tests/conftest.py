@@ -188,7 +188,7 @@ def dev() -> dict[str, LayerPlan]:
 
     Reused from build/plancache when no input changed: xdist workers plan once between them.
     """
-    from toolbox.offline import plan_all
+    from toolbox.plancache import plan_all
 
     return plan_all("dev", reuse="all")
 
@@ -196,7 +196,7 @@ def dev() -> dict[str, LayerPlan]:
 @pytest.fixture(scope="session")
 def prod() -> dict[str, LayerPlan]:
     """The prod plan of every layer (reused like ``dev``)."""
-    from toolbox.offline import plan_all
+    from toolbox.plancache import plan_all
 
     return plan_all("prod", reuse="all")
 
@@ -242,9 +242,8 @@ def replan(request: pytest.FixtureRequest) -> Callable[..., LayerPlan]:
     upstream exports are in the key), so it is read from build/plancache when stored, and the
     upstream plans are the session's ``dev``/``prod`` ones. A key covers files and config only,
     never what a test changes in memory: a test whose fixtures include ``monkeypatch`` (as
-    ``registered`` does) or that passes ``secrets`` (never stored) plans every layer afresh.
-    ``test_a_test_that_replans_patches_only_through_the_monkeypatch_fixture`` keeps tests from
-    patching any other way.
+    ``registered`` does) or that passes ``secrets`` (never stored) plans every layer afresh, so
+    a test that patches what a plan reads does it through the ``monkeypatch`` fixture.
     """
     from shared.layers import upstream as upstream_of
     from toolbox.offline import plan_layer

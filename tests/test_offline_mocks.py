@@ -8,7 +8,7 @@ from pulumi.runtime import mocks
 from pulumi.runtime.proto import resource_pb2
 
 from shared.settings import load_platform
-from toolbox.offline import PlatformMocks
+from toolbox.mocks import PlatformMocks
 
 
 @pytest.mark.parametrize(

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import time
 
 import pytest
+from filelock import FileLock, Timeout
 
 from shared import layers as layer_module
 from shared import settings
 from shared.errors import PlatformError
 from shared.layers import REPO_ROOT
 from tests.conftest import upstream
-from toolbox import cachefiles, offline, plancache
+from toolbox import offline, plancache
 from toolbox.offline import LayerPlan, PlannedResource
 
 NO_BYTECODE = shutil.ignore_patterns("__pycache__")
@@ -39,7 +39,6 @@ def repo(tmp_path):
     for name in ("platform.yaml", "uv.lock", "pyproject.toml", *plancache.OWN_CODE):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO_ROOT / name, root / name)
-    shutil.copy(REPO_ROOT / "toolbox" / "affected.py", root / "toolbox" / "affected.py")
     return root
 
 
@@ -47,31 +46,29 @@ def append(path, line: str) -> None:
     path.write_text(path.read_text(encoding="utf-8") + line, encoding="utf-8")
 
 
-def test_the_key_changes_with_a_module_the_layer_imports_and_not_with_one_it_does_not(repo):
+@pytest.mark.parametrize("module", ["naming.py", "iam.py", "new_helper.py"])
+def test_the_key_changes_with_any_module_of_shared(repo, module):
+    # Whether or not the layer imports it: shared/ is an input of every layer as a whole.
     before = plancache.layer_key("registry", "dev", {}, root=repo)
-    (repo / "shared" / "unused_helper.py").write_text("VALUE = 1\n", encoding="utf-8")
+    with (repo / "shared" / module).open("a", encoding="utf-8") as out:  # creates new_helper.py
+        out.write("# a change\n")
+    assert plancache.layer_key("registry", "dev", {}, root=repo) != before
+
+
+def test_the_key_ignores_bytecode(repo):
+    before = plancache.layer_key("registry", "dev", {}, root=repo)
+    cached = repo / "shared" / "__pycache__" / "naming.cpython-311.pyc"
+    cached.parent.mkdir()
+    cached.write_bytes(b"\0")
     assert plancache.layer_key("registry", "dev", {}, root=repo) == before
-    append(repo / "shared" / "naming.py", "# a change\n")
-    assert plancache.layer_key("registry", "dev", {}, root=repo) != before
-
-
-def test_a_module_a_layer_starts_importing_becomes_its_input(repo):
-    helper = repo / "shared" / "extra_helper.py"
-    helper.write_text("VALUE = 1\n", encoding="utf-8")
-    assert "shared/extra_helper.py" not in plancache.input_files("registry", root=repo)
-    append(repo / "shared" / "naming.py", "\nfrom shared import extra_helper  # noqa: F401\n")
-    assert "shared/extra_helper.py" in plancache.input_files("registry", root=repo)
-    before = plancache.layer_key("registry", "dev", {}, root=repo)
-    append(helper, "VALUE = 2\n")
-    assert plancache.layer_key("registry", "dev", {}, root=repo) != before
 
 
 def test_the_key_changes_with_the_lock_the_mocks_and_the_policy_pack(repo):
     keys = {plancache.layer_key("foundation", "dev", {}, root=repo)}
-    for name in ("uv.lock", "toolbox/offline.py", "policies/rules.py"):
+    for name in ("uv.lock", "toolbox/offline.py", "toolbox/mocks.py", "policies/rules.py"):
         append(repo / name, "\n# a change\n")
         keys.add(plancache.layer_key("foundation", "dev", {}, root=repo))
-    assert len(keys) == 4
+    assert len(keys) == 5
 
 
 def test_the_key_changes_with_the_layers_folder(tmp_path, monkeypatch):
@@ -199,6 +196,18 @@ def test_a_failed_plan_stores_nothing(cache_dir):
     assert not (cache_dir / "k.json").exists()
 
 
+def test_a_key_is_planned_holding_its_lock(cache_dir):
+    # Another process missing the same key would wait on the lock, then read this entry.
+    def produce() -> LayerPlan:
+        with pytest.raises(Timeout):
+            FileLock(cache_dir / "k.lock", timeout=0).acquire()
+        return SMALL
+
+    assert plancache.reuse_or_plan("k", produce) == SMALL
+    with FileLock(cache_dir / "k.lock", timeout=0):  # and released once it is stored
+        pass
+
+
 @pytest.fixture
 def planned_projects(monkeypatch):
     """The Pulumi projects whose resources the offline plan registered during the test."""
@@ -216,10 +225,10 @@ def planned_projects(monkeypatch):
 def test_a_layers_upstream_is_planned_once_then_reused_until_an_input_changes(
     planned_projects, tmp_path, monkeypatch
 ):
-    first = offline.plan_all("dev", "registry")
+    first = plancache.plan_all("dev", "registry")
     assert set(planned_projects) == {"platform-foundation", "platform-registry"}
     planned_projects.clear()
-    second = offline.plan_all("dev", "registry")
+    second = plancache.plan_all("dev", "registry")
     assert set(planned_projects) == {"platform-registry"}
     assert second == first
     # A changed input of the upstream layer plans it again.
@@ -228,11 +237,11 @@ def test_a_layers_upstream_is_planned_once_then_reused_until_an_input_changes(
     monkeypatch.setattr(layer_module, "STACKS_DIR", stacks)
     append(stacks / "foundation" / "Pulumi.dev.yaml", "# a change\n")
     planned_projects.clear()
-    offline.plan_all("dev", "registry")
+    plancache.plan_all("dev", "registry")
     assert set(planned_projects) == {"platform-foundation", "platform-registry"}
 
 
-# -- pruning: the keys not used lately go, under their lock ----------------------------------
+# -- pruning: what was not used for a week goes ----------------------------------------------
 
 DAY = 86_400
 
@@ -243,137 +252,38 @@ def age(path, days: float) -> None:
     os.utime(path, (then, then))
 
 
-def names(folder) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-
-
-def stored(cache_dir, key: str, days: float, lock: bool = True) -> None:
-    """An entry (and its lock file) last used ``days`` ago, as an earlier process left it."""
+def stored(cache_dir, key: str, days: float) -> None:
+    """An entry and its lock file last used ``days`` ago, as an earlier process left them."""
     plancache.store(cache_dir / f"{key}.json", SMALL)
-    age(cache_dir / f"{key}.json", days)
-    if lock:
-        (cache_dir / f"{key}.lock").touch()
-        age(cache_dir / f"{key}.lock", days + 1)
+    (cache_dir / f"{key}.lock").touch()
+    for name in (f"{key}.json", f"{key}.lock"):
+        age(cache_dir / name, days)
 
 
-def test_a_store_prunes_the_keys_unused_for_a_week_and_keeps_the_rest(cache_dir):
+@pytest.fixture
+def unpruned(monkeypatch):
+    """This process has pruned no cache yet (pruning happens once a process)."""
+    monkeypatch.setattr(plancache, "_PRUNED", set())
+
+
+def test_a_store_removes_what_was_unused_for_a_week_and_keeps_the_rest(cache_dir, unpruned):
     stored(cache_dir, "old", 8)
     stored(cache_dir, "recent", 6)
-    stored(cache_dir, "imports-old", 8, lock=False)
-    (cache_dir / "failed.lock").touch()  # a plan that failed: its lock file is all there is
-    age(cache_dir / "failed.lock", 8)
     (cache_dir / "old.jsonab12.tmp").touch()  # a writer killed before its rename
     age(cache_dir / "old.jsonab12.tmp", 8)
-    (cache_dir / "new.jsoncd34.tmp").touch()  # a writer writing right now
     assert plancache.reuse_or_plan("new", counting(SMALL)[1]) == SMALL
-    assert names(cache_dir) == [
+    assert sorted(p.name for p in cache_dir.iterdir()) == [
         "new.json",
-        "new.jsoncd34.tmp",
         "new.lock",
         "recent.json",
         "recent.lock",
     ]
 
 
-def test_beyond_150_keys_the_least_recently_used_go(cache_dir):
-    cache_dir.mkdir()
-    for hour in range(150):  # key-0 used an hour ago, key-149 150 hours ago
-        (cache_dir / f"key-{hour}.lock").touch()
-        age(cache_dir / f"key-{hour}.lock", (hour + 1) / 24)
-    plancache.reuse_or_plan("new", counting(SMALL)[1])
-    left = names(cache_dir)
-    assert len(left) == 151
-    assert "key-148.lock" in left
-    assert "key-149.lock" not in left
-
-
-def test_a_hit_keeps_an_entry_from_being_pruned(cache_dir):
-    stored(cache_dir, "used", 8, lock=False)
-    stored(cache_dir, "unused", 8, lock=False)
+def test_a_hit_keeps_an_entry_from_being_pruned(cache_dir, unpruned):
+    stored(cache_dir, "used", 8)
     calls, produce = counting(SMALL)
     assert plancache.reuse_or_plan("used", produce) == SMALL
-    assert calls == []
     plancache.reuse_or_plan("new", produce)
-    assert names(cache_dir) == ["new.json", "new.lock", "used.json"]
-
-
-def test_a_pruned_plan_is_planned_again(cache_dir):
-    calls, produce = counting(SMALL)
-    plancache.reuse_or_plan("k", produce)
-    for name in ("k.json", "k.lock"):
-        age(cache_dir / name, 8)
-    cachefiles.prune(cache_dir)  # as another process's first store would
-    assert names(cache_dir) == []
-    assert plancache.reuse_or_plan("k", produce) == SMALL
-    assert calls == [1, 1]
-
-
-def test_a_reader_whose_entry_is_pruned_before_it_reads_plans_again(cache_dir, monkeypatch):
-    stored(cache_dir, "k", 8)
-    real_load = plancache.load
-
-    def pruned_first(path):
-        cachefiles.prune(cache_dir)  # another process prunes between the lookup and the read
-        return real_load(path)
-
-    monkeypatch.setattr(plancache, "load", pruned_first)
-    calls, produce = counting(SMALL)
-    assert plancache.reuse_or_plan("k", produce) == SMALL
     assert calls == [1]
-
-
-def test_a_key_being_planned_is_not_pruned_and_the_others_still_are(cache_dir):
-    stored(cache_dir, "k", 8)
-    stored(cache_dir, "idle", 9)
-    with cachefiles.locked(cache_dir / "k.lock"):
-        cachefiles.prune(cache_dir)
-    assert names(cache_dir) == ["k.json", "k.lock"]
-
-
-def test_an_entry_used_between_the_scan_and_its_removal_is_kept(cache_dir, monkeypatch):
-    stored(cache_dir, "k", 8)
-    real_flock = fcntl.flock
-
-    def used_meanwhile(handle, operation):
-        if operation == fcntl.LOCK_EX | fcntl.LOCK_NB:
-            plancache.reuse_or_plan("k", counting(SMALL)[1])  # another process's hit
-        real_flock(handle, operation)
-
-    monkeypatch.setattr(fcntl, "flock", used_meanwhile)
-    cachefiles.prune(cache_dir)
-    assert names(cache_dir) == ["k.json", "k.lock"]
-
-
-def test_a_process_waiting_on_a_lock_file_the_pruner_removes_locks_the_new_one(
-    cache_dir, monkeypatch
-):
-    stored(cache_dir, "k", 8)
-    lock = cache_dir / "k.lock"
-    real_flock = fcntl.flock
-    pruned: list[int] = []
-
-    def pruned_while_waiting(handle, operation):
-        if operation == fcntl.LOCK_EX and not pruned:
-            # This process opened k.lock and waits on it while another prunes the key.
-            pruned.append(1)
-            cachefiles.prune(cache_dir)
-        real_flock(handle, operation)
-
-    monkeypatch.setattr(fcntl, "flock", pruned_while_waiting)
-    with cachefiles.locked(lock):
-        assert pruned == [1]
-        # A process arriving now opens the file at the path: it must find it held.
-        with lock.open("a") as newcomer, pytest.raises(BlockingIOError):
-            real_flock(newcomer, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-def test_a_process_scans_the_cache_once_on_its_first_store_and_never_on_a_hit(
-    cache_dir, monkeypatch
-):
-    scans = []
-    monkeypatch.setattr(cachefiles, "prune", scans.append)
-    calls, produce = counting(SMALL)
-    for key in ("a", "a", "b"):
-        plancache.reuse_or_plan(key, produce)
-    assert calls == [1, 1]
-    assert scans == [cache_dir]
+    assert (cache_dir / "used.json").exists()

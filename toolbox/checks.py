@@ -42,7 +42,6 @@ from pathlib import Path
 from shared.errors import PlatformError
 from shared.layers import REPO_ROOT
 from toolbox import checkcache
-from toolbox.cachefiles import locked
 from toolbox.checkcache import Reads, name_of
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
@@ -338,7 +337,9 @@ def ensure_node_tools(root: Path = REPO_ROOT) -> Path:
         )
     lock = root / "package-lock.json"
     marker = root / "node_modules" / ".package-lock.json"
-    with locked(lock):
+    from filelock import FileLock
+
+    with FileLock(lock):
         if _installed(lock, marker):
             return root / "node_modules"
         done = execute([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], root)

@@ -518,7 +518,7 @@ def for_environment(
 ) -> tuple[dict[str, Any], StateBucket | None]:
     """The policy of ``role`` in ``environment``: its plan, its settings, the state backend."""
     from shared.settings import load_platform
-    from toolbox.offline import plan_all
+    from toolbox.plancache import plan_all
 
     if role not in ROLES:
         raise ValueError(f"--role must be one of {', '.join(ROLES)}, not {role!r}")

@@ -5,39 +5,38 @@ worker planned dev and prod again. A layer's plan is stored under ``build/planca
 that hashes what can change it:
 
 - the layer's inputs as ``./dev affected`` computes them (:func:`toolbox.affected.layer_inputs`):
-  its folder, the ``shared/`` modules it imports transitively, ``platform.yaml``, the lock
-  (``uv.lock``, ``pyproject.toml``) and the policy pack;
-- the offline plan's own code (its mocks shape the exports) and the Python version;
+  its folder, ``shared/``, ``platform.yaml``, the lock (``uv.lock``, ``pyproject.toml``) and the
+  policy pack;
+- the offline plan's own code (the mocks shape the exports) and the Python version;
 - the environment, the config overrides of the run, and the upstream exports the layer consumed
   (so a changed upstream plan changes every key below it).
 
 A changed input is a new key, so it always plans again; nothing is ever invalidated in place.
-Writes go to a temporary file renamed over the entry (``os.replace``, atomic on POSIX), and a
-per-key ``fcntl`` lock makes one process plan while the others wait and then read its result.
-A hit marks its entry used, and the first store of a process prunes the keys not used lately
-(:func:`toolbox.cachefiles.prune`): a pruned plan is a miss, planned again.
-Offline plans hold no credentials: a ``secure:`` config value plans as a placeholder.
+Writes go to a temporary file renamed over the entry (``os.replace``), so a reader sees a whole
+entry or none, and a per-key file lock makes one process plan while the others wait and then
+read its result. An entry not used for :data:`KEEP_DAYS` is removed by the first store of a
+process. Offline plans hold no credentials: a ``secure:`` config value plans as a placeholder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, fields
+from contextlib import suppress
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from shared import settings
-from shared.layers import REPO_ROOT, get
+from shared.layers import REPO_ROOT, get, selection
 from shared.layers import upstream as upstream_layers
-from toolbox.affected import FOLLOWED_PACKAGES, Inputs, layer_inputs
-from toolbox.cachefiles import digest_file as _digest_file
-from toolbox.cachefiles import locked as _locked
-from toolbox.cachefiles import prune_once as _prune_once
-from toolbox.cachefiles import touch as _touch
-from toolbox.cachefiles import write_atomically as _write_atomically
+from toolbox import offline
+from toolbox.affected import layer_inputs
 from toolbox.offline import LayerPlan, PlannedResource, plan_layer
 
 CACHE_DIR = REPO_ROOT / "build" / "plancache"
@@ -46,11 +45,17 @@ CACHE_DIR = REPO_ROOT / "build" / "plancache"
 FORMAT = 2
 """The entry layout; bump it when :func:`to_json` changes, and old entries become misses."""
 
-OWN_CODE = ("toolbox/offline.py", "toolbox/plancache.py")
+OWN_CODE = ("toolbox/offline.py", "toolbox/mocks.py", "toolbox/plancache.py")
 """The toolbox code that shapes a plan: the mocks answer every resource and StackReference."""
 
 SKIPPED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache"})
 """Folders under an input folder that hold caches, not inputs."""
+
+KEEP_DAYS = 7
+"""An entry (or lock file) unused this long is removed: main moves several times a day."""
+
+_PRUNED: set[Path] = set()
+"""The cache folders this process has pruned: once per process, on its first store."""
 
 
 def _files_under(folder: Path) -> list[Path]:
@@ -63,6 +68,14 @@ def _files_under(folder: Path) -> list[Path]:
     )
 
 
+def _digest_file(path: Path) -> str:
+    """The SHA-256 of ``path``'s bytes (hex), or ``missing``: an absent file is a state too."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return "missing"
+
+
 def input_files(layer: str, root: Path = REPO_ROOT) -> dict[str, Path]:
     """Every file whose content is part of ``layer``'s key, by the name hashed with it.
 
@@ -70,7 +83,7 @@ def input_files(layer: str, root: Path = REPO_ROOT) -> dict[str, Path]:
     test may point at a copy), ``platform.yaml`` from where the platform is read
     (:data:`shared.settings.PLATFORM_FILE`); the rest from ``root``.
     """
-    inputs = _layer_inputs(layer, root)
+    inputs = layer_inputs(layer)
     own_folder = f"stacks/{layer}/"
     found: dict[str, Path] = {}
     directory = get(layer).directory
@@ -90,58 +103,6 @@ def input_files(layer: str, root: Path = REPO_ROOT) -> dict[str, Path]:
             found[f"stacks/{needed.name}/" + path.relative_to(needed.directory).as_posix()] = path
     found["platform.yaml"] = settings.PLATFORM_FILE
     return found
-
-
-_CLOSURES: dict[str, dict[str, Inputs]] = {}
-"""The closures this process has already read or computed, by the same hash as the stored ones."""
-
-
-def _layer_inputs(layer: str, root: Path) -> Inputs:
-    """:func:`toolbox.affected.layer_inputs`, with the import closure kept between processes.
-
-    Following the imports parses every module with :mod:`ast` (~0.1 s a layer, more than
-    loading its stored plan). The closure is a function of the repository's own ``.py`` files
-    (the followed packages) and of the code that follows them, so it is stored under the hash of
-    those files' bytes, next to the plans, and parsed again only when one of them changes. A
-    process that makes many keys (the tests) also keeps them in memory under the same hash.
-    """
-    sources = sorted(
-        path
-        for package in FOLLOWED_PACKAGES
-        for path in _files_under(root / package)
-        if path.suffix == ".py"
-    )
-    digest = hashlib.sha256(f"format {FORMAT}\0{sys.version}\0".encode())
-    for path in [*sources, root / "toolbox" / "affected.py"]:
-        digest.update(f"{path.relative_to(root).as_posix()}\0{_digest_file(path)}\0".encode())
-    remembered = _CLOSURES.setdefault(digest.hexdigest(), {})
-    if layer in remembered:
-        return remembered[layer]
-    remembered[layer] = _stored_or_computed(
-        layer, root, CACHE_DIR / f"imports-{digest.hexdigest()}.json"
-    )
-    return remembered[layer]
-
-
-def _stored_or_computed(layer: str, root: Path, entry: Path) -> Inputs:
-    try:
-        known = json.loads(entry.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        known = {}
-    stored = known.get(layer) if isinstance(known, dict) else None
-    if isinstance(stored, dict):
-        try:
-            found = Inputs(layer, tuple(stored["folders"]), tuple(stored["files"]))
-        except (KeyError, TypeError):
-            pass
-        else:
-            _touch(entry)
-            return found
-    computed = layer_inputs(layer, root)
-    known = {**(known if isinstance(known, dict) else {}), layer: asdict(computed)}
-    _write_atomically(entry, json.dumps(known, sort_keys=True))
-    _prune_once(entry.parent)
-    return computed
 
 
 def layer_key(
@@ -235,8 +196,33 @@ def store(path: Path, plan: LayerPlan) -> bool:
         return False
     if from_json(json.loads(text)) != plan:  # e.g. a tuple in an export would come back a list
         return False
-    _write_atomically(path, text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return True
+
+
+def prune_once(cache_dir: Path) -> None:
+    """Remove what in ``cache_dir`` is unused for :data:`KEEP_DAYS`, the first time a process asks.
+
+    A hit sets its entry's mtime to now. Removing an entry or lock file another process is about
+    to read or take costs at most a plan made twice, never a wrong one: a missing entry is a
+    miss, and entries are only ever written whole.
+    """
+    if cache_dir in _PRUNED:
+        return
+    _PRUNED.add(cache_dir)
+    cutoff = time.time() - KEEP_DAYS * 86_400
+    for path in cache_dir.glob("*"):
+        with suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
 
 
 def reuse_or_plan(
@@ -246,22 +232,26 @@ def reuse_or_plan(
 
     The first process to miss takes the key's lock and plans; a concurrent one waits on the lock
     and then reads what the first stored. A failed plan stores nothing. A hit marks the entry
-    used; an entry pruned meanwhile is a miss like any other.
+    used (its mtime), so pruning keeps it.
     """
     cache_dir = cache_dir or CACHE_DIR
     entry = cache_dir / f"{key}.json"
     found = load(entry)
     if found is not None:
-        _touch(entry)
+        with suppress(OSError):
+            os.utime(entry)
         return found
-    with _locked(cache_dir / f"{key}.lock"):
+    # Imported on a miss only: the package takes longer to import than a stored plan to read.
+    from filelock import FileLock
+
+    with FileLock(cache_dir / f"{key}.lock"):
         found = load(entry)
         if found is not None:
             return found
         planned = plan()
         stored = store(entry, planned)
     if stored:
-        _prune_once(cache_dir)
+        prune_once(cache_dir)
     return planned
 
 
@@ -288,8 +278,39 @@ def plan_layer_cached(
         return reuse_or_plan(key, plan, cache_dir)
     planned = plan()
     if store((cache_dir or CACHE_DIR) / f"{key}.json", planned):
-        _prune_once(cache_dir or CACHE_DIR)
+        prune_once(cache_dir or CACHE_DIR)
     return planned
+
+
+def plan_all(
+    environment: str,
+    only: str | None = None,
+    config_overrides: Mapping[str, Mapping[str, str]] | None = None,
+    reuse: str = "upstream",
+) -> dict[str, LayerPlan]:
+    """:func:`toolbox.offline.plan_all`, each layer's plan stored and, per ``reuse``, reused.
+
+    ``reuse`` says which plans may be read from the cache when none of their inputs changed:
+    ``upstream`` (the layers only needed for their exports), ``all``, or ``none``. Every plan
+    made is stored, so the next run that only needs a layer's exports reads them.
+    """
+    wanted = {layer.name for layer in selection(only)}
+
+    def plan(
+        layer: str,
+        environment: str,
+        upstream: Mapping[str, LayerPlan],
+        config_overrides: Mapping[str, str] | None,
+    ) -> LayerPlan:
+        return plan_layer_cached(
+            layer,
+            environment,
+            upstream,
+            config_overrides,
+            reuse=reuse == "all" or (reuse == "upstream" and layer not in wanted),
+        )
+
+    return offline.plan_all(environment, only, config_overrides, plan)
 
 
 __all__ = [
@@ -300,7 +321,9 @@ __all__ = [
     "input_files",
     "layer_key",
     "load",
+    "plan_all",
     "plan_layer_cached",
+    "prune_once",
     "reuse_or_plan",
     "store",
     "to_json",

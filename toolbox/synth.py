@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.layers import REPO_ROOT
-from toolbox.offline import LayerPlan, plan_all
+from toolbox.offline import LayerPlan
+from toolbox.plancache import plan_all
 from toolbox.verdicts import SpecVerdicts, Verdicts, evaluate, evaluate_specs, unexamined
 
 PLAN_DIR = REPO_ROOT / "build" / "plan"
