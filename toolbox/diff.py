@@ -1123,10 +1123,11 @@ def plan_tree(
 
 
 def read_plans(folder: Path) -> dict[str, dict[str, Any]]:
-    """The plan files in ``folder`` (``<layer>.json``), by layer."""
+    """The plan files in ``folder`` (``<layer>.json``), by layer; the verdicts beside them
+    (``<layer>.policy.json``, ``<layer>.specs.json``, ...) are not plans."""
     plans: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.glob("*.json")):
-        if path.name.endswith(".policy.json"):
+        if "." in path.stem:
             continue
         try:
             plans[path.stem] = json.loads(path.read_text(encoding="utf-8"))
