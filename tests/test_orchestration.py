@@ -621,7 +621,7 @@ EXPIRED = (
 )
 
 
-def _fault(kind: str, stderr: str) -> Exception:
+def _fault(kind: str, stderr: str) -> BaseException:
     from pulumi.automation import errors
     from pulumi.automation._cmd import CommandResult
 
@@ -634,7 +634,7 @@ class FaultyRunner(FakeRunner):
     """A FakeRunner whose ``up`` of one layer raises an Automation API exception once, through
     the real ``_translated`` (as PulumiRunner.up does), with the stack's own CLI prefix."""
 
-    faults: dict[str, Exception] = field(default_factory=dict)
+    faults: dict[str, BaseException] = field(default_factory=dict)
 
     def up(self, layer: str, env: str, yes: bool) -> None:
         fault = self.faults.pop(layer, None)
