@@ -691,7 +691,10 @@ def faulty(dev: dict[str, LayerPlan]) -> FaultyRunner:
 def test_a_fault_says_per_layer_the_state_it_left_and_what_resumes(faulty, fault, state, line):
     faulty.faults["registry"] = fault
 
-    report = orchestration.deploy(faulty, "dev")
+    try:
+        report = orchestration.deploy(faulty, "dev")
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C during an up reached the caller instead of the report")
 
     assert report.lines() == [
         "deploy dev:",
