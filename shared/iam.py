@@ -31,6 +31,14 @@ WILDCARD_ALLOWED: dict[str, str] = {
         "job results name a job id, not a resource: the Service Authorization Reference lists"
         " no resource type for it."
     ),
+    "inspector2:ListFindings": (
+        "enhanced-scanning findings are read from Amazon Inspector, whose ListFindings has no"
+        " resource type in the Service Authorization Reference."
+    ),
+    "inspector2:ListCoverage": (
+        "Amazon Inspector's ListCoverage (which ECR's enhanced-scanning policy grants beside"
+        " ListFindings) has no resource type in the Service Authorization Reference."
+    ),
 }
 """Actions that may be granted on ``Resource: "*"``, each with the reason AWS forces it."""
 

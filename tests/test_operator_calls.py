@@ -112,6 +112,10 @@ ARNS = {
     ("codecommit", "GetRepository"): lambda p, r: [_here("codecommit", p["repositoryName"])],
     ("codeconnections", "GetConnection"): lambda p, r: [p["ConnectionArn"]],
     ("codestar-connections", "GetConnection"): lambda p, r: [p["ConnectionArn"]],
+    ("lambda", "GetAccountSettings"): lambda p, r: [UNSCOPED],
+    ("lambda", "GetFunctionConcurrency"): lambda p, r: [
+        _here("lambda", f"function:{p['FunctionName']}")
+    ],
 }
 """Per operation, the ARNs the call names (the SAR's resource types, with the API's parameters)."""
 
@@ -235,6 +239,46 @@ class StubbedConnection:
         return self.stubbed if service == self.service else self.session.client(service, **kwargs)
 
 
+class StubbedLambda(StubbedConnection):
+    """A session whose Lambda client (moto lacks GetAccountSettings) is botocore's Stubber: an
+    account of 1,000 with room for the reservation, and no function of the layer yet."""
+
+    def __init__(self, session: Any, real: Any) -> None:  # pyright: ignore[reportMissingSuperCall]
+        self.session, self.service = session, "lambda"
+        self.region_name = session.region_name
+        self.stubbed = real.client("lambda", region_name=REGION)
+        self.stubber = Stubber(self.stubbed)
+        limits = {
+            "TotalCodeSize": 80530636800,
+            "CodeSizeUnzipped": 262144000,
+            "CodeSizeZipped": 52428800,
+            "ConcurrentExecutions": 1000,
+            "UnreservedConcurrentExecutions": 1000,
+        }
+        usage = {"TotalCodeSize": 0, "FunctionCount": 0}
+        self.stubber.add_response(
+            "get_account_settings", {"AccountLimit": limits, "AccountUsage": usage}, {}
+        )
+        for name in ("acme-pipeline-recorder-dev", "acme-pipeline-deploy-handler-dev"):
+            self.stubber.add_response(
+                "get_function_concurrency",
+                {"ReservedConcurrentExecutions": 0},
+                {"FunctionName": name},
+            )
+        self.stubber.activate()
+
+
+def reserving_args() -> Any:
+    """dev's pipeline config with ``reserveConcurrency: true``."""
+    args = read_pipeline_args("dev")
+    return dataclasses.replace(
+        args,
+        releases=dataclasses.replace(
+            args.releases, reserved_concurrency={"recorder": 5, "deploy-handler": 2}
+        ),
+    )
+
+
 def _preflight(session: Any, secret_arn: str, **overrides: Any) -> Preflight:
     options: dict[str, Any] = {
         "environ": {"PULUMI_BACKEND_URL": BACKEND, "PULUMI_CONFIG_PASSPHRASE": "x"},
@@ -265,6 +309,9 @@ def preflight_calls(variant: str) -> list[Call]:
     if variant in CONNECTIONS:
         session = StubbedConnection(session, real, variant)
         overrides["pipeline_args"] = lambda environment: connection_args(variant)
+    if variant == "reserving":
+        session = StubbedLambda(session, real)
+        overrides["pipeline_args"] = lambda environment: reserving_args()
     check = _preflight(session, secret, **overrides)
     recorder.on = True
     report = check.run(LAYERS, Purpose.PREVIEW)
@@ -275,7 +322,7 @@ def preflight_calls(variant: str) -> list[Call]:
     return recorder.calls
 
 
-PREFLIGHT_VARIANTS = ("dev", "awskms", *CONNECTIONS)
+PREFLIGHT_VARIANTS = ("dev", "awskms", *CONNECTIONS, "reserving")
 
 
 # -- whether a policy allows a call ------------------------------------------------------------

@@ -186,12 +186,14 @@ def test_deploy_stops_at_the_first_failure_and_reports_what_was_and_was_not_appl
     assert report.layers(Status.APPLIED) == ("foundation",)
     assert report.layers(Status.FAILED) == ("registry",)
     assert report.layers(Status.NOT_RUN) == ("pipeline",)
+    # A plain error of the runner comes before any change (the adapter's faults say otherwise).
     assert report.summary() == (
-        "deploy dev failed at registry: cannot deploy organization/platform-registry/dev: boom"
+        "deploy dev failed at registry (untouched): cannot deploy"
+        " organization/platform-registry/dev: boom; resume: `./dev deploy --env dev --changed`"
     )
     text = "\n".join(report.lines())
-    assert "applied   foundation" in text
-    assert "not run   pipeline" in text
+    assert "applied   foundation  organization/platform-foundation/dev (deployed)" in text
+    assert "not run   pipeline    organization/platform-pipeline/dev (untouched)" in text
 
 
 def test_each_successful_up_records_its_commit_on_the_stack(runner):
@@ -235,7 +237,7 @@ def test_skipped_layers_are_not_deployed_and_say_why(runner):
 
     assert runner.ops("up") == ["registry", "pipeline"]
     assert report.layers(Status.SKIPPED) == ("foundation",)
-    assert "skipped   foundation  organization/platform-foundation/dev: unchanged since" in (
+    assert "skipped   foundation  organization/platform-foundation/dev (deployed): unchanged" in (
         "\n".join(report.lines())
     )
 
@@ -596,6 +598,142 @@ def test_automation_errors_become_one_line_naming_the_stack():
 
     with pytest.raises(PlatformError, match="pulumi cancel"), automation._translated("up", "s"):
         raise errors.ConcurrentUpdateError(failure)
+
+
+# -- faults while operating: through the real _translated, with the Automation API's types ------
+
+CLI = "PULUMI_BACKEND_URL=s3://acme-state pulumi --cwd stacks/registry"
+LOCKED = (
+    "error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to"
+    " end or delete the lock file with `pulumi cancel`.\n"
+)
+"""What the CLI says on a self-managed backend's held lock; the Automation API makes it a
+ConcurrentUpdateError (pulumi/automation/errors.py, diy_backend_conflict_text)."""
+PENDING = (
+    "warning: Attempting to deploy or update resources with 1 pending operations from previous"
+    " deployment.\n  * urn:pulumi:dev::platform-registry::aws:ecr/repository:Repository::app,"
+    " interrupted while creating\nerror: update failed\n"
+)
+EXPIRED = (
+    "error: 1 error occurred:\n * creating ECR Repository (acme-registry-app-dev): operation"
+    " error ECR: CreateRepository, https response error StatusCode: 403, api error"
+    " ExpiredTokenException: The security token included in the request is expired\n"
+)
+
+
+def _fault(kind: str, stderr: str) -> BaseException:
+    from pulumi.automation import errors
+    from pulumi.automation._cmd import CommandResult
+
+    result = CommandResult(stdout="Updating (dev)", stderr=stderr, code=255)
+    return errors.create_command_error(result) if kind == "cli" else KeyboardInterrupt()
+
+
+@dataclass
+class FaultyRunner(FakeRunner):
+    """A FakeRunner whose ``up`` of one layer raises an Automation API exception once, through
+    the real ``_translated`` (as PulumiRunner.up does), with the stack's own CLI prefix."""
+
+    faults: dict[str, BaseException] = field(default_factory=dict)
+
+    def up(self, layer: str, env: str, yes: bool) -> None:
+        fault = self.faults.pop(layer, None)
+        if fault is None:
+            super().up(layer, env, yes)
+            return
+        self.calls.append(("up", layer))
+        self.last_failed.add(layer)
+        with automation._translated("deploy", stack(layer, env), cli=CLI):
+            raise fault
+
+
+@pytest.fixture
+def faulty(dev: dict[str, LayerPlan]) -> FaultyRunner:
+    return FaultyRunner(exports={name: dict(plan.exports) for name, plan in dev.items()})
+
+
+@pytest.mark.parametrize(
+    ("fault", "state", "line"),
+    [
+        (
+            _fault("cli", LOCKED),
+            "untouched",
+            "cannot deploy organization/platform-registry/dev: another update holds its lock;"
+            " wait for it, or if none is running clear the stale lock; resume:"
+            f" `{CLI} cancel --yes --stack organization/platform-registry/dev`, then"
+            " `./dev deploy --env dev --changed`",
+        ),
+        (
+            _fault("cli", PENDING),
+            "interrupted",
+            "cannot deploy organization/platform-registry/dev: it holds pending operations of an"
+            " interrupted update; check them in AWS, then clear them (the refresh asks about each"
+            f" pending create); resume: `{CLI} refresh --stack"
+            " organization/platform-registry/dev`, then `./dev deploy --env dev --changed`",
+        ),
+        (
+            _fault("cli", EXPIRED),
+            "interrupted",
+            "cannot deploy organization/platform-registry/dev: the AWS credentials expired during"
+            " the run; resume: renew the AWS credentials (`aws sso login`, or a new role"
+            " session), then `./dev deploy --env dev --changed`",
+        ),
+        (
+            _fault("interrupt", ""),
+            "interrupted",
+            "cannot deploy organization/platform-registry/dev: interrupted; the stack may hold"
+            f" pending operations; resume: `{CLI} refresh --stack"
+            " organization/platform-registry/dev`, then `./dev deploy --env dev --changed`",
+        ),
+    ],
+    ids=["locked", "pending-operations", "expired-credentials", "interrupted"],
+)
+def test_a_fault_says_per_layer_the_state_it_left_and_what_resumes(faulty, fault, state, line):
+    faulty.faults["registry"] = fault
+
+    try:
+        report = orchestration.deploy(faulty, "dev")
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C during an up reached the caller instead of the report")
+
+    assert report.lines() == [
+        "deploy dev:",
+        "  applied   foundation  organization/platform-foundation/dev (deployed)",
+        f"  FAILED    registry    organization/platform-registry/dev ({state}): {line}",
+        "  not run   pipeline    organization/platform-pipeline/dev (untouched)",
+    ]
+    assert report.summary() == f"deploy dev failed at registry ({state}): {line}"
+
+
+def test_the_rerun_after_a_fault_continues_from_the_first_layer_not_deployed(faulty):
+    faulty.faults["registry"] = _fault("cli", PENDING)
+    commit = "a" * 40
+    every = {name: commit for name in ("foundation", "registry", "pipeline")}
+    orchestration.deploy(faulty, "dev", commits=every)
+    faulty.calls.clear()
+
+    # What `--changed` reads (tests/test_affected.py: a layer whose latest update failed, or
+    # that records no commit, is never skipped; one at the same commit is).
+    records = {layer: faulty.deployed_commit(layer, "dev") for layer in every}
+    assert records == {"foundation": commit, "registry": None, "pipeline": None}
+    skip = {layer: "unchanged" for layer, found in records.items() if found == commit}
+    report = orchestration.deploy(faulty, "dev", skip=skip, commits=every)
+
+    assert faulty.ops("up") == ["registry", "pipeline"]
+    assert [(s.layer, s.state) for s in report.steps] == [
+        ("foundation", "deployed"),
+        ("registry", "deployed"),
+        ("pipeline", "deployed"),
+    ]
+
+
+def test_a_preview_or_read_that_fails_leaves_the_stack_untouched():
+    with pytest.raises(automation.StackFault) as fault, automation._translated("preview", "s"):
+        raise _fault("cli", EXPIRED)
+    assert fault.value.state == "untouched"
+    # Ctrl-C outside a change is not translated: it stops the command as usual.
+    with pytest.raises(KeyboardInterrupt), automation._translated("preview", "s"):
+        raise KeyboardInterrupt
 
 
 def test_missing_aws_credentials_are_one_line_and_found_ones_pass(monkeypatch, tmp_path):

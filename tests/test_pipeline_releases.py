@@ -152,11 +152,21 @@ def test_the_failure_topic_admits_the_dead_letter_alarms(dev, baked):
         assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": [ACCOUNT]}
 
 
-def test_handlers_have_reserved_concurrency_and_key_encrypted_environment(dev):
+def test_by_default_the_handlers_reserve_no_concurrency_so_a_fresh_account_deploys(dev):
+    plan = dev["pipeline"]
+    for key in HANDLERS:
+        assert "reservedConcurrentExecutions" not in _function(plan, key)
+
+
+def test_reserve_concurrency_reserves_five_for_the_recorder_and_two_for_the_deploy(replan):
+    plan = replan("pipeline", config={f"{KEY}reserveConcurrency": "true"})
+    assert _function(plan, "recorder")["reservedConcurrentExecutions"] == 5
+    assert _function(plan, "deploy-handler")["reservedConcurrentExecutions"] == 2
+
+
+def test_handlers_have_key_encrypted_environment(dev):
     plan, foundation = dev["pipeline"], dev["foundation"].exports
     recorder, deploy = _function(plan, "recorder"), _function(plan, "deploy-handler")
-    assert recorder["reservedConcurrentExecutions"] == 5
-    assert deploy["reservedConcurrentExecutions"] == 2
     for function in (recorder, deploy):
         assert function["kmsKeyArn"] == foundation["kmsKeyArn"]
     assert recorder["environment"]["variables"] == {"LEDGER_TABLE": "acme-foundation-ledger-dev"}
@@ -202,9 +212,9 @@ def test_deploy_handler_role_tags_one_repository_and_reports_jobs(dev):
         "Resource": [registry["repositoryArn"]],
     }
     assert policy["NotifyFailure"]["Resource"] == [foundation["failureTopicArn"]]
-    # The only `*`: job results have no resource type.
+    # The only `*`: job results and Inspector's findings have no resource type.
     wild = [s for s in policy.values() if s["Resource"] == ["*"]]
-    assert wild == [policy["ReportJobResult"]]
+    assert wild == [policy["ReadEnhancedFindings"], policy["ReportJobResult"]]
     assert policy["ReportJobResult"]["Action"] == [
         "codepipeline:PutJobFailureResult",
         "codepipeline:PutJobSuccessResult",
@@ -423,6 +433,18 @@ def test_the_pipeline_keeps_exactly_five_stages(baked):
             "at most 5 alarm ARNs",
         ),
         ("bakeMinutes", "0", "a whole number from 1 to 180"),
+        (
+            "deployAlarmArns",
+            json.dumps(["arn:aws:cloudwatch:us-east-1:999999999999:alarm:app-5xx"]),
+            "alarms of this account and Region only:"
+            " arn:aws:cloudwatch:us-east-1:111111111111:alarm:<name>",
+        ),
+        (
+            "deployAlarmArns",
+            json.dumps([ALARMS[0], "arn:aws:cloudwatch:eu-west-1:111111111111:alarm:app-5xx"]),
+            "is in account 111111111111, Region eu-west-1, not this environment's",
+        ),
+        ("reserveConcurrency", "7", "true or false"),
     ],
 )
 def test_bad_release_config_is_one_line_naming_file_and_key(replan, key, value, allowed):

@@ -585,3 +585,304 @@ def test_without_the_mirror_rule_the_mirror_is_not_looked_for(aws, arn, without)
 
     assert report.ok, report.lines()
     assert "codecommit-repository" not in names(report)
+
+
+# -- issue 23: what would fail midway in a fresh account ----------------------------------------
+
+
+class Stubbed:
+    """A session whose ``service`` client is answered by botocore's Stubber (moto implements
+    neither Lambda's GetAccountSettings nor IAM's SimulatePrincipalPolicy); the rest is moto."""
+
+    def __init__(self, session, service: str) -> None:
+        self.session = session
+        self.service = service
+        self.region_name = session.region_name
+        self.client_ = boto3.client(service, region_name=REGION)
+        self.stubber = Stubber(self.client_)
+
+    def get_credentials(self):
+        return self.session.get_credentials()
+
+    def client(self, service: str, **kwargs: Any):
+        if service == self.service:
+            return self.client_
+        return self.session.client(service, **kwargs)
+
+
+def reserving(environment: str):
+    """The pipeline config with ``reserveConcurrency: true`` (recorder 5, deploy handler 2)."""
+    args = pipeline_config(environment)
+    return dataclasses.replace(
+        args,
+        releases=dataclasses.replace(
+            args.releases, reserved_concurrency={"recorder": 5, "deploy-handler": 2}
+        ),
+    )
+
+
+def _concurrency(aws, limit: int, unreserved: int, held: dict[str, int]) -> Stubbed:
+    """Lambda with this limit; ``held``: what each existing function of the layer reserves."""
+    session = Stubbed(aws, "lambda")
+    session.stubber.add_response(
+        "get_account_settings",
+        {
+            "AccountLimit": {
+                "TotalCodeSize": 80530636800,
+                "CodeSizeUnzipped": 262144000,
+                "CodeSizeZipped": 52428800,
+                "ConcurrentExecutions": limit,
+                "UnreservedConcurrentExecutions": unreserved,
+            },
+            "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": len(held)},
+        },
+        {},
+    )
+    for name in ("acme-pipeline-recorder-dev", "acme-pipeline-deploy-handler-dev"):
+        if name in held:
+            session.stubber.add_response(
+                "get_function_concurrency",
+                {"ReservedConcurrentExecutions": held[name]},
+                {"FunctionName": name},
+            )
+        else:
+            session.stubber.add_client_error(
+                "get_function_concurrency",
+                "ResourceNotFoundException",
+                "Function not found",
+                404,
+                expected_params={"FunctionName": name},
+            )
+    session.stubber.activate()
+    return session
+
+
+def test_a_fresh_account_of_ten_cannot_reserve_and_preflight_says_what_to_do(aws):
+    session = _concurrency(aws, limit=10, unreserved=10, held={})
+
+    report = checks(session, None, pipeline_args=reserving).run(("pipeline",), Purpose.DEPLOY)
+
+    session.stubber.assert_no_pending_responses()
+    assert report.failures == ("lambda-concurrency",)
+    (result,) = [r for r in report.results if r.name == "lambda-concurrency"]
+    assert result.detail == (
+        "the account allows 10 concurrent executions (10 unreserved); the handlers reserve 7 and"
+        " Lambda keeps 100 unreserved, so 107 are needed: request them (`aws service-quotas"
+        " request-service-quota-increase --service-code lambda --quota-code L-B99A9384"
+        " --desired-value 107 --region us-east-1`), or set platform-pipeline:reserveConcurrency"
+        " false in stacks/pipeline/Pulumi.dev.yaml"
+    )
+
+
+@pytest.mark.parametrize(
+    ("limit", "unreserved", "held", "ok"),
+    [
+        (1000, 1000, {}, True),
+        (107, 107, {}, True),
+        (106, 106, {}, False),
+        # A redeploy: the functions' own reservations already left the unreserved pool.
+        (107, 100, {"acme-pipeline-recorder-dev": 5, "acme-pipeline-deploy-handler-dev": 2}, True),
+        # Another function of the account reserves 50 of 150.
+        (150, 100, {}, False),
+    ],
+)
+def test_the_reservation_fits_when_100_stay_unreserved(aws, limit, unreserved, held, ok):
+    session = _concurrency(aws, limit, unreserved, held)
+
+    report = checks(session, None, pipeline_args=reserving).run(("pipeline",), Purpose.DEPLOY)
+
+    session.stubber.assert_no_pending_responses()
+    assert report.ok is ok, report.lines()
+
+
+def test_without_reservation_lambda_is_not_asked(aws):
+    report = checks(aws, None).run(("pipeline",), Purpose.DEPLOY)
+
+    assert "lambda-concurrency" not in names(report)
+
+
+# -- the GitHub token's access to the repository's hooks ----------------------------------------
+
+
+def test_a_token_without_admin_on_the_repository_fails_before_the_deploy(aws, arn):
+    asked: list[tuple[str, str]] = []
+
+    def github(url: str, token: str) -> int:
+        asked.append((url, token))
+        return 404
+
+    report = checks(aws, arn, github=github).run(("pipeline",))
+
+    assert asked == [("https://api.github.com/repos/acme/app/hooks", TOKEN)]
+    assert report.failures == ("github-hooks",)
+    line = report.lines()[-1]
+    assert "the GitHub token sees no such repository (404) on acme/app's webhooks" in line
+    assert "admin:repo_hook" in line
+    assert "platform-pipeline:githubWebhook false" in line
+    assert TOKEN not in "\n".join(report.lines())
+
+
+@pytest.mark.parametrize(("status", "ok"), [(200, True), (403, False), (401, False)])
+def test_the_hooks_answer_decides(aws, arn, status, ok):
+    report = checks(aws, arn, github=lambda url, token: status).run(("pipeline",))
+
+    assert names(report)[-2:] == ["github-token", "github-hooks"]
+    assert report.ok is ok
+
+
+def test_the_deploy_checks_the_hooks_with_the_token_before_the_pipeline_layer(aws, arn):
+    check = checks(aws, None, github=lambda url, token: 403)
+
+    stopped = check.ready("pipeline", {"foundation": {"githubTokenSecretArn": arn}})
+
+    assert stopped is not None
+    assert "is refused (403) on acme/app's webhooks" in stopped
+
+
+def test_without_the_webhook_github_is_not_asked(aws, arn):
+    def no_webhook(environment: str):
+        args = pipeline_config(environment)
+        return dataclasses.replace(
+            args, source=dataclasses.replace(args.source, github_webhook=False)
+        )
+
+    def github(url: str, token: str) -> int:
+        raise AssertionError("GitHub asked although the webhook is registered by hand")
+
+    report = checks(aws, arn, github=github, pipeline_args=no_webhook).run(("pipeline",))
+
+    assert report.ok
+    assert "github-hooks" not in names(report)
+
+
+# -- the deployer's own permissions ---------------------------------------------------------------
+
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/acme-deploy"
+
+
+def _simulation(aws, answers: list[tuple[list[str], list[str], str | None]]) -> Stubbed:
+    """IAM answering each SimulatePrincipalPolicy call in turn: (asked, denied, next marker)."""
+    session = Stubbed(aws, "iam")
+    marker: str | None = None
+    for asked, denied, following in answers:
+        params: dict[str, Any] = {"PolicySourceArn": ROLE_ARN, "ActionNames": asked}
+        if marker:
+            params["Marker"] = marker
+        response: dict[str, Any] = {
+            "EvaluationResults": [
+                {
+                    "EvalActionName": action,
+                    "EvalResourceName": "*",
+                    "EvalDecision": "implicitDeny" if action in denied else "allowed",
+                }
+                for action in asked
+            ],
+            "IsTruncated": following is not None,
+        }
+        if following is not None:
+            response["Marker"] = following
+        session.stubber.add_response("simulate_principal_policy", response, params)
+        marker = following
+    session.stubber.activate()
+    return session
+
+
+def _as_deploy_role(monkeypatch, session) -> None:
+    """STS answers as a session of the acme-deploy role (moto's answer is its root user)."""
+    sts = session.session.client("sts")
+    monkeypatch.setattr(
+        sts,
+        "get_caller_identity",
+        lambda: {
+            "Account": ACCOUNT,
+            "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/acme-deploy/gha-1234",
+            "UserId": "AROAEXAMPLE:gha-1234",
+        },
+    )
+
+
+def test_denied_deploy_actions_are_one_line_a_few_named_and_the_rest_counted(aws, monkeypatch):
+    actions = [f"svc:Action{n:02}" for n in range(25)]
+    denied = ["svc:Action03", "svc:Action07", "svc:Action21", "svc:Action22", "svc:Action24"]
+    session = _simulation(aws, [(actions[:20], denied, None), (actions[20:], denied, None)])
+    _as_deploy_role(monkeypatch, session)
+
+    report = checks(session, None, deploy_policy_actions=lambda env: actions).run(
+        ("foundation",), Purpose.DEPLOY
+    )
+
+    session.stubber.assert_no_pending_responses()
+    assert report.failures == ("deploy-permissions",)
+    (result,) = [r for r in report.results if r.name == "deploy-permissions"]
+    assert result.detail == (
+        f"{ROLE_ARN} is denied 5 of the 25 actions the deploy policy holds: svc:Action03,"
+        " svc:Action07, svc:Action21 and 2 more; attach the policy of `./dev operator-policy"
+        " --role deploy --env dev`"
+    )
+
+
+def test_every_page_of_a_simulation_is_read(aws, monkeypatch):
+    actions = ["svc:A", "svc:B", "svc:C"]
+    session = _simulation(aws, [(actions, [], "page-2"), (actions, ["svc:C"], None)])
+    _as_deploy_role(monkeypatch, session)
+
+    report = checks(session, None, deploy_policy_actions=lambda env: actions).run(
+        ("foundation",), Purpose.DEPLOY
+    )
+
+    session.stubber.assert_no_pending_responses()
+    assert report.failures == ("deploy-permissions",)
+    assert "is denied 1 of the 3 actions the deploy policy holds: svc:C;" in report.lines()[-1]
+
+
+def test_a_role_allowed_every_action_passes(aws, monkeypatch):
+    actions = ["svc:A", "svc:B"]
+    session = _simulation(aws, [(actions, [], None)])
+    _as_deploy_role(monkeypatch, session)
+
+    report = checks(session, None, deploy_policy_actions=lambda env: actions).run(
+        ("foundation",), Purpose.PREVIEW
+    )
+
+    assert report.ok, report.lines()
+    assert report.lines()[-1].endswith(f"{ROLE_ARN} is allowed all 2 deploy actions")
+
+
+def test_a_role_that_may_not_simulate_is_skipped_not_failed(aws, monkeypatch):
+    session = Stubbed(aws, "iam")
+    session.stubber.add_client_error("simulate_principal_policy", "AccessDenied", "no", 403)
+    session.stubber.activate()
+    _as_deploy_role(monkeypatch, session)
+
+    report = checks(session, None, deploy_policy_actions=lambda env: ["svc:A"]).run(
+        ("foundation",), Purpose.DEPLOY
+    )
+
+    assert report.ok
+    (result,) = [r for r in report.results if r.name == "deploy-permissions"]
+    assert result.skipped
+    assert "iam:SimulatePrincipalPolicy on itself" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("caller", "principal"),
+    [
+        (
+            "arn:aws:sts::111111111111:assumed-role/acme-deploy/gha-1",
+            "arn:aws:iam::111111111111:role/acme-deploy",
+        ),
+        ("arn:aws:iam::111111111111:user/ops/alice", "arn:aws:iam::111111111111:user/ops/alice"),
+        ("arn:aws:iam::111111111111:root", None),
+        ("arn:aws:sts::111111111111:federated-user/bob", None),
+    ],
+)
+def test_the_caller_maps_to_the_principal_whose_policies_apply(caller, principal):
+    assert preflight_module.principal_arn(caller) == principal
+
+
+def test_the_simulated_actions_are_the_generated_deploy_policys():
+    actions = preflight_module.deploy_actions("dev")
+
+    assert actions == tuple(sorted(set(actions)))
+    for action in ("iam:PassRole", "lambda:PutFunctionConcurrency", "codepipeline:CreatePipeline"):
+        assert action in actions

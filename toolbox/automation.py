@@ -35,7 +35,7 @@ from shared.contracts import create_command, stack_name
 from shared.errors import PlatformError
 from shared.layers import REPO_ROOT
 from shared.layers import get as get_layer
-from shared.settings import load_platform, read_yaml
+from shared.settings import load_platform, read_yaml, relative
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
@@ -107,6 +107,44 @@ class Runner(Protocol):
         ``on_event``: what a drift check collects. Raises PlatformError when the preview exits
         non-zero, which it also does when something drifted (the collector tells which)."""
         ...
+
+
+UNTOUCHED = "untouched"
+"""A stack the operation did not change (it stopped before, or only read)."""
+INTERRUPTED = "interrupted"
+"""A stack the operation may have changed in part: some resources updated, others not, maybe
+with pending operations (resources whose create, update or delete was under way)."""
+
+MUTATING = ("deploy", "destroy", "refresh")
+"""The actions of :class:`_translated` that change a stack; a failure in any other leaves it
+untouched."""
+
+PENDING_OPERATIONS = re.compile(
+    r"pending operations?|interrupted while (?:creating|updating|deleting|reading)", re.IGNORECASE
+)
+"""What the CLI prints about an interrupted update's leftovers: "Attempting to deploy or update
+resources with 1 pending operations from previous deployment", each one "interrupted while
+creating" (www.pulumi.com/docs/iac/operations/troubleshooting/interrupted-updates/)."""
+
+EXPIRED_CREDENTIALS = re.compile(
+    r"ExpiredToken|RequestExpired|security token included in the request is expired"
+    r"|token has expired",
+    re.IGNORECASE,
+)
+"""What AWS answers (through the provider's errors) once the run's credentials have expired:
+STS/IAM ``ExpiredToken``/``ExpiredTokenException``, SigV4 ``RequestExpired``."""
+
+
+class StackFault(PlatformError):
+    """An operation on a stack ended early: the message, the state it left the stack in
+    (:data:`UNTOUCHED` or :data:`INTERRUPTED`) and what to do before a rerun, commands in
+    backticks ('' when rerunning is all it takes)."""
+
+    def __init__(self, reason: str, *, state: str, fix: str = "") -> None:
+        super().__init__(f"{reason}; {fix}" if fix else reason)
+        self.reason = reason
+        self.state = state
+        self.fix = fix
 
 
 class MissingToolError(PlatformError):
@@ -261,20 +299,20 @@ class PulumiRunner:
                     " prompt, as CI does)"
                 )
         policies = PolicyViolations()
-        with _translated("deploy", stack.name, policies):
+        with _translated("deploy", stack.name, policies, cli=self._cli(layer)):
             stack.up(on_output=self._stream(layer), show_secrets=False, **policies.kwargs())
 
     def refresh(self, layer: str, env: str) -> None:
         self._ready_to_run(layer, env)
         stack = self._select(layer, env)
-        with _translated("refresh", stack.name):
+        with _translated("refresh", stack.name, cli=self._cli(layer)):
             stack.refresh(on_output=self._stream(layer), show_secrets=False)
 
     def destroy(self, layer: str, env: str) -> None:
         self._ready_to_run(layer, env)
         stack = self._select(layer, env)
         # No exclude_protected/unprotect: a protected resource makes the destroy fail, on purpose.
-        with _translated("destroy", stack.name):
+        with _translated("destroy", stack.name, cli=self._cli(layer)):
             stack.destroy(on_output=self._stream(layer), show_secrets=False)
         # Remove the empty stack so the downstream guard sees it gone; keep the committed
         # Pulumi.<env>.yaml (config is code here).
@@ -317,6 +355,11 @@ class PulumiRunner:
 
     def _stack_name(self, layer: str, env: str) -> str:
         return stack_name(load_platform(env).organization, layer, env)
+
+    def _cli(self, layer: str) -> str:
+        """How to run the Pulumi CLI by hand on the layer's stack: its backend and folder."""
+        folder = relative(get_layer(layer).directory)
+        return f"PULUMI_BACKEND_URL={self.backend_url} pulumi --cwd {folder}"
 
     def _ready_to_run(self, layer: str, env: str) -> None:
         """The checks before running a layer's program: passphrase, then AWS credentials."""
@@ -394,16 +437,28 @@ class PolicyViolations:
 
 
 class _translated:
-    """Turn the Automation API's exceptions into one PlatformError line naming the stack.
+    """Turn the Automation API's exceptions into one line naming the stack.
 
     StackNotFoundError passes through: callers decide what a missing stack means. When the
-    policy pack reported mandatory violations, the line names those policies.
+    policy pack reported mandatory violations, the line names those policies. A failure of an
+    operation is a :class:`StackFault` saying the state it left the stack in and what clears
+    the way for a rerun: a lock held by another run (``pulumi cancel``), pending operations of
+    an interrupted update (``pulumi refresh``, which asks about each pending create), expired
+    credentials (renew them). ``cli`` is how to run the CLI on this stack by hand.
     """
 
-    def __init__(self, action: str, stack: str, policies: PolicyViolations | None = None) -> None:
+    def __init__(
+        self,
+        action: str,
+        stack: str,
+        policies: PolicyViolations | None = None,
+        *,
+        cli: str = "pulumi",
+    ) -> None:
         self.action = action
         self.stack = stack
         self.policies = policies
+        self.cli = cli
 
     def __enter__(self) -> None:
         return None
@@ -424,15 +479,41 @@ class _translated:
                 f"pulumi CLI too old or unreadable ({exc}): upgrade it"
                 " (curl -fsSL https://get.pulumi.com | sh), then rerun"
             ) from None
+        cannot = f"cannot {self.action} {self.stack}"
+        changes = self.action in MUTATING
+        refresh = f"{self.cli} refresh --stack {self.stack}"
+        if isinstance(exc, KeyboardInterrupt) and changes:
+            raise StackFault(
+                f"{cannot}: interrupted; the stack may hold pending operations",
+                state=INTERRUPTED,
+                fix=f"`{refresh}`",
+            ) from None
         if isinstance(exc, errors.ConcurrentUpdateError):
-            raise PlatformError(
-                f"cannot {self.action} {self.stack}: another update holds its lock; wait for it,"
-                f" or clear a stale lock with `pulumi cancel --stack {self.stack}`"
+            raise StackFault(
+                f"{cannot}: another update holds its lock; wait for it, or if none is running"
+                " clear the stale lock",
+                state=UNTOUCHED,
+                fix=f"`{self.cli} cancel --yes --stack {self.stack}`",
             ) from None
         if isinstance(exc, errors.CommandError):
+            text = str(exc)
+            state = INTERRUPTED if changes else UNTOUCHED
+            if EXPIRED_CREDENTIALS.search(text):
+                raise StackFault(
+                    f"{cannot}: the AWS credentials expired during the run",
+                    state=state,
+                    fix="renew the AWS credentials (`aws sso login`, or a new role session)",
+                ) from None
+            if PENDING_OPERATIONS.search(text):
+                raise StackFault(
+                    f"{cannot}: it holds pending operations of an interrupted update; check them"
+                    " in AWS, then clear them (the refresh asks about each pending create)",
+                    state=INTERRUPTED,
+                    fix=f"`{refresh}`",
+                ) from None
             violated = self.policies.summary() if self.policies else None
-            raise PlatformError(
-                f"cannot {self.action} {self.stack}: {violated or last_error_line(str(exc))}"
+            raise StackFault(
+                f"{cannot}: {violated or last_error_line(text)}", state=state
             ) from None
         return False
 
@@ -450,13 +531,16 @@ def last_error_line(text: str) -> str:
 __all__ = [
     "CLI_MISSING",
     "COMMIT_TAG",
+    "INTERRUPTED",
     "POLICY_PACK",
     "REDACTED",
+    "UNTOUCHED",
     "CredentialsError",
     "MissingToolError",
     "PolicyViolations",
     "PulumiRunner",
     "Runner",
+    "StackFault",
     "backend_url",
     "check_aws_credentials",
     "check_secrets",

@@ -228,6 +228,9 @@ PREFLIGHT_READS: tuple[Call, ...] = (
     Call("codestar-connections", "GetConnection", "codestar-connection"),
     Call("secretsmanager", "DescribeSecret", "secret"),  # the GitHub token
     Call("secretsmanager", "GetSecretValue", "secret"),
+    # With reserveConcurrency: the account's limit, and what the layer's functions reserve.
+    Call("lambda", "GetAccountSettings", ANY),
+    Call("lambda", "GetFunctionConcurrency", "lambda-function"),
 )
 """What the preflight reads (``toolbox/preflight.py``, before preview, deploy, refresh and destroy,
 and the token check a deploy makes before the pipeline layer): the state bucket, the secrets

@@ -20,6 +20,14 @@ report the task prints. ``deploy`` also asks the injected ``ready`` step before 
 its upstream stacks are up: a layer that is not ready (the pipeline without its GitHub token) is
 *stopped* with the one command that fixes it, and a rerun resumes there (``up`` of the layers
 already deployed changes nothing).
+
+A deploy's report says, per layer, the state it left the stack in: ``deployed``, ``untouched``
+(not reached, or stopped before any change: a held lock, a missing upstream) or ``interrupted``
+(the up began and ended early: a failed resource, pending operations, expired credentials); the
+failed layer's line and the summary end with what resumes: the fix the fault names (clear the
+lock, refresh the pending operations, renew the credentials), then ``./dev deploy --env ENV
+--changed``, which skips the layers deployed at their recorded commit and so continues from the
+first layer not deployed (:mod:`toolbox.affected`).
 """
 
 from __future__ import annotations
@@ -34,7 +42,10 @@ from shared.errors import PlatformError
 from shared.layers import Layer, downstream, order, selection, upstream
 from shared.settings import Platform, load_all, load_platform
 from shared.stackconfig import check_all
-from toolbox.automation import REDACTED, Runner
+from toolbox.automation import REDACTED, UNTOUCHED, Runner
+
+DEPLOYED = "deployed"
+"""The state of a layer a deploy applied, or skipped as already deployed at its commit."""
 
 Preflight = Callable[[tuple[str, ...]], None]
 """Checks before a command touches any stack, given the selected layers' names; raises
@@ -66,6 +77,11 @@ class Step:
     stack: str
     status: Status
     detail: str = ""
+    state: str = ""
+    """What a deploy left the stack in: deployed, untouched or interrupted ('' for the other
+    commands)."""
+    resume: str = ""
+    """On the step that failed: what resumes the deploy (a fix, then the rerun)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +112,12 @@ class Report:
         out = [f"{self.action} {self.environment}:"]
         for step in self.steps:
             line = f"  {step.status.value:<9} {step.layer:<{width}}  {step.stack}"
-            out.append(f"{line}: {step.detail}" if step.detail else line)
+            if step.state:
+                line += f" ({step.state})"
+            detail = "; ".join(
+                filter(None, (step.detail, step.resume and f"resume: {step.resume}"))
+            )
+            out.append(f"{line}: {detail}" if detail else line)
         return out
 
     def summary(self) -> str:
@@ -108,7 +129,12 @@ class Report:
             return (
                 f"{self.action} {self.environment} stopped before {failed.layer}: {failed.detail}"
             )
-        return f"{self.action} {self.environment} failed at {failed.layer}: {failed.detail}"
+        resume = f"; resume: {failed.resume}" if failed.resume else ""
+        state = f" ({failed.state})" if failed.state else ""
+        return (
+            f"{self.action} {self.environment} failed at {failed.layer}{state}:"
+            f" {failed.detail}{resume}"
+        )
 
 
 @dataclass(frozen=True)
@@ -224,9 +250,11 @@ def deploy(
     for index, current in enumerate(layers):
         stack = _stack(platform, current.name)
         if current.name in skip:
-            steps.append(Step(current.name, stack, Status.SKIPPED, skip[current.name]))
+            steps.append(
+                Step(current.name, stack, Status.SKIPPED, skip[current.name], state=DEPLOYED)
+            )
             continue
-        status = Status.FAILED
+        status, state, resume = Status.FAILED, UNTOUCHED, ""
         try:
             problem, found = upstream_outputs(runner, platform, current.name)
             if problem is None and ready is not None:
@@ -235,18 +263,36 @@ def deploy(
             if problem is None:
                 runner.up(current.name, env, yes)
         except PlatformError as exc:
-            problem, status = str(exc), Status.FAILED
+            problem, status = getattr(exc, "reason", str(exc)), Status.FAILED
+            # A fault of the up itself says what it left; any other error came before it.
+            state = getattr(exc, "state", UNTOUCHED)
+            resume = _resume(env, getattr(exc, "fix", ""))
         if problem is not None:
-            steps.append(Step(current.name, stack, status, problem))
+            steps.append(Step(current.name, stack, status, problem, state=state, resume=resume))
             steps.extend(
-                Step(rest.name, _stack(platform, rest.name), Status.NOT_RUN)
+                Step(rest.name, _stack(platform, rest.name), Status.NOT_RUN, state=UNTOUCHED)
                 for rest in layers[index + 1 :]
             )
             break
         steps.append(
-            Step(current.name, stack, Status.APPLIED, _record(runner, current, env, commits))
+            Step(
+                current.name,
+                stack,
+                Status.APPLIED,
+                _record(runner, current, env, commits),
+                state=DEPLOYED,
+            )
         )
     return Report("deploy", env, tuple(steps))
+
+
+def _resume(env: str, fix: str) -> str:
+    """What resumes a deploy that failed: ``fix`` (if any), then the rerun that continues from
+    the first layer not deployed."""
+    rerun = f"`./dev deploy --env {env} --changed`"
+    if not fix:
+        return rerun
+    return f"{fix}, then {rerun}"
 
 
 def _record(runner: Runner, layer: Layer, env: str, commits: Mapping[str, str]) -> str:
@@ -402,6 +448,7 @@ def destroy(
 
 
 __all__ = [
+    "DEPLOYED",
     "LayerOutputs",
     "OutputsReport",
     "Preflight",

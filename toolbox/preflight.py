@@ -11,7 +11,11 @@ it changes anything, saying what to fix:
   cluster and service (ACTIVE), the task and execution roles it may pass, the CodeCommit
   repository of the trigger, the CodeConnections connection (AVAILABLE) with
   ``sourceProvider: codeconnections``, and with ``sourceProvider: github`` a current value in the
-  foundation's token secret (never printed).
+  foundation's token secret (never printed) and, with the webhook on, that the token may read the
+  repository's hooks (GitHub asks for admin on the repository); with ``reserveConcurrency``, that
+  the account's Lambda concurrency leaves room for the reservation;
+- the deployer's own permissions: ``iam:SimulatePrincipalPolicy`` on the caller's role for every
+  action of the generated deploy policy (``toolbox/operator_policy.py``).
 
 Which checks run depends on the command (:class:`Purpose`): refresh and destroy run no program,
 so they need the tooling and the account only; a deploy checks the token just before the
@@ -34,6 +38,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
+from urllib.request import Request, urlopen
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -52,6 +57,16 @@ VERSION_FILE = REPO_ROOT / ".pulumi.version"
 
 PIPELINE = "pipeline"
 """The layer that reads the GitHub token secret when it deploys (``sourceProvider: github``)."""
+
+GITHUB_API = "https://api.github.com"
+
+SIMULATE_BATCH = 20
+"""Action names per SimulatePrincipalPolicy call. The API reference sets no maximum, but each
+action is evaluated for each resource and large requests are refused in practice (nccgroup/PMapper
+chunks its simulations for that reason); the answers are paginated besides (``Marker``)."""
+
+DENIED_NAMED = 3
+"""How many denied actions the one line names; the rest are counted."""
 
 TOKEN_FILE = "github-token.txt"  # noqa: S105 - a file name, not a credential  # nosec B105
 """The file the operator writes the token to, so it never lands in the shell's history."""
@@ -179,6 +194,61 @@ def store_token_command(secret_arn: str, region: str) -> str:
     )
 
 
+def github_status(url: str, token: str) -> int:
+    """The HTTP status of an authenticated GET on GitHub's REST API (never the body, never the
+    token); 0 when GitHub cannot be reached."""
+    from urllib.error import HTTPError, URLError
+
+    request = Request(  # noqa: S310 - a fixed https:// URL of GitHub's API
+        url,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+        },
+    )
+    try:
+        with urlopen(request, timeout=20) as response:  # noqa: S310  # nosec B310
+            return int(response.status)
+    except HTTPError as exc:
+        return int(exc.code)
+    except (URLError, OSError):
+        return 0
+
+
+def deploy_actions(environment: str, backend_url: str = "") -> tuple[str, ...]:
+    """Every action of the deploy policy ``./dev operator-policy --role deploy`` generates for
+    ``environment`` (its resources aside), sorted; ``iam:PassRole`` included."""
+    from toolbox import operator_policy
+
+    document = operator_policy.policy(
+        operator_policy.DEPLOY,
+        load_platform(environment),
+        state=operator_policy.state_bucket(backend_url),
+    )
+    actions = {"iam:PassRole"}  # the deploy passes the layers' roles (needs the plans to name)
+    for statement in document["Statement"]:
+        found = statement["Action"]
+        actions.update([found] if isinstance(found, str) else found)
+    return tuple(sorted(actions))
+
+
+def principal_arn(caller: str) -> str | None:
+    """The IAM ARN whose policies apply to ``caller`` (GetCallerIdentity's Arn): an assumed
+    role's session maps to its role; a user is itself; anything else (root, federated) None.
+
+    A role's path is not in its session's ARN: a role under a path is simulated without it."""
+    parts = caller.split(":", 5)
+    if len(parts) != 6:
+        return None
+    partition, service, account, resource = parts[1], parts[2], parts[4], parts[5]
+    if service == "sts" and resource.startswith("assumed-role/"):
+        return f"arn:{partition}:iam::{account}:role/{resource.split('/')[1]}"
+    if service == "iam" and resource.startswith(("user/", "role/")):
+        return caller
+    return None
+
+
 def _aws_error(exc: Exception) -> str:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
@@ -207,6 +277,12 @@ class Preflight:
     placeholders: Callable[[str], CheckResult] | None = None
     """The check for the sample configuration's placeholders (:func:`check_placeholders`);
     None skips it (the tests of the other checks run on the sample configuration)."""
+    github: Callable[[str, str], int] | None = None
+    """GET a GitHub API URL with the token, giving the HTTP status (:func:`github_status`); None
+    skips the webhook-permission check (the tests of the other checks make no HTTP call)."""
+    deploy_policy_actions: Callable[[str], Sequence[str]] | None = None
+    """The deploy policy's actions for an environment (:func:`deploy_actions`); None skips the
+    simulation of the deployer's permissions."""
     _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
@@ -231,8 +307,14 @@ class Preflight:
         if account[0].ok:
             account += [self.check_account(), self.check_region()]
         results += account
+        reachable = all(result.ok for result in account)
+        if self.deploy_policy_actions is not None and purpose in PROGRAM_PURPOSES:
+            results.append(
+                self.check_permissions()
+                if reachable
+                else skipped("deploy-permissions", "needs working AWS credentials")
+            )
         if PIPELINE in layers and purpose in PROGRAM_PURPOSES:
-            reachable = all(result.ok for result in account)
             results += self._pipeline_checks(purpose, reachable)
         return PreflightReport(self.environment, purpose, tuple(results))
 
@@ -244,6 +326,8 @@ class Preflight:
         names = ["ecs-cluster", "ecs-service", "ecs-task-role", "ecs-execution-role"]
         if args.source.codecommit_trigger:  # no mirror rule, no mirror to look for
             names.append("codecommit-repository")
+        if args.releases.reserved_concurrency:
+            names.append("lambda-concurrency")
         if args.source_provider == "codeconnections":
             names.append("connection")
         elif args.source_provider == "github" and purpose is not Purpose.DEPLOY:
@@ -261,11 +345,23 @@ class Preflight:
         ]
         if "codecommit-repository" in names:
             results.append(self.check_codecommit(args))
+        if "lambda-concurrency" in names:
+            results.append(self.check_concurrency(args))
         if "connection" in names:
             results.append(self.check_connection(args.connection_arn))
         if "github-token" in names:
-            results.append(self.check_token_of_foundation())
+            token = self.check_token_of_foundation()
+            results.append(token)
+            if token.ok and not token.skipped and self._hooks_wanted(args):
+                results.append(self.check_hooks(args, self._token_arn()))
         return results
+
+    def _hooks_wanted(self, args: PipelineArgs) -> bool:
+        return self.github is not None and args.source.github_webhook
+
+    def _token_arn(self) -> str:
+        outputs = self.foundation_outputs() or {}
+        return str(outputs["githubTokenSecretArn"])
 
     def ready(self, layer: str, upstream: Mapping[str, Mapping[str, Any]]) -> str | None:
         """Why ``layer`` cannot be deployed yet beyond its upstream stacks, or None.
@@ -275,10 +371,13 @@ class Preflight:
         """
         if layer != PIPELINE:
             return None
-        if self.pipeline_args(self.environment).source_provider != "github":
+        args = self.pipeline_args(self.environment)
+        if args.source_provider != "github":
             return None
         arn = str(upstream["foundation"]["githubTokenSecretArn"])
         result = self.check_token(arn)
+        if result.ok and self._hooks_wanted(args):
+            result = self.check_hooks(args, arn)
         return None if result.ok else result.detail
 
     # -- tooling -------------------------------------------------------------------------------
@@ -513,6 +612,158 @@ class Preflight:
             return failed("github-token", f"the GitHub token secret is empty; {fix}")
         return passed("github-token", f"{arn} has a current value (not shown)")
 
+    def check_hooks(self, args: PipelineArgs, arn: str) -> CheckResult:
+        """The token may read the repository's webhooks, which creating one needs.
+
+        ``GET /repos/{owner}/{repo}/hooks`` needs admin on the repository (a classic token's
+        ``admin:repo_hook`` scope, a fine-grained token's "Webhooks" permission); GitHub answers
+        403, or 404 to hide a repository the token may not see. The token is never printed.
+        """
+        repo = f"{args.github_owner}/{args.github_repo}"
+        if self.github is None:
+            return skipped("github-hooks", "no GitHub client")
+        try:
+            token = self.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+        except (ClientError, BotoCoreError, KeyError) as exc:
+            return failed("github-hooks", f"secret {arn} cannot be read ({_aws_error(exc)})")
+        status = self.github(f"{GITHUB_API}/repos/{repo}/hooks", token.strip())
+        if status == 200:
+            return passed("github-hooks", f"the token may manage the webhooks of {repo}")
+        why = {
+            401: "is not valid (401)",
+            403: "is refused (403)",
+            404: "sees no such repository (404)",
+        }
+        if status in why:
+            return failed(
+                "github-hooks",
+                f"the GitHub token {why[status]} on {repo}'s webhooks: creating the webhook needs"
+                " admin on the repository (classic token: admin:repo_hook; fine-grained: Webhooks"
+                " read and write); store a token that has it, or set"
+                " platform-pipeline:githubWebhook false and register the webhook by hand",
+            )
+        if status == 0:
+            return failed(
+                "github-hooks", f"{GITHUB_API} cannot be reached to check {repo}'s webhooks"
+            )
+        return failed("github-hooks", f"GitHub answered {status} for {repo}'s webhooks")
+
+    def check_concurrency(self, args: PipelineArgs) -> CheckResult:
+        """The account's Lambda concurrency leaves room for the handlers' reservation.
+
+        Lambda refuses a reservation that would leave fewer than 100 concurrent executions
+        unreserved; what this layer's functions already reserve (a redeploy) counts as room.
+        """
+        from stacks.pipeline import names as physical
+        from stacks.pipeline.config import UNRESERVED_MINIMUM
+
+        wanted = dict(args.releases.reserved_concurrency)
+        lam = self.client("lambda")
+        try:
+            limits = lam.get_account_settings()["AccountLimit"]
+            held = 0
+            for key in wanted:
+                try:
+                    found = lam.get_function_concurrency(
+                        FunctionName=physical.function(args.label, key)
+                    )
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                        raise
+                    continue
+                held += int(found.get("ReservedConcurrentExecutions") or 0)
+        except (ClientError, BotoCoreError) as exc:
+            return failed("lambda-concurrency", f"Lambda: {_aws_error(exc)}")
+        limit = int(limits["ConcurrentExecutions"])
+        unreserved = int(limits["UnreservedConcurrentExecutions"])
+        total = sum(wanted.values())
+        left = unreserved + held - total
+        if left >= UNRESERVED_MINIMUM:
+            return passed(
+                "lambda-concurrency", f"reserving {total} leaves {left} of {limit} unreserved"
+            )
+        needed = limit + UNRESERVED_MINIMUM - left
+        return failed(
+            "lambda-concurrency",
+            f"the account allows {limit} concurrent executions ({unreserved} unreserved); the"
+            f" handlers reserve {total} and Lambda keeps {UNRESERVED_MINIMUM} unreserved, so"
+            f" {needed} are needed: request them (`aws service-quotas"
+            " request-service-quota-increase --service-code lambda --quota-code L-B99A9384"
+            f" --desired-value {needed} --region {self.platform.region}`), or set"
+            " platform-pipeline:reserveConcurrency false in"
+            f" stacks/pipeline/Pulumi.{self.environment}.yaml",
+        )
+
+    def check_permissions(self) -> CheckResult:
+        """The caller's own policies allow every action of the generated deploy policy.
+
+        ``iam:SimulatePrincipalPolicy`` on the caller's role (or user), in batches of
+        :data:`SIMULATE_BATCH` actions, every page read. It simulates the actions on any
+        resource: it finds an action the role lacks, not one granted on the wrong resource.
+        A caller that may not simulate is skipped with the permission it would need.
+        """
+        if self.deploy_policy_actions is None:
+            return skipped("deploy-permissions", "no deploy policy to simulate")
+        try:
+            caller = self.client("sts").get_caller_identity()["Arn"]
+        except (ClientError, BotoCoreError) as exc:
+            return failed("deploy-permissions", f"STS GetCallerIdentity failed: {_aws_error(exc)}")
+        principal = principal_arn(caller)
+        if principal is None:
+            return skipped(
+                "deploy-permissions", f"{caller} is not a role or user: nothing to simulate"
+            )
+        actions = list(self.deploy_policy_actions(self.environment))
+        try:
+            denied = self._denied(principal, actions)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("AccessDenied", "AccessDeniedException"):
+                return skipped(
+                    "deploy-permissions",
+                    f"{principal} may not simulate its own policies (it needs"
+                    " iam:SimulatePrincipalPolicy on itself); a missing permission shows when"
+                    " the deploy needs it",
+                )
+            return failed("deploy-permissions", f"{principal}: {_aws_error(exc)}")
+        except BotoCoreError as exc:
+            return failed("deploy-permissions", f"{principal}: {_aws_error(exc)}")
+        if not denied:
+            return passed(
+                "deploy-permissions", f"{principal} is allowed all {len(actions)} deploy actions"
+            )
+        named = ", ".join(denied[:DENIED_NAMED])
+        rest = len(denied) - DENIED_NAMED
+        more = f" and {rest} more" if rest > 0 else ""
+        return failed(
+            "deploy-permissions",
+            f"{principal} is denied {len(denied)} of the {len(actions)} actions the deploy"
+            f" policy holds: {named}{more}; attach the policy of `./dev operator-policy --role"
+            f" deploy --env {self.environment}`",
+        )
+
+    def _denied(self, principal: str, actions: Sequence[str]) -> list[str]:
+        """The actions the principal's policies do not allow, sorted (every batch, every page)."""
+        denied: set[str] = set()
+        iam_client = self.client("iam")
+        for start in range(0, len(actions), SIMULATE_BATCH):
+            batch = list(actions[start : start + SIMULATE_BATCH])
+            marker: str | None = None
+            while True:
+                extra = {"Marker": marker} if marker else {}
+                page = iam_client.simulate_principal_policy(
+                    PolicySourceArn=principal, ActionNames=batch, **extra
+                )
+                denied.update(
+                    result["EvalActionName"]
+                    for result in page.get("EvaluationResults", [])
+                    if result["EvalDecision"] != "allowed"
+                )
+                if not page.get("IsTruncated"):
+                    break
+                marker = page["Marker"]
+        return sorted(denied)
+
 
 class PreflightError(PlatformError):
     """A preflight check failed; the message is the report's one-line summary."""
@@ -546,11 +797,16 @@ def for_environment(environment: str, runner: Any = None) -> Preflight:
             return None
         return reader.outputs("foundation", environment)
 
+    def actions(env: str) -> tuple[str, ...]:
+        return deploy_actions(env, os.environ.get("PULUMI_BACKEND_URL", ""))
+
     return Preflight(
         environment,
         boto3.Session(),
         foundation_outputs=foundation_outputs,
         placeholders=check_placeholders,
+        github=github_status,
+        deploy_policy_actions=actions,
     )
 
 
@@ -610,9 +866,12 @@ __all__ = [
     "PreflightReport",
     "Purpose",
     "check_placeholders",
+    "deploy_actions",
     "for_environment",
     "gate",
+    "github_status",
     "installed_cli_version",
+    "principal_arn",
     "read_pipeline_args",
     "required_cli_version",
     "store_token_command",

@@ -8,6 +8,7 @@ the key, before anything is registered.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shared import families, iam
@@ -123,6 +124,15 @@ class BuildProject:
 
 ALARM_ARN = r"arn:aws(?:-[a-z]+)*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:[^:]{1,255}"
 
+RESERVED_CONCURRENCY = {"recorder": 5, "deploy-handler": 2}
+"""With ``reserveConcurrency``: at most this many copies at once. The pipeline runs one execution
+at a time (SUPERSEDED), so the recorder sees a handful of events per minute and the deploy
+handler one job (two while a rollback overlaps); it also caps what a flood of events could cost."""
+
+UNRESERVED_MINIMUM = 100
+"""Lambda refuses a reservation that would leave fewer than this many concurrent executions
+unreserved in the account (lambda/latest/dg/configuration-concurrency.html)."""
+
 
 @dataclass(frozen=True)
 class Handler:
@@ -144,6 +154,9 @@ class ReleaseArgs:
     """CloudWatch alarms the Deploy stage watches after the deploy; empty: no bake."""
     bake_minutes: int
     """How long the Deploy stage watches those alarms before it succeeds."""
+    reserved_concurrency: Mapping[str, int]
+    """By handler key, the concurrent executions reserved for it; empty with
+    ``reserveConcurrency`` off (the handlers share the account's unreserved pool)."""
 
     @property
     def handlers(self) -> tuple[Handler, Handler]:
@@ -291,7 +304,7 @@ def load(values: StackValues, platform: Platform, label: Label) -> PipelineArgs:
         services=[service.service for service in services],
         blame=config.where("services"),
     )
-    releases = _releases(config)
+    releases = _releases(config, platform)
     codecommit_repository = config.string(
         "codecommitRepository", pattern=CODECOMMIT_REPO, allowed="a CodeCommit repository name"
     )
@@ -342,13 +355,27 @@ def _handler(key: str) -> Handler:
     return Handler(key=key, file=f"{key.replace('-handler', '')}.py")
 
 
-def _releases(config: StackConfig) -> ReleaseArgs:
-    """The release flow's handlers, and the alarms and bake time of the Deploy stage."""
+def _releases(config: StackConfig, platform: Platform) -> ReleaseArgs:
+    """The release flow's handlers, and the alarms and bake time of the Deploy stage.
+
+    The bake rule (CloudWatchAlarm) takes an alarm's name and looks for it in the pipeline's own
+    account and Region, so an ARN anywhere else would watch an alarm that is not there (or
+    another one of the same name): refused here, with what is allowed.
+    """
+    own = f"arn:aws:cloudwatch:{platform.region}:{platform.account_id}:alarm:<name>"
     alarms = config.string_list(
-        "deployAlarmArns",
-        pattern=ALARM_ARN,
-        allowed="CloudWatch alarm ARNs: arn:aws:cloudwatch:<region>:<account>:alarm:<name>",
+        "deployAlarmArns", pattern=ALARM_ARN, allowed=f"CloudWatch alarm ARNs: {own}"
     )
+    for alarm in alarms:
+        region, account = alarm.split(":")[3:5]
+        if (region, account) != (platform.region, platform.account_id):
+            raise ConfigError(
+                *config.where("deployAlarmArns"),
+                f"'{alarm}' is in account {account}, Region {region}, not this environment's"
+                f" ({platform.account_id}, {platform.region}); the bake rule finds an alarm by"
+                " name in the pipeline's own account and Region",
+                f"alarms of this account and Region only: {own}",
+            )
     if len(alarms) > MAX_CONDITION_RULES:
         raise ConfigError(
             config.source,
@@ -368,6 +395,9 @@ def _releases(config: StackConfig) -> ReleaseArgs:
         deploy_handler=_handler("deploy-handler"),
         deploy_alarm_arns=alarms,
         bake_minutes=config.integer("bakeMinutes", minimum=1, maximum=MAX_BAKE_MINUTES),
+        reserved_concurrency=dict(RESERVED_CONCURRENCY)
+        if config.boolean("reserveConcurrency")
+        else {},
     )
 
 

@@ -10,8 +10,9 @@
 
 Each Lambda has its own role (least privilege), log group (retention and key as the CodeBuild
 groups), dead-letter queue (SQS, the platform key) with an alarm to the failure topic as soon as a
-message waits in it, reserved concurrency and environment variables encrypted with the platform
-key. The handlers' code is ``handlers/<file>``, packaged
+message waits in it, reserved concurrency when ``reserveConcurrency`` is on (config.py,
+:data:`~stacks.pipeline.config.RESERVED_CONCURRENCY`) and environment variables encrypted with the
+platform key. The handlers' code is ``handlers/<file>``, packaged
 alone.
 """
 
@@ -36,11 +37,6 @@ HANDLER_DIR = Path(__file__).resolve().parent / "handlers"
 
 RUNTIME = aws.lambda_.Runtime.PYTHON3D13
 """Python 3.13: supported by Lambda (and pulumi-aws 7.51's Runtime enum) well past 2026."""
-
-RESERVED_CONCURRENCY = {"recorder": 5, "deploy-handler": 2}
-"""At most this many copies at once: the pipeline runs one execution at a time (SUPERSEDED), so
-the recorder sees a handful of events per minute and the deploy handler one job (two while a
-rollback overlaps). It also caps what a flood of events could cost."""
 
 DESCRIPTIONS = {
     "recorder": "Writes every pipeline, stage and build state change to the deployment ledger",
@@ -234,6 +230,7 @@ def deploy_handler_statements(
             actions=["ecr:BatchGetImage", "ecr:DescribeImageScanFindings", "ecr:DescribeImages"],
             resources=[registry.repository_arn],
         ),
+        roles.inspector_statement(),
         iam.Statement(
             sid="TagProduction", actions=["ecr:PutImage"], resources=[registry.repository_arn]
         ),
@@ -340,7 +337,8 @@ def _handler(
         code=pulumi.AssetArchive({handler.file: pulumi.FileAsset(str(HANDLER_DIR / handler.file))}),
         memory_size=256,
         timeout=TIMEOUT_SECONDS[key],
-        reserved_concurrent_executions=RESERVED_CONCURRENCY[key],
+        # None: no reservation (``reserveConcurrency`` off), the account's unreserved pool.
+        reserved_concurrent_executions=args.releases.reserved_concurrency.get(key),
         kms_key_arn=foundation.kms_key_arn,
         environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(variables)),
         dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=queue.arn),

@@ -42,6 +42,18 @@ ECR_PUSH = [
 ]
 """Pushing an image (and pulling its cached layers) to the one repository."""
 
+INSPECTOR_READS = ["inspector2:ListCoverage", "inspector2:ListFindings"]
+"""What a principal needs besides ``ecr:DescribeImageScanFindings`` to retrieve the findings of
+enhanced scanning, which Amazon Inspector holds: the read actions of ECR's policy for enhanced
+scanning (image-scanning-enhanced-iam.html; its Enable, Disable and ListAccountPermissions turn
+scanning on and off, which the pipeline never does). Neither has a resource type in the Service
+Authorization Reference: ``*``, in ``shared.iam.WILDCARD_ALLOWED``."""
+
+
+def inspector_statement() -> iam.Statement:
+    """Reading enhanced-scanning findings from Amazon Inspector (:data:`INSPECTOR_READS`)."""
+    return iam.Statement(sid="ReadEnhancedFindings", actions=INSPECTOR_READS, resources=["*"])
+
 
 @dataclass(frozen=True)
 class DutyRole:
@@ -216,6 +228,7 @@ def security_scan_statements(
             actions=["ecr:DescribeImageScanFindings", "ecr:DescribeImages"],
             resources=[registry.repository_arn],
         ),
+        inspector_statement(),
     ]
 
 
