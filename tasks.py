@@ -381,9 +381,11 @@ def drift(c, env="dev", layer="", report="", issue=""):
 @task(
     help={
         "env": ENV_HELP,
-        "role": "drift (read-only: what a refresh reads) or deploy (what an up creates,"
-        " updates, deletes and tags, plus iam:PassRole); default: drift",
-        "backend": "the state backend URL whose bucket the role reads (drift) or writes (deploy);"
+        "role": "drift (read-only: what a refresh reads), preview (read-only: the state, the"
+        " programs' invokes, the preflight) or deploy (what an up creates, updates, deletes and"
+        " tags, plus iam:PassRole); default: drift",
+        "backend": "the state backend URL whose bucket the role reads (drift, preview) or writes"
+        " (deploy);"
         " default: $PULUMI_BACKEND_URL (no state statements unless it is s3://)",
         "out": "a folder to write the policy to as managed policies (platform-ROLE-ENV-N.json)"
         " with the commands that attach them; default: print it, if one managed policy holds it",
@@ -393,7 +395,7 @@ def drift(c, env="dev", layer="", report="", issue=""):
 )
 # invoke makes each parameter an option: they are never passed by position.
 def operator_policy(c, env="dev", role="drift", backend="", out="", max_policies=10):  # noqa: PLR0917
-    """Offline: the IAM policy of the CI deploy or drift role, as managed policies."""
+    """Offline: the IAM policy of the CI deploy, preview or drift role, as managed policies."""
     from toolbox.operator_policy import (
         MANAGED_POLICIES_PER_ROLE_MAX,
         MANAGED_POLICY_CHARACTERS,

@@ -6,6 +6,7 @@ for the module: they come from the offline plan).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -77,17 +78,13 @@ def test_a_first_run_creates_everything_and_a_second_creates_nothing(
     assert "KMS key alias/globex-pulumi-secrets (rotation on)" in created
     assert f"S3 bucket globex-pulumi-state-{account}" in created
     assert f"OIDC provider {OIDC} (audience sts.amazonaws.com)" in created
-    deploy_parts = len(policies["deploy"])
-    drift_parts = len(policies["drift"])
+    parts = sum(len(policies[role]) for role in ("deploy", "preview", "drift"))
     # bucket + 4 guards, key, provider, the policies, 3 roles with their attachments and key use
-    assert (
-        len(first)
-        == 1 + 5 + 1 + deploy_parts + drift_parts + 3 * 2 + 2 * deploy_parts + drift_parts
-    )
+    assert len(first) == 1 + 5 + 1 + parts + 3 * 2 + parts
 
     second = run()
     assert outcomes(second) == {"exists"}
-    assert len(second) == len(first) - 2 * deploy_parts - drift_parts  # attachments: no lines
+    assert len(second) == len(first) - parts  # attachments: no lines
     assert (
         report(second, "prod", dry_run=False)[-1]
         == f"0 change(s) made, {len(second)} already in place"
@@ -152,10 +149,11 @@ def test_each_role_trusts_exactly_the_github_subjects_that_assume_it(
             ]
         },
     }
+    # drift.yml's Detect jobs run in the GitHub environment drift-prod: their subject.
     assert trust("drift") == {
         "StringEquals": {
             f"{OIDC}:aud": ["sts.amazonaws.com"],
-            f"{OIDC}:sub": ["repo:globex/platform:ref:refs/heads/main"],
+            f"{OIDC}:sub": ["repo:globex/platform:environment:drift-prod"],
         }
     }
 
@@ -170,22 +168,31 @@ def test_the_roles_carry_the_generated_policies_and_the_state_key_only(
         listed = iam.list_attached_role_policies(RoleName=f"globex-ci-{role}-prod")
         return sorted(p["PolicyName"] for p in listed["AttachedPolicies"])
 
-    deploy = [f"platform-deploy-prod-{n}" for n in range(1, len(policies["deploy"]) + 1)]
-    assert attached("deploy") == deploy
-    assert attached("preview") == deploy
-    assert attached("drift") == [
-        f"platform-drift-prod-{n}" for n in range(1, len(policies["drift"]) + 1)
-    ]
-    arn = f"arn:aws:iam::{account}:policy/platform-drift-prod-1"
-    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-    stored = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
-    stored = json.loads(stored) if isinstance(stored, str) else stored
-    assert stored == policies["drift"][0]
+    for role in ("deploy", "preview", "drift"):
+        assert attached(role) == [
+            f"platform-{role}-prod-{n}" for n in range(1, len(policies[role]) + 1)
+        ]
+
+    def stored(name: str) -> dict:
+        arn = f"arn:aws:iam::{account}:policy/{name}"
+        version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        found = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]
+        document = found["Document"]
+        return json.loads(document) if isinstance(document, str) else document
+
+    assert stored("platform-drift-prod-1") == policies["drift"][0]
+    assert stored("platform-preview-prod-1") == policies["preview"][0]
     key = moto_session.client("kms").describe_key(KeyId="alias/globex-pulumi-secrets")
-    inline = iam.get_role_policy(RoleName="globex-ci-drift-prod", PolicyName="pulumi-state-key")
-    (statement,) = inline["PolicyDocument"]["Statement"]
-    assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert statement["Resource"] == [key["KeyMetadata"]["Arn"]]
+
+    def key_use(role: str) -> list[str]:
+        name = f"globex-ci-{role}-prod"
+        inline = iam.get_role_policy(RoleName=name, PolicyName="pulumi-state-key")
+        (statement,) = inline["PolicyDocument"]["Statement"]
+        assert statement["Resource"] == [key["KeyMetadata"]["Arn"]]
+        return statement["Action"]
+
+    assert key_use("drift") == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert key_use("preview") == ["kms:Decrypt"]  # it reads the state and the stacks' secrets
 
 
 def test_a_dry_run_changes_nothing(run, moto_session, account) -> None:
@@ -227,6 +234,25 @@ def test_a_trust_widened_by_hand_is_set_back_to_exactly_its_subjects(
     document = iam.get_role(RoleName="globex-ci-deploy-prod")["Role"]["AssumeRolePolicyDocument"]
     sub = document["Statement"][0]["Condition"]["StringEquals"][f"{OIDC}:sub"]
     assert sub == ["repo:globex/platform:environment:production"]
+
+
+def test_each_environments_drift_role_trusts_its_own_github_environment(
+    moto_session, policies, account
+) -> None:
+    dev = dataclasses.replace(platform(account), environment="dev")
+    boot = Bootstrap(dev, REPO, policies, moto_session)
+    boot.run()
+    role = moto_session.client("iam").get_role(RoleName="globex-ci-drift-dev")["Role"]
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Condition"]["StringEquals"][f"{OIDC}:sub"] == [
+        "repo:globex/platform:environment:drift-dev"
+    ]
+    assert boot.next_steps()[-1] == (
+        "GitHub environment drift-dev (deployment branches: the default branch only, no"
+        " reviewers): variables"
+        f" DRIFT_ROLE_ARN=arn:aws:iam::{account}:role/globex-ci-drift-dev,"
+        f" AWS_REGION={REGION}"
+    )
 
 
 def test_credentials_of_another_account_create_nothing(moto_session, policies, account) -> None:

@@ -371,11 +371,11 @@ def refused(document: dict[str, Any], calls: list[Call]) -> list[str]:
     return sorted(set(problems))
 
 
-def deploy_policy(pipeline_args: Any = None) -> dict[str, Any]:
-    """dev's deploy role, for the pipeline config the preflight read."""
+def deploy_policy(pipeline_args: Any = None, role: str = op.DEPLOY) -> dict[str, Any]:
+    """dev's deploy role (or another), for the pipeline config the preflight read."""
     args = pipeline_args if pipeline_args is not None else read_pipeline_args("dev")
     return op.policy(
-        op.DEPLOY,
+        role,
         load_platform("dev"),
         state=op.state_bucket(BACKEND),
         outside=op.outside_of(args),
@@ -386,11 +386,11 @@ def deploy_policy(pipeline_args: Any = None) -> dict[str, Any]:
 
 ROLE_VARIABLES = {
     "AWS_ROLE_ARN": op.DEPLOY,
-    "PREVIEW_ROLE_ARN": op.DEPLOY,
+    "PREVIEW_ROLE_ARN": op.PREVIEW,
     "DRIFT_ROLE_ARN": op.DRIFT,
 }
 """The workflows' variables naming each role (docs/operations.md, Repository setup), by the
-policy the role carries: the preview role has the deploy role's (toolbox/bootstrap.py)."""
+policy the role carries (toolbox/bootstrap.py)."""
 TOOLS_OF_TASK = {
     "verify": {"verify"},
     "preflight": {"preflight"},
@@ -427,8 +427,12 @@ def tools_by_role() -> dict[str, set[str]]:
     return found
 
 
-def test_the_deploy_role_runs_verify_and_the_preflight_and_the_drift_role_neither():
-    assert tools_by_role() == {op.DEPLOY: {"verify", "preflight"}, op.DRIFT: set()}
+def test_the_deploy_role_runs_verify_and_the_preflight_the_preview_role_the_preflight_only():
+    assert tools_by_role() == {
+        op.DEPLOY: {"verify", "preflight"},
+        op.PREVIEW: {"preflight"},
+        op.DRIFT: set(),
+    }
 
 
 # -- the calls are allowed -------------------------------------------------------------------
@@ -455,9 +459,26 @@ def test_every_call_of_the_preflight_is_allowed_to_the_deploy_role(recorded, var
     assert refused(deploy_policy(args), calls) == []
 
 
-def test_the_generated_deploy_policy_carries_the_preflights_grants(recorded):
-    document, _ = op.for_environment("dev", op.DEPLOY, BACKEND)
+@pytest.mark.parametrize("variant", PREFLIGHT_VARIANTS)
+def test_every_call_of_the_preflight_before_a_preview_is_allowed_to_the_preview_role(
+    recorded, variant
+):
+    calls = recorded(variant)
+    args = connection_args(variant) if variant in CONNECTIONS else None
+    assert refused(deploy_policy(args, op.PREVIEW), calls) == []
+
+
+@pytest.mark.parametrize("role", [op.DEPLOY, op.PREVIEW])
+def test_the_generated_policy_carries_the_preflights_grants(recorded, role):
+    document, _ = op.for_environment("dev", role, BACKEND)
     assert refused(document, recorded("dev")) == []
+
+
+def test_the_preview_role_does_not_get_verifys_reads(recorded):
+    document, _ = op.for_environment("dev", op.PREVIEW, BACKEND)
+    assert "kms:GetKeyRotationStatus -> kms:GetKeyRotationStatus on" in "".join(
+        refused(document, recorded("verify"))
+    )
 
 
 def test_the_drift_role_does_not_get_the_preflights_reads():

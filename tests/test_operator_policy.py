@@ -1,8 +1,9 @@
 """The operators' roles (docs/operations.md): generated from what the layers plan.
 
 Every resource type of the dev and prod plans, and of each source provider, has an entry; the
-drift role only reads (but the state lock); the deploy role covers every type's writes and
-passes only the roles the plan hands to a service; every ARN is the environment's.
+drift role only reads (but the state lock); the preview role reads the state and what the
+programs' invokes and the preflight read, and nothing else; the deploy role covers every type's
+writes and passes only the roles the plan hands to a service; every ARN is the environment's.
 """
 
 from __future__ import annotations
@@ -189,6 +190,84 @@ def test_the_deploy_role_reads_the_token_its_program_reads(policies):
     assert _allows(deploy, "secretsmanager:GetSecretValue", token)
     assert _allows(deploy, "secretsmanager:GetRandomPassword", "*")
     assert not _allows(policies[("drift", "dev")], "secretsmanager:GetRandomPassword", "*")
+
+
+# -- the preview role ----------------------------------------------------------------------------
+
+READ_ONLY = {"List", "Read"}
+"""The SAR's access levels of an action that changes nothing (the others: Write, Permissions
+management, Tagging)."""
+DECRYPT = "kms:Decrypt"
+"""The SAR classes every cryptographic operation as Write, though decrypting changes no resource:
+the preview reads the stacks' secrets (the state key) and the secrets its program reads (through
+Secrets Manager). It is the one such action the preview role may hold."""
+
+
+def _levels(action):
+    from policy_sentry.querying.actions import get_action_data
+
+    service, name = action.split(":", 1)
+    data = get_action_data(service, name)
+    assert data, f"{action} is not in the SAR"
+    return {entry["access_level"] for entry in data[service]}
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_the_preview_role_holds_no_write_permissions_or_tagging_action(policies, env):
+    changing = {}
+    for statement in _statements(policies[("preview", env)]):
+        for action in statement["Action"]:
+            if action == DECRYPT:
+                assert statement["Condition"] == {
+                    "StringEquals": {"kms:ViaService": ["secretsmanager.us-east-1.amazonaws.com"]}
+                }
+                continue
+            if _levels(action) - READ_ONLY:
+                changing[action] = sorted(_levels(action))
+    assert changing == {}
+
+
+def test_the_sar_judges_the_deploy_and_drift_roles_as_they_are(policies):
+    """The oracle of the test above: it finds the deploy role's writes and the drift lock's."""
+    deploy = {a for s in _statements(policies[("deploy", "dev")]) for a in s["Action"]}
+    assert _levels("s3:PutObject") == {"Write"} and "s3:PutObject" in deploy
+    assert _levels("iam:PassRole") == {"Permissions management"} and "iam:PassRole" in deploy
+    assert _levels("ecr:TagResource") == {"Tagging"} and "ecr:TagResource" in deploy
+
+
+def test_the_preview_role_reads_the_state_and_takes_no_lock(policies):
+    preview = policies[("preview", "dev")]
+    state = "arn:aws:s3:::acme-pulumi-state/container-platform/.pulumi/stacks/x/dev.json"
+    lock = "arn:aws:s3:::acme-pulumi-state/container-platform/.pulumi/locks/x/dev/1.json"
+    assert _allows(preview, "s3:GetObject", state)
+    assert _allows(preview, "s3:ListBucket", "arn:aws:s3:::acme-pulumi-state")
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        assert not _allows(preview, action, lock), action
+        assert not _allows(preview, action, state), action
+
+
+def test_the_preview_role_makes_the_programs_invokes_and_reads_no_resource(policies):
+    here = "us-east-1:111111111111"
+    token = f"arn:aws:secretsmanager:{here}:secret:acme-foundation-github-token-dev-Zq9xY2"
+    preview = policies[("preview", "dev")]
+    assert _allows(preview, "secretsmanager:GetSecretValue", token)
+    assert _allows(preview, "secretsmanager:GetRandomPassword", "*")
+    # No refresh: the provider's Read of a resource is never called (the drift role's reads).
+    table = f"arn:aws:dynamodb:{here}:table/acme-foundation-ledger-dev"
+    function = f"arn:aws:lambda:{here}:function:acme-pipeline-recorder-dev"
+    assert not _allows(preview, "dynamodb:DescribeTable", table)
+    assert not _allows(preview, "lambda:GetFunction", function)
+    assert not _allows(preview, "kms:GetKeyPolicy", f"arn:aws:kms:{here}:key/k")
+
+
+def test_the_preview_role_passes_the_sar_checks_of_synth(dev):
+    from toolbox import specs
+
+    roles = specs.operator_roles("dev", dev.values())
+    assert sorted(roles) == ["deploy", "drift", "preview"]
+    types = {resource.type for plan in dev.values() for resource in plan.resources}
+    verdict = specs.check_roles("dev", roles, types)
+    assert verdict.findings == ()
 
 
 # -- the deploy role covers every type's writes --------------------------------------------------
@@ -421,7 +500,7 @@ def test_a_bucket_without_prefix_is_the_whole_bucket():
 
 
 def test_an_unknown_role_is_refused():
-    with pytest.raises(ValueError, match="drift, deploy"):
+    with pytest.raises(ValueError, match="drift, preview, deploy"):
         op.for_environment("dev", "admin")
 
 
@@ -433,8 +512,10 @@ def test_an_unknown_role_is_refused():
     [
         ("docs/operations.md", "drift"),
         ("docs/operations.md", "deploy"),
+        ("docs/operations.md", "preview"),
         (".github/workflows/drift.yml", "drift"),
         (".github/workflows/ci-cd.yml", "deploy"),
+        (".github/workflows/ci-cd.yml", "preview"),
     ],
 )
 def test_where_a_role_is_set_up_the_command_is_named(path, role):

@@ -841,11 +841,25 @@ def test_a_role_allowed_every_action_passes(aws, monkeypatch):
     _as_deploy_role(monkeypatch, session)
 
     report = checks(session, None, deploy_policy_actions=lambda env: actions).run(
-        ("foundation",), Purpose.PREVIEW
+        ("foundation",), Purpose.DEPLOY
     )
 
     assert report.ok, report.lines()
     assert report.lines()[-1].endswith(f"{ROLE_ARN} is allowed all 2 deploy actions")
+
+
+def test_a_preview_holds_its_caller_to_no_deploy_policy(aws, monkeypatch):
+    # CI previews with the read-only preview role: simulating the deploy policy would fail it.
+    session = Stubbed(aws, "iam")  # no simulation answer queued: a simulation would fail
+    session.stubber.activate()
+    _as_deploy_role(monkeypatch, session)
+
+    report = checks(session, None, deploy_policy_actions=lambda env: ["svc:A"]).run(
+        ("foundation",), Purpose.PREVIEW
+    )
+
+    assert report.ok, report.lines()
+    assert "deploy-permissions" not in names(report)
 
 
 def test_a_role_that_may_not_simulate_is_skipped_not_failed(aws, monkeypatch):

@@ -291,6 +291,28 @@ def test_drift_uses_a_read_only_role_and_only_the_issue_job_writes_issues(drift)
     assert [s for s in steps(drift, "Issue") if "aws" in s.get("uses", "")] == []
 
 
+def test_each_environment_is_checked_with_its_own_github_environments_role_and_region(drift):
+    from toolbox.bootstrap import DRIFT, subjects
+
+    detect = jobs(drift)["Detect"]
+    # The schedule checks prod, a manual run the environment picked: as ENVIRONMENT does.
+    assert detect["environment"] == "drift-${{ inputs.environment || 'prod' }}"
+    (assume,) = [s for s in steps(drift) if "configure-aws-credentials" in s.get("uses", "")]
+    assert assume["with"] == {
+        "role-to-assume": "${{ vars.DRIFT_ROLE_ARN }}",  # the GitHub environment's variables
+        "aws-region": "${{ vars.AWS_REGION }}",
+    }
+    assert "environment" not in jobs(drift)["Issue"]  # no AWS, so no environment's variables
+    # A job bound to an environment gets that environment as its OIDC subject, not its ref:
+    # each environment's drift role trusts exactly that subject (toolbox/bootstrap.py).
+    for environment in environments():
+        named = detect["environment"].replace("${{ inputs.environment || 'prod' }}", environment)
+        assert subjects("globex/platform", environment)[DRIFT] == (
+            f"repo:globex/platform:environment:{named}",
+        )
+    assert named == f"drift-{environment}"
+
+
 def test_the_issue_job_merges_the_reports_and_syncs_the_issue(drift):
     issue = jobs(drift)["Issue"]
     assert issue["needs"] == "Detect"

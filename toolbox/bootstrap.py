@@ -9,10 +9,10 @@ It creates, only when missing, what docs/operations.md used to ask a person to m
   ``sts.amazonaws.com``);
 - the three CI roles, each trusting exactly the GitHub subjects that assume it: **deploy**
   (ci-cd.yml's Deploy job, which runs in the ``production`` environment), **preview** (its Build
-  job, on pushes to ``main`` and ``release/*``) and **drift** (drift.yml, scheduled on the
-  default branch). Each gets the managed policies ``./dev operator-policy`` generates (preview
-  the deploy role's: a preview runs the same programs and preflight reads), and an inline
-  policy for the state key alone.
+  job, on pushes to ``main`` and ``release/*``) and **drift** (drift.yml's Detect jobs, which run
+  in the GitHub environment ``drift-<env>``). Each gets the managed policies of its own
+  ``./dev operator-policy --role`` (preview's reads the state and what the programs' invokes and
+  the preflight read, and writes nothing), and an inline policy for the state key alone.
 
 Every item is read first and created (or, for a guard or a trust policy that differs, put
 right) only when it is not as it should be, so a second run changes nothing; ``dry_run`` only
@@ -38,20 +38,22 @@ OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
 PRODUCTION = "production"
 """The GitHub environment ci-cd.yml's Deploy job runs in (its protection rules guard the role)."""
+DRIFT_ENVIRONMENT = "drift-{environment}"
+"""The GitHub environment drift.yml's Detect jobs run in for a platform environment: it holds
+that environment's ``DRIFT_ROLE_ARN`` and ``AWS_REGION``, and no protection rule (a scheduled run
+waits for no reviewer); its deployment branches are the default branch only."""
 STATE_PREFIX = "platform"
 """The key prefix of the stacks in the state bucket (``s3://<bucket>/platform``)."""
 DEPLOY, PREVIEW, DRIFT = "deploy", "preview", "drift"
 ROLES = (DEPLOY, PREVIEW, DRIFT)
-POLICY_OF = {DEPLOY: "deploy", PREVIEW: "deploy", DRIFT: "drift"}
-"""Which ``./dev operator-policy --role`` each CI role gets: a preview runs the programs and
-the preflight, which read everything a deploy reads, and only the deploy policy covers them."""
 KEY_ACTIONS = {
     DEPLOY: ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"),
-    PREVIEW: ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"),
+    PREVIEW: ("kms:Decrypt",),
     DRIFT: ("kms:Decrypt", "kms:GenerateDataKey"),
 }
-"""The state key's use per role: secrets are decrypted (and, by a preview or deploy, encrypted),
-and every state or lock object written to the SSE-KMS bucket needs a data key."""
+"""The state key's use per role: every role decrypts the stacks' secrets and reads the SSE-KMS
+state objects; a deploy encrypts secrets; every state or lock object written to the bucket needs
+a data key. A preview writes no object and encrypts nothing."""
 KEY_POLICY_NAME = "pulumi-state-key"
 POLICY_VERSIONS = 5
 """IAM keeps at most five versions of a managed policy; the oldest goes before a new one."""
@@ -110,10 +112,14 @@ def github_repository(platform: Platform) -> str:
     return "/".join(parts)
 
 
-def subjects(repository: str) -> dict[str, tuple[str, ...]]:
-    """The OIDC ``sub`` each role trusts: the workflow jobs that assume it, and nothing else.
+def subjects(repository: str, environment: str) -> dict[str, tuple[str, ...]]:
+    """The OIDC ``sub`` each role of ``environment`` trusts: the workflow jobs that assume it,
+    and nothing else.
 
-    Pull requests are none of them: the pull-request workflow runs without AWS.
+    A job bound to a GitHub environment gets ``repo:OWNER/REPO:environment:NAME`` as its subject
+    instead of the ref (GitHub, "OpenID Connect reference", example subject claims): deploy's
+    (``production``) and drift's (``drift-<env>``). Pull requests are none of them: the
+    pull-request workflow runs without AWS.
     """
     return {
         DEPLOY: (f"repo:{repository}:environment:{PRODUCTION}",),
@@ -121,7 +127,9 @@ def subjects(repository: str) -> dict[str, tuple[str, ...]]:
             f"repo:{repository}:ref:refs/heads/main",
             f"repo:{repository}:ref:refs/heads/release/*",
         ),
-        DRIFT: (f"repo:{repository}:ref:refs/heads/main",),
+        DRIFT: (
+            f"repo:{repository}:environment:{DRIFT_ENVIRONMENT.format(environment=environment)}",
+        ),
     }
 
 
@@ -212,7 +220,7 @@ class Bootstrap:
     repository: str
     """``OWNER/REPO`` whose workflows the roles trust."""
     policies: Mapping[str, Sequence[Mapping[str, Any]]]
-    """The managed policy parts per ``./dev operator-policy`` role (deploy, drift)."""
+    """The managed policy parts per ``./dev operator-policy`` role (deploy, preview, drift)."""
     session: Any
     dry_run: bool = False
     steps: list[Step] = field(default_factory=list)
@@ -240,9 +248,8 @@ class Bootstrap:
         key_arn = self.key()
         self.bucket(key_arn)
         self.oidc_provider()
-        arns = {role: self.managed_policies(role) for role in ("deploy", "drift")}
         for role in ROLES:
-            self.role(role, arns[POLICY_OF[role]], key_arn)
+            self.role(role, self.managed_policies(role), key_arn)
         return self.steps
 
     def check_account(self) -> None:
@@ -485,10 +492,11 @@ class Bootstrap:
     def role(self, role: str, policy_arns: Sequence[str], key_arn: str) -> None:
         """One CI role: its trust, its managed policies attached, its use of the state key."""
         iam, name = self.client("iam"), self.names.roles[role]
-        trust = trust_policy(self.platform.account_id, subjects(self.repository)[role])
+        subs = subjects(self.repository, self.platform.environment)[role]
+        trust = trust_policy(self.platform.account_id, subs)
         found = self._absent(lambda: iam.get_role(RoleName=name), "NoSuchEntity")
         if found is None:
-            self._done("created", f"IAM role {name} ({', '.join(subjects(self.repository)[role])})")
+            self._done("created", f"IAM role {name} ({', '.join(subs)})")
             if self._write():
                 iam.create_role(
                     RoleName=name,
@@ -532,14 +540,17 @@ class Bootstrap:
         """What to set where, once the account is ready."""
         account, names_ = self.platform.account_id, self.names
         role = f"arn:{PARTITION}:iam::{account}:role/"
+        drift = DRIFT_ENVIRONMENT.format(environment=self.platform.environment)
         return [
             f"export PULUMI_BACKEND_URL={names_.backend_url}"
             f" PULUMI_SECRETS_PROVIDER='{names_.secrets_provider}'",
             "GitHub repository settings (docs/operations.md): secret PULUMI_BACKEND_URL,"
             f" variables PULUMI_SECRETS_PROVIDER, AWS_REGION={self.platform.region},"
             f" AWS_ROLE_ARN={role}{names_.roles[DEPLOY]},"
-            f" PREVIEW_ROLE_ARN={role}{names_.roles[PREVIEW]},"
-            f" DRIFT_ROLE_ARN={role}{names_.roles[DRIFT]}",
+            f" PREVIEW_ROLE_ARN={role}{names_.roles[PREVIEW]}",
+            f"GitHub environment {drift} (deployment branches: the default branch only, no"
+            f" reviewers): variables DRIFT_ROLE_ARN={role}{names_.roles[DRIFT]},"
+            f" AWS_REGION={self.platform.region}",
         ]
 
 
@@ -555,13 +566,12 @@ def report(steps: Sequence[Step], environment: str, dry_run: bool) -> list[str]:
 
 
 def operator_policies(environment: str, backend_url: str) -> dict[str, list[dict[str, Any]]]:
-    """The managed policy parts ``./dev operator-policy`` generates, for the deploy and drift
-    roles, with the state statements of ``backend_url`` (the bucket bootstrap makes)."""
+    """The managed policy parts ``./dev operator-policy`` generates, for each CI role, with the
+    state statements of ``backend_url`` (the bucket bootstrap makes)."""
     from toolbox.operator_policy import for_environment, managed_policies
 
     return {
-        role: managed_policies(for_environment(environment, role, backend_url)[0])
-        for role in ("deploy", "drift")
+        role: managed_policies(for_environment(environment, role, backend_url)[0]) for role in ROLES
     }
 
 

@@ -1,4 +1,5 @@
-"""The operators' AWS roles (CI deploy role, read-only drift role), generated, not hand-written.
+"""The operators' AWS roles (CI deploy, read-only preview and drift roles), generated, not
+hand-written.
 
 :data:`ACCESS` (data: ``operator_access.yaml`` beside this module; this module only assembles
 the policies) is keyed by every Pulumi resource type the layers plan (a test compares it with
@@ -35,8 +36,9 @@ ANY = "*"
 """The scope of an action AWS documents without resource-level permissions (see UNSCOPED)."""
 
 DRIFT = "drift"
+PREVIEW = "preview"
 DEPLOY = "deploy"
-ROLES = (DRIFT, DEPLOY)
+ROLES = (DRIFT, PREVIEW, DEPLOY)
 
 READ_VERBS = ("Describe", "Get", "List", "BatchGet")
 """What a read action's name starts with; the drift role holds nothing else (but the lock)."""
@@ -154,8 +156,8 @@ def load_access(
 ACCESS, INVOKES, UNSCOPED = load_access()
 """``ACCESS``: per Pulumi resource type the layers plan, what the provider calls, or why it calls
 none; ``INVOKES``: the same per invoke (data source) the programs call, which only a preview or
-an up runs, so only the deploy role holds them; ``UNSCOPED``: the actions the roles may hold on
-``Resource: "*"``, each with the reason."""
+an up runs, so only the preview and deploy roles hold them; ``UNSCOPED``: the actions the roles
+may hold on ``Resource: "*"``, each with the reason."""
 
 
 STATE_LOCK_ACTIONS = ("s3:DeleteObject", "s3:PutObject")
@@ -238,11 +240,13 @@ provider's key, the account, and what the pipeline layer points at but does not 
 
 TOOLBOX_READS: dict[str, tuple[Call, ...]] = {
     DEPLOY: VERIFY_READS + PREFLIGHT_READS,
+    PREVIEW: PREFLIGHT_READS,
     DRIFT: (),
 }
-"""Per role, the toolbox calls it makes. CI's deploy role (``AWS_ROLE_ARN``) runs ``./dev
-preview`` (Build) and ``./dev deploy`` then ``./dev verify`` (Deploy), so the preflight and verify;
-the drift role (``DRIFT_ROLE_ARN``) runs only ``./dev drift``, which runs neither."""
+"""Per role, the toolbox calls it makes. CI's deploy role (``AWS_ROLE_ARN``) runs ``./dev deploy``
+then ``./dev verify`` (Deploy), so the preflight and verify; the preview role
+(``PREVIEW_ROLE_ARN``) runs ``./dev preview`` (Build), so the preflight; the drift role
+(``DRIFT_ROLE_ARN``) runs only ``./dev drift``, which runs neither."""
 
 _CALLS_ELSEWHERE = {
     NO_PERMISSION: "STS GetCallerIdentity needs no permission (STS API reference)",
@@ -372,20 +376,30 @@ def state_bucket(backend_url: str) -> StateBucket | None:
 
 
 def _state_statements(role: str, state: StateBucket) -> list[Statement]:
+    """The state backend's statements: the deploy role reads and writes the stacks; the drift
+    role reads them and writes its lock (a refresh locks the stack); the preview role only reads
+    them, as ``pulumi preview`` takes no lock and writes no checkpoint or history on a DIY backend
+    (pulumi/pulumi ``pkg/backend/diy/backend.go``: ``Preview`` applies with ``DryRun`` and no
+    ``Lock``, unlike ``Update``, ``Refresh`` and ``Destroy``; pulumi/pulumi#8642, "Allow preview
+    on locked stack")."""
+    bucket = Statement(
+        "StateBucket", ("s3:GetBucketLocation", "s3:ListBucket"), (state.bucket_arn,)
+    )
     if role == DEPLOY:
         return [
-            Statement(
-                "StateBucket", ("s3:GetBucketLocation", "s3:ListBucket"), (state.bucket_arn,)
-            ),
+            bucket,
             Statement(
                 "StateReadWrite",
                 ("s3:DeleteObject", "s3:GetObject", "s3:PutObject"),
                 (state.objects(),),
             ),
         ]
+    read = Statement("StateRead", ("s3:GetObject",), (state.objects(),))
+    if role == PREVIEW:
+        return [bucket, read]
     return [
-        Statement("StateBucket", ("s3:GetBucketLocation", "s3:ListBucket"), (state.bucket_arn,)),
-        Statement("StateRead", ("s3:GetObject",), (state.objects(),)),
+        bucket,
+        read,
         Statement("StateLockOnly", STATE_LOCK_ACTIONS, (state.objects(".pulumi/locks"),)),
     ]
 
@@ -415,18 +429,24 @@ def uncovered(types: Iterable[str]) -> list[str]:
 
 
 def grants_of(role: str, types: Iterable[str] | None = None) -> list[Grant]:
-    """The grants ``role`` needs for ``types`` (every type in :data:`ACCESS` by default)."""
+    """The grants ``role`` needs for ``types`` (every type in :data:`ACCESS` by default).
+
+    The preview role gets the invokes' reads and no resource's: ``./dev preview`` runs
+    ``pulumi preview`` without ``--refresh`` (``toolbox/automation.py``), which diffs the program
+    against the state and calls no provider Read; the programs' invokes are the AWS calls it makes.
+    """
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
     grants: list[Grant] = []
-    for type_ in sorted(ACCESS if types is None else set(types)):
+    chosen: Iterable[str] = () if role == PREVIEW else ACCESS if types is None else types
+    for type_ in sorted(set(chosen)):
         entry = ACCESS[type_]
         if isinstance(entry, NoAws):
             continue
         grants += entry.read
         if role == DEPLOY:
             grants += entry.write
-    if role == DEPLOY:
+    if role in (DEPLOY, PREVIEW):
         for invoke in INVOKES.values():
             if isinstance(invoke, Access):
                 grants += invoke.read
@@ -476,9 +496,10 @@ def policy(
 ) -> dict[str, Any]:
     """The IAM policy document of ``role`` for one environment.
 
-    Both roles cover every type in :data:`ACCESS`, not only the environment's current plan: a
-    refresh reads what the state holds (which may predate a config change) and a deploy must
-    delete what a config change drops (the GitHub webhook when ``sourceProvider`` changes).
+    The deploy and drift roles cover every type in :data:`ACCESS`, not only the environment's
+    current plan: a refresh reads what the state holds (which may predate a config change) and a
+    deploy must delete what a config change drops (the GitHub webhook when ``sourceProvider``
+    changes); the preview role reads no resource (:func:`grants_of`).
     Besides, each role may make the toolbox's own calls it runs (:data:`TOOLBOX_READS`: what
     verify and the preflight read), on the platform's resources and on ``outside``'s.
     """
@@ -526,7 +547,8 @@ def for_environment(
     if role not in ROLES:
         raise ValueError(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
     platform = load_platform(environment)
-    plans = list(plan_all(environment, reuse="all").values())
+    # The preview role's grants name no planned resource: it needs no plan.
+    plans = [] if role == PREVIEW else list(plan_all(environment, reuse="all").values())
     passed = passed_roles(plans) if role == DEPLOY else {}
     state = state_bucket(backend_url)
     # Only the drift role is confined to the managed secret values: the deploy role may update

@@ -15,7 +15,8 @@ it changes anything, saying what to fix:
   repository's hooks (GitHub asks for admin on the repository); with ``reserveConcurrency``, that
   the account's Lambda concurrency leaves room for the reservation;
 - the deployer's own permissions: ``iam:SimulatePrincipalPolicy`` on the caller's role for every
-  action of the generated deploy policy (``toolbox/operator_policy.py``).
+  action of the generated deploy policy (``toolbox/operator_policy.py``), before a deploy and by
+  ``./dev preflight``; not before a preview, which CI runs with the read-only preview role.
 
 Which checks run depends on the command (:class:`Purpose`): refresh and destroy run no program,
 so they need the tooling and the account only; a deploy checks the token just before the
@@ -89,6 +90,11 @@ class Purpose(StrEnum):
 
 PROGRAM_PURPOSES = (Purpose.PREFLIGHT, Purpose.PREVIEW, Purpose.DEPLOY)
 """The commands that run the layers' programs, and so need what the programs point at."""
+
+DEPLOYER_PURPOSES = (Purpose.PREFLIGHT, Purpose.DEPLOY)
+"""The commands whose caller must hold the deploy policy: a preview's caller holds the read-only
+preview role (``./dev operator-policy --role preview``), which the deploy policy's simulation
+would fail."""
 
 
 @dataclass(frozen=True)
@@ -308,7 +314,7 @@ class Preflight:
             account += [self.check_account(), self.check_region()]
         results += account
         reachable = all(result.ok for result in account)
-        if self.deploy_policy_actions is not None and purpose in PROGRAM_PURPOSES:
+        if self.deploy_policy_actions is not None and purpose in DEPLOYER_PURPOSES:
             results.append(
                 self.check_permissions()
                 if reachable
@@ -858,6 +864,7 @@ def check_placeholders(environment: str) -> CheckResult:
 
 
 __all__ = [
+    "DEPLOYER_PURPOSES",
     "PIPELINE",
     "PROGRAM_PURPOSES",
     "CheckResult",

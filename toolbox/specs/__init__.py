@@ -92,8 +92,10 @@ def check_roles(
     types: Iterable[str],
     region: str = "us-east-1",
 ) -> LayerSpecs:
-    """The operators' role documents (``{"deploy": ..., "drift": ...}``) against the SAR, and
-    the deploy and drift roles against the handlers of the CloudFormation types of ``types``."""
+    """The operators' role documents (``{"deploy": ..., "preview": ..., "drift": ...}``) against
+    the SAR, and the deploy and drift roles against the handlers of the CloudFormation types of
+    ``types``. The preview role is held to no handler: a preview without ``--refresh`` reads no
+    resource (``toolbox/operator_policy.py`` ``grants_of``), so it holds none of their reads."""
     docs = [
         sar.Document(OPERATOR, f"{OPERATOR} {role}", "identity", body)
         for role, body in sorted(roles.items())
@@ -138,6 +140,7 @@ def operator_roles(environment: str, plans: Iterable[Any]) -> dict[str, dict[str
         op.DEPLOY: op.policy(
             op.DEPLOY, platform, passed=op.passed_roles(plans), state=state, outside=outside
         ),
+        op.PREVIEW: op.policy(op.PREVIEW, platform, state=state, outside=outside),
         op.DRIFT: op.policy(
             op.DRIFT, platform, state=state, secret_values=op.managed_secrets(plans)
         ),
