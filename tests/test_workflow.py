@@ -135,8 +135,11 @@ def test_source_computes_the_affected_layers_as_job_outputs(workflow):
         './dev affected --base "$BASE" --json --outputs-file "$GITHUB_OUTPUT"'
         ' --summary-file "$GITHUB_STEP_SUMMARY"'
     )
-    # The push's previous head; nothing (a manual run) names no commit: every layer.
-    assert step["env"]["BASE"] == "${{ github.event.before || 'none' }}"
+    # The push's previous head; a force-push (whose previous head is gone from the clone) and
+    # nothing (a manual run) name no commit: every layer.
+    assert step["env"]["BASE"] == (
+        "${{ github.event.forced && 'none' || github.event.before || 'none' }}"
+    )
     assert source["outputs"] == {
         "layers": "${{ steps.affected.outputs.layers }}",
         "any": "${{ steps.affected.outputs.any }}",
