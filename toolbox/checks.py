@@ -322,8 +322,13 @@ def scan(allow_unaudited: bool = False, execute: Execute = execute) -> list[Chec
 
 def pytest_argv(workers: str = "auto", k: str = "") -> list[str]:
     """The test command: pytest on ``workers`` xdist workers (``0``: one process), each
-    argument one element, so a ``-k`` expression with spaces stays one argument."""
-    argv = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "worksteal", "-q"]
+    argument one element, so a ``-k`` expression with spaces stays one argument.
+
+    ``--dist loadfile`` (xdist's documented mode: a module's tests on one worker) builds each
+    module-scoped fixture (a moto account, a recorded run) once; ``load`` and ``worksteal``
+    split a module between workers, which then both built it (bench/README.md).
+    """
+    argv = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "loadfile", "-q"]
     return [*argv, "-k", k] if k else argv
 
 
