@@ -324,6 +324,7 @@ def test_dev_alone_prints_the_menu():
     result = run([str(REPO_ROOT / "dev")])
     assert result.returncode == 0, result.stderr
     assert "synth" in result.stdout and "deploy" in result.stdout
+    assert "Core options" not in result.stdout  # the menu, not invoke's own options
 
 
 @pytest.mark.parametrize(
@@ -332,8 +333,10 @@ def test_dev_alone_prints_the_menu():
         (("synth", "--bogus"), "error: No idea what '--bogus' is!"),
         (("--bogus",), "error: No idea what '--bogus' is!"),
         (("nosuchtask",), "error: No idea what 'nosuchtask' is!"),
+        (("--hide",), "error: Flag <Argument: hide> needed value and was not given one!"),
+        (("synth", "--env"), "error: Flag <Argument: env (e)> needed value and was not given one!"),
     ],
-    ids=["task flag", "core flag", "task"],
+    ids=["task flag", "unknown core flag", "task", "core flag without value", "without value"],
 )
 def test_what_invoke_cannot_parse_ends_in_the_error_line(cli, args, expected):
     code, output = cli(*args)
