@@ -219,8 +219,12 @@ def tasks_in_collection() -> list[str]:
     return list(Collection.from_module(tasks).task_names)
 
 
-def test_the_ci_script_runs_the_same_test_command():
-    assert "./dev test" in Path(REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+def test_the_ci_script_runs_the_readmes_command_lint_then_the_tests():
+    steps = Path(REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert "set -euo pipefail" in steps
+    assert [line for line in steps if line.startswith("./dev")] == ["./dev lint", "./dev test"]
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "./dev lint && ./dev test" in readme
 
 
 # -- drift.yml ------------------------------------------------------------------------------------
