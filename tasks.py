@@ -1,27 +1,33 @@
 """The project's menu: `./dev --list` (or `invoke --list` once `source .venv/bin/activate`).
 
-Tasks are thin: each calls functions in the project that the tests reach directly, and fails with
-one clear line (invoke.Exit), never a traceback. Four groups:
+Tasks are thin: each calls functions in the project that the tests reach directly. Every task is
+wrapped by :func:`one_line_errors`, so the project's own errors end as one line, never a
+traceback. Four groups:
 
 - stacks (real Pulumi, needs the CLI and AWS): preflight, preview, deploy, outputs, refresh,
   drift, destroy (the four that act on stacks run preflight first)
 - offline: synth (the plan under mocks), affected (which layers a change touches)
 - checks: test, lint, scan
 - setup (a team's first steps): init, bootstrap, store-token
+
+``./dev`` runs :class:`Menu`, invoke's own Program with the same tasks: ``./dev`` alone lists
+them, and a mistyped flag ends in the same ``error:`` line as every other failure.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 from pathlib import Path
 
-from invoke.exceptions import Exit
-from invoke.tasks import task
+from invoke.collection import Collection
+from invoke.exceptions import Exit, ParseError
+from invoke.program import Program
+from invoke.tasks import task as invoke_task
 
 from shared.errors import PlatformError
-from shared.layers import UnknownLayerError
 
 ENV_HELP = "environment (a stack name defined in platform.yaml), e.g. prod; default: dev"
 CHANGE_ENV_HELP = (
@@ -31,8 +37,27 @@ LAYER_HELP = "one layer (foundation, registry, pipeline); all layers in dependen
 YES_HELP = "do not ask for confirmation (non-interactive, as CI runs it); default: ask"
 
 
-def _fail_cleanly(exc: Exception) -> Exit:
-    return Exit(f"error: {exc}", code=1)
+def one_line_errors(body):
+    """``body`` with the project's own errors (PlatformError) turned into ``Exit``: one line,
+    ``error: ...``, and exit code 1, which invoke prints without a traceback."""
+
+    @functools.wraps(body)
+    def run(*args, **kwargs):
+        try:
+            return body(*args, **kwargs)
+        except PlatformError as exc:
+            raise Exit(f"error: {exc}", code=1) from None
+
+    return run
+
+
+def task(**options):
+    """invoke's ``@task(help=...)`` over :func:`one_line_errors`: how every task here is made."""
+
+    def make(body):
+        return invoke_task(**options)(one_line_errors(body))
+
+    return make
 
 
 def _require_env(task_name: str, env: str) -> None:
@@ -41,13 +66,9 @@ def _require_env(task_name: str, env: str) -> None:
         return
     from shared.settings import environments
 
-    try:
-        known = ", ".join(environments())
-    except PlatformError as exc:
-        raise _fail_cleanly(exc) from None
-    raise Exit(
-        f"error: {task_name} changes AWS, so it needs the environment: add --env (one of {known})",
-        code=1,
+    raise PlatformError(
+        f"{task_name} changes AWS, so it needs the environment: add --env"
+        f" (one of {', '.join(environments())})"
     )
 
 
@@ -55,10 +76,12 @@ def _require_env(task_name: str, env: str) -> None:
     help={
         "env": ENV_HELP,
         "layer": LAYER_HELP,
+        "tree": "also print each layer's tree of components and resources (before the"
+        " summary); default: the summary only",
         "versions": "only print the versions of the AWS spec data the checks read; default: off",
     }
 )
-def synth(c, env="dev", layer="", versions=False):
+def synth(c, env="dev", layer="", tree=False, versions=False):
     """Offline: plan the layers under mocks and check policies (no AWS)."""
     if versions:
         from toolbox.specs.data import versions as spec_versions
@@ -66,19 +89,16 @@ def synth(c, env="dev", layer="", versions=False):
         for name, version in spec_versions().items():
             print(f"{name} {version}")
         return
-    from toolbox.synth import summary
+    from toolbox.synth import summary, trees
     from toolbox.synth import synth as run_synth
 
-    try:
-        result = run_synth(env, layer or None)
-    except (PlatformError, UnknownLayerError) as exc:
-        raise _fail_cleanly(exc) from None
+    result = run_synth(env, layer or None)
+    if tree:
+        print(trees(result))
     print(summary(result))
     if result.violations:
-        raise Exit(
-            f"error: {result.violations} mandatory policy violation(s) or spec finding(s);"
-            " see above",
-            code=1,
+        raise PlatformError(
+            f"{result.violations} mandatory policy violation(s) or spec finding(s); see above"
         )
 
 
@@ -90,15 +110,9 @@ def synth(c, env="dev", layer="", versions=False):
 )
 def test(c, workers="auto", k=""):
     """Checks: run the test suite in parallel (pytest -n auto)."""
-    # loadgroup: the tests that plan with the SDK run on one worker and those that drive moto on
-    # the other, so each worker imports one of the two, and the rest go to whichever worker runs
-    # low (tests/conftest.py, WORKER_GROUPS); on more than two workers, work stealing.
-    args = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "loadgroup", "-q"]
-    if k:
-        args += ["-k", k]
-    result = c.run(" ".join(args), warn=True, pty=False, env={"PYTHONHASHSEED": "0", **os.environ})
-    if result.exited:
-        raise Exit(f"error: the tests failed (pytest exited {result.exited}); see above", code=1)
+    from toolbox.checks import run_tests
+
+    run_tests(workers, k)
 
 
 # -- stacks: real Pulumi through the Automation API ---------------------------------------------
@@ -122,7 +136,7 @@ def _finish(report) -> None:
     """Print a report; one clear line and exit 1 if a layer failed."""
     print("\n".join(report.lines()))
     if not report.ok:
-        raise Exit(f"error: {report.summary()}", code=1)
+        raise PlatformError(report.summary())
 
 
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
@@ -131,14 +145,11 @@ def preflight(c, env="dev", layer=""):
     from toolbox import orchestration
     from toolbox.preflight import for_environment
 
-    try:
-        _, layers = orchestration.resolve(env, layer)
-        report = for_environment(env).run(tuple(current.name for current in layers))
-    except (PlatformError, UnknownLayerError) as exc:
-        raise _fail_cleanly(exc) from None
+    _, layers = orchestration.resolve(env, layer)
+    report = for_environment(env).run(tuple(current.name for current in layers))
     print("\n".join(report.lines()))
     if not report.ok:
-        raise Exit(f"error: {report.summary()}", code=1)
+        raise PlatformError(report.summary())
 
 
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
@@ -146,14 +157,11 @@ def preview(c, env="dev", layer=""):
     """Stacks: pulumi preview, one layer or all in dependency order."""
     from toolbox import orchestration
 
-    try:
-        orchestration.resolve(env, layer)
-        runner = _runner()
-        report = orchestration.preview(
-            runner, env, layer or None, preflight=_gate(env, "preview", runner)
-        )
-    except (PlatformError, UnknownLayerError) as exc:
-        raise _fail_cleanly(exc) from None
+    orchestration.resolve(env, layer)
+    runner = _runner()
+    report = orchestration.preview(
+        runner, env, layer or None, preflight=_gate(env, "preview", runner)
+    )
     _finish(report)
 
 
@@ -172,36 +180,33 @@ def deploy(c, env="", layer="", yes=False, changed=False):
     from toolbox import affected, orchestration
 
     _require_env("deploy", env)
-    try:
-        from toolbox.preflight import Purpose, for_environment, gate
+    from toolbox.preflight import Purpose, for_environment, gate
 
-        orchestration.resolve(env, layer)
-        if changed and layer:
-            raise PlatformError("--changed picks the layers itself; drop --layer (or --changed)")
-        runner = _runner()
-        skip: dict[str, str] = {}
-        if changed:
-            decisions = affected.changed_since_deployed(runner, env)
-            skip = {d.layer: d.reason for d in decisions if not d.deploy}
-            for decision in decisions:
-                verdict = "deploy" if decision.deploy else "skip"
-                print(f"{verdict:<6} {decision.layer}: {decision.reason}")
-            if len(skip) == len(decisions):
-                print(f"nothing to deploy in {env}: every stack is at its recorded commit")
-                return
-        check = for_environment(env, runner)
-        report = orchestration.deploy(
-            runner,
-            env,
-            layer or None,
-            yes=yes,
-            preflight=gate(check, Purpose.DEPLOY),
-            ready=check.ready,
-            skip=skip,
-            commits=affected.commits_to_record(),
-        )
-    except (PlatformError, UnknownLayerError) as exc:
-        raise _fail_cleanly(exc) from None
+    orchestration.resolve(env, layer)
+    if changed and layer:
+        raise PlatformError("--changed picks the layers itself; drop --layer (or --changed)")
+    runner = _runner()
+    skip: dict[str, str] = {}
+    if changed:
+        decisions = affected.changed_since_deployed(runner, env)
+        skip = {d.layer: d.reason for d in decisions if not d.deploy}
+        for decision in decisions:
+            verdict = "deploy" if decision.deploy else "skip"
+            print(f"{verdict:<6} {decision.layer}: {decision.reason}")
+        if len(skip) == len(decisions):
+            print(f"nothing to deploy in {env}: every stack is at its recorded commit")
+            return
+    check = for_environment(env, runner)
+    report = orchestration.deploy(
+        runner,
+        env,
+        layer or None,
+        yes=yes,
+        preflight=gate(check, Purpose.DEPLOY),
+        ready=check.ready,
+        skip=skip,
+        commits=affected.commits_to_record(),
+    )
     _finish(report)
 
 
@@ -221,10 +226,7 @@ def affected(c, base="", json_=False, outputs_file="", summary_file=""):
     from toolbox.affected import affected as find_affected
     from toolbox.affected import append_outputs, github_outputs
 
-    try:
-        result = find_affected(base or None)
-    except PlatformError as exc:
-        raise _fail_cleanly(exc) from None
+    result = find_affected(base or None)
     if outputs_file:
         append_outputs(Path(outputs_file), github_outputs(result))
     if summary_file:
@@ -244,11 +246,8 @@ def outputs(c, env="dev", layer="", json_=False):
     """Stacks: print the deployed stacks' outputs (secrets redacted)."""
     from toolbox import orchestration
 
-    try:
-        orchestration.resolve(env, layer)
-        report = orchestration.outputs(_runner(), env, layer or None)
-    except (PlatformError, UnknownLayerError) as exc:
-        raise _fail_cleanly(exc) from None
+    orchestration.resolve(env, layer)
+    report = orchestration.outputs(_runner(), env, layer or None)
     print(json.dumps(report.as_dict(), indent=2) if json_ else "\n".join(report.lines()))
 
 
@@ -261,16 +260,13 @@ def verify(c, env="dev", layer=""):
     from toolbox.verify import table
     from toolbox.verify import verify as run_verify
 
-    try:
-        platform, _ = orchestration.resolve(env, layer)
-        report = orchestration.outputs(_runner(), env, layer or None)
-    except (PlatformError, UnknownLayerError) as exc:
-        raise _fail_cleanly(exc) from None
+    platform, _ = orchestration.resolve(env, layer)
+    report = orchestration.outputs(_runner(), env, layer or None)
     results = run_verify(report.as_dict(), boto3.Session(region_name=platform.region))
     print(table(results))
     failed = sum(not result.ok for result in results)
     if failed:
-        raise Exit(f"error: {failed} live check(s) failed in {env}; see the table above", code=1)
+        raise PlatformError(f"{failed} live check(s) failed in {env}; see the table above")
 
 
 @task(
@@ -285,15 +281,12 @@ def publish_source(c, path, env=""):
 
     from toolbox import orchestration
     from toolbox.sources import publish_source as run_publish
+    from toolbox.sources import require_folder
 
+    require_folder(Path(path))
     _require_env("publish-source", env)
-    try:
-        platform, _ = orchestration.resolve(env, "")
-        published = run_publish(
-            _runner(), boto3.Session(region_name=platform.region), env, Path(path)
-        )
-    except (PlatformError, UnknownLayerError) as exc:
-        raise _fail_cleanly(exc) from None
+    platform, _ = orchestration.resolve(env, "")
+    published = run_publish(_runner(), boto3.Session(region_name=platform.region), env, Path(path))
     print(published.line())
 
 
@@ -307,23 +300,20 @@ def releases(c, env="dev", limit=10):
     from toolbox.releases import recent, table
 
     if limit < 1:
-        raise Exit("error: --limit must be 1 or more", code=1)
-    ledger_table = ""
+        raise PlatformError("--limit must be 1 or more")
+    platform, _ = orchestration.resolve(env, "foundation")
+    report = orchestration.outputs(_runner(), env, "foundation")
+    ledger_table = (report.as_dict().get("foundation") or {}).get("ledgerTableName")
+    if not ledger_table:
+        raise PlatformError(
+            f"the foundation stack of {env} exports no ledgerTableName;"
+            f" run `./dev deploy --layer foundation --env {env}`"
+        )
     try:
-        platform, _ = orchestration.resolve(env, "foundation")
-        report = orchestration.outputs(_runner(), env, "foundation")
-        ledger_table = (report.as_dict().get("foundation") or {}).get("ledgerTableName")
-        if not ledger_table:
-            raise Exit(
-                f"error: the foundation stack of {env} exports no ledgerTableName;"
-                f" run `./dev deploy --layer foundation --env {env}`",
-                code=1,
-            )
         rows = recent(boto3.Session(region_name=platform.region), ledger_table, limit)
-    except (PlatformError, UnknownLayerError) as exc:
-        raise _fail_cleanly(exc) from None
     except (ClientError, BotoCoreError) as exc:
-        raise Exit(f"error: reading the ledger {ledger_table}: {exc}", code=1) from None
+        # AWS's own errors, not the project's: named with the table they came from.
+        raise PlatformError(f"reading the ledger {ledger_table}: {exc}") from None
     print(table(rows))
 
 
@@ -333,14 +323,11 @@ def refresh(c, env="", layer=""):
     from toolbox import orchestration
 
     _require_env("refresh", env)
-    try:
-        orchestration.resolve(env, layer)
-        runner = _runner()
-        report = orchestration.refresh(
-            runner, env, layer or None, preflight=_gate(env, "refresh", runner)
-        )
-    except (PlatformError, UnknownLayerError) as exc:
-        raise _fail_cleanly(exc) from None
+    orchestration.resolve(env, layer)
+    runner = _runner()
+    report = orchestration.refresh(
+        runner, env, layer or None, preflight=_gate(env, "refresh", runner)
+    )
     _finish(report)
 
 
@@ -360,16 +347,13 @@ def drift(c, env="dev", layer="", report="", issue=""):
     from toolbox import orchestration
     from toolbox.drift import detect, gh, merge_reports, sync_issue
 
-    try:
-        orchestration.resolve(env, layer)
-        if issue:
-            result = merge_reports(Path(issue), env)
-            print("\n".join(result.lines()))
-            print(sync_issue(result, gh, _run_url()).line())
-            return
-        result = detect(_runner(), env, layer or None)
-    except (PlatformError, UnknownLayerError) as exc:
-        raise _fail_cleanly(exc) from None
+    orchestration.resolve(env, layer)
+    if issue:
+        result = merge_reports(Path(issue), env)
+        print("\n".join(result.lines()))
+        print(sync_issue(result, gh, _run_url()).line())
+        return
+    result = detect(_runner(), env, layer or None)
     print("\n".join(result.lines()))
     if report:
         result.save(Path(report))
@@ -407,16 +391,17 @@ def operator_policy(c, env="dev", role="drift", backend="", out="", max_policies
     )
 
     url = backend or os.environ.get("PULUMI_BACKEND_URL", "")
+    if not 1 <= max_policies <= MANAGED_POLICIES_PER_ROLE_MAX:
+        raise PlatformError(
+            f"--max-policies must be 1 to {MANAGED_POLICIES_PER_ROLE_MAX} (IAM's quota),"
+            f" not {max_policies}"
+        )
     try:
-        if not 1 <= max_policies <= MANAGED_POLICIES_PER_ROLE_MAX:
-            raise ValueError(
-                f"--max-policies must be 1 to {MANAGED_POLICIES_PER_ROLE_MAX} (IAM's quota),"
-                f" not {max_policies}"
-            )
         document, state = for_environment(env, role, url)
         parts = managed_policies(document, most=max_policies)
-    except (PlatformError, ValueError) as exc:
-        raise _fail_cleanly(exc) from None
+    except ValueError as exc:
+        # toolbox.operator_policy says ValueError for a --role or --max-policies it cannot use.
+        raise PlatformError(str(exc)) from None
     if state is None:
         print(
             f"note: the backend {url or '(none set)'} is not s3://bucket/prefix, so the policy"
@@ -425,19 +410,18 @@ def operator_policy(c, env="dev", role="drift", backend="", out="", max_policies
         )
     if not out:
         if len(parts) > 1:
-            raise Exit(
-                f"error: the {role} policy for {env} is {characters(document):,} characters, more"
+            raise PlatformError(
+                f"the {role} policy for {env} is {characters(document):,} characters, more"
                 f" than one managed policy holds ({MANAGED_POLICY_CHARACTERS:,}): pass --out DIR"
-                f" to write it as {len(parts)} managed policies (docs/operations.md)",
-                code=1,
+                f" to write it as {len(parts)} managed policies (docs/operations.md)"
             )
         print(render(parts[0]))
         return
     try:
         print(write_managed_policies(Path(out), f"platform-{role}-{env}", parts, env))
     except OSError as exc:
-        raise Exit(
-            f"error: --out {out}: cannot write the policies there ({exc.strerror})", 1
+        raise PlatformError(
+            f"--out {out}: cannot write the policies there ({exc.strerror})"
         ) from None
 
 
@@ -463,92 +447,66 @@ def destroy(c, env="", layer="", force=False, yes=False):
     from toolbox.automation import ask
 
     _require_env("destroy", env)
-    try:
-        platform, _ = orchestration.resolve(env, layer)
-        runner = _runner()
-        if platform.protect:
-            print(f"note: {env} protects its stateful resources; pulumi refuses to delete them")
-        report = orchestration.destroy(
-            runner,
-            env,
-            layer or None,
-            force=force,
-            confirm=None if yes else ask,
-            preflight=_gate(env, "destroy", runner),
-        )
-    except (PlatformError, UnknownLayerError) as exc:
-        raise _fail_cleanly(exc) from None
+    platform, _ = orchestration.resolve(env, layer)
+    runner = _runner()
+    if platform.protect:
+        print(f"note: {env} protects its stateful resources; pulumi refuses to delete them")
+    report = orchestration.destroy(
+        runner,
+        env,
+        layer or None,
+        force=force,
+        confirm=None if yes else ask,
+        preflight=_gate(env, "destroy", runner),
+    )
     _finish(report)
 
 
 # -- checks -----------------------------------------------------------------------------------
 
 
-def _print_checks(results, what: str) -> None:
-    for result in results:
-        print("\n".join(result.lines()))
-    failed = [r.name for r in results if not r.ok]
-    if failed:
-        raise Exit(f"error: {what} failed: {', '.join(failed)}", code=1)
-
-
-@task(
-    help={
-        "fresh": "run every tool, reusing no verdict from build/checkcache (each is still"
-        " stored); default: reuse a tool's verdict while nothing it reads has changed"
-    }
-)
-def lint(c, fresh=False):
-    """Checks offline: ruff, basedpyright, yamllint, actionlint, zizmor (verdicts cached)."""
+@task()
+def lint(c):
+    """Checks offline: ruff, basedpyright, yamllint, actionlint, zizmor, import contracts."""
     from toolbox.checks import lint as run_lint
+    from toolbox.checks import report
 
-    try:
-        results = run_lint(fresh=fresh)
-    except PlatformError as exc:
-        raise _fail_cleanly(exc) from None
-    _print_checks(results, "lint")
+    report(run_lint(), "lint")
 
 
 @task(
     help={
         "allow_unaudited": "only warn when no vulnerability service is reachable (offline"
         " machine); default: fail",
-        "fresh": "run bandit even if build/checkcache holds its verdict for these files;"
-        " default: reuse it (the dependency audit is online and never reused)",
     }
 )
-def scan(c, allow_unaudited=False, fresh=False):
-    """Checks: bandit on the code (verdict cached), safety (or pip-audit) on uv.lock."""
+def scan(c, allow_unaudited=False):
+    """Checks: bandit on the code, safety (or pip-audit) on uv.lock (needs the internet)."""
+    from toolbox.checks import report
     from toolbox.checks import scan as run_scan
 
-    try:
-        results = run_scan(allow_unaudited=allow_unaudited, fresh=fresh)
-    except PlatformError as exc:
-        raise _fail_cleanly(exc) from None
-    _print_checks(results, "scan")
+    report(run_scan(allow_unaudited), "scan")
 
 
 @task(
     help={
         "quick": "the reduced set (fewer runs, 10 and 50 services, no suite run): < 1 min;"
         " default: the full set",
-        "save": "write bench/results.json (default: only for the full run)",
+        "save": "write bench/results.json after a --quick run too; default: only the full run"
+        " writes it",
         "baseline": "a git ref (e.g. main) whose synth is timed alternately with this tree's;"
         " default: none",
-        "suite": "time the test suite serially and in parallel; default: only in the full run",
+        "suite": "time the test suite in a --quick run too; default: only the full run does",
     }
 )
-def bench(c, quick=False, save=None, baseline="", suite=None):
+def bench(c, quick=False, save=False, baseline="", suite=False):
     """Bench: time the offline plan, its scaling, the parallel tests."""
     from bench.run import run, table
     from bench.run import save as save_results
 
-    try:
-        results = run(quick=quick, baseline=baseline, with_suite=suite)
-    except RuntimeError as exc:
-        raise _fail_cleanly(exc) from None
+    results = run(quick=quick, baseline=baseline, with_suite=suite or not quick)
     print(table(results))
-    if save if save is not None else not quick:
+    if save or not quick:
         print(f"results: {save_results(results).relative_to(Path.cwd())}")
 
 
@@ -608,8 +566,6 @@ def init(  # noqa: PLR0917 - one flag per value a team sets
     try:
         choices = resolve(given, account or [], region or [], ask=_ask if _terminal() else None)
         lines = run_init(choices)
-    except PlatformError as exc:
-        raise _fail_cleanly(exc) from None
     except EOFError:
         raise Exit("error: init: input ended before every value was given", code=1) from None
     print("\n".join(lines))
@@ -632,8 +588,8 @@ def bootstrap(c, env="", dry_run=False):
     try:
         boot = for_environment(env, dry_run=dry_run)
         steps = boot.run()
-    except (PlatformError, ValueError) as exc:
-        raise _fail_cleanly(exc) from None
+    except ValueError as exc:
+        raise PlatformError(str(exc)) from None
     except (ClientError, BotoCoreError) as exc:
         raise Exit(f"error: bootstrap {env}: {exc}", code=1) from None
     print("\n".join(report(steps, env, dry_run)))
@@ -655,16 +611,13 @@ def store_token(c, env="", file=""):
     from toolbox.bootstrap import read_token
     from toolbox.bootstrap import store_token as run_store_token
 
-    try:
-        if file:
-            token = read_token(Path(file))
-        elif _terminal():
-            token = getpass.getpass("GitHub token (not shown): ")
-        else:
-            raise PlatformError("store-token: no terminal to ask on: pass --file PATH")
-        print(run_store_token(env, token))
-    except PlatformError as exc:
-        raise _fail_cleanly(exc) from None
+    if file:
+        token = read_token(Path(file))
+    elif _terminal():
+        token = getpass.getpass("GitHub token (not shown): ")
+    else:
+        raise PlatformError("store-token: no terminal to ask on: pass --file PATH")
+    print(run_store_token(env, token))
 
 
 @task(
@@ -698,10 +651,7 @@ def diff(  # noqa: PLR0917
     from toolbox.diff import diff as plan_diff
     from toolbox.diff import github_outputs, selected_environments
 
-    try:
-        result = plan_diff(base or None, selected_environments(env, all_envs=all_envs))
-    except PlatformError as exc:
-        raise _fail_cleanly(exc) from None
+    result = plan_diff(base or None, selected_environments(env, all_envs=all_envs))
     if outputs_file:
         append_outputs(Path(outputs_file), github_outputs(result))
     if summary_file:
@@ -713,3 +663,41 @@ def diff(  # noqa: PLR0917
         print(result.markdown(), end="")
     else:
         print("\n".join(result.lines()))
+
+
+# -- the program ``./dev`` runs ----------------------------------------------------------------
+
+
+class Menu(Program):
+    """invoke's Program over this menu: no task lists the tasks, and a line invoke's parser
+    refuses (an unknown flag or task) reads ``error: ...`` like every other failure."""
+
+    def parse_core_args(self) -> None:
+        try:
+            super().parse_core_args()
+        except ParseError as exc:
+            raise ParseError(f"error: {exc}") from None
+
+    def parse_tasks(self) -> None:
+        try:
+            super().parse_tasks()
+        except ParseError as exc:
+            raise ParseError(f"error: {exc}") from None
+        # invoke gives a task's positional parameter any word, even --help
+        # (`./dev publish-source --help`): that word asks for the task's help.
+        for context in self.tasks:
+            if any(arg.value in ("-h", "--help") for arg in context.positional_args):
+                self.args.help.value = context.name
+
+    def no_tasks_given(self) -> None:
+        self.list_tasks()
+        raise Exit
+
+
+def menu() -> Menu:
+    """The program ``./dev`` runs, over this module's tasks."""
+    return Menu(namespace=Collection.from_module(sys.modules[__name__]), binary="./dev")
+
+
+if __name__ == "__main__":
+    menu().run()

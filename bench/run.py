@@ -26,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from shared.errors import PlatformError
 from shared.layers import REPO_ROOT, STACKS_DIR, names
 
 RESULTS = REPO_ROOT / "bench" / "results.json"
@@ -98,7 +99,7 @@ def timed(
         cpu.append(_children_cpu() - start_cpu)
         if result.returncode != 0:
             tail = (result.stdout + result.stderr).strip().splitlines()[-1:]
-            raise RuntimeError(f"{' '.join(command)} failed: {tail}")
+            raise PlatformError(f"{' '.join(command)} failed: {tail}")
     return Timing(times, cpu)
 
 
@@ -232,7 +233,7 @@ def summarize(points: Sequence[ScalePoint]) -> dict[str, Any]:
     for point in points:
         added = point.resources - point.base_resources
         if added <= 0:
-            raise RuntimeError("the pipeline layer ignores platform-pipeline:services")
+            raise PlatformError("the pipeline layer ignores platform-pipeline:services")
         rows.append(
             {
                 "services": point.services,
@@ -293,7 +294,7 @@ def alternate(jobs: Mapping[K, Job], runs: int) -> dict[K, Timing]:
 def suite(runs: int) -> dict[str, Any]:
     """`./dev test` warm (after one untimed run) with ``-n auto`` and with ``-n 0``, alternating."""
     command = [str(BIN / "invoke"), "test"]
-    timed(command, 1)  # warm: bytecode, build/plancache and build/checkcache filled
+    timed(command, 1)  # warm: bytecode and build/plancache filled
     serial_command = [*command, "--workers", "0"]
     timings = alternate({"parallel": Job(command), "serial": Job(serial_command)}, runs)
     serial, parallel = timings["serial"], timings["parallel"]

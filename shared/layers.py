@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from shared.errors import PlatformError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The repository's root folder."""
 
@@ -63,7 +65,7 @@ LAYERS: tuple[Layer, ...] = (
 )
 
 
-class UnknownLayerError(ValueError):
+class UnknownLayerError(PlatformError):
     """A layer name that is not in the graph."""
 
 

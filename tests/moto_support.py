@@ -15,7 +15,6 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
@@ -53,11 +52,11 @@ def moto_for_the_module(region: str):
     session keeping one client per service. Use ``fresh_account`` for state of a test's own."""
 
     @pytest.fixture(scope="module")
-    def moto_session() -> Iterator[OneClientEach]:
+    def moto_session(aws_session) -> Iterator[OneClientEach]:
         with pytest.MonkeyPatch.context() as patch:
             fake_credentials(patch, region)
             with mock_aws():
-                yield OneClientEach(boto3.Session(region_name=region))
+                yield OneClientEach(aws_session(region))
 
     return moto_session
 

@@ -170,13 +170,24 @@ def test_the_working_tree_counts_uncommitted_and_untracked_files(repo):
     assert result.layers == ALL
 
 
-@pytest.mark.parametrize("base", ["none", "0" * 40, "deadbeef" * 5])
+@pytest.mark.parametrize("base", ["none", "0" * 40])
 def test_a_base_that_names_no_commit_affects_every_layer(repo, base):
     result = affected.affected(base, root=repo)
 
     assert result.base is None
     assert result.layers == ALL
     assert "is not a commit in this clone" in result.reason
+
+
+@pytest.mark.parametrize("base", ["nonsense", "deadbeef" * 5])
+def test_any_other_base_that_is_no_commit_is_an_error(repo, base):
+    with pytest.raises(affected.GitError) as error:
+        affected.affected(base, root=repo)
+
+    assert str(error.value) == (
+        f"--base {base!r} is not a commit in this clone (allowed: a commit, branch or tag;"
+        " none or the all-zero SHA for every layer)"
+    )
 
 
 def test_the_default_base_is_where_the_branch_forked_from_main(repo):

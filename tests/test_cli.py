@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+import json
 import os
 import re
 import shutil
@@ -22,7 +23,9 @@ import pytest
 from invoke import Collection, Program
 
 import tasks
+from shared.errors import PlatformError
 from shared.layers import REPO_ROOT
+from toolbox import checks
 
 VENV_BIN = Path(sys.executable).parent
 COMMAND = re.compile(r"(?:\./dev|(?<=`)invoke) ([a-z][a-z-]*)((?: [^`\n|;)]*)?)")
@@ -281,29 +284,105 @@ def test_the_invoke_script_stops_a_config_mistake_in_one_line(checkout):
 # -- what a failure prints -------------------------------------------------------------------
 
 
-def test_a_failing_scan_prints_what_the_readme_says(monkeypatch, capsys):
-    """The README's block is what ``./dev scan`` prints when no audit service is reachable."""
-    import json
+def test_a_failing_scan_prints_what_the_readme_says(capsys):
+    """The README's block is what ``./dev scan`` prints when no audit service is reachable; it
+    writes N for the number of packages, which depends on the lock and the platform."""
+    unaudited = [{"name": f"p{i}", "version": "1", "skip_reason": "unreachable"} for i in range(3)]
 
-    from invoke import Context, Exit
-
-    from toolbox import checks
-
-    def fake(argv, cwd=None):
+    def offline(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         name = Path(argv[0]).name
+        if name == "uv":
+            Path(argv[argv.index("--output-file") + 1]).write_text("a==1\n", encoding="utf-8")
         if name == "pip-audit":
-            deps = [
-                {"name": f"p{i}", "version": "1", "skip_reason": "unreachable"} for i in range(106)
-            ]
-            return subprocess.CompletedProcess(argv, 1, json.dumps({"dependencies": deps}), "")
-        # bandit finds nothing, uv exports the lock, safety cannot reach its service (exit 1).
+            return subprocess.CompletedProcess(argv, 1, json.dumps({"dependencies": unaudited}))
+        # bandit finds nothing, safety cannot reach its service (exit 1).
         return subprocess.CompletedProcess(argv, 1 if name == "safety" else 0, "", "")
 
-    monkeypatch.setattr(checks, "execute", fake)
-    with pytest.raises(Exit) as error:
-        tasks.scan(Context())
-    printed = capsys.readouterr().out + f"error: {error.value.message.removeprefix('error: ')}\n"
-    assert error.value.code == 1
+    with pytest.raises(PlatformError) as error:
+        checks.report(checks.scan(execute=offline), "scan")
+    printed = capsys.readouterr().out + f"error: {error.value}\n"
+    assert "none of 3 locked packages audited" in printed
+    printed = printed.replace("none of 3 locked", "none of N locked")
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     block = readme.split("```text\n$ ./dev scan\n", 1)[1].split("```", 1)[0]
     assert printed == block
+
+
+# -- the menu itself ---------------------------------------------------------------------------
+
+
+def test_dev_alone_prints_the_menu():
+    """The real ``./dev`` script, as typed: no task lists the tasks, and exits 0."""
+    result = run([str(REPO_ROOT / "dev")])
+    assert result.returncode == 0, result.stderr
+    assert "synth" in result.stdout and "deploy" in result.stdout
+    assert "Core options" not in result.stdout  # the menu, not invoke's own options
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("synth", "--bogus"), "error: No idea what '--bogus' is!"),
+        (("--bogus",), "error: No idea what '--bogus' is!"),
+        (("nosuchtask",), "error: No idea what 'nosuchtask' is!"),
+        (("--hide",), "error: Flag <Argument: hide> needed value and was not given one!"),
+        (("synth", "--env"), "error: Flag <Argument: env (e)> needed value and was not given one!"),
+    ],
+    ids=["task flag", "unknown core flag", "task", "core flag without value", "without value"],
+)
+def test_what_invoke_cannot_parse_ends_in_the_error_line(cli, args, expected):
+    code, output = cli(*args)
+    assert code == 1
+    assert output == expected
+
+
+def test_publish_source_help_prints_help(cli):
+    """``--help`` in the place of the folder asks for help; it is not taken as the folder."""
+    code, output = cli("publish-source", "--help")
+    assert code == 0
+    assert "Usage: ./dev [--core-opts] publish-source" in output
+    assert "-p STRING, --path=STRING" in output
+
+
+def test_publish_source_checks_its_folder_before_anything_else(cli, tmp_path):
+    # No --env either, and no Pulumi CLI here: the folder is named first.
+    code, output = cli("publish-source", str(tmp_path / "nope"))
+    assert code == 1
+    assert output == (
+        f"error: {tmp_path / 'nope'}: not a folder (allowed: the application's source folder)"
+    )
+
+
+def test_bench_save_is_a_flag_that_takes_no_value():
+    task = Collection.from_module(tasks)["bench"]
+    flags = {argument.name: argument for argument in task.get_arguments()}
+    assert flags["save"].kind is bool
+    assert flags["suite"].kind is bool
+
+
+def test_affected_with_a_base_that_is_no_commit_fails_in_one_line(cli):
+    code, output = cli("affected", "--base", "nonsense")
+    assert code == 1
+    assert output == (
+        "error: --base 'nonsense' is not a commit in this clone (allowed: a commit, branch or"
+        " tag; none or the all-zero SHA for every layer)"
+    )
+
+
+def test_synth_prints_the_summary_last(cli):
+    code, output = cli("synth", "--layer", "registry", "--tree")
+    assert code == 0, output
+    lines = output.splitlines()
+    # "registry (<stack>): N resources -> build/plan/dev/registry.json", then the counts.
+    (summary,) = [i for i, line in enumerate(lines) if line.startswith("registry (")]
+    assert lines[summary].endswith(" -> build/plan/dev/registry.json")
+    assert lines[0] == "registry tree:"
+    assert any(line.startswith("  - ") for line in lines[:summary])
+    assert not any(line.startswith("  - ") for line in lines[summary:])
+    assert "registry tree:" in lines
+
+
+def test_synth_prints_the_tree_only_when_asked(cli):
+    code, output = cli("synth", "--layer", "registry")
+    assert code == 0, output
+    assert "tree:" not in output

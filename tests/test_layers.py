@@ -1,9 +1,9 @@
-"""The layer graph is written once, and every layer folder is a real Pulumi project."""
+"""The layer graph is written once, and every layer folder is a real Pulumi project.
+
+Which package may import which is import-linter's (``[tool.importlinter]``, run by ``./dev lint``).
+"""
 
 from __future__ import annotations
-
-import ast
-from pathlib import Path
 
 import pytest
 import yaml
@@ -66,36 +66,3 @@ def test_stack_files_hold_only_namespaced_deltas(layer):
         for key, value in (stack.get("config") or {}).items():
             assert ":" in key
             assert defaults.get(key) != value, f"{env}: {key} repeats the default"
-
-
-def _imported_packages(path: Path) -> set[str]:
-    """The top-level packages a module imports (absolute imports only)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.add(node.module.split(".")[0])
-    return found
-
-
-@pytest.mark.parametrize(
-    ("folder", "forbidden"),
-    [
-        # The library: what a layer's program imports. It imports nothing above it.
-        ("shared", {"toolbox", "policies", "tasks", "bench", "tests"}),
-        # A layer's program imports the library only, never the operator's tools.
-        ("stacks", {"toolbox", "policies", "tasks", "bench", "tests"}),
-        # The policy pack runs inside `pulumi preview`: the library, never the toolbox.
-        ("policies", {"toolbox", "tasks", "bench", "tests"}),
-    ],
-)
-def test_arrows_point_from_the_toolbox_to_the_library_only(folder, forbidden):
-    root = Path(__file__).resolve().parent.parent
-    offenders = {
-        str(path.relative_to(root)): sorted(_imported_packages(path) & forbidden)
-        for path in sorted((root / folder).rglob("*.py"))
-        if _imported_packages(path) & forbidden
-    }
-    assert offenders == {}

@@ -161,28 +161,33 @@ class Recorder:
 def recorded() -> Iterator[Callable[[str], list[Call]]]:
     """The calls of a verify run (``"verify"``) and of each preflight variant, each recorded the
     first time a test asks, in an account of its own (moto as dev's account, credentials and the
-    region set), then kept for the module: the tests only read them."""
+    region set), then kept for the module: the tests only read them. One boto3 Session serves
+    every run (botocore decodes each service's model once per Session), recorded anew each run."""
     made: dict[str, list[Call]] = {}
     with pytest.MonkeyPatch.context() as patch:
         for name in ("AWS_PROFILE", "AWS_REGION"):
             patch.delenv(name, raising=False)
         fake_credentials(patch, REGION)
         patch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)
+        real = boto3.Session(region_name=REGION)
+        recorder = Recorder()
+        recorder.attach(real.events)
 
         def calls(run: str) -> list[Call]:
             if run not in made:
+                recorder.calls = []
                 with mock_aws():
-                    made[run] = verify_calls() if run == "verify" else preflight_calls(run)
+                    if run == "verify":
+                        made[run] = verify_calls(real, recorder)
+                    else:
+                        made[run] = preflight_calls(run, real, recorder)
             return made[run]
 
         yield calls
 
 
-def verify_calls() -> list[Call]:
+def verify_calls(real: Any, recorder: Recorder) -> list[Call]:
     """Every call of a verify run on a conforming account (each check passes)."""
-    real = boto3.Session(region_name=REGION)
-    recorder = Recorder()
-    recorder.attach(real.events)
     session = Session(real)
     outputs = deploy_conforming_account(session)
     recorder.on = True
@@ -289,12 +294,9 @@ def _preflight(session: Any, secret_arn: str, **overrides: Any) -> Preflight:
     return Preflight("dev", session, **options)
 
 
-def preflight_calls(variant: str) -> list[Call]:
+def preflight_calls(variant: str, real: Any, recorder: Recorder) -> list[Call]:
     """Every call of a preflight before a preview (all its checks), and of the token check a
     deploy makes before the pipeline layer; ``variant`` picks dev's config or another."""
-    real = boto3.Session(region_name=REGION)
-    recorder = Recorder()
-    recorder.attach(real.events)
     session = OneClientEach(real)
     secret = build_account(session)
     overrides: dict[str, Any] = {}

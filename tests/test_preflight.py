@@ -51,7 +51,7 @@ EVERY_CHECK = [
 
 
 @pytest.fixture(scope="module")
-def account() -> Iterator[Account]:
+def account(aws_session) -> Iterator[Account]:
     """One moto account 111111111111 (dev's) per module, built once as a team would have it.
 
     The tests read it and pass; a test that needs a piece missing takes it away with
@@ -66,7 +66,7 @@ def account() -> Iterator[Account]:
         patch.setenv("AWS_DEFAULT_REGION", REGION)
         patch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)
         with mock_aws():
-            session = OneClientEach(boto3.Session())
+            session = OneClientEach(aws_session(REGION))
             yield Account(session, build_account(session))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import zipfile
 
-import boto3
 import pytest
 from invoke import Context, Exit
 from moto import mock_aws
@@ -40,9 +39,9 @@ def app(tmp_path):
 
 
 @pytest.fixture
-def s3():
+def s3(aws_session):
     with mock_aws():
-        session = boto3.Session(region_name="us-east-1")
+        session = aws_session("us-east-1")
         client = session.client("s3")
         client.create_bucket(Bucket=BUCKET)
         client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})

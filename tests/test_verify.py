@@ -6,7 +6,6 @@ import io
 import json
 import zipfile
 
-import boto3
 import pytest
 from moto import mock_aws
 
@@ -470,12 +469,12 @@ RESTORES = {
 
 
 @pytest.fixture(scope="module")
-def account():
+def account(aws_session):
     """One conforming account for the module: the tests read it, or drift it and put it back."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         fake_credentials(monkeypatch, REGION)
         with mock_aws():
-            session = Session(boto3.Session(region_name=REGION))
+            session = Session(aws_session(REGION))
             yield session, deploy_conforming_account(session)
 
 

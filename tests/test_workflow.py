@@ -149,8 +149,11 @@ def test_source_computes_the_affected_layers_as_job_outputs(workflow):
         './dev affected --base "$BASE" --json --outputs-file "$GITHUB_OUTPUT"'
         ' --summary-file "$GITHUB_STEP_SUMMARY"'
     )
-    # The push's previous head; nothing (a manual run) names no commit: every layer.
-    assert step["env"]["BASE"] == "${{ github.event.before || 'none' }}"
+    # The push's previous head; a force-push (whose previous head is gone from the clone) and
+    # nothing (a manual run) name no commit: every layer.
+    assert step["env"]["BASE"] == (
+        "${{ github.event.forced && 'none' || github.event.before || 'none' }}"
+    )
     assert source["outputs"] == {
         "layers": "${{ steps.affected.outputs.layers }}",
         "any": "${{ steps.affected.outputs.any }}",
@@ -249,8 +252,12 @@ def tasks_in_collection() -> list[str]:
     return list(Collection.from_module(tasks).task_names)
 
 
-def test_the_ci_script_runs_the_same_test_command():
-    assert "./dev test" in Path(REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+def test_the_ci_script_runs_the_readmes_command_lint_then_the_tests():
+    steps = Path(REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert "set -euo pipefail" in steps
+    assert [line for line in steps if line.startswith("./dev")] == ["./dev lint", "./dev test"]
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "./dev lint && ./dev test" in readme
 
 
 # -- drift.yml ------------------------------------------------------------------------------------

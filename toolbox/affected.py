@@ -223,15 +223,20 @@ def affected(base: str | None = None, head: str | None = None, root: Path = REPO
     """The layers whose inputs changed between ``base`` and ``head``, plus their downstream.
 
     ``base`` defaults to :func:`default_base`; ``head`` to the working tree (uncommitted and
-    untracked files count). A base that names no commit (GitHub's all-zero ``before`` on a new
-    branch, a SHA lost to a force-push or a shallow clone, ``none``) makes every layer affected:
-    when in doubt, preview and deploy.
+    untracked files count). The bases that name no commit on purpose (GitHub's all-zero
+    ``before`` on a new branch, ``none``) make every layer affected; any other base that is not a
+    commit in this clone is a GitError, not a guess.
     """
     require_work_tree(root)
     chosen = default_base(root) if base is None or not base.strip() else base.strip()
     resolved = resolve_commit(root, chosen)
     shown_head = head or "working tree"
     if resolved is None:
+        if chosen.lower() not in UNKNOWN_BASES:
+            raise GitError(
+                f"--base {chosen!r} is not a commit in this clone (allowed: a commit, branch or"
+                f" tag; none or the all-zero SHA for every layer)"
+            )
         reason = f"base {chosen or 'none'!r} is not a commit in this clone"
         return Affected(None, shown_head, (), names(), names(), reason)
     files = changed_files(root, resolved, head)

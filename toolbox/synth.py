@@ -1,8 +1,8 @@
 """``./dev synth``: the offline plan written to disk, with the policy verdicts, and its summary.
 
 Per layer it writes ``build/plan/<env>/<layer>.json`` (deterministic, secrets redacted) and the
-verdicts of the policy pack over it, ``<layer>.policy.json``, and prints the resources per type,
-the verdicts and the component tree, like ``cdk synth`` with cdk-nag.
+verdicts of the policy pack over it, ``<layer>.policy.json``, and prints the resources per type
+and the verdicts (after the component tree, when asked for it), like ``cdk synth`` with cdk-nag.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def check_specs(environment: str, plans: dict[str, LayerPlan], target: Path) -> 
 
 
 def summary(result: SynthResult) -> str:
-    """Resources per layer and type, then each layer's tree of components and resources."""
+    """Resources per layer and type, and the policies' verdicts: the outcome, printed last."""
     lines: list[str] = []
     for name, plan in result.plans.items():
         lines.append(
@@ -84,10 +84,16 @@ def summary(result: SynthResult) -> str:
     idle = unexamined(result.verdicts.values())
     if idle:
         lines.append(f"policies that examined no resource of these layers: {', '.join(idle)}")
+    return "\n".join(lines)
+
+
+def trees(result: SynthResult) -> str:
+    """Each layer's tree of components and resources (``./dev synth --tree``)."""
+    lines: list[str] = []
     for name, plan in result.plans.items():
-        lines.append("")
         lines.append(f"{name} tree:")
         lines.extend(tree(plan))
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -133,7 +133,7 @@ def operator_roles(environment: str, plans: Iterable[Any]) -> dict[str, dict[str
     state = op.state_bucket(EXAMPLE_STATE)
     outside = None
     if any(plan.layer == "pipeline" for plan in plans):
-        from toolbox.preflight import read_pipeline_args
+        from toolbox.layer_config import read_pipeline_args
 
         outside = op.outside_of(read_pipeline_args(environment))
     return {
