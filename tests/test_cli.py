@@ -284,9 +284,10 @@ def test_the_invoke_script_stops_a_config_mistake_in_one_line(checkout):
 # -- what a failure prints -------------------------------------------------------------------
 
 
-def test_a_failing_scan_prints_what_the_readme_says(capsys):
-    """The README's block is what ``./dev scan`` prints when no audit service is reachable; it
-    writes N for the number of packages, which depends on the lock and the platform."""
+def test_a_failing_scan_prints_what_the_docs_say(capsys):
+    """docs/operations.md's block is what ``./dev scan`` prints when no audit service is
+    reachable; it writes N for the number of packages, which depends on the lock and the
+    platform."""
     unaudited = [{"name": f"p{i}", "version": "1", "skip_reason": "unreachable"} for i in range(3)]
 
     def offline(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -303,8 +304,8 @@ def test_a_failing_scan_prints_what_the_readme_says(capsys):
     printed = capsys.readouterr().out + f"error: {error.value}\n"
     assert "none of 3 locked packages audited" in printed
     printed = printed.replace("none of 3 locked", "none of N locked")
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme.split("```text\n$ ./dev scan\n", 1)[1].split("```", 1)[0]
+    docs = (REPO_ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    block = docs.split("```text\n$ ./dev scan\n", 1)[1].split("```", 1)[0]
     assert printed == block
 
 
