@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import PlatformError
+from shared.iam import as_list, statements
 from shared.layers import REPO_ROOT, names
 from shared.settings import environments
 from toolbox.affected import (
@@ -170,12 +171,6 @@ def policy_document(value: Any) -> dict[str, Any] | None:
     return None
 
 
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -212,14 +207,14 @@ class Statement:
         for operator, tests in (raw.get("Condition") or {}).items():
             for key, values in (tests or {}).items():
                 conditions[(str(operator), str(key).lower())] = frozenset(
-                    _text(v) for v in _as_list(values)
+                    _text(v) for v in as_list(values)
                 )
         return cls(
             sid=sid,
             effect=str(raw.get("Effect", "Allow")),
-            actions=frozenset(str(a) for a in _as_list(actions)),
+            actions=frozenset(str(a) for a in as_list(actions)),
             negated_actions=not_actions,
-            resources=None if resources is None else frozenset(map(str, _as_list(resources))),
+            resources=None if resources is None else frozenset(map(str, as_list(resources))),
             negated_resources=not_resources,
             principals=None if principals is None else _principals(principals),
             negated_principals=not_principals,
@@ -238,9 +233,9 @@ def _principals(value: Any) -> frozenset[tuple[str, str]]:
         return frozenset({("AWS", "*")})
     if isinstance(value, dict):
         return frozenset(
-            (str(kind), str(item)) for kind, items in value.items() for item in _as_list(items)
+            (str(kind), str(item)) for kind, items in value.items() for item in as_list(items)
         )
-    return frozenset(("AWS", str(item)) for item in _as_list(value))
+    return frozenset(("AWS", str(item)) for item in as_list(value))
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
@@ -483,7 +478,7 @@ def compare_statement(
 def _statements(document: Mapping[str, Any] | None) -> list[Statement]:
     if document is None:
         return []
-    raw = [s for s in _as_list(document.get("Statement")) if isinstance(s, dict)]
+    raw = [s for s in statements(document) if isinstance(s, dict)]
     return [Statement.parse(s, str(s.get("Sid") or f"#{n}")) for n, s in enumerate(raw, 1)]
 
 
