@@ -25,6 +25,8 @@ from shared.iam import (
     SOURCE_KEYS,
     TRUST_CONDITION_KEYS,
     WILDCARD_ALLOWED,
+    as_list,
+    statements,
 )
 from shared.naming import REQUIRED_TAGS
 
@@ -83,17 +85,6 @@ def _doc(value: Any) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def _statements(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    statements = doc.get("Statement", [])
-    return [statements] if isinstance(statements, dict) else list(statements)
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
-
-
 # --- S3 -----------------------------------------------------------------------------------
 
 BUCKET = "aws:s3/bucket:Bucket"
@@ -146,11 +137,11 @@ def tls_only(r: Resource) -> Iterator[str]:
     doc = _doc(r.props.get("policy"))
     if doc is None:
         return
-    for statement in _statements(doc):
+    for statement in statements(doc):
         condition = statement.get("Condition") or {}
         secure = (condition.get("Bool") or {}).get("aws:SecureTransport")
         if statement.get("Effect") == "Deny" and "false" in [
-            str(v).lower() for v in _as_list(secure)
+            str(v).lower() for v in as_list(secure)
         ]:
             return
     yield _say(
@@ -469,14 +460,14 @@ def _allows(r: Resource) -> Iterator[dict[str, Any]]:
     doc = _doc(r.props.get(key)) if key else None
     if doc is None:
         return
-    for statement in _statements(doc):
+    for statement in statements(doc):
         if statement.get("Effect") == "Allow":
             yield statement
 
 
 def no_wildcard_action(r: Resource) -> Iterator[str]:
     for statement in _allows(r):
-        wild = [a for a in _as_list(statement.get("Action")) if a == "*" or str(a).endswith(":*")]
+        wild = [a for a in as_list(statement.get("Action")) if a == "*" or str(a).endswith(":*")]
         if wild:
             yield _say(
                 r,
@@ -489,9 +480,9 @@ def no_wildcard_resource(r: Resource) -> Iterator[str]:
     if r.type == "aws:kms/key:Key":
         return  # KEY_POLICY_WILDCARD_REASON: in a key policy, "*" is the key itself
     for statement in _allows(r):
-        if "*" not in _as_list(statement.get("Resource")):
+        if "*" not in as_list(statement.get("Resource")):
             continue
-        extra = sorted(set(_as_list(statement.get("Action"))) - set(WILDCARD_ALLOWED))
+        extra = sorted(set(as_list(statement.get("Action"))) - set(WILDCARD_ALLOWED))
         if extra:
             yield _say(
                 r,
@@ -509,7 +500,7 @@ def trust_has_source_conditions(r: Resource) -> Iterator[str]:
     if r.type != "aws:iam/role:Role":
         return
     for statement in _allows(r):
-        services = _as_list((statement.get("Principal") or {}).get("Service"))
+        services = as_list((statement.get("Principal") or {}).get("Service"))
         if not services:
             continue
         keys = {k for test in (statement.get("Condition") or {}).values() for k in test}
@@ -540,7 +531,7 @@ def trust_has_source_conditions(r: Resource) -> Iterator[str]:
 
 def passrole_scoped(r: Resource) -> Iterator[str]:
     for statement in _allows(r):
-        if "iam:PassRole" not in _as_list(statement.get("Action")):
+        if "iam:PassRole" not in as_list(statement.get("Action")):
             continue
         keys = {k for test in (statement.get("Condition") or {}).values() for k in test}
         if "iam:PassedToService" not in keys:

@@ -190,3 +190,17 @@ def pass_role(sid: str, role_arns: Sequence[pulumi.Input[str]], service: str) ->
 def arn(service: str, region: str, account_id: str, resource: str, partition: str = "aws") -> str:
     """An ARN from its parts, for resources that are referenced before they exist."""
     return f"arn:{partition}:{service}:{region}:{account_id}:{resource}"
+
+
+def statements(document: Mapping[str, Any]) -> list[Any]:
+    """A parsed policy document's statements (IAM allows one as an object rather than a list);
+    for every reader of a plan's documents: the policy pack, the specs checks, the plan diff."""
+    found = document.get("Statement")
+    return as_list(found)
+
+
+def as_list(value: Any) -> list[Any]:
+    """The values of a policy element, which IAM allows as one value or a list (None: none)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]

@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -319,6 +320,23 @@ def test_an_unmapped_input_possibly_replaces_when_a_create_only_property_is_unac
     assert replacement(ROLE, ["inlinePolicies"], ["name", "path", "inlinePolicies"]) == {
         "inlinePolicies": "no"
     }
+
+
+def test_the_diff_and_synths_record_name_a_create_only_input_alike():
+    # One name table (toolbox/specs/schemas.py) maps pulumi-aws's principalOrgId to the schema's
+    # create-only PrincipalOrgID, for the diff's verdict and for synth's record of create-only
+    # inputs in <layer>.specs.json.
+    from toolbox.specs import schemas
+
+    inputs = {"action": "lambda:InvokeFunction", "function": "recorder",
+              "principal": "events.amazonaws.com", "principalOrgId": "o-aaaaaaaaaa"}  # fmt: skip
+    old = resource("aws:lambda/permission:Permission", "invoke", **inputs)
+    new = resource("aws:lambda/permission:Permission", "invoke",
+                   **dict(inputs, principalOrgId="o-bbbbbbbbbb"))  # fmt: skip
+
+    assert one(old, new).note == "replaced: create-only principalOrgId (PrincipalOrgID)"
+    planned = SimpleNamespace(type=new["type"], name="invoke", inputs=new["inputs"], custom=True)
+    assert "principalOrgId" in schemas.check("x", planned).create_only
 
 
 def test_a_type_without_a_schema_is_not_judged():

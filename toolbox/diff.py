@@ -16,17 +16,18 @@ Otherwise both sides plan every layer of the environment.
 
 Per resource (matched by URN): added, removed, updated, replaced or possibly replaced, with the
 changed properties (old -> new; secrets are already ``[secret]`` in the plans). Whether a change
-forces a replacement comes from AWS's CloudFormation resource schemas (cfn-lint ships them):
-the Pulumi type maps to a CloudFormation type and each changed input to a property by a
-name-normalising default (``name`` -> ``RepositoryName``, ``bucket`` -> ``BucketName``,
-``assumeRolePolicy`` -> ``AssumeRolePolicyDocument``, plurals to singulars):
+forces a replacement comes from AWS's CloudFormation resource schemas, read by the same code that
+checks the plan's inputs against them (:func:`toolbox.specs.schemas.replacement`: the Pulumi
+type's CloudFormation type and each input's schema property, by its name tables, so ``synth``'s
+recorded create-only inputs and this diff cannot disagree):
 
 - a change to a create-only property replaces the resource;
-- a change to a property that maps to no schema property *possibly* replaces it when the type
+- a change to an input that maps to no schema property *possibly* replaces it when the type
   has create-only properties that none of the resource's inputs maps to (one of those may be
   the one that changed); when every create-only property is accounted for, it is an update;
-- a type with no CloudFormation schema (S3's versioning, ECR's lifecycle policy) is an update
-  whose replacement is "not judged".
+  so does a change to a property with a create-only part;
+- a type with no schema of its own (S3's versioning and ECR's lifecycle policy are properties of
+  the bucket's and the repository's) is an update whose replacement is "not judged".
 
 Policy documents (any input that is JSON with a ``Statement``: trust, inline, managed, key,
 bucket, queue, topic, repository policies; a Lambda permission is read as the one statement it
@@ -62,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import PlatformError
+from shared.iam import as_list, statements
 from shared.layers import REPO_ROOT, names
 from shared.settings import environments
 from toolbox.affected import (
@@ -73,6 +75,7 @@ from toolbox.affected import (
     resolve_commit,
     with_downstream,
 )
+from toolbox.specs.schemas import replacement as schema_facts
 
 PLAN_CODE = ("toolbox/", "tasks.py")
 """Files that shape every plan besides the layers' own inputs: the offline plan and its task."""
@@ -168,12 +171,6 @@ def policy_document(value: Any) -> dict[str, Any] | None:
     return None
 
 
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -210,14 +207,14 @@ class Statement:
         for operator, tests in (raw.get("Condition") or {}).items():
             for key, values in (tests or {}).items():
                 conditions[(str(operator), str(key).lower())] = frozenset(
-                    _text(v) for v in _as_list(values)
+                    _text(v) for v in as_list(values)
                 )
         return cls(
             sid=sid,
             effect=str(raw.get("Effect", "Allow")),
-            actions=frozenset(str(a) for a in _as_list(actions)),
+            actions=frozenset(str(a) for a in as_list(actions)),
             negated_actions=not_actions,
-            resources=None if resources is None else frozenset(map(str, _as_list(resources))),
+            resources=None if resources is None else frozenset(map(str, as_list(resources))),
             negated_resources=not_resources,
             principals=None if principals is None else _principals(principals),
             negated_principals=not_principals,
@@ -236,9 +233,9 @@ def _principals(value: Any) -> frozenset[tuple[str, str]]:
         return frozenset({("AWS", "*")})
     if isinstance(value, dict):
         return frozenset(
-            (str(kind), str(item)) for kind, items in value.items() for item in _as_list(items)
+            (str(kind), str(item)) for kind, items in value.items() for item in as_list(items)
         )
-    return frozenset(("AWS", str(item)) for item in _as_list(value))
+    return frozenset(("AWS", str(item)) for item in as_list(value))
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
@@ -481,7 +478,7 @@ def compare_statement(
 def _statements(document: Mapping[str, Any] | None) -> list[Statement]:
     if document is None:
         return []
-    raw = [s for s in _as_list(document.get("Statement")) if isinstance(s, dict)]
+    raw = [s for s in statements(document) if isinstance(s, dict)]
     return [Statement.parse(s, str(s.get("Sid") or f"#{n}")) for n, s in enumerate(raw, 1)]
 
 
@@ -581,91 +578,6 @@ class PolicyChange:
 
 # -- replacement, from the CloudFormation resource schemas ---------------------------------------
 
-CFN_TYPES = {
-    "aws:cloudwatch/eventRule:EventRule": "AWS::Events::Rule",
-    "aws:cloudwatch/logGroup:LogGroup": "AWS::Logs::LogGroup",
-    "aws:cloudwatch/metricAlarm:MetricAlarm": "AWS::CloudWatch::Alarm",
-    "aws:sns/topicSubscription:TopicSubscription": "AWS::SNS::Subscription",
-}
-"""Pulumi types whose CloudFormation type is not ``AWS::<Module>::<Resource>``."""
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-@functools.cache
-def _cfn_index() -> dict[tuple[str, str], tuple[str, str]]:
-    """(service, resource) normalised -> (CloudFormation type, schema file) from cfn-lint."""
-    import cfnlint
-
-    folder = Path(cfnlint.__file__).parent / "data" / "schemas"
-    listing = json.loads((folder / "providers" / "us-east-1.json").read_text(encoding="utf-8"))
-    index: dict[tuple[str, str], tuple[str, str]] = {}
-    for cfn_type, digest in listing.items():
-        parts = cfn_type.split("::")
-        if len(parts) == 3:
-            path = folder / "resources" / f"{digest}.json"
-            index[(_norm(parts[1]), _norm(parts[2]))] = (cfn_type, str(path))
-    return index
-
-
-@dataclass(frozen=True)
-class Schema:
-    """What one CloudFormation type says about replacement."""
-
-    cfn_type: str
-    properties: tuple[str, ...]
-    create_only: frozenset[str]
-    """Top-level properties that cannot be updated in place."""
-    nested_create_only: frozenset[str]
-    """Top-level properties with a create-only part (``EncryptionConfiguration/KmsKey``)."""
-
-    def property_for(self, pulumi_input: str) -> str | None:
-        """The schema property a Pulumi input sets, by name, or None."""
-        resource = self.cfn_type.split("::")[-1]
-        words = re.findall(r"[A-Z][a-z0-9]*", resource)
-        wanted = _norm(pulumi_input)
-        candidates = (
-            wanted,
-            wanted.removesuffix("s"),  # encryptionConfigurations: EncryptionConfiguration
-            wanted + "document",  # policy: PolicyDocument, assumeRolePolicy: ...Document
-            wanted + "arn",  # topic: TopicArn
-            wanted + "name",  # bucket: BucketName, role: RoleName
-            # name: RepositoryName, LogGroupName, PolicyName (of a RolePolicy)
-            *(_norm("".join(words[n:])) + wanted for n in range(len(words))),
-        )
-        by_norm = {_norm(p): p for p in self.properties}
-        for candidate in candidates:
-            if candidate in by_norm:
-                return by_norm[candidate]
-        return None
-
-
-@functools.cache
-def schema_for(pulumi_type: str) -> Schema | None:
-    """The CloudFormation schema behind a Pulumi AWS type, or None when it has none."""
-    cfn_type = CFN_TYPES.get(pulumi_type)
-    index = _cfn_index()
-    entry = None
-    if cfn_type is not None:
-        entry = next((e for e in index.values() if e[0] == cfn_type), None)
-    else:
-        match = re.fullmatch(r"aws:([\w-]+)/\w+:(\w+)", pulumi_type)
-        if match:
-            entry = index.get((_norm(match[1]), _norm(match[2])))
-    if entry is None:
-        return None
-    raw = json.loads(Path(entry[1]).read_text(encoding="utf-8"))
-    paths = [p.removeprefix("/properties/").split("/") for p in raw.get("createOnlyProperties", [])]
-    return Schema(
-        cfn_type=entry[0],
-        properties=tuple(raw.get("properties", {})),
-        create_only=frozenset(p[0] for p in paths if len(p) == 1),
-        nested_create_only=frozenset(p[0] for p in paths if len(p) > 1),
-    )
-
-
 PROVIDER_ONLY = frozenset({"forceDestroy", "forceDelete", "skipDestroy", "tagsAll"})
 """Inputs the Pulumi provider acts on itself (on delete, or tags merged from the provider's
 defaults): no AWS API receives them as a property, so they never replace a resource."""
@@ -677,7 +589,7 @@ def replacement(pulumi_type: str, changed: Iterable[str], inputs: Iterable[str])
     ``inputs`` are every input the resource has on either side: a create-only property that
     one of them maps to is accounted for, so an input that maps to nothing cannot be it.
     """
-    schema = schema_for(pulumi_type)
+    schema = schema_facts(pulumi_type)
     changed = tuple(changed)
     if schema is None:
         return {name: "no" if name in PROVIDER_ONLY else "not judged" for name in changed}
@@ -885,7 +797,7 @@ def compare_resource(
     judged = {*verdicts.values(), *(o.replaces for o in options)}
     forced = sorted(top for top, v in verdicts.items() if v == "yes")
     if forced:
-        schema = schema_for(type_)
+        schema = schema_facts(type_)
         shown = [f"{top} ({schema.property_for(top)})" if schema else top for top in forced]
         action, note = "replace", f"replaced: create-only {', '.join(shown)}"
     elif "maybe" in judged:
@@ -1238,6 +1150,5 @@ __all__ = [
     "github_outputs",
     "plan_tree",
     "replacement",
-    "schema_for",
     "selected_environments",
 ]

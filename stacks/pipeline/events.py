@@ -232,34 +232,22 @@ def failure_notification(
 ) -> aws.cloudwatch.EventRule:
     """The rule on failed executions and its target, the foundation's failure topic."""
     pipeline_name = names.pipeline(args.label)
-    rule = aws.cloudwatch.EventRule(
+    return _to_failure_topic(
         resource_name,
         name=names.rule(args.label, "failed"),
         description=f"Failed executions of {pipeline_name}, to the failure topic",
-        event_pattern=json.dumps(failure_pattern(pipeline_name), sort_keys=True),
+        pattern=failure_pattern(pipeline_name),
+        input_paths={
+            "pipeline": "$.detail.pipeline",
+            "execution": "$.detail.execution-id",
+            "region": "$.region",
+            "time": "$.time",
+        },
+        template=FAILURE_MESSAGE,
+        topic_arn=topic_arn,
+        dead_letter_queue=dead_letter_queue,
         opts=opts,
     )
-    aws.cloudwatch.EventTarget(
-        f"{resource_name}-topic",
-        rule=rule.name,
-        target_id="failure-topic",
-        arn=topic_arn,
-        input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
-            input_paths={
-                "pipeline": "$.detail.pipeline",
-                "execution": "$.detail.execution-id",
-                "region": "$.region",
-                "time": "$.time",
-            },
-            input_template=FAILURE_MESSAGE,
-        ),
-        retry_policy=RETRY,
-        dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(
-            arn=dead_letter_queue.arn
-        ),
-        opts=opts,
-    )
-    return rule
 
 
 def service_failures(
@@ -275,26 +263,52 @@ def service_failures(
     The target retries and dead-letters like every other; the topic policy names this rule.
     """
     project_names = [names.project(args.label, service.key) for service in args.services]
-    rule = aws.cloudwatch.EventRule(
+    return _to_failure_topic(
         name,
         name=names.rule(args.label, "service-failed"),
         description="Failed builds of the standalone service projects, to the failure topic",
-        event_pattern=json.dumps(service_failed_pattern(project_names), sort_keys=True),
+        pattern=service_failed_pattern(project_names),
+        input_paths={
+            "build": "$.detail.build-id",
+            "project": "$.detail.project-name",
+            "time": "$.time",
+            "logs": "$.detail.additional-information.logs.deep-link",
+        },
+        template=SERVICE_FAILED_MESSAGE,
+        topic_arn=topic_arn,
+        dead_letter_queue=dead_letter_queue,
+        opts=opts,
+    )
+
+
+def _to_failure_topic(
+    resource_name: str,
+    *,
+    name: str,
+    description: str,
+    pattern: dict[str, Any],
+    input_paths: dict[str, str],
+    template: str,
+    topic_arn: pulumi.Input[str],
+    dead_letter_queue: aws.sqs.Queue,
+    opts: pulumi.ResourceOptions,
+) -> aws.cloudwatch.EventRule:
+    """A rule whose events, read by ``input_paths`` into ``template``, go to the failure topic;
+    its target retries, then dead-letters into ``dead_letter_queue`` like every other target."""
+    rule = aws.cloudwatch.EventRule(
+        resource_name,
+        name=name,
+        description=description,
+        event_pattern=json.dumps(pattern, sort_keys=True),
         opts=opts,
     )
     aws.cloudwatch.EventTarget(
-        f"{name}-topic",
+        f"{resource_name}-topic",
         rule=rule.name,
         target_id="failure-topic",
         arn=topic_arn,
         input_transformer=aws.cloudwatch.EventTargetInputTransformerArgs(
-            input_paths={
-                "build": "$.detail.build-id",
-                "project": "$.detail.project-name",
-                "time": "$.time",
-                "logs": "$.detail.additional-information.logs.deep-link",
-            },
-            input_template=SERVICE_FAILED_MESSAGE,
+            input_paths=input_paths, input_template=template
         ),
         retry_policy=RETRY,
         dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(

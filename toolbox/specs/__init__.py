@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.iam import statements
 from toolbox.specs import handlers, sar, schemas
 from toolbox.specs.data import sar as load_sar
 from toolbox.specs.data import versions
@@ -63,15 +64,20 @@ class LayerSpecs:
         return json.dumps(body, indent=2, sort_keys=True) + "\n"
 
 
-def check_layer(plan: Any, region: str = "us-east-1") -> LayerSpecs:
-    """The SAR and schema checks of one layer's plan (a ``LayerPlan`` or the same shape)."""
-    docs = list(sar.documents(plan.layer, plan.resources))
+def _against_sar(documents: Iterable[sar.Document]) -> tuple[list[Finding], int]:
+    """The SAR's findings on ``documents`` and how many statements they hold (the SAR of only
+    their services is loaded)."""
+    docs = list(documents)
     oracle = load_sar(sar.prefixes(docs))
     findings: list[Finding] = []
-    statements = 0
     for doc in docs:
-        statements += len(sar.statements(doc.body))
         findings += sar.check(doc, oracle)
+    return findings, sum(len(statements(doc.body)) for doc in docs)
+
+
+def check_layer(plan: Any, region: str = "us-east-1") -> LayerSpecs:
+    """The SAR and schema checks of one layer's plan (a ``LayerPlan`` or the same shape)."""
+    findings, statements = _against_sar(sar.documents(plan.layer, plan.resources))
     scalars = checked = 0
     create_only: dict[str, list[str]] = {}
     for resource in plan.resources:
@@ -96,16 +102,10 @@ def check_roles(
     the SAR, and the deploy and drift roles against the handlers of the CloudFormation types of
     ``types``. The preview role is held to no handler: a preview without ``--refresh`` reads no
     resource (``toolbox/operator_policy.py`` ``grants_of``), so it holds none of their reads."""
-    docs = [
+    findings, statements = _against_sar(
         sar.Document(OPERATOR, f"{OPERATOR} {role}", "identity", body)
         for role, body in sorted(roles.items())
-    ]
-    oracle = load_sar(sar.prefixes(docs))
-    findings: list[Finding] = []
-    statements = 0
-    for doc in docs:
-        statements += len(sar.statements(doc.body))
-        findings += sar.check(doc, oracle)
+    )
     cfn = {t for t in (cfn_type(p, region) for p in types) if t}
     gap_findings, gaps = handlers.check(cfn, roles["deploy"], roles.get("drift"), OPERATOR, region)
     return LayerSpecs(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from shared.iam import as_list, statements
 from toolbox.specs.arns import intersects
 from toolbox.specs.data import Sar, Service
 from toolbox.specs.findings import Finding, allow_list
@@ -92,16 +93,8 @@ def prefixes(docs: Iterable[Document]) -> set[str]:
     return found
 
 
-def statements(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A document's statements (IAM allows one as an object rather than a list)."""
-    found = body.get("Statement", [])
-    return [found] if isinstance(found, dict) else list(found)
-
-
 def _list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
+    return [str(v) for v in as_list(value)]
 
 
 def resolve(sar: Sar, name: str) -> Action | None:

@@ -51,7 +51,10 @@ NAMES: dict[str, dict[str, str | None]] = {
     "aws:kms/alias:Alias": {"name": "AliasName", "targetKeyId": "TargetKeyId"},
     "aws:kms/key:Key": {"policy": "KeyPolicy", "deletionWindowInDays": "PendingWindowInDays"},
     "aws:lambda/function:Function": {"name": "FunctionName", "role": "Role"},
-    "aws:lambda/permission:Permission": {"function": "FunctionName"},
+    "aws:lambda/permission:Permission": {
+        "function": "FunctionName",
+        "principalOrgId": "PrincipalOrgID",
+    },
     "aws:s3/bucket:Bucket": {"bucket": "BucketName"},
     "aws:s3/bucketPolicy:BucketPolicy": {"policy": "PolicyDocument"},
     "aws:secretsmanager/secret:Secret": {},
@@ -280,12 +283,7 @@ def check(layer: str, resource: Any, region: str = "us-east-1") -> Result:
         result.findings.append(
             Finding("schemas", layer, resource.name, f"property {path}", f"{problem} ({target})")
         )
-    for pointer in schema.get("createOnlyProperties", []):
-        parts = str(pointer).split("/")
-        if len(parts) >= 3 and parts[1] == "properties":
-            key = reverse.get(parts[2], parts[2][:1].lower() + parts[2][1:])
-            nested = [part[:1].lower() + part[1:] for part in parts[3:]]
-            result.create_only.append(".".join([key, *nested]))
+    result.create_only.extend(_create_only_inputs(schema, reverse))
     return result
 
 
@@ -310,3 +308,66 @@ def _check_part(
             Finding("schemas", layer, resource.name, f"property {path}", f"{problem} ({target})")
         )
     return result
+
+
+def _create_only_pointers(schema: Mapping[str, Any]) -> list[list[str]]:
+    """The schema's ``createOnlyProperties`` as property paths (``["EncryptionConfiguration",
+    "KmsKey"]``)."""
+    out: list[list[str]] = []
+    for pointer in schema.get("createOnlyProperties", []):
+        parts = str(pointer).split("/")
+        if len(parts) >= 3 and parts[1] == "properties":
+            out.append(parts[2:])
+    return out
+
+
+def _create_only_inputs(schema: Mapping[str, Any], reverse: Mapping[str, str]) -> list[str]:
+    """The create-only properties as pulumi-aws input paths (``encryptionConfiguration.kmsKey``)."""
+    return [
+        ".".join(
+            [reverse.get(top, top[:1].lower() + top[1:])] + [p[:1].lower() + p[1:] for p in rest]
+        )
+        for top, *rest in _create_only_pointers(schema)
+    ]
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """What one pulumi-aws type's CloudFormation schema says about replacing a resource: the
+    plan diff's source (a change to a create-only property replaces the resource)."""
+
+    cfn_type: str
+    properties: frozenset[str]
+    """The schema's top-level properties."""
+    create_only: frozenset[str]
+    """Top-level properties that cannot be updated in place."""
+    nested_create_only: frozenset[str]
+    """Top-level properties with a create-only part (``EncryptionConfiguration/KmsKey``)."""
+    names: Mapping[str, str | None]
+
+    def property_for(self, pulumi_input: str) -> str | None:
+        """The schema property a top-level input sets (the same names :func:`check` uses), or
+        None when it sets none."""
+        name = self.names.get(pulumi_input, _nested(pulumi_input))
+        return name if name in self.properties else None
+
+
+@cache
+def replacement(pulumi_type: str, region: str = "us-east-1") -> Replacement | None:
+    """The replacement facts of ``pulumi_type``; None when it has no schema of its own (no
+    CloudFormation type, or a property of one: :data:`PARTS`, whose create-only properties are
+    the whole type's)."""
+    if not pulumi_type.startswith("aws:") or pulumi_type in PARTS:
+        return None
+    target = cfn_type(pulumi_type, region)
+    schema = cfn_schema(target, region) if target else None
+    if target is None or schema is None:
+        return None
+    paths = _create_only_pointers(schema)
+    return Replacement(
+        cfn_type=target,
+        properties=frozenset(schema.get("properties", {})),
+        create_only=frozenset(p[0] for p in paths if len(p) == 1),
+        nested_create_only=frozenset(p[0] for p in paths if len(p) > 1),
+        names=NAMES.get(pulumi_type, {}),
+    )
