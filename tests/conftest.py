@@ -10,11 +10,23 @@ import copy
 import functools
 import gc
 import json
+import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+# -- the configuration the tests own -------------------------------------------------------------
+# The layers' logic is tested on tests/fixtures/config (a platform.yaml and the stack files), not
+# on the organisation a team writes at the repository's root: set before anything imports
+# shared/, which reads it once (shared.layers.CONFIG_ROOT); xdist workers inherit it. The
+# repository's own configuration is checked, without assuming its values, by
+# tests/test_repository_config.py.
+FIXTURE_CONFIG = Path(__file__).resolve().parent / "fixtures" / "config"
+os.environ["PLATFORM_CONFIG_DIR"] = str(FIXTURE_CONFIG)
 
 if TYPE_CHECKING:
     import botocore.loaders
@@ -180,6 +192,19 @@ def one_moto_loader() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(utils, "create_loader", functools.cache(utils.create_loader))
         yield
+
+
+@pytest.fixture
+def config_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the tests' configuration (platform.yaml, the stack files) that a test may edit,
+    read in its place; file names in errors stay relative (``stacks/<layer>/Pulumi.dev.yaml``)."""
+    from shared import layers, settings
+
+    root = tmp_path / "config"
+    shutil.copytree(FIXTURE_CONFIG, root)
+    monkeypatch.setattr(layers, "CONFIG_ROOT", root)
+    monkeypatch.setattr(settings, "PLATFORM_FILE", root / "platform.yaml")
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -19,13 +19,15 @@ from typing import Any
 import pytest
 
 from shared.errors import ConfigError
-from shared.layers import REPO_ROOT
+from shared.layers import CONFIG_DIR_VARIABLE, REPO_ROOT
 from shared.layers import get as get_layer
 from shared.settings import Platform
 from shared.stackconfig import LayerFiles, check_stack_file
 from toolbox import preflight
 from toolbox.init import Choices, InitError, current, init, resolve, set_value
 from toolbox.preflight import placeholders_in
+
+from tests.conftest import FIXTURE_CONFIG
 
 OURS = Choices(
     namespace="globex",
@@ -48,6 +50,8 @@ CODE = ["shared", "stacks", "policies", "toolbox", "pyproject.toml", "uv.lock"]
 
 
 def _copy(root: Path, names: list[str]) -> None:
+    """``names`` from the repository into ``root``, then the configuration the tests own over it
+    (``platform.yaml`` and the stack files)."""
     for name in names:
         source, target = REPO_ROOT / name, root / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +59,7 @@ def _copy(root: Path, names: list[str]) -> None:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copyfile(source, target)
+    shutil.copytree(FIXTURE_CONFIG, root, dirs_exist_ok=True)
 
 
 @pytest.fixture
@@ -83,6 +88,7 @@ def test_another_organisation_is_written_and_plans_with_its_values(tmp_path: Pat
     _copy(tmp_path, [*CODE, "platform.yaml"])
     init(OURS, tmp_path)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop(CONFIG_DIR_VARIABLE)  # the copy's own platform.yaml and stack files
     done = subprocess.run(
         [sys.executable, "-c", PLAN], cwd=tmp_path, env=env, capture_output=True, text=True,
         check=False, timeout=600,

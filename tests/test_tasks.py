@@ -408,7 +408,9 @@ def test_drift_per_layer_reports_then_one_issue_as_ci_runs_it(world, cli, tmp_pa
     assert code == 0, printed
     assert [call[:2] for call in gh.calls] == [("issue", "list"), ("issue", "create")]
     assert printed.splitlines()[-1] == "drift issue #12: opened (drifted: registry)"
-    assert world.runner.ops("refresh_preview") == ALL  # the issue step read the reports, not the stacks
+    assert (
+        world.runner.ops("refresh_preview") == ALL
+    )  # the issue step read the reports, not the stacks
 
 
 def test_drift_of_every_layer_exits_2_naming_the_drifted_one(world, cli):

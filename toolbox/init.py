@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from shared.errors import ConfigError, PlatformError
-from shared.layers import LAYERS, REPO_ROOT, Layer
+from shared.layers import CONFIG_ROOT, LAYERS, Layer
 from shared.settings import Platform, check_platform, parse_yaml
 
 PLATFORM = "platform.yaml"
@@ -122,7 +122,7 @@ def _environments(data: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(name) for name in envs)
 
 
-def current(root: Path = REPO_ROOT) -> dict[str, str]:
+def current(root: Path = CONFIG_ROOT) -> dict[str, str]:
     """What the files hold now for each choice (the answer a prompt keeps on Enter).
 
     A layer setting is the first environment's value: its stack file's, else the default.
@@ -135,7 +135,7 @@ def current(root: Path = REPO_ROOT) -> dict[str, str]:
         key = f"{layer.project}:{stacked.name}"
         _, stack = _read(root, _stack_path(root, layer, first))
         config = stack.get("config") or {}
-        _, project = _read(root, root / "stacks" / layer.name / "Pulumi.yaml")
+        _, project = _read(layer.directory.parents[1], layer.directory / "Pulumi.yaml")
         declared = (project.get("config") or {}).get(stacked.name) or {}
         found[name] = config.get(key, declared.get("default"))
     for env, settings in platform["environments"].items():
@@ -178,7 +178,7 @@ def resolve(
     accounts: Sequence[str] = (),
     regions: Sequence[str] = (),
     ask: Ask | None = None,
-    root: Path = REPO_ROOT,
+    root: Path = CONFIG_ROOT,
 ) -> Choices:
     """The choices from the flags, asking for each missing one when ``ask`` is given.
 
@@ -341,7 +341,7 @@ def _read_args(layer: Layer, platform: Platform, files: Any) -> None:
     load(StackValues(files, values, frozenset(secret_keys)), platform, Label(platform, layer))
 
 
-def prepare(choices: Choices, root: Path = REPO_ROOT) -> list[_File]:
+def prepare(choices: Choices, root: Path = CONFIG_ROOT) -> list[_File]:
     """Every file with the choices applied, checked as a plan checks them; nothing written."""
     from shared.stackconfig import check_stack_file
 
@@ -356,7 +356,7 @@ def prepare(choices: Choices, root: Path = REPO_ROOT) -> list[_File]:
     files = [platform]
     for layer in LAYERS:
         declared = (
-            _read(root, root / "stacks" / layer.name / "Pulumi.yaml")[1].get("config")
+            _read(layer.directory.parents[1], layer.directory / "Pulumi.yaml")[1].get("config")
         ) or {}
         for env in environments:
             path = _stack_path(root, layer, env)
@@ -376,7 +376,7 @@ def prepare(choices: Choices, root: Path = REPO_ROOT) -> list[_File]:
     return files
 
 
-def init(choices: Choices, root: Path = REPO_ROOT) -> list[str]:
+def init(choices: Choices, root: Path = CONFIG_ROOT) -> list[str]:
     """Apply ``choices`` to the files under ``root``; the lines to print.
 
     Every file is prepared and checked first; a ConfigError or InitError leaves all untouched.
