@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 
 from shared import families as image_families
-from shared.errors import ConfigError, PlatformError
 from shared import layers
+from shared.errors import ConfigError, PlatformError
 from shared.layers import REPO_ROOT
 from shared.tagging import tag_problem
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from shared import settings
 from shared.errors import ConfigError
 from shared.layers import LAYERS
 from shared.naming import Kind, Label

@@ -23,11 +23,10 @@ from shared.layers import CONFIG_DIR_VARIABLE, REPO_ROOT
 from shared.layers import get as get_layer
 from shared.settings import Platform
 from shared.stackconfig import LayerFiles, check_stack_file
+from tests.conftest import FIXTURE_CONFIG
 from toolbox import preflight
 from toolbox.init import Choices, InitError, current, init, resolve, set_value
 from toolbox.preflight import placeholders_in
-
-from tests.conftest import FIXTURE_CONFIG
 
 OURS = Choices(
     namespace="globex",

@@ -11,7 +11,6 @@ import time
 import pytest
 
 from shared import layers as layer_module
-from shared import settings
 from shared.errors import PlatformError
 from shared.layers import REPO_ROOT
 from tests.conftest import upstream

@@ -31,9 +31,9 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from shared import layers
 from shared.contracts import create_command, stack_name
 from shared.errors import PlatformError
-from shared import layers
 from shared.layers import CONFIG_DIR_VARIABLE, REPO_ROOT
 from shared.layers import get as get_layer
 from shared.settings import load_platform, read_yaml
