@@ -1,0 +1,125 @@
+"""The suite belongs to the code, not to the sample organisation: it passes for another one.
+
+A copy of the repository (its HEAD and the working tree's changes, so the current code) is
+pointed at another organisation: ``./dev init`` sets the namespace, both accounts, the region,
+the email, the repositories, the branch and the ECS names; the test then adds what init does not
+cover, an environment ``staging`` with its stack files, an extra service, an S3 source and a
+CodeConnections source, approval on in dev. The suite then runs in the copy (this module
+excluded) and passes: the layers' tests read the configuration they own
+(``tests/fixtures/config``), and the repository's own is checked without assuming its values
+(``tests/test_repository_config.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from shared.layers import CONFIG_DIR_VARIABLE, LAYERS, REPO_ROOT
+
+GIT = ("git", "-c", "user.name=test", "-c", "user.email=test@example.com")
+
+INIT = (
+    "--namespace", "globex", "--account", "dev=123456789012", "--account", "prod=210987654321",
+    "--region", "eu-west-2", "--email", "platform@globex.example",
+    "--repository", "github.com/globex/infrastructure", "--github-owner", "globex-corp",
+    "--github-repo", "storefront", "--github-branch", "trunk", "--ecs-cluster", "shop",
+    "--ecs-service", "shop-web",
+)  # fmt: skip
+"""``./dev init``'s flags for the other organisation."""
+
+STAGING = {"accountId": "345678901234", "region": "ap-southeast-2", "protect": False}
+CONNECTION = (
+    "arn:aws:codeconnections:ap-southeast-2:345678901234:connection/"
+    "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+)
+PIPELINE = {
+    "dev": {"sourceProvider": "s3", "services": ["worker"], "requireApproval": True},
+    "staging": {"sourceProvider": "codeconnections", "connectionArn": CONNECTION},
+}
+"""What the pipeline's stack files set beyond init's values, by environment."""
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        [*GIT, "-C", str(root), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def _copy_of_the_work_tree(target: Path) -> None:
+    """A clone of HEAD with the working tree's changes committed on top: the current code."""
+    head = _git(REPO_ROOT, "rev-parse", "HEAD").strip()
+    subprocess.run([*GIT, "clone", "-q", "--no-checkout", str(REPO_ROOT), str(target)], check=True)
+    _git(target, "checkout", "-q", head)
+    changed = _git(REPO_ROOT, "ls-files", "-z", "--modified", "--others", "--exclude-standard")
+    for name in filter(None, changed.split("\0")):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target / name)
+    for name in filter(None, _git(REPO_ROOT, "ls-files", "-z", "--deleted").split("\0")):
+        (target / name).unlink(missing_ok=True)
+    _git(target, "add", "-A")
+    _git(target, "commit", "-q", "--allow-empty", "-m", "the working tree")
+
+
+def _environment() -> dict[str, str]:
+    """This process's environment without the tests' config root or pytest's own variables."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key != CONFIG_DIR_VARIABLE and not key.startswith("PYTEST_")
+    }
+
+
+def _write(path: Path, data: dict) -> None:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def _another_organisation(root: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "init", *INIT], cwd=root, env=_environment(),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    # What init does not cover, written as a team would (a valid file, whatever its layout).
+    platform = yaml.safe_load((root / "platform.yaml").read_text(encoding="utf-8"))
+    platform["environments"]["staging"] = STAGING
+    platform["imageFamilies"] = ["app", "worker"]
+    _write(root / "platform.yaml", platform)
+    for layer in LAYERS:
+        folder = root / "stacks" / layer.name
+        shutil.copyfile(folder / "Pulumi.dev.yaml", folder / "Pulumi.staging.yaml")
+    for env, settings in PIPELINE.items():
+        path = root / "stacks" / "pipeline" / f"Pulumi.{env}.yaml"
+        stack = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        config = stack.get("config") or {}
+        config.update({f"platform-pipeline:{key}": value for key, value in settings.items()})
+        _write(path, {"config": config})
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "our organisation")
+
+
+def test_the_suite_passes_for_another_organisation(tmp_path: Path) -> None:
+    copy = tmp_path / "repo"
+    _copy_of_the_work_tree(copy)
+    (copy / ".venv").symlink_to(REPO_ROOT / ".venv")
+    _another_organisation(copy)
+    # Its root configuration is no longer the sample's (the fixture still is).
+    assert "acme" not in (copy / "platform.yaml").read_text(encoding="utf-8")
+    assert (copy / "tests" / "fixtures" / "config" / "platform.yaml").read_bytes() == (
+        REPO_ROOT / "tests" / "fixtures" / "config" / "platform.yaml"
+    ).read_bytes()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider",
+         "--ignore", "tests/test_config_independence.py"],
+        cwd=copy, env=_environment(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        check=False, timeout=1800,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
