@@ -77,8 +77,16 @@ def _environment() -> dict[str, str]:
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    """Lists indented under their key, as the repository's yamllint configuration wants."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        return super().increase_indent(flow, False)
+
+
 def _write(path: Path, data: dict) -> None:
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+    path.write_text(text, encoding="utf-8")
 
 
 def _another_organisation(root: Path) -> None:
@@ -109,6 +117,12 @@ def test_the_suite_passes_for_another_organisation(tmp_path: Path) -> None:
     copy = tmp_path / "repo"
     _copy_of_the_work_tree(copy)
     (copy / ".venv").symlink_to(REPO_ROOT / ".venv")
+    # The plans are stored by the content of every input (code, configuration, lock), so the
+    # copy may reuse this checkout's: a plan of the same inputs is the same plan.
+    plans = REPO_ROOT / "build" / "plancache"
+    plans.mkdir(parents=True, exist_ok=True)
+    (copy / "build").mkdir()
+    (copy / "build" / "plancache").symlink_to(plans)
     _another_organisation(copy)
     # Its root configuration is no longer the sample's (the fixture still is).
     assert "acme" not in (copy / "platform.yaml").read_text(encoding="utf-8")
