@@ -255,6 +255,17 @@ def test_a_layout_the_editor_cannot_keep_is_an_error_not_a_wrong_file() -> None:
         set_value("config: {a: 1}\n", "f.yaml", ("config", "p:key"), "v")
 
 
+def test_init_reads_and_writes_the_configuration_where_a_plan_reads_it(config_copy) -> None:
+    platform = config_copy / "platform.yaml"
+    platform.write_text(
+        platform.read_text(encoding="utf-8").replace("namespace: acme ", "namespace: initech "),
+        encoding="utf-8",
+    )
+    assert current()["namespace"] == "initech"
+    assert "wrote     platform.yaml" in init(OURS)
+    assert "namespace: globex" in platform.read_text(encoding="utf-8")
+
+
 def test_the_task_without_a_terminal_fails_with_one_line(cli, monkeypatch) -> None:
     monkeypatch.setenv("CI", "true")
     code, printed = cli("init", "--namespace", "globex")
