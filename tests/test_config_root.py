@@ -9,8 +9,9 @@ import sys
 import pytest
 
 from shared import layers, settings
-from shared.errors import PlatformError
+from shared.errors import ConfigError, PlatformError
 from shared.layers import CONFIG_DIR_VARIABLE, REPO_ROOT
+from shared.stackconfig import load_layer_files
 from tests.conftest import FIXTURE_CONFIG
 from toolbox import automation
 from toolbox.automation import PulumiRunner
@@ -55,6 +56,22 @@ def test_a_config_file_is_named_from_the_config_root_and_code_from_the_repositor
     )
     assert settings.relative(layers.get("registry").directory / "Pulumi.yaml") == (
         "stacks/registry/Pulumi.yaml"
+    )
+
+
+def test_a_missing_file_says_which_config_root_it_was_looked_for_in(config_copy):
+    (config_copy / "platform.yaml").unlink()
+    with pytest.raises(ConfigError) as error:
+        settings.load_platform("dev")
+    assert str(error.value) == (
+        f"platform.yaml: (file): does not exist in PLATFORM_CONFIG_DIR={config_copy}"
+    )
+    (config_copy / "stacks" / "registry" / "Pulumi.prod.yaml").unlink()
+    with pytest.raises(ConfigError) as error:
+        load_layer_files(layers.get("registry"), "prod")
+    assert str(error.value) == (
+        "stacks/registry/Pulumi.prod.yaml: (file): does not exist in"
+        f" PLATFORM_CONFIG_DIR={config_copy}"
     )
 
 
