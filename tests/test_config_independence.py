@@ -116,7 +116,10 @@ def _another_organisation(root: Path) -> None:
 def test_the_suite_passes_for_another_organisation(tmp_path: Path) -> None:
     copy = tmp_path / "repo"
     _copy_of_the_work_tree(copy)
-    (copy / ".venv").symlink_to(REPO_ROOT / ".venv")
+    # The same environment and installed tools (both are gitignored, so not in the clone).
+    (copy / ".venv").symlink_to(sys.prefix)
+    if (REPO_ROOT / "node_modules").is_dir():
+        (copy / "node_modules").symlink_to(REPO_ROOT / "node_modules")
     # The plans are stored by the content of every input (code, configuration, lock), so the
     # copy may reuse this checkout's: a plan of the same inputs is the same plan.
     plans = REPO_ROOT / "build" / "plancache"
