@@ -45,6 +45,14 @@ def relative(path: Path) -> str:
     return str(path)
 
 
+def _elsewhere(path: Path) -> str:
+    """Where a config file was looked for, when the config root is not the repository's."""
+    root = layers.CONFIG_ROOT
+    if root != REPO_ROOT and path.resolve().is_relative_to(root):
+        return f" in {layers.CONFIG_DIR_VARIABLE}={root}"
+    return ""
+
+
 class DuplicateKeyError(yaml.MarkedYAMLError):
     """A mapping that names the same key twice (YAML itself would let the last one win)."""
 
@@ -112,7 +120,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(where, "(file)", "does not exist") from None
+        raise ConfigError(where, "(file)", f"does not exist{_elsewhere(path)}") from None
     data = parse_yaml(text, where)
     if data is None:
         return {}
