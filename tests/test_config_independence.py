@@ -1,13 +1,14 @@
 """The suite belongs to the code, not to the sample organisation: it passes for another one.
 
 A copy of the repository (its HEAD and the working tree's changes, so the current code) is
-pointed at another organisation: ``./dev init`` sets the namespace, both accounts, the region,
-the email, the repositories, the branch and the ECS names; the test then adds what init does not
-cover, an environment ``staging`` with its stack files, an extra service, an S3 source and a
-CodeConnections source, approval on in dev. The suite then runs in the copy (this module
-excluded) and passes: the layers' tests read the configuration they own
-(``tests/fixtures/config``), and the repository's own is checked without assuming its values
-(``tests/test_repository_config.py``).
+pointed at another organisation: ``./dev init`` sets the namespace, every environment's account,
+the region, the email, the repositories, the branch and the ECS names; the test then adds what
+init does not cover: an environment more (``staging``) with its stack files, a service more, an S3
+source with approval on in the first environment, a CodeConnections source in the new one. It
+reads the repository's configuration only for its environments, so it holds for any. The suite
+then runs in the copy (this module excluded; with two workers) and passes: the layers' tests read
+the configuration they own (``tests/fixtures/config``), and the repository's own is checked
+without assuming its values (``tests/test_repository_config.py``).
 """
 
 from __future__ import annotations
@@ -24,25 +25,25 @@ from shared.layers import CONFIG_DIR_VARIABLE, LAYERS, REPO_ROOT
 
 GIT = ("git", "-c", "user.name=test", "-c", "user.email=test@example.com")
 
-INIT = (
-    "--namespace", "globex", "--account", "dev=123456789012", "--account", "prod=210987654321",
-    "--region", "eu-west-2", "--email", "platform@globex.example",
+ORGANISATION = (
+    "--namespace", "globex", "--region", "eu-west-2", "--email", "platform@globex.example",
     "--repository", "github.com/globex/infrastructure", "--github-owner", "globex-corp",
     "--github-repo", "storefront", "--github-branch", "trunk", "--ecs-cluster", "shop",
     "--ecs-service", "shop-web",
 )  # fmt: skip
-"""``./dev init``'s flags for the other organisation."""
+"""``./dev init``'s flags for the other organisation, but the accounts (one per environment)."""
 
-STAGING = {"accountId": "345678901234", "region": "ap-southeast-2", "protect": False}
+EXTRA = {"accountId": "345678901234", "region": "ap-southeast-2", "protect": False}
+"""The environment added (``staging``, or another name if the repository has one already)."""
 CONNECTION = (
     "arn:aws:codeconnections:ap-southeast-2:345678901234:connection/"
     "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 )
-PIPELINE = {
-    "dev": {"sourceProvider": "s3", "services": ["worker"], "requireApproval": True},
-    "staging": {"sourceProvider": "codeconnections", "connectionArn": CONNECTION},
-}
-"""What the pipeline's stack files set beyond init's values, by environment."""
+
+
+def _fresh(name: str, taken: list[str]) -> str:
+    """``name``, or ``name`` with the first number that makes it new."""
+    return next(n for n in (name, *(f"{name}{i}" for i in range(2, 99))) if n not in taken)
 
 
 def _git(root: Path, *args: str) -> str:
@@ -89,26 +90,49 @@ def _write(path: Path, data: dict) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def _read(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
 def _another_organisation(root: Path) -> None:
+    """Whatever the repository's configuration is: init's values, then an environment more, a
+    service more, an S3 source with approval in the first environment and CodeConnections in the
+    new one."""
+    environments = list(_read(root / "platform.yaml")["environments"])
+    accounts = [
+        part
+        for i, env in enumerate(environments)
+        for part in ("--account", f"{env}={123456789012 + 1_000_001 * i}")
+    ]
     done = subprocess.run(
-        [sys.executable, "-m", "invoke", "init", *INIT], cwd=root, env=_environment(),
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+        [sys.executable, "-m", "invoke", "init", *ORGANISATION, *accounts], cwd=root,
+        env=_environment(), stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     # What init does not cover, written as a team would (a valid file, whatever its layout).
-    platform = yaml.safe_load((root / "platform.yaml").read_text(encoding="utf-8"))
-    platform["environments"]["staging"] = STAGING
-    platform["imageFamilies"] = ["app", "worker"]
+    platform = _read(root / "platform.yaml")
+    first, extra = environments[0], _fresh("staging", environments)
+    platform["environments"][extra] = EXTRA
+    families = list(platform.get("imageFamilies", ["app"]))
+    service = _fresh("worker", families)
+    platform["imageFamilies"] = [*families, service]
     _write(root / "platform.yaml", platform)
     for layer in LAYERS:
         folder = root / "stacks" / layer.name
-        shutil.copyfile(folder / "Pulumi.dev.yaml", folder / "Pulumi.staging.yaml")
-    for env, settings in PIPELINE.items():
-        path = root / "stacks" / "pipeline" / f"Pulumi.{env}.yaml"
-        stack = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        config = stack.get("config") or {}
-        config.update({f"platform-pipeline:{key}": value for key, value in settings.items()})
-        _write(path, {"config": config})
+        shutil.copyfile(folder / f"Pulumi.{first}.yaml", folder / f"Pulumi.{extra}.yaml")
+    key = "platform-pipeline:{}".format
+    pipeline = root / "stacks" / "pipeline"
+    config = _read(pipeline / f"Pulumi.{first}.yaml").get("config") or {}
+    for name in ("connectionArn", "triggerPaths"):  # settings of the other sources
+        config.pop(key(name), None)
+    config[key("sourceProvider")] = "s3"
+    config[key("services")] = [*config.get(key("services"), []), service]
+    config[key("requireApproval")] = True
+    _write(pipeline / f"Pulumi.{first}.yaml", {"config": config})
+    config = _read(pipeline / f"Pulumi.{extra}.yaml").get("config") or {}
+    config[key("sourceProvider")] = "codeconnections"
+    config[key("connectionArn")] = CONNECTION
+    _write(pipeline / f"Pulumi.{extra}.yaml", {"config": config})
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "our organisation")
 
