@@ -7,6 +7,7 @@ and of CODEOWNERS. Adding a layer means adding one entry below and a folder unde
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,6 +18,23 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 """The repository's root folder."""
 
 STACKS_DIR = REPO_ROOT / "stacks"
+"""The layers' code, each under its folder with its ``Pulumi.yaml`` (the declarations)."""
+
+CONFIG_DIR_VARIABLE = "PLATFORM_CONFIG_DIR"
+"""The environment variable that points the configuration at another folder (the tests do)."""
+
+
+def _config_root() -> Path:
+    value = os.environ.get(CONFIG_DIR_VARIABLE, "")
+    return Path(value).resolve() if value else REPO_ROOT
+
+
+CONFIG_ROOT = _config_root()
+"""Where an organisation's configuration is read: ``platform.yaml`` and each layer's stack files
+(``stacks/<layer>/Pulumi.<env>.yaml``), in the repository's layout. The repository's root,
+unless ``PLATFORM_CONFIG_DIR`` names another folder: the tests point it at the configuration they
+own (``tests/fixtures/config``), so they never depend on the one a team writes. Read here only;
+a real stack command refuses it (Pulumi reads the stack files next to ``Pulumi.yaml``)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,15 @@ class Layer:
     def directory(self) -> Path:
         """The Pulumi project folder (the work dir of the Automation API workspace)."""
         return STACKS_DIR / self.name
+
+    @property
+    def config_directory(self) -> Path:
+        """Where the layer's stack files are: ``stacks/<layer>/`` under :data:`CONFIG_ROOT`."""
+        return CONFIG_ROOT / "stacks" / self.name
+
+    def stack_file(self, environment: str) -> Path:
+        """``Pulumi.<environment>.yaml``: what differs in that environment."""
+        return self.config_directory / f"Pulumi.{environment}.yaml"
 
 
 LAYERS: tuple[Layer, ...] = (

@@ -20,11 +20,13 @@ from typing import Any
 import yaml
 
 from shared import families as image_families
+from shared import layers
 from shared.errors import ConfigError, PlatformError
 from shared.layers import REPO_ROOT
 from shared.tagging import tag_problem
 
-PLATFORM_FILE = REPO_ROOT / "platform.yaml"
+PLATFORM_FILE = layers.CONFIG_ROOT / "platform.yaml"
+"""The environments and the organisation's settings (under :data:`shared.layers.CONFIG_ROOT`)."""
 
 NAMESPACE = re.compile(r"^[a-z][a-z0-9]{1,11}$")
 ENVIRONMENT = re.compile(r"^[a-z][a-z0-9]{1,7}$")
@@ -35,11 +37,20 @@ EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z
 
 
 def relative(path: Path) -> str:
-    """A path as the user sees it from the repository root."""
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
+    """A path as the user sees it from the repository root (a config file: from the config root)."""
+    resolved = path.resolve()
+    for root in (layers.CONFIG_ROOT, REPO_ROOT):
+        if resolved.is_relative_to(root):
+            return str(resolved.relative_to(root))
+    return str(path)
+
+
+def _elsewhere(path: Path) -> str:
+    """Where a config file was looked for, when the config root is not the repository's."""
+    root = layers.CONFIG_ROOT
+    if root != REPO_ROOT and path.resolve().is_relative_to(root):
+        return f" in {layers.CONFIG_DIR_VARIABLE}={root}"
+    return ""
 
 
 class DuplicateKeyError(yaml.MarkedYAMLError):
@@ -109,7 +120,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(where, "(file)", "does not exist") from None
+        raise ConfigError(where, "(file)", f"does not exist{_elsewhere(path)}") from None
     data = parse_yaml(text, where)
     if data is None:
         return {}
@@ -227,8 +238,9 @@ TAGGED = {"project": "Project", "costCenter": "CostCenter", "repository": "Repos
 """The ``platform.yaml`` settings that become tag values, with their tag keys."""
 
 
-def environments(path: Path = PLATFORM_FILE) -> tuple[str, ...]:
-    """The environments ``platform.yaml`` defines, in file order."""
+def environments(path: Path | None = None) -> tuple[str, ...]:
+    """The environments ``platform.yaml`` (by default :data:`PLATFORM_FILE`) defines, in order."""
+    path = path or PLATFORM_FILE
     envs = read_yaml(path).get("environments")
     if not isinstance(envs, dict) or not envs:
         raise ConfigError(relative(path), "environments", "must map environment names to settings")
@@ -290,13 +302,18 @@ def _environment(name: Any, env: Any, where: str) -> tuple[str, str, str, bool]:
     return name, account, region, protect
 
 
-@cache
-def load_all(path: Path = PLATFORM_FILE) -> dict[str, Platform]:
-    """Every environment of ``platform.yaml``, validated; the first problem as a ConfigError.
+def load_all(path: Path | None = None) -> dict[str, Platform]:
+    """Every environment of ``platform.yaml`` (by default :data:`PLATFORM_FILE`), validated; the
+    first problem as a ConfigError.
 
     All of them, whichever one a run is for: a mistake in prod's entry fails a dev run too,
     instead of waiting for the day prod is deployed.
     """
+    return _load_all(path or PLATFORM_FILE)
+
+
+@cache
+def _load_all(path: Path) -> dict[str, Platform]:
     return check_platform(read_yaml(path), relative(path))
 
 
@@ -346,11 +363,12 @@ def check_platform(data: dict[str, Any], where: str) -> dict[str, Platform]:
     return platforms
 
 
-def load_platform(environment: str, path: Path = PLATFORM_FILE) -> Platform:
+def load_platform(environment: str, path: Path | None = None) -> Platform:
     """Validated settings of one environment; ConfigError naming file and key otherwise.
 
     The whole file is validated first (:func:`load_all`), every environment included.
     """
+    path = path or PLATFORM_FILE
     where = relative(path)
     platforms = load_all(path)
     if not ENVIRONMENT.match(environment):

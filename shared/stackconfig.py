@@ -84,7 +84,7 @@ class LayerFiles:
         if owner is not None and owner != self.layer:
             problem = (
                 f"is the {owner.name} layer's setting; set it in"
-                f" {relative(owner.directory / f'Pulumi.{self.environment}.yaml')}"
+                f" {relative(owner.stack_file(self.environment))}"
             )
         elif namespace != project:
             problem = (
@@ -193,7 +193,7 @@ def load_layer_files(layer: Layer, environment: str) -> LayerFiles:
     Everything a person writes in either file is either read or an error: an undeclared key, a
     top-level key Pulumi does not know, a value of the wrong type, a secret in plain text.
     """
-    stack_path = layer.directory / f"Pulumi.{environment}.yaml"
+    stack_path = layer.stack_file(environment)
     return check_stack_file(layer, environment, read_yaml(stack_path), relative(stack_path))
 
 
@@ -249,7 +249,7 @@ def check_all(environments: Iterable[str], layers: Iterable[Layer] = LAYERS) -> 
     pairs = [(layer, environment) for layer in layers for environment in environments]
     paths = sorted(
         {layer.directory / "Pulumi.yaml" for layer, _ in pairs}
-        | {layer.directory / f"Pulumi.{environment}.yaml" for layer, environment in pairs}
+        | {layer.stack_file(environment) for layer, environment in pairs}
     )
     seen = tuple((str(path), _bytes_or_none(path)) for path in paths)
     if seen in _CHECKED:
@@ -268,7 +268,7 @@ def _bytes_or_none(path: Path) -> bytes | None:
 
 def stack_file(layer: Layer, environment: str) -> str:
     """The stack file of ``layer`` in ``environment``, relative to the repository root."""
-    return relative(layer.directory / f"Pulumi.{environment}.yaml")
+    return relative(layer.stack_file(environment))
 
 
 def read_stack_files(layer: Layer, environment: str) -> tuple[dict[str, str], list[str]]:

@@ -8,10 +8,22 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+# -- the configuration the tests own -------------------------------------------------------------
+# The layers' logic is tested on tests/fixtures/config (a platform.yaml and the stack files), not
+# on the organisation a team writes at the repository's root: set before anything imports
+# shared/, which reads it once (shared.layers.CONFIG_ROOT); xdist workers inherit it. The
+# repository's own configuration is checked, without assuming its values, by
+# tests/test_repository_config.py.
+FIXTURE_CONFIG = Path(__file__).resolve().parent / "fixtures" / "config"
+os.environ["PLATFORM_CONFIG_DIR"] = str(FIXTURE_CONFIG)
 
 if TYPE_CHECKING:
     from toolbox.offline import LayerPlan, PlannedResource
@@ -38,6 +50,19 @@ def aws_session() -> Callable[[str], Any]:
         return made[region]
 
     return session
+
+
+@pytest.fixture
+def config_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the tests' configuration (platform.yaml, the stack files) that a test may edit,
+    read in its place; file names in errors stay relative (``stacks/<layer>/Pulumi.dev.yaml``)."""
+    from shared import layers, settings
+
+    root = tmp_path / "config"
+    shutil.copytree(FIXTURE_CONFIG, root)
+    monkeypatch.setattr(layers, "CONFIG_ROOT", root)
+    monkeypatch.setattr(settings, "PLATFORM_FILE", root / "platform.yaml")
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ def with_image_families(monkeypatch: pytest.MonkeyPatch, families: Iterable[str]
     read = settings.load_all
     value = tuple(families)
 
-    def load_all(path: Path = settings.PLATFORM_FILE) -> dict[str, settings.Platform]:
+    def load_all(path: Path | None = None) -> dict[str, settings.Platform]:
         return {
             environment: dataclasses.replace(platform, image_families=value)
             for environment, platform in read(path).items()

@@ -24,7 +24,8 @@ from invoke import Collection, Program
 
 import tasks
 from shared.errors import PlatformError
-from shared.layers import REPO_ROOT
+from shared.layers import CONFIG_DIR_VARIABLE, REPO_ROOT
+from tests.conftest import FIXTURE_CONFIG
 from toolbox import checks
 
 VENV_BIN = Path(sys.executable).parent
@@ -167,16 +168,19 @@ def test_invoke_runs_in_a_plain_shell_after_activating_the_venv():
 
 
 @pytest.fixture
-def checkout(tmp_path):
-    """A copy of what ``invoke synth`` reads (tasks, code, config; not the venv) to break."""
+def checkout(tmp_path, monkeypatch):
+    """A copy of what ``invoke synth`` reads (tasks, code; not the venv) to break, with the
+    tests' configuration as its own (read there: the override is unset for the copy)."""
     root = tmp_path / "repo"
     root.mkdir()
-    for name in ("tasks.py", "platform.yaml", "pyproject.toml", "uv.lock"):
+    for name in ("tasks.py", "pyproject.toml", "uv.lock"):
         shutil.copy2(REPO_ROOT / name, root / name)
     for folder in ("shared", "toolbox", "policies", "stacks"):
         # With its bytecode: copy2 keeps each source's mtime, so Python still checks that the
         # bytecode matches the source, and recompiles any that does not.
         shutil.copytree(REPO_ROOT / folder, root / folder)
+    shutil.copytree(FIXTURE_CONFIG, root, dirs_exist_ok=True)
+    monkeypatch.delenv(CONFIG_DIR_VARIABLE)
     return root
 
 

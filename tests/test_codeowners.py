@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from shared.layers import LAYERS, REPO_ROOT
-from shared.settings import PLATFORM_FILE, read_yaml
 
 CODEOWNERS = REPO_ROOT / ".github" / "CODEOWNERS"
 PLATFORM_TEAM_PATHS = ("/shared/", "/tasks.py", "/.github/")
@@ -21,8 +20,15 @@ def rules() -> dict[str, list[str]]:
 
 
 def github_org() -> str:
-    """The GitHub organization of the repository named in platform.yaml."""
-    return str(read_yaml(PLATFORM_FILE)["repository"]).split("/")[1]
+    """The GitHub organization of the catch-all owner (a team's own, whatever it is)."""
+    return rules()["*"][0].removeprefix("@").split("/")[0]
+
+
+def test_one_github_organization_owns_everything():
+    orgs = {
+        owner.removeprefix("@").split("/")[0] for owners in rules().values() for owner in owners
+    }
+    assert orgs == {github_org()}
 
 
 def test_every_layer_folder_is_owned_by_its_team():

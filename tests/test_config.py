@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from shared import settings
 from shared.errors import ConfigError
 from shared.layers import LAYERS
 from shared.naming import Kind, Label
@@ -127,17 +124,16 @@ def test_name_over_the_limit_is_an_error_not_a_truncation():
         Label(platform, LAYERS[0]).name(Kind.IAM_ROLE, "x" * 60)
 
 
-def test_layer_config_file_malformed(tmp_path, monkeypatch):
-    from shared import layers as layer_module
+def test_layer_config_file_malformed(config_copy):
     from toolbox.offline import plan_layer
 
-    stacks = tmp_path / "stacks"
-    shutil.copytree(layer_module.STACKS_DIR / "foundation", stacks / "foundation")
-    (stacks / "foundation" / "Pulumi.dev.yaml").write_text("config:\n  - broken: [\n")
-    monkeypatch.setattr(layer_module, "STACKS_DIR", stacks)
-    with pytest.raises(ConfigError, match=r"Pulumi.dev.yaml: \(file\): is not valid YAML"):
+    (config_copy / "stacks" / "foundation" / "Pulumi.dev.yaml").write_text(
+        "config:\n  - broken: [\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"^stacks/foundation/Pulumi.dev.yaml: \(file\): is not valid YAML"
+    ):
         plan_layer("foundation", "dev", {})
-    assert settings.PLATFORM_FILE.exists()
 
 
 # -- the readers are pure: load(values, platform, label), no Pulumi program ------------------------

@@ -21,18 +21,23 @@ from shared.layers import REPO_ROOT, get
 from shared.settings import PLATFORM_FILE, load_platform, parse_yaml
 from shared.stackconfig import load_layer_files
 from shared.tagging import tag_problem
+from tests.conftest import FIXTURE_CONFIG
 from toolbox import offline
 
 
 @pytest.fixture
 def stacks(tmp_path, monkeypatch):
-    """A copy of ``stacks/`` the test may edit; file names in errors stay repository-relative."""
+    """A copy of ``stacks/`` with the tests' stack files in it, the code and config root of the
+    run, that the test may edit; file names in errors stay repository-relative."""
     root = tmp_path / "repo"
     # Not the bytecode: the programs run from the copy by runpy, which reads sources only.
     shutil.copytree(
         layer_module.STACKS_DIR, root / "stacks", ignore=shutil.ignore_patterns("__pycache__")
     )
+    shutil.copytree(FIXTURE_CONFIG, root, dirs_exist_ok=True)
     monkeypatch.setattr(layer_module, "STACKS_DIR", root / "stacks")
+    monkeypatch.setattr(layer_module, "CONFIG_ROOT", root)
+    monkeypatch.setattr(settings, "PLATFORM_FILE", root / "platform.yaml")
     monkeypatch.setattr(settings, "REPO_ROOT", root)
     return root / "stacks"
 

@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 
 from shared.errors import ConfigError
-from shared.layers import REPO_ROOT
+from shared.layers import CONFIG_DIR_VARIABLE, REPO_ROOT
 from shared.layers import get as get_layer
 from shared.settings import Platform
 from shared.stackconfig import LayerFiles, check_stack_file
+from tests.conftest import FIXTURE_CONFIG
 from toolbox import preflight
 from toolbox.init import Choices, InitError, current, init, resolve, set_value
 from toolbox.preflight import placeholders_in
@@ -48,6 +49,8 @@ CODE = ["shared", "stacks", "policies", "toolbox", "pyproject.toml", "uv.lock"]
 
 
 def _copy(root: Path, names: list[str]) -> None:
+    """``names`` from the repository into ``root``, then the configuration the tests own over it
+    (``platform.yaml`` and the stack files)."""
     for name in names:
         source, target = REPO_ROOT / name, root / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +58,7 @@ def _copy(root: Path, names: list[str]) -> None:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copyfile(source, target)
+    shutil.copytree(FIXTURE_CONFIG, root, dirs_exist_ok=True)
 
 
 @pytest.fixture
@@ -83,6 +87,7 @@ def test_another_organisation_is_written_and_plans_with_its_values(tmp_path: Pat
     _copy(tmp_path, [*CODE, "platform.yaml"])
     init(OURS, tmp_path)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop(CONFIG_DIR_VARIABLE)  # the copy's own platform.yaml and stack files
     done = subprocess.run(
         [sys.executable, "-c", PLAN], cwd=tmp_path, env=env, capture_output=True, text=True,
         check=False, timeout=600,
@@ -248,6 +253,17 @@ def test_set_value_turns_an_empty_mapping_into_a_block_and_adds_missing_keys() -
 def test_a_layout_the_editor_cannot_keep_is_an_error_not_a_wrong_file() -> None:
     with pytest.raises(InitError, match=r"f\.yaml: cannot set config\.p:key: write config as a"):
         set_value("config: {a: 1}\n", "f.yaml", ("config", "p:key"), "v")
+
+
+def test_init_reads_and_writes_the_configuration_where_a_plan_reads_it(config_copy) -> None:
+    platform = config_copy / "platform.yaml"
+    platform.write_text(
+        platform.read_text(encoding="utf-8").replace("namespace: acme ", "namespace: initech "),
+        encoding="utf-8",
+    )
+    assert current()["namespace"] == "initech"
+    assert "wrote     platform.yaml" in init(OURS)
+    assert "namespace: globex" in platform.read_text(encoding="utf-8")
 
 
 def test_the_task_without_a_terminal_fails_with_one_line(cli, monkeypatch) -> None:

@@ -40,7 +40,7 @@ def test_each_layer_is_a_pulumi_project_with_a_stack_per_environment(layer):
     assert project["runtime"]["name"] == "python"
     assert project["runtime"]["options"]["virtualenv"] == "../../.venv"
     for env in environments():
-        assert (layer.directory / f"Pulumi.{env}.yaml").is_file()
+        assert layer.stack_file(env).is_file()
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
@@ -62,7 +62,7 @@ def test_stack_files_hold_only_namespaced_deltas(layer):
         for key, spec in (project.get("config") or {}).items()
     }
     for env in environments():
-        stack = yaml.safe_load((layer.directory / f"Pulumi.{env}.yaml").read_text()) or {}
+        stack = yaml.safe_load(layer.stack_file(env).read_text()) or {}
         for key, value in (stack.get("config") or {}).items():
             assert ":" in key
             assert defaults.get(key) != value, f"{env}: {key} repeats the default"

@@ -11,7 +11,6 @@ import pytest
 from filelock import FileLock, Timeout
 
 from shared import layers as layer_module
-from shared import settings
 from shared.errors import PlatformError
 from shared.layers import REPO_ROOT
 from tests.conftest import upstream
@@ -80,26 +79,38 @@ def test_the_key_changes_with_the_layers_folder(tmp_path, monkeypatch):
     assert plancache.layer_key("pipeline", "dev", {}) != before
 
 
-def test_the_key_changes_with_an_upstream_layers_own_files(tmp_path, monkeypatch):
+def test_the_key_changes_with_an_upstream_layers_own_files(config_copy):
     # The pipeline reads the registry's image families from the registry's stack files, which
     # no export carries: a change there must plan the pipeline again.
-    stacks = tmp_path / "stacks"
-    shutil.copytree(layer_module.STACKS_DIR, stacks, ignore=NO_BYTECODE)
-    monkeypatch.setattr(layer_module, "STACKS_DIR", stacks)
     before = plancache.layer_key("pipeline", "dev", {})
     foundation = plancache.layer_key("foundation", "dev", {})
-    append(stacks / "registry" / "Pulumi.dev.yaml", "# a change\n")
+    append(config_copy / "stacks" / "registry" / "Pulumi.dev.yaml", "# a change\n")
     assert plancache.layer_key("pipeline", "dev", {}) != before
     assert plancache.layer_key("foundation", "dev", {}) == foundation
 
 
-def test_the_key_changes_with_platform_yaml(tmp_path, monkeypatch):
+def test_the_key_changes_with_platform_yaml(config_copy):
     before = plancache.layer_key("foundation", "dev", {})
-    copy = tmp_path / "platform.yaml"
-    shutil.copy(settings.PLATFORM_FILE, copy)
-    append(copy, "# a change\n")
-    monkeypatch.setattr(settings, "PLATFORM_FILE", copy)
+    append(config_copy / "platform.yaml", "# a change\n")
     assert plancache.layer_key("foundation", "dev", {}) != before
+
+
+def test_the_key_follows_the_config_root_not_the_stack_files_beside_the_code(tmp_path, monkeypatch):
+    # The stack files are read under the config root; those in the code's folder are not an
+    # input (they are the repository's own organisation), so a plan of one configuration is
+    # never reused for another.
+    stacks = tmp_path / "stacks"
+    shutil.copytree(layer_module.STACKS_DIR, stacks, ignore=NO_BYTECODE)
+    monkeypatch.setattr(layer_module, "STACKS_DIR", stacks)
+    before = plancache.layer_key("pipeline", "dev", {})
+    append(stacks / "registry" / "Pulumi.dev.yaml", "# the code's copy, not read\n")
+    assert plancache.layer_key("pipeline", "dev", {}) == before
+    config = tmp_path / "config"
+    shutil.copytree(layer_module.CONFIG_ROOT, config)
+    monkeypatch.setattr(layer_module, "CONFIG_ROOT", config)
+    assert plancache.layer_key("pipeline", "dev", {}) == before  # the same bytes elsewhere
+    append(config / "stacks" / "registry" / "Pulumi.dev.yaml", "# a change\n")
+    assert plancache.layer_key("pipeline", "dev", {}) != before
 
 
 def test_the_key_changes_with_environment_overrides_and_upstream_exports():
@@ -232,10 +243,10 @@ def test_a_layers_upstream_is_planned_once_then_reused_until_an_input_changes(
     assert set(planned_projects) == {"platform-registry"}
     assert second == first
     # A changed input of the upstream layer plans it again.
-    stacks = tmp_path / "stacks"
-    shutil.copytree(layer_module.STACKS_DIR, stacks, ignore=NO_BYTECODE)
-    monkeypatch.setattr(layer_module, "STACKS_DIR", stacks)
-    append(stacks / "foundation" / "Pulumi.dev.yaml", "# a change\n")
+    config = tmp_path / "config"
+    shutil.copytree(layer_module.CONFIG_ROOT, config)
+    monkeypatch.setattr(layer_module, "CONFIG_ROOT", config)
+    append(config / "stacks" / "foundation" / "Pulumi.dev.yaml", "# a change\n")
     planned_projects.clear()
     plancache.plan_all("dev", "registry")
     assert set(planned_projects) == {"platform-foundation", "platform-registry"}

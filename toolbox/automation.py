@@ -31,9 +31,10 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from shared import layers
 from shared.contracts import create_command, stack_name
 from shared.errors import PlatformError
-from shared.layers import REPO_ROOT
+from shared.layers import CONFIG_DIR_VARIABLE, REPO_ROOT
 from shared.layers import get as get_layer
 from shared.settings import load_platform, read_yaml, relative
 
@@ -214,6 +215,20 @@ def check_secrets(layer: str, env: str, environ: Mapping[str, str] | None = None
     )
 
 
+def require_repository_config() -> None:
+    """PlatformError unless the configuration is the repository's own.
+
+    Pulumi reads each stack file next to the layer's ``Pulumi.yaml``, so a real stack command
+    cannot honour ``PLATFORM_CONFIG_DIR``: it would plan one configuration and deploy another.
+    """
+    if layers.CONFIG_ROOT != REPO_ROOT:
+        raise PlatformError(
+            f"{CONFIG_DIR_VARIABLE} is set ({layers.CONFIG_ROOT}): a real stack command reads"
+            " platform.yaml and the stack files in the repository, where Pulumi reads them;"
+            f" unset {CONFIG_DIR_VARIABLE} (it is for the offline plan and the tests)"
+        )
+
+
 def check_aws_credentials() -> None:
     """CredentialsError unless boto3's default chain finds AWS credentials."""
     import boto3
@@ -369,6 +384,7 @@ class PulumiRunner:
     def _workspace(self, layer: str, env: str) -> Any:
         from pulumi.automation import LocalWorkspace
 
+        require_repository_config()
         if self.backend_url == DEFAULT_STATE_DIR.as_uri():
             DEFAULT_STATE_DIR.mkdir(exist_ok=True)
         env_vars = {"PULUMI_BACKEND_URL": self.backend_url, "PULUMI_SKIP_UPDATE_CHECK": "true"}

@@ -26,8 +26,9 @@ from typing import Any
 
 import yaml
 
+from shared import layers
 from shared.errors import ConfigError, PlatformError
-from shared.layers import LAYERS, REPO_ROOT, Layer
+from shared.layers import LAYERS, Layer
 from shared.settings import Platform, check_platform, parse_yaml
 
 PLATFORM = "platform.yaml"
@@ -122,11 +123,12 @@ def _environments(data: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(name) for name in envs)
 
 
-def current(root: Path = REPO_ROOT) -> dict[str, str]:
+def current(root: Path | None = None) -> dict[str, str]:
     """What the files hold now for each choice (the answer a prompt keeps on Enter).
 
     A layer setting is the first environment's value: its stack file's, else the default.
     """
+    root = root or layers.CONFIG_ROOT
     _, platform = _read(root, root / PLATFORM)
     first = _environments(platform)[0]
     found = {"namespace": platform.get("namespace"), "repository": platform.get("repository")}
@@ -135,7 +137,7 @@ def current(root: Path = REPO_ROOT) -> dict[str, str]:
         key = f"{layer.project}:{stacked.name}"
         _, stack = _read(root, _stack_path(root, layer, first))
         config = stack.get("config") or {}
-        _, project = _read(root, root / "stacks" / layer.name / "Pulumi.yaml")
+        _, project = _read(layer.directory.parents[1], layer.directory / "Pulumi.yaml")
         declared = (project.get("config") or {}).get(stacked.name) or {}
         found[name] = config.get(key, declared.get("default"))
     for env, settings in platform["environments"].items():
@@ -178,12 +180,13 @@ def resolve(
     accounts: Sequence[str] = (),
     regions: Sequence[str] = (),
     ask: Ask | None = None,
-    root: Path = REPO_ROOT,
+    root: Path | None = None,
 ) -> Choices:
     """The choices from the flags, asking for each missing one when ``ask`` is given.
 
     Without ``ask`` (no terminal, or CI) a missing value is a one-line InitError naming its flag.
     """
+    root = root or layers.CONFIG_ROOT
     now = current(root)
     environments = _environments(_read(root, root / PLATFORM)[1])
     account_of = _per_environment("--account", accounts, environments, bare=False)
@@ -341,8 +344,9 @@ def _read_args(layer: Layer, platform: Platform, files: Any) -> None:
     load(StackValues(files, values, frozenset(secret_keys)), platform, Label(platform, layer))
 
 
-def prepare(choices: Choices, root: Path = REPO_ROOT) -> list[_File]:
+def prepare(choices: Choices, root: Path | None = None) -> list[_File]:
     """Every file with the choices applied, checked as a plan checks them; nothing written."""
+    root = root or layers.CONFIG_ROOT
     from shared.stackconfig import check_stack_file
 
     platform = _File(root / PLATFORM, PLATFORM, *_read(root, root / PLATFORM))
@@ -356,7 +360,7 @@ def prepare(choices: Choices, root: Path = REPO_ROOT) -> list[_File]:
     files = [platform]
     for layer in LAYERS:
         declared = (
-            _read(root, root / "stacks" / layer.name / "Pulumi.yaml")[1].get("config")
+            _read(layer.directory.parents[1], layer.directory / "Pulumi.yaml")[1].get("config")
         ) or {}
         for env in environments:
             path = _stack_path(root, layer, env)
@@ -376,11 +380,12 @@ def prepare(choices: Choices, root: Path = REPO_ROOT) -> list[_File]:
     return files
 
 
-def init(choices: Choices, root: Path = REPO_ROOT) -> list[str]:
+def init(choices: Choices, root: Path | None = None) -> list[str]:
     """Apply ``choices`` to the files under ``root``; the lines to print.
 
     Every file is prepared and checked first; a ConfigError or InitError leaves all untouched.
     """
+    root = root or layers.CONFIG_ROOT
     files = prepare(choices, root)
     lines = []
     for file in files:

@@ -102,7 +102,25 @@ def input_files(layer: str, root: Path = REPO_ROOT) -> dict[str, Path]:
         for path in _files_under(needed.directory):
             found[f"stacks/{needed.name}/" + path.relative_to(needed.directory).as_posix()] = path
     found["platform.yaml"] = settings.PLATFORM_FILE
+    _stack_files_from_config_root(found, layer)
     return found
+
+
+def _stack_files_from_config_root(found: dict[str, Path], layer: str) -> None:
+    """The stack files of ``layer`` and its upstream layers where they are read: under the config
+    root (:data:`shared.layers.CONFIG_ROOT`), which may be another folder than the code's, so a
+    plan is never reused for another configuration."""
+    for needed in (get(layer), *upstream_layers(layer)):
+        prefix = f"stacks/{needed.name}/"
+        for name in [name for name in found if name.startswith(prefix)]:
+            if _is_stack_file(name.removeprefix(prefix)):
+                del found[name]
+        for path in sorted(needed.config_directory.glob("Pulumi.*.yaml")):
+            found[prefix + path.name] = path
+
+
+def _is_stack_file(name: str) -> bool:
+    return name.startswith("Pulumi.") and name.endswith(".yaml") and name != "Pulumi.yaml"
 
 
 def layer_key(
