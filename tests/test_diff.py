@@ -21,7 +21,8 @@ from invoke.exceptions import Exit
 
 import tasks
 from shared.errors import PlatformError
-from shared.layers import REPO_ROOT
+from shared.layers import CONFIG_DIR_VARIABLE, REPO_ROOT
+from tests.conftest import FIXTURE_CONFIG
 from tests.test_affected import TREE, commit, git, write
 from toolbox import diff as plan_diff
 from toolbox.diff import compare_plans, compare_policies, expand_action, replacement
@@ -473,9 +474,21 @@ def repository_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if source.is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
+    # The copy plans the tests' own configuration at its root, as a team's repository would
+    # hold its own there (each side of the diff reads the config of its checkout).
+    for stack_file in root.glob("stacks/*/Pulumi.*.yaml"):
+        if stack_file.name != "Pulumi.yaml":
+            stack_file.unlink()
+    shutil.copytree(FIXTURE_CONFIG, root, dirs_exist_ok=True)
     git(root, "init", "-q", "--template=", "-b", "main")
     commit(root, "initial")
     return root
+
+
+@pytest.fixture
+def own_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The planning subprocesses read each checkout's own configuration, not the tests'."""
+    monkeypatch.delenv(CONFIG_DIR_VARIABLE)
 
 
 WRITE_ACTION = '    "ecr:UploadLayerPart",\n'
@@ -484,7 +497,7 @@ TOKEN_CONFIG = f"  platform-foundation:githubToken:\n    secure: {CIPHERTEXT}\n"
 
 
 def test_a_commit_that_adds_a_write_action_and_a_secret_is_diffed_and_gated(
-    repository_copy, capsys
+    repository_copy, own_config, capsys
 ):
     root = repository_copy
     base = git(root, "rev-parse", "HEAD")
@@ -518,7 +531,7 @@ def test_a_commit_that_adds_a_write_action_and_a_secret_is_diffed_and_gated(
     assert git(root, "worktree", "list").count("\n") == 0  # the base's worktree is gone
 
 
-def test_a_base_that_names_no_commit_compares_with_nothing(repository_copy):
+def test_a_base_that_names_no_commit_compares_with_nothing(repository_copy, own_config):
     result = plan_diff.diff("none", ("dev",), root=repository_copy)
 
     assert result.reason == "base 'none' is not a commit in this clone"
