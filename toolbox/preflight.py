@@ -275,6 +275,9 @@ class Preflight:
     deploy_policy_actions: Callable[[str], Sequence[str]] | None = None
     """The deploy policy's actions for an environment (:func:`deploy_actions`); None skips the
     simulation of the deployer's permissions."""
+    offline_plan: Callable[[str], CheckResult] | None = None
+    """The environment's offline plan judged as ``./dev synth`` judges it
+    (:func:`check_offline_plan`); None skips it (the tests of the other checks plan nothing)."""
     _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
@@ -293,6 +296,8 @@ class Preflight:
     def run(self, layers: Sequence[str], purpose: Purpose = Purpose.PREFLIGHT) -> PreflightReport:
         """Run the checks ``purpose`` needs for ``layers``; never raises for a failed check."""
         results = [self.check_cli(), self.check_backend(), self.check_secrets(layers)]
+        if self.offline_plan is not None and purpose in PROGRAM_PURPOSES:
+            results.insert(0, self.offline_plan(self.environment))
         if self.placeholders is not None and purpose in PROGRAM_PURPOSES:
             results.insert(0, self.placeholders(self.environment))
         account = [self.check_credentials()]
@@ -797,9 +802,30 @@ def for_environment(environment: str, runner: Any = None) -> Preflight:
         boto3.Session(),
         foundation_outputs=foundation_outputs,
         placeholders=check_placeholders,
+        offline_plan=check_offline_plan,
         github=github_status,
         deploy_policy_actions=actions,
     )
+
+
+def check_offline_plan(environment: str, out_dir: Path | None = None) -> CheckResult:
+    """The environment planned offline and judged as ``./dev synth`` judges it: the policy pack,
+    and AWS's published specs (the SAR, CloudFormation's handler permissions and resource
+    schemas), which a real preview's engine does not check; a finding stops a preview or a
+    deploy before any stack is touched."""
+    from toolbox.synth import synth
+
+    try:
+        result = synth(environment) if out_dir is None else synth(environment, out_dir=out_dir)
+    except PlatformError as exc:
+        return failed("offline-plan", str(exc))
+    if result.violations:
+        return failed(
+            "offline-plan",
+            f"{result.violations} policy violation(s) or AWS spec finding(s) in the offline plan;"
+            f" `./dev synth --env {environment}` names each",
+        )
+    return passed("offline-plan", "the policy pack and AWS's specs find nothing")
 
 
 SAMPLE_NAMESPACE = "acme"
@@ -858,6 +884,7 @@ __all__ = [
     "PreflightError",
     "PreflightReport",
     "Purpose",
+    "check_offline_plan",
     "check_placeholders",
     "deploy_actions",
     "for_environment",
