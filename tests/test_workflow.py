@@ -22,6 +22,7 @@ from shared.settings import environments
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 WORKFLOW = WORKFLOWS / "ci-cd.yml"
 DRIFT = WORKFLOWS / "drift.yml"
+PULL_REQUEST = WORKFLOWS / "pull-request.yml"
 JOBS = ["Source", "Build", "Test", "SecurityScan", "Deploy"]
 """The five stages of the pipeline, in order (the original requirement)."""
 REVIEW = "SecurityReview"
@@ -205,7 +206,7 @@ def test_the_pulumi_cli_is_installed_where_pulumi_runs_at_the_sdk_version(workfl
     assert sdk == f"pulumi=={cli}"
 
 
-@pytest.mark.parametrize("path", [WORKFLOW, DRIFT], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [WORKFLOW, DRIFT, PULL_REQUEST], ids=lambda p: p.name)
 def test_every_action_is_pinned_by_commit_sha_with_a_version_comment(path):
     found = 0
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
