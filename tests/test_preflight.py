@@ -115,8 +115,8 @@ def _hide_ecs(*entries: tuple[str, str]):
     """
 
     def take(session) -> Callable[[], None]:
-        # Imported here, not at collection: moto's ECS pulls in EC2, whose import reads botocore's
-        # endpoints through new Sessions (~0.8 s) unless the worker's one Loader is in place.
+        # Imported here, not at collection: moto's ECS pulls in EC2, a heavy import that most
+        # tests of this module do not need.
         from moto.ecs.models import ecs_backends
 
         backend = ecs_backends[ACCOUNT][REGION]

@@ -496,7 +496,7 @@ class Session:
         self._clients: dict[str, object] = {}
 
     def client(self, name, **kwargs):
-        # One client per service, as a script would keep it: making one costs ~40 ms.
+        # One client per service, as a script would keep it: making one is not free.
         key = repr((name, sorted(kwargs.items())))
         if key not in self._clients:
             self._clients[key] = self._made(name, **kwargs)
