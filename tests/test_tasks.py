@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,10 @@ from moto import mock_aws
 import tasks
 from shared.contracts import CONTRACTS
 from shared.settings import load_platform
+from tests.test_affected import TREE, commit, git, write
 from tests.test_orchestration import FakeRunner
-from toolbox import drift
+from toolbox import affected, drift
 from toolbox import preflight as preflight_module
-from toolbox.affected import commits_to_record
 from toolbox.drift import DriftedResource
 from toolbox.preflight import Preflight, read_pipeline_args
 
@@ -159,23 +158,29 @@ def _check(printed: str, result: str, name: str) -> str:
 
 
 @pytest.fixture
-def head() -> str:
-    """This checkout's HEAD, what a deploy records (skipped outside a git work tree)."""
-    found = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
+def head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The HEAD of a committed checkout of the test's own, which ``./dev deploy`` records and
+    ``--changed`` compares with (the real functions, pointed at that checkout instead of this
+    repository, whose working tree may hold uncommitted changes)."""
+    checkout = tmp_path / "checkout"
+    git(checkout.parent, "init", "-q", "--template=", "-b", "main", str(checkout))
+    write(checkout, TREE)
+    found = commit(checkout, "initial")
+    monkeypatch.setattr(
+        affected, "commits_to_record", functools.partial(affected.commits_to_record, checkout)
     )
-    if found.returncode != 0 or not commits_to_record():
-        pytest.skip("not a git work tree: a deploy records no commit")
-    return found.stdout.strip()
+    monkeypatch.setattr(
+        affected,
+        "changed_since_deployed",
+        functools.partial(affected.changed_since_deployed, root=checkout),
+    )
+    return found
 
 
 @pytest.fixture
 def clean_inputs(head: str) -> str:
-    """HEAD, when no layer's inputs have uncommitted changes (``--changed`` compares against the
-    working tree of this checkout); the test is skipped in a tree that changes them."""
-    dirty = sorted(layer for layer, commit in commits_to_record().items() if "-dirty" in commit)
-    if dirty:
-        pytest.skip(f"uncommitted changes to the inputs of {', '.join(dirty)}")
+    """HEAD of the test's checkout, where no layer's inputs have uncommitted changes."""
+    assert "-dirty" not in "".join(affected.commits_to_record().values())
     return head
 
 
