@@ -16,14 +16,12 @@ from invoke import Collection
 import tasks
 from shared.layers import REPO_ROOT
 from shared.settings import environments
+from tests.test_workflow import steps, triggers
 
 PULL_REQUEST = REPO_ROOT / ".github" / "workflows" / "pull-request.yml"
 OPERATIONS = REPO_ROOT / "docs" / "operations.md"
 JOBS = {"Lint": "lint", "Test": "test", "Scan": "scan", "Synth": "synth", "Diff": "diff"}
 """Each job (by id) and the one task it runs."""
-USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
-PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
-VERSION_COMMENT = re.compile(r"^\s+#\s+v\d+\.\d+\.\d+(\s|$)")
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +29,8 @@ def workflow() -> dict[str, Any]:
     return yaml.safe_load(PULL_REQUEST.read_text(encoding="utf-8"))
 
 
-def steps(workflow: dict[str, Any], job: str | None = None) -> list[dict[str, Any]]:
-    selected = [job] if job else list(workflow["jobs"])
-    return [step for name in selected for step in workflow["jobs"][name]["steps"]]
-
-
 def test_runs_on_pull_requests_into_main_and_release_branches_only(workflow) -> None:
-    on = workflow.get("on", workflow.get(True))  # PyYAML reads the bare key `on` as True
+    on = triggers(workflow)
     assert on == {"pull_request": {"branches": ["main", "release/*"]}}
 
 
@@ -104,7 +97,7 @@ def test_branch_protection_requires_exactly_the_jobs_of_this_workflow(workflow) 
 
 def test_ci_cd_keeps_its_push_triggers_and_five_jobs() -> None:
     ci_cd = yaml.safe_load(Path(REPO_ROOT / ".github/workflows/ci-cd.yml").read_text("utf-8"))
-    on = ci_cd.get("on", ci_cd.get(True))
+    on = triggers(ci_cd)
     assert "pull_request" not in on and "pull_request_target" not in on
     assert on["push"] == {"branches": ["main", "release/*"]}
     stages = [job for job in ci_cd["jobs"] if job != "SecurityReview"]  # the approval gate
