@@ -80,8 +80,8 @@ def test_the_key_changes_with_the_layers_folder(tmp_path, monkeypatch):
 
 
 def test_the_key_changes_with_an_upstream_layers_own_files(config_copy):
-    # The pipeline reads the registry's image families from the registry's stack files, which
-    # no export carries: a change there must plan the pipeline again.
+    # A change to an upstream layer's own files plans the layers downstream again (the key is
+    # cautious: their exports alone would do since no program reads another layer's files).
     before = plancache.layer_key("pipeline", "dev", {})
     foundation = plancache.layer_key("foundation", "dev", {})
     append(config_copy / "stacks" / "registry" / "Pulumi.dev.yaml", "# a change\n")

@@ -96,8 +96,8 @@ def input_files(layer: str, root: Path = REPO_ROOT) -> dict[str, Path]:
     for name in (*inputs.files, *OWN_CODE):
         if not name.startswith(own_folder):
             found[name] = root / name
-    # A program may read its upstream layers' own files too (the pipeline reads the registry's
-    # image families from its stack files), which their exports do not reflect.
+    # The upstream layers' own files too, although since the image families moved to platform.yaml
+    # no program reads another layer's files: over-cautious (a change there replans downstream).
     for needed in upstream_layers(layer):
         for path in _files_under(needed.directory):
             found[f"stacks/{needed.name}/" + path.relative_to(needed.directory).as_posix()] = path
