@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from shared.families import PRODUCTION_TAG
+from shared.services import PRODUCTION_TAG
 from shared.iam import (
     KEY_POLICY_WILDCARD_REASON,
     SOURCE_KEYS,

@@ -164,9 +164,44 @@ class RegistryOutputs(Contract):
 
     LAYER: ClassVar[str] = "registry"
 
-    repository_name: pulumi.Output[str] = output("repositoryName", "name of the ECR repository")
-    repository_arn: pulumi.Output[str] = output("repositoryArn", "ARN of the ECR repository")
-    repository_url: pulumi.Output[str] = output("repositoryUrl", "URL to push the image to")
+    repository_names: pulumi.Output[dict] = output(
+        "repositoryNames", "each service's ECR repository name, by service", kind=dict
+    )
+    repository_arns: pulumi.Output[dict] = output(
+        "repositoryArns", "each service's ECR repository ARN, by service", kind=dict
+    )
+    repository_urls: pulumi.Output[dict] = output(
+        "repositoryUrls", "the URL each service's image is pushed to, by service", kind=dict
+    )
+
+    def repository(self, service: str) -> Repository:
+        """``service``'s repository, its values read out of the by-service exports."""
+
+        def of(values: pulumi.Output[dict]) -> pulumi.Output[str]:
+            return values.apply(lambda found: _for_service(found, service, self.LAYER))
+
+        return Repository(
+            of(self.repository_names), of(self.repository_arns), of(self.repository_urls)
+        )
+
+
+@dataclass(frozen=True)
+class Repository:
+    """One service's repository, as the pipeline layer uses it."""
+
+    name: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    url: pulumi.Output[str]
+
+
+def _for_service(values: dict, service: str, layer: str) -> str:
+    """``values[service]``, or one line saying the upstream stack predates the service."""
+    if service not in values:
+        raise UpstreamError(
+            f"the {layer} layer has no repository for service '{service}' (it has"
+            f" {', '.join(sorted(values)) or 'none'}); run `./dev deploy --layer {layer}` first"
+        )
+    return values[service]
 
 
 @dataclass(frozen=True)
@@ -175,31 +210,42 @@ class PipelineOutputs(Contract):
 
     LAYER: ClassVar[str] = "pipeline"
 
-    pipeline_name: pulumi.Output[str] = output("pipelineName", "name of the CodePipeline")
-    pipeline_arn: pulumi.Output[str] = output("pipelineArn", "ARN of the CodePipeline")
-    pipeline_console_url: pulumi.Output[str] = output(
-        "pipelineConsoleUrl", "AWS console page of the pipeline"
+    pipeline_names: pulumi.Output[dict] = output(
+        "pipelineNames", "each service's CodePipeline name, by service", kind=dict
+    )
+    pipeline_arns: pulumi.Output[dict] = output(
+        "pipelineArns", "each service's CodePipeline ARN, by service", kind=dict
+    )
+    pipeline_console_urls: pulumi.Output[dict] = output(
+        "pipelineConsoleUrls", "AWS console page of each service's pipeline, by service", kind=dict
     )
     project_names: pulumi.Output[dict] = output(
-        "projectNames", "CodeBuild project names by duty (and service-<name>)", kind=dict
+        "projectNames", "CodeBuild project names by service, then by duty", kind=dict
     )
     role_arns: pulumi.Output[dict] = output(
-        "roleArns", "IAM role ARNs by duty (pipeline, events, CodeBuild duties)", kind=dict
+        "roleArns",
+        "IAM role ARNs by service, then by duty; the layer's own (recorder) under ''",
+        kind=dict,
     )
     log_group_names: pulumi.Output[dict] = output(
         "logGroupNames",
-        "CloudWatch log group names by CodeBuild project key and by handler",
+        "log group names by service, then by CodeBuild project or handler; the recorder's under ''",
         kind=dict,
     )
     handler_arns: pulumi.Output[dict] = output(
-        "handlerArns", "Lambda function ARNs by handler (recorder, deploy-handler)", kind=dict
+        "handlerArns",
+        "Lambda function ARNs by service (its deploy handler); the recorder's under ''",
+        kind=dict,
     )
-    image_uri: pulumi.Output[str] = output(
-        "imageUri", "the image in production: the repository URL with the production tag"
+    image_uris: pulumi.Output[dict] = output(
+        "imageUris",
+        "each service's image in production (its repository URL with the production tag)",
+        kind=dict,
     )
-    github_webhook_url: pulumi.Output[str] = output(
-        "githubWebhookUrl",
-        "URL of the GitHub source's CodePipeline webhook ('' for the other sources)",
+    github_webhook_urls: pulumi.Output[dict] = output(
+        "githubWebhookUrls",
+        "by service, the URL of its GitHub source's CodePipeline webhook ('' for other sources)",
+        kind=dict,
     )
 
 

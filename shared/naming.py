@@ -82,6 +82,13 @@ class Label:
 
     platform: Platform
     layer: Layer
+    service: str = ""
+    """The service the names are for (``shared/services.py``), after the layer in each name;
+    empty for what the layer has once, whatever the number of services."""
+
+    def of(self, service: str) -> Label:
+        """The label of ``service``'s resources in this layer and environment."""
+        return Label(self.platform, self.layer, service)
 
     def name(
         self,
@@ -90,18 +97,23 @@ class Label:
         scoped_to_account: bool = False,
         blame: tuple[str, str] | None = None,
     ) -> str:
-        """``<namespace>-<layer>-<parts>[-<account>]-<env>``, within ``kind``'s limits.
+        """``<namespace>-<layer>[-<service>]-<parts>[-<account>]-<env>``, within ``kind``'s limits.
 
         ``scoped_to_account`` adds the account id, for names that are global across accounts
         (S3 buckets), so the same config in two accounts never collides. ``blame`` is the
         (file, key) to name when the name does not fit; by default the namespace.
         """
-        pieces = [self.platform.namespace, self.layer.name, *parts]
+        pieces = [self.platform.namespace, self.layer.name, *filter(None, [self.service]), *parts]
         if scoped_to_account:
             pieces.append(self.platform.account_id)
         pieces.append(self.platform.environment)
         limit = kind.value
-        value = limit.prefix + "-".join(pieces)
+        return self.checked(kind, limit.prefix + "-".join(pieces), blame)
+
+    def checked(self, kind: Kind, value: str, blame: tuple[str, str] | None = None) -> str:
+        """``value`` as a ``kind`` name, or a ConfigError naming ``blame`` (by default the
+        namespace) when the service would refuse it."""
+        limit = kind.value
         if limit.lowercase:
             value = value.lower()
         where, key = blame or (relative(PLATFORM_FILE), "namespace")
@@ -135,6 +147,7 @@ class Label:
     def tags(self) -> dict[str, str]:
         """The tags every taggable resource of this layer carries (see shared.tagging)."""
         return {
+            **({"Service": self.service} if self.service else {}),
             "Project": self.platform.project,
             "Environment": self.platform.environment,
             "Layer": self.layer.name,

@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from shared import families as image_families
 from shared import layers
+from shared import services as platform_services
 from shared.errors import ConfigError, PlatformError
 from shared.layers import REPO_ROOT
 from shared.tagging import tag_problem
@@ -216,10 +216,9 @@ class Platform:
     """The AWS region (default us-east-1)."""
     protect: bool
     """Whether stateful resources are protected from deletion."""
-    image_families: tuple[str, ...] = image_families.DEFAULT
-    """The image families sharing the registry's repository, the application's first
-    (``shared/families.py``): the registry keeps each family's images, the pipeline builds one
-    service per family but the first."""
+    services: tuple[platform_services.Service, ...] = (platform_services.Service("app"),)
+    """The services, the application first (``shared/services.py``), with this environment's
+    settings: each gets its own repository (registry) and its own pipeline (pipeline)."""
 
 
 TOP_KEYS = (
@@ -228,7 +227,7 @@ TOP_KEYS = (
     "costCenter",
     "repository",
     "stackOrganization",
-    "imageFamilies",
+    "services",
     "environments",
 )
 """The settings ``platform.yaml`` may hold at its top level; anything else is an error."""
@@ -323,7 +322,6 @@ def check_platform(data: dict[str, Any], where: str) -> dict[str, Platform]:
     The pure part of :func:`load_all`: ``./dev init`` checks the file it is about to write with
     it, so its errors are the very lines a plan would give.
     """
-    check_keys(data, TOP_KEYS, where)
     namespace = _text(
         data,
         "namespace",
@@ -339,12 +337,21 @@ def check_platform(data: dict[str, Any], where: str) -> dict[str, Platform]:
         pattern=re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"),
         allowed="a Pulumi organization name",
     )
-    families = image_families.validate(
-        data.get(image_families.KEY, list(image_families.DEFAULT)), where
-    )
+    if "imageFamilies" in data:
+        raise ConfigError(
+            where,
+            "imageFamilies",
+            "is gone: each service has its own repository now",
+            f"list the services under {platform_services.KEY} instead (docs/pipeline.md,"
+            " 'Moving from image families')",
+        )
+    check_keys(data, TOP_KEYS, where)
     envs = data.get("environments")
     if not isinstance(envs, dict) or not envs:
         raise ConfigError(where, "environments", "must map environment names to settings")
+    for name, env in envs.items():
+        _environment(name, env, where)
+    services = platform_services.validate(data.get(platform_services.KEY), list(envs), where)
     platforms: dict[str, Platform] = {}
     for name, env in envs.items():
         environment, account_id, region, protect = _environment(name, env, where)
@@ -358,7 +365,7 @@ def check_platform(data: dict[str, Any], where: str) -> dict[str, Platform]:
             account_id=account_id,
             region=region,
             protect=protect,
-            image_families=families,
+            services=services[environment],
         )
     return platforms
 

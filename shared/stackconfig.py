@@ -23,6 +23,7 @@ from pulumi.runtime import config as runtime_config
 
 from shared.errors import ConfigError, PlatformError
 from shared.layers import LAYERS, Layer
+from shared.services import Service
 from shared.settings import EMAIL, PLATFORM_FILE, check_keys, closest, read_yaml, relative
 
 OFFLINE_SECRET = "offline-placeholder-for-a-secure-value"  # noqa: S105 - a placeholder, not a credential  # nosec B105
@@ -491,3 +492,42 @@ class StackConfig:
             if not re.fullmatch(pattern, item):
                 raise self._fail(key, f"'{item}' is not valid", allowed)
         return tuple(value)
+
+
+class ServiceConfig(StackConfig):
+    """A layer's config as one service sees it: the layer's values (its defaults) overlaid by
+    what ``platform.yaml`` states for the service (``shared/services.py``).
+
+    Reads are the layer's own typed reads; a value the service states is blamed on its line in
+    ``platform.yaml`` (``services.<name>.<key>``), any other on the layer's files as usual.
+    """
+
+    def __init__(self, values: StackValues, service: Service) -> None:
+        super().__init__(values)
+        platform_file = relative(PLATFORM_FILE)
+        own = service.owned_by(self.layer.name)
+        self._blame: dict[str, tuple[str, str]] = {}
+        overlay: dict[str, str] = {}
+        for key, value in own.items():
+            setting = self.files.settings.get(self._full(key))
+            if setting is None:
+                raise PlatformError(
+                    f"{self.files.project_file}: config.{key}: a service may state it"
+                    " (shared/services.py) but it is not declared; declare it under config:"
+                )
+            where = (platform_file, service.where.get(key, f"services.{service.name}.{key}"))
+            problem = _type_problem(setting.type, value)
+            if problem:
+                raise ConfigError(
+                    *where,
+                    problem,
+                    f"{_a(setting.type)}, as {self.files.project_file} declares {key}",
+                )
+            overlay[self._full(key)] = _as_config_string(value)
+            self._blame[key] = where
+        self._values = {**self._values, **overlay}
+        self.service = service.name
+
+    def where(self, key: str) -> tuple[str, str]:
+        """Where the value of ``key`` comes from: the service's line, or the layer's files."""
+        return self._blame.get(key) or super().where(key)

@@ -267,39 +267,51 @@ def toolbox_grants(role: str) -> list[Grant]:
 class Outside:
     """What the pipeline layer points at but does not create, as ARNs: the preflight reads each."""
 
-    ecs_cluster: str
-    ecs_service: str
+    ecs_clusters: tuple[str, ...]
+    ecs_services: tuple[str, ...]
     ecs_roles: tuple[str, ...]
-    """The task role and task execution role."""
-    codecommit_repository: str = ""
-    """The mirror whose pushes start the pipeline ('' without the CodeCommit trigger)."""
-    connection: str = ""
-    """The CodeConnections (or codestar-connections) ARN ('' unless that source provider)."""
+    """The task roles and task execution roles."""
+    codecommit_repositories: tuple[str, ...] = ()
+    """The mirrors whose pushes start a pipeline (of the services with the CodeCommit trigger)."""
+    connections: tuple[str, ...] = ()
+    """The CodeConnections (or codestar-connections) ARNs of the services that use one."""
 
     def scopes(self) -> dict[str, tuple[str, ...]]:
         """The scopes of :data:`PREFLIGHT_READS` these ARNs fill (an empty one grants nothing)."""
-        service = self.connection.split(":")[2] if self.connection else ""
+
+        def of(service: str) -> tuple[str, ...]:
+            return tuple(arn for arn in self.connections if arn.split(":")[2] == service)
+
         return {
-            "ecs-cluster": (self.ecs_cluster,),
-            "ecs-service": (self.ecs_service,),
+            "ecs-cluster": self.ecs_clusters,
+            "ecs-service": self.ecs_services,
             "ecs-role": self.ecs_roles,
-            "codecommit-repository": tuple(filter(None, (self.codecommit_repository,))),
-            "connection": (self.connection,) if service == "codeconnections" else (),
-            "codestar-connection": (self.connection,) if service == "codestar-connections" else (),
+            "codecommit-repository": self.codecommit_repositories,
+            "connection": of("codeconnections"),
+            "codestar-connection": of("codestar-connections"),
         }
 
 
 def outside_of(args: Any) -> Outside:
-    """The :class:`Outside` of the pipeline layer's config (a ``PipelineArgs``), under the same
-    conditions the preflight checks each one."""
+    """The :class:`Outside` of the pipeline layer's config (a ``LayerArgs``: every service's
+    pipeline), under the same conditions the preflight checks each one; each ARN once."""
+
+    def each(arns: Iterable[str]) -> tuple[str, ...]:
+        return tuple(sorted(set(filter(None, arns))))
+
+    pipelines = args.pipelines
     return Outside(
-        ecs_cluster=args.ecs_cluster_arn,
-        ecs_service=args.arn("ecs", f"service/{args.ecs_cluster}/{args.ecs_service}"),
-        ecs_roles=tuple(args.ecs_role_arns),
-        codecommit_repository=(
-            args.codecommit_repository_arn if args.source.codecommit_trigger else ""
+        ecs_clusters=each(p.ecs_cluster_arn for p in pipelines),
+        ecs_services=each(
+            p.arn("ecs", f"service/{p.ecs_cluster}/{p.ecs_service}") for p in pipelines
         ),
-        connection=args.connection_arn if args.source_provider == "codeconnections" else "",
+        ecs_roles=each(arn for p in pipelines for arn in p.ecs_role_arns),
+        codecommit_repositories=each(
+            p.codecommit_repository_arn for p in pipelines if p.source.codecommit_trigger
+        ),
+        connections=each(
+            p.connection_arn for p in pipelines if p.source_provider == "codeconnections"
+        ),
     )
 
 

@@ -1,21 +1,26 @@
-"""The pipeline component: roles, CodeBuild, the five-stage CodePipeline and its events.
+"""The pipeline layer: one five-stage pipeline per service, and what they share.
 
-It consumes the foundation contract (key, artifact bucket, token secret, failure topic) and the
-registry contract (the repository). The pieces live in small modules: ``roles`` (IAM),
-``codebuild``, ``codepipeline`` and ``events``; this class wires them together.
+:class:`Pipeline` is the layer. It consumes the foundation contract (key, artifact bucket, token
+secret, failure topic, ledger) and the registry contract (one repository per service). It builds
+what the layer has once (the recorder and its two rules, the failure notification, the topic
+policy) and one :class:`ServicePipeline` per service: its roles, CodeBuild projects, deploy
+handler, the five-stage CodePipeline and what starts it. The pieces live in small modules:
+``roles`` (IAM), ``codebuild``, ``codepipeline``, ``sources``, ``events`` and ``releases``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_aws as aws
 
-from shared import families
-from shared.contracts import FoundationOutputs, PipelineOutputs, RegistryOutputs
+from shared import services
+from shared.contracts import FoundationOutputs, PipelineOutputs, RegistryOutputs, Repository
+from shared.naming import Label
 from stacks.pipeline import codebuild, codepipeline, events, names, releases, roles, sources
-from stacks.pipeline.config import BuildProject, PipelineArgs
+from stacks.pipeline.config import BuildProject, LayerArgs, PipelineArgs
 from stacks.pipeline.releases import Releases
 
 CODEBUILD = "codebuild.amazonaws.com"
@@ -23,39 +28,164 @@ DOCKER_CACHE = ["LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE"]
 """Docker layers and the source, kept on the build host between close builds."""
 NPM_CACHE = ["LOCAL_SOURCE_CACHE", "LOCAL_CUSTOM_CACHE"]
 """The source and the buildspec's ``cache.paths`` (the npm cache)."""
+R = TypeVar("R", bound=pulumi.Resource)
+
+LAYER = ""
+"""The key of the layer's own resources (the recorder) in the by-service outputs."""
 
 
 class Pipeline(pulumi.ComponentResource):
-    """The production container pipeline and the standalone builds of extra services."""
+    """The pipeline layer: a :class:`ServicePipeline` per service, the recorder, the failure
+    notification."""
 
-    pipeline: aws.codepipeline.Pipeline
-    """The V2 pipeline: Source, Build, Test, SecurityScan, Deploy."""
-    projects: dict[str, aws.codebuild.Project]
-    """CodeBuild projects by key (the four duties, then ``service-<name>``)."""
-    log_groups: dict[str, aws.cloudwatch.LogGroup]
-    """Each project's own log group, by project key."""
-    roles: dict[str, aws.iam.Role]
-    """Roles by duty: pipeline, docker-build, tests, security-scan, service-<name>, events."""
-    report_groups: dict[str, aws.codebuild.ReportGroup]
-    """The JUnit report groups of unit-tests and integration-tests."""
-    webhook: aws.codepipeline.Webhook | None
-    """The GitHub source's webhook (None for the other sources)."""
-    releases: Releases
-    """The recorder and deploy handler Lambdas, with their logs, roles and queues."""
+    services: dict[str, ServicePipeline]
+    """By service, the application's first."""
+    recorder: Releases
+    """The recorder Lambda, with its logs, role and queue."""
     outputs: PipelineOutputs
     """The layer's contract, exported by ``__main__``."""
 
     def __init__(
         self,
         name: str,
-        args: PipelineArgs,
+        args: LayerArgs,
         foundation: FoundationOutputs,
         registry: RegistryOutputs,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("acme:pipeline:Pipeline", name, None, opts)
+        self._name, self._args, self._foundation = name, args, foundation
+        self._child = pulumi.ResourceOptions(parent=self)
+        self.recorder = releases.recorder(name, args, foundation, parent=self)
+        self.services = {
+            pipeline.service: ServicePipeline(
+                f"{name}-{pipeline.service}",
+                pipeline,
+                foundation,
+                registry.repository(pipeline.service),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for pipeline in args.pipelines
+        }
+        self._events()
+
+        def each(value: Callable[[ServicePipeline], pulumi.Input[Any]]) -> pulumi.Output[dict]:
+            return pulumi.Output.all(
+                **{service: value(built) for service, built in self.services.items()}
+            )
+
+        layer_roles = {LAYER: {k: r.arn for k, r in self.recorder.roles.items()}}
+        self.outputs = PipelineOutputs(
+            pipeline_names=each(lambda s: s.pipeline.name),
+            pipeline_arns=each(lambda s: s.pipeline.arn),
+            pipeline_console_urls=each(lambda s: s.console_url),
+            project_names=each(lambda s: _all(s.projects, lambda p: p.name)),
+            role_arns=pulumi.Output.all(
+                **{k: pulumi.Output.all(**v) for k, v in layer_roles.items()},
+                **{svc: _all(s.roles, lambda r: r.arn) for svc, s in self.services.items()},
+            ),
+            log_group_names=pulumi.Output.all(
+                **{LAYER: _all(self.recorder.log_groups, lambda g: g.name)},
+                **{svc: _all(s.log_groups, lambda g: g.name) for svc, s in self.services.items()},
+            ),
+            handler_arns=pulumi.Output.all(
+                **{LAYER: self.recorder.functions["recorder"].arn},
+                **{
+                    svc: s.releases.functions["deploy-handler"].arn
+                    for svc, s in self.services.items()
+                },
+            ),
+            github_webhook_urls=each(
+                lambda s: s.webhook.url if s.webhook else pulumi.Output.from_input("")
+            ),
+            image_uris=each(lambda s: s.image_uri),
+        )
+        self.register_outputs({"pipelineNames": self.outputs.pipeline_names})
+
+    def _events(self) -> None:
+        """The layer's rules (failed executions of every pipeline; the recorder's two), each
+        target with retries and a dead-letter queue, an alarm on each rule's failed
+        invocations, and the topic policy that lets exactly the failure rule and the layer's
+        alarms publish."""
+        a, f = self._args, self._foundation
+        rules = {
+            "failed": events.failure_notification(
+                f"{self._name}-failed",
+                a,
+                f.failure_topic_arn,
+                _dead_letter_queue(self._name, a.label, "failed", f, self._child),
+                self._child,
+            )
+        }
+        rules.update(
+            releases.recorder_rules(
+                self._name,
+                a,
+                self.recorder.functions["recorder"],
+                dead_letter_queues={
+                    rule: _dead_letter_queue(self._name, a.label, rule, f, self._child)
+                    for rule in ("record-pipeline", "record-builds")
+                },
+                opts=self._child,
+            )
+        )
+        for rule, resource in rules.items():
+            events.failed_invocations_alarm(
+                f"{self._name}-{rule}-alarm",
+                names.rule_alarm(a.label, rule),
+                resource.name,
+                f.failure_topic_arn,
+                self._child,
+            )
+        events.failure_topic_policy(
+            f"{self._name}-failure-topic-policy", a, f.failure_topic_arn, self._child
+        )
+
+
+class ServicePipeline(pulumi.ComponentResource):
+    """One service's whole path: Source, Build, Test, SecurityScan, Deploy, and what starts it.
+
+    Its roles reach only its own repository, ECS service, log groups, artifact folder and
+    deploy handler; its resources carry the ``Service`` tag.
+    """
+
+    pipeline: aws.codepipeline.Pipeline
+    """The V2 pipeline: Source, Build, Test, SecurityScan, Deploy."""
+    projects: dict[str, aws.codebuild.Project]
+    """CodeBuild projects by key (docker-build, unit-tests, integration-tests, security-scan)."""
+    log_groups: dict[str, aws.cloudwatch.LogGroup]
+    """Each project's own log group, by project key, and the deploy handler's."""
+    roles: dict[str, aws.iam.Role]
+    """Roles by duty: pipeline, docker-build, tests, security-scan, deploy-handler, events."""
+    report_groups: dict[str, aws.codebuild.ReportGroup]
+    """The JUnit report groups of unit-tests and integration-tests."""
+    webhook: aws.codepipeline.Webhook | None
+    """The GitHub source's webhook (None for the other sources)."""
+    releases: Releases
+    """The service's deploy handler, with its logs, role and queue."""
+    console_url: str
+    """The pipeline's page in the AWS console."""
+    image_uri: pulumi.Output[str]
+    """The image in production: the repository URL with the production tag."""
+
+    def __init__(
+        self,
+        name: str,
+        args: PipelineArgs,
+        foundation: FoundationOutputs,
+        repository: Repository,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            "acme:pipeline:ServicePipeline",
+            name,
+            None,
+            pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(transformations=[_service_tag(args.service)])
+            ),
+        )
         self._name, self._args = name, args
-        self._foundation, self._registry = foundation, registry
+        self._foundation, self._repository = foundation, repository
         self._child = pulumi.ResourceOptions(parent=self)
         self.projects, self.log_groups, self.roles, self.report_groups = {}, {}, {}, {}
 
@@ -63,33 +193,15 @@ class Pipeline(pulumi.ComponentResource):
         self._docker_build(docker)
         self._tests(unit, integration)
         self._security_scan(scan)
-        for service in args.services:
-            self._docker_build(service)
         self._token = self._oauth_token()
-        self.releases = releases.build(name, args, foundation, registry, parent=self)
+        self.releases = releases.deploy_handler(name, args, foundation, repository, parent=self)
         self.roles.update(self.releases.roles)
+        self.log_groups.update(self.releases.log_groups)
         self.pipeline = self._pipeline()
         self.webhook = self._webhook()
-        self._events()
-
-        self.outputs = PipelineOutputs(
-            pipeline_name=self.pipeline.name,
-            pipeline_arn=self.pipeline.arn,
-            pipeline_console_url=pulumi.Output.from_input(codepipeline.console_url(args)),
-            project_names=pulumi.Output.all(
-                **{key: project.name for key, project in self.projects.items()}
-            ),
-            role_arns=pulumi.Output.all(**{key: role.arn for key, role in self.roles.items()}),
-            log_group_names=pulumi.Output.all(
-                **{key: group.name for key, group in self.log_groups.items()},
-                **{key: group.name for key, group in self.releases.log_groups.items()},
-            ),
-            handler_arns=pulumi.Output.all(
-                **{key: function.arn for key, function in self.releases.functions.items()}
-            ),
-            github_webhook_url=(self.webhook.url if self.webhook else pulumi.Output.from_input("")),
-            image_uri=pulumi.Output.concat(registry.repository_url, ":", families.PRODUCTION_TAG),
-        )
+        self._starters()
+        self.console_url = codepipeline.console_url(args)
+        self.image_uri = pulumi.Output.concat(repository.url, ":", services.PRODUCTION_TAG)
         self.register_outputs(
             {"pipelineArn": self.pipeline.arn, "pipelineName": self.pipeline.name}
         )
@@ -135,7 +247,7 @@ class Pipeline(pulumi.ComponentResource):
             f"{self._name}-{key}-role",
             names.role(self._args.label, key),
             service=service,
-            args=self._args,
+            account_id=self._args.account_id,
             source_arns=source_arns,
             statements=statements,
             opts=self._child,
@@ -144,24 +256,21 @@ class Pipeline(pulumi.ComponentResource):
         return duty
 
     def _docker_build(self, build: BuildProject) -> None:
-        """Build, tag with the commit, push: the application's image, or an extra service's."""
-        a, registry = self._args, self._registry
+        """Build, tag with the commit, push to the service's repository."""
+        a, repository = self._args, self._repository
         duty = self._role(
             build.role,
             CODEBUILD,
             roles.codebuild_trust_arns(a, [build]),
-            roles.docker_build_statements(a, build, self._foundation, registry),
+            roles.docker_build_statements(a, build, self._foundation, repository),
         )
         variables: dict[str, pulumi.Input[str]] = {
-            "REPOSITORY_URL": registry.repository_url,
-            "REPOSITORY_NAME": registry.repository_name,
+            "REPOSITORY_URL": repository.url,
+            "REPOSITORY_NAME": repository.name,
             "AWS_ACCOUNT_ID": a.account_id,
             "ECR_REGION": a.region,
-            "CONTAINER_NAME": build.service or a.container_name,
+            "CONTAINER_NAME": a.container_name,
         }
-        # One repository: every image's tag starts with its family, which the registry's
-        # lifecycle policy keeps the last images of (shared/families.py).
-        variables["IMAGE_TAG_PREFIX"] = families.tag_prefix(build.image_family)
         self._codebuild(build, duty, variables, privileged=True, cache_modes=DOCKER_CACHE)
 
     def _tests(self, unit: BuildProject, integration: BuildProject) -> None:
@@ -200,13 +309,13 @@ class Pipeline(pulumi.ComponentResource):
             build.role,
             CODEBUILD,
             roles.codebuild_trust_arns(a, [build]),
-            roles.security_scan_statements(a, build, self._foundation, self._registry),
+            roles.security_scan_statements(a, build, self._foundation, self._repository),
         )
         self._codebuild(
             build,
             duty,
             {
-                "REPOSITORY_NAME": self._registry.repository_name,
+                "REPOSITORY_NAME": self._repository.name,
                 "SCAN_SEVERITY_THRESHOLD": a.scan_severity_threshold,
             },
             privileged=False,
@@ -246,7 +355,7 @@ class Pipeline(pulumi.ComponentResource):
             a,
             {key: names.project(a.label, key) for key in core},
             source,
-            gate=releases.deploy_gate(a, self._registry),
+            gate=releases.deploy_gate(a, self._repository),
         )
         return codepipeline.pipeline(
             f"{self._name}-codepipeline",
@@ -284,69 +393,42 @@ class Pipeline(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _events(self) -> None:
-        """The rules (failures; the CodeCommit mirror and the S3 source when on; the recorder's
-        two; failed service builds when there are services), each target with retries and a
-        dead-letter queue, an alarm on each rule's failed invocations, and the topic policy that
-        lets exactly the failure rules and those alarms publish."""
+    def _starters(self) -> None:
+        """The service's own rules that start its pipeline (its CodeCommit mirror; a new S3
+        source zip), through an events role that may start this pipeline only; each target
+        retries and dead-letters, an alarm watches each rule's failed invocations."""
         a, f = self._args, self._foundation
-        rules = {
-            "failed": events.failure_notification(
-                f"{self._name}-failed",
-                a,
-                f.failure_topic_arn,
-                self._dead_letter_queue("failed"),
-                self._child,
-            )
-        }
         starters = sources.start_rule_names(a)
-        if starters:  # no events role when nothing starts the pipeline through EventBridge
-            duty = self._role(
-                "events",
-                "events.amazonaws.com",
-                [a.arn("events", f"rule/{rule}") for rule in starters],
-                roles.events_statements(self.pipeline.arn),
-            )
-            opts = pulumi.ResourceOptions(parent=self, depends_on=[duty.policy])
-            if a.source.codecommit_trigger:
-                rules["codecommit"] = events.codecommit_trigger(
-                    f"{self._name}-codecommit",
-                    a,
-                    self.pipeline.arn,
-                    duty.role.arn,
-                    dead_letter_queue=self._dead_letter_queue("codecommit"),
-                    opts=opts,
-                )
-            if a.source_provider == "s3":
-                rules["source"] = sources.s3_source_trigger(
-                    f"{self._name}-source",
-                    a,
-                    bucket_name=f.source_bucket_name,
-                    pipeline_arn=self.pipeline.arn,
-                    role_arn=duty.role.arn,
-                    dead_letter_queue=self._dead_letter_queue("source"),
-                    opts=opts,
-                )
-        rules.update(
-            releases.recorder_rules(
-                self._name,
-                a,
-                self.releases.functions["recorder"],
-                [names.project(a.label, build.key) for build in a.projects],
-                dead_letter_queues={
-                    rule: self._dead_letter_queue(rule)
-                    for rule in ("record-pipeline", "record-builds")
-                },
-                opts=self._child,
-            )
+        if not starters:  # no events role when nothing starts the pipeline through EventBridge
+            return
+        duty = self._role(
+            "events",
+            "events.amazonaws.com",
+            [a.arn("events", f"rule/{rule}") for rule in starters],
+            roles.events_statements(self.pipeline.arn),
         )
-        if a.services:
-            rules["service-failed"] = events.service_failures(
-                f"{self._name}-service-failed",
+        opts = pulumi.ResourceOptions(parent=self, depends_on=[duty.policy])
+        rules: dict[str, aws.cloudwatch.EventRule] = {}
+        if a.source.codecommit_trigger:
+            rules["codecommit"] = events.codecommit_trigger(
+                f"{self._name}-codecommit",
                 a,
-                f.failure_topic_arn,
-                dead_letter_queue=self._dead_letter_queue("service-failed"),
-                opts=self._child,
+                self.pipeline.arn,
+                duty.role.arn,
+                dead_letter_queue=_dead_letter_queue(
+                    self._name, a.label, "codecommit", f, self._child
+                ),
+                opts=opts,
+            )
+        if a.source_provider == "s3":
+            rules["source"] = sources.s3_source_trigger(
+                f"{self._name}-source",
+                a,
+                bucket_name=f.source_bucket_name,
+                pipeline_arn=self.pipeline.arn,
+                role_arn=duty.role.arn,
+                dead_letter_queue=_dead_letter_queue(self._name, a.label, "source", f, self._child),
+                opts=opts,
             )
         for rule, resource in rules.items():
             events.failed_invocations_alarm(
@@ -356,16 +438,49 @@ class Pipeline(pulumi.ComponentResource):
                 f.failure_topic_arn,
                 self._child,
             )
-        events.failure_topic_policy(
-            f"{self._name}-failure-topic-policy", a, f.failure_topic_arn, self._child
-        )
 
-    def _dead_letter_queue(self, rule: str) -> aws.sqs.Queue:
-        label = self._args.label
-        return events.dead_letter_queue(
-            f"{self._name}-{rule}-dlq",
-            names.queue(label, rule),
-            names.arn(label, "events", f"rule/{names.rule(label, rule)}"),
-            self._foundation.kms_key_arn,
-            self._child,
+
+def _dead_letter_queue(
+    name: str,
+    label: Label,
+    rule: str,
+    foundation: FoundationOutputs,
+    opts: pulumi.ResourceOptions,
+) -> aws.sqs.Queue:
+    """The dead-letter queue of the rule ``rule``'s target (the layer's or a service's)."""
+    return events.dead_letter_queue(
+        f"{name}-{rule}-dlq",
+        names.queue(label, rule),
+        names.arn(label, "events", f"rule/{names.rule(label, rule)}"),
+        foundation.kms_key_arn,
+        opts,
+    )
+
+
+def _service_tag(service: str) -> pulumi.ResourceTransformation:
+    """Add the ``Service`` tag to every taggable resource of a service (cost allocation per
+    service); the stack's transformation adds the platform's tags beside it."""
+
+    def transform(
+        args: pulumi.ResourceTransformationArgs,
+    ) -> pulumi.ResourceTransformationResult | None:
+        if not isinstance(args.props, dict) or "tags" not in args.props:
+            return None
+        own = args.props.get("tags")
+        tags = (
+            {"Service": service}
+            if own is None
+            else pulumi.Output.from_input(own).apply(
+                lambda current: {**current, "Service": service}
+            )
         )
+        return pulumi.ResourceTransformationResult({**args.props, "tags": tags}, args.opts)
+
+    return transform
+
+
+def _all(
+    resources: Mapping[str, R], value: Callable[[R], pulumi.Input[Any]]
+) -> pulumi.Output[dict]:
+    """One output of each resource, by key."""
+    return pulumi.Output.all(**{key: value(resource) for key, resource in resources.items()})

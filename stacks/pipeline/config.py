@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared import families, iam
+from shared import iam
 from shared.errors import ConfigError
 from shared.naming import Label
-from shared.settings import PLATFORM_FILE, Platform
-from shared.stackconfig import StackConfig, StackValues
-from stacks.pipeline import names as physical
+from shared.settings import PLATFORM_FILE, Platform, relative
+from shared.stackconfig import ServiceConfig, StackConfig, StackValues
+from stacks.pipeline import names
 
 SOURCE_PROVIDERS = ("github", "codeconnections", "s3")
 """``github``: the GitHub (OAuth app) v1 action with the token from the foundation secret,
@@ -24,30 +24,19 @@ started by a webhook; ``codeconnections``: a CodeStarSourceConnection action sta
 pipeline's own push trigger (what AWS recommends); ``s3``: a versioned zip in the foundation's
 source bucket, started by an EventBridge rule on its creation (no connection needed)."""
 
-EVENT_RULES = (
-    "failed",
-    "codecommit",
-    "source",
-    "record-pipeline",
-    "record-builds",
-    "service-failed",
-)
-"""The layer's EventBridge rules, by purpose; each target retries, then dead-letters into its own
-queue, and an alarm watches each rule's failed invocations. ``codecommit`` exists while
-``codecommitTrigger`` is on, ``source`` for the s3 provider, ``service-failed`` with services."""
+LAYER_RULES = ("failed", "record-pipeline", "record-builds")
+"""The layer's EventBridge rules, one each whatever the number of services: failed executions
+of every pipeline to the failure topic, and every state change to the recorder."""
+SERVICE_RULES = ("codecommit", "source")
+"""A service's own rules: pushes to its CodeCommit mirror (while ``codecommitTrigger`` is on) and
+a new S3 source zip (the s3 provider) start its pipeline. Each target retries, then
+dead-letters into its own queue, and an alarm watches each rule's failed invocations."""
 
 
-def event_rules(provider: str, *, codecommit_trigger: bool, services: bool) -> tuple[str, ...]:
-    """The rules this configuration creates, in :data:`EVENT_RULES` order."""
-    present = {
-        "failed": True,
-        "codecommit": codecommit_trigger,
-        "source": provider == "s3",
-        "record-pipeline": True,
-        "record-builds": True,
-        "service-failed": services,
-    }
-    return tuple(rule for rule in EVENT_RULES if present[rule])
+def event_rules(provider: str, *, codecommit_trigger: bool) -> tuple[str, ...]:
+    """A service's own rules for this configuration, in :data:`SERVICE_RULES` order."""
+    present = {"codecommit": codecommit_trigger, "source": provider == "s3"}
+    return tuple(rule for rule in SERVICE_RULES if present[rule])
 
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
@@ -75,7 +64,6 @@ CONNECTION_ARN = (
 ECS_NAME = r"[A-Za-z0-9_-]{1,255}"
 IAM_ROLE_NAME = r"[A-Za-z0-9+=,.@_-]{1,64}"
 CODECOMMIT_REPO = r"[A-Za-z0-9._-]{1,100}"
-SERVICE_NAME = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
 BUILD_IMAGE = r"aws/codebuild/[a-z0-9._-]+:[0-9]+\.[0-9]+"
 CONTAINER_NAME = r"[A-Za-z0-9_-]{1,255}"
 SOURCE_KEY = r"(?!/)(?!.*//)[A-Za-z0-9!_.*'()/-]{1,1020}\.zip"
@@ -106,20 +94,17 @@ class BuildProject:
     """One CodeBuild project: its key (which its names are made from), buildspec and role."""
 
     key: str
-    """Key in the layer's outputs (``docker-build``, ``unit-tests``, ``service-<name>``); the
-    project and its log group are named from it (``names.project``, ``names.log_group``)."""
+    """Key in the layer's outputs (``docker-build``, ``unit-tests``, ...); the project and its
+    log group are named from it and the service (``names.project``, ``names.log_group``)."""
     buildspec: str
     """File name under ``stacks/pipeline/buildspecs/``."""
     role: str
     """Key of the role it runs as (one role per duty)."""
     description: str
     """What the project does, shown in the console."""
-    service: str = ""
-    """For an extra service's Docker build: the service name."""
-    image_family: str = ""
-    """For a Docker build: the image family its tags start with (``<family>-<commit>``)."""
     report_prefix: str = ""
-    """For a test project: the key prefix in the artifact bucket its reports are exported to."""
+    """For a test project: the key prefix in the artifact bucket its reports are exported to,
+    inside its pipeline's artifact folder (``names.artifact_folder``)."""
 
 
 ALARM_ARN = r"arn:aws(?:-[a-z]+)*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:[^:]{1,255}"
@@ -146,9 +131,8 @@ class Handler:
 
 @dataclass(frozen=True)
 class ReleaseArgs:
-    """The release flow: the recorder and deploy handler, their rules, and the rollback."""
+    """A service's release flow: its deploy handler and its Deploy stage's rollback and bake."""
 
-    recorder: Handler
     deploy_handler: Handler
     deploy_alarm_arns: tuple[str, ...]
     """CloudWatch alarms the Deploy stage watches after the deploy; empty: no bake."""
@@ -159,11 +143,6 @@ class ReleaseArgs:
     ``reserveConcurrency`` off (the handlers share the account's unreserved pool)."""
 
     @property
-    def handlers(self) -> tuple[Handler, Handler]:
-        """Both handlers, recorder first."""
-        return (self.recorder, self.deploy_handler)
-
-    @property
     def alarm_names(self) -> tuple[str, ...]:
         """The alarms' names (the CloudWatchAlarm rule takes names, not ARNs)."""
         return tuple(arn.split(":alarm:", 1)[1] for arn in self.deploy_alarm_arns)
@@ -171,15 +150,17 @@ class ReleaseArgs:
 
 @dataclass(frozen=True)
 class PipelineArgs:
-    """Everything the pipeline component needs, validated and with its names checked."""
+    """One service's pipeline: everything it needs, validated and with its names checked."""
 
+    service: str
+    """The service (``services`` in platform.yaml) the pipeline builds and deploys."""
     account_id: str
     """The AWS account; ARNs of resources referenced before they exist are built from it."""
     region: str
     """The AWS region."""
     label: Label
-    """The naming context of the layer in this environment: every physical name comes from it
-    (``names.py``)."""
+    """The naming context of the service's resources in this layer and environment: every
+    physical name comes from it (``names.py``)."""
     source_provider: str
     """One of :data:`SOURCE_PROVIDERS`."""
     github_owner: str
@@ -215,12 +196,10 @@ class PipelineArgs:
     projects: tuple[BuildProject, ...]
     """The four projects of the pipeline: docker-build, unit-tests, integration-tests,
     security-scan."""
-    services: tuple[BuildProject, ...]
-    """One standalone Docker-build project per extra service."""
     source: SourceArgs
     """The provider-specific source and trigger settings."""
     releases: ReleaseArgs
-    """The deployment ledger's writers, the deploy handler and the rollback."""
+    """The deploy handler, the rollback and the bake."""
 
     def arn(self, service: str, resource: str) -> str:
         """An ARN in this account and region, for a resource referenced before it exists."""
@@ -233,17 +212,127 @@ class PipelineArgs:
 
     @property
     def rules(self) -> tuple[str, ...]:
-        """The EventBridge rules this configuration creates (:func:`event_rules`)."""
-        return event_rules(
-            self.source_provider,
-            codecommit_trigger=self.source.codecommit_trigger,
-            services=bool(self.services),
+        """The service's own EventBridge rules (:func:`event_rules`)."""
+        return event_rules(self.source_provider, codecommit_trigger=self.source.codecommit_trigger)
+
+
+@dataclass(frozen=True)
+class LayerArgs:
+    """The pipeline layer: one pipeline per service and what they share."""
+
+    account_id: str
+    region: str
+    label: Label
+    """The naming context of the layer's shared resources (the recorder, the failure rules)."""
+    log_retention_days: int
+    """Retention of every log group of the layer."""
+    recorder: Handler
+    """The one recorder: every pipeline's state changes into the ledger."""
+    reserved_concurrency: Mapping[str, int]
+    """By handler key, the reservation of each copy (the recorder's once, each service's deploy
+    handler's once per service); empty with ``reserveConcurrency`` off."""
+    pipelines: tuple[PipelineArgs, ...]
+    """One per service, the application's first."""
+
+    def arn(self, service: str, resource: str) -> str:
+        """An ARN in this account and region, for a resource referenced before it exists."""
+        return iam.arn(service, self.region, self.account_id, resource)
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The layer's own EventBridge rules (:data:`LAYER_RULES`)."""
+        return LAYER_RULES
+
+    def pipeline(self, service: str) -> PipelineArgs:
+        """The pipeline of ``service``."""
+        for pipeline in self.pipelines:
+            if pipeline.service == service:
+                return pipeline
+        known = ", ".join(p.service for p in self.pipelines)
+        raise ConfigError(
+            relative(PLATFORM_FILE), "services", f"there is no service '{service}'", known
+        )
+
+    @property
+    def reserved_total(self) -> int:
+        """The concurrent executions all reservations take from the account together."""
+        if not self.reserved_concurrency:
+            return 0
+        return (
+            self.reserved_concurrency[self.recorder.key]
+            + len(self.pipelines) * self.reserved_concurrency["deploy-handler"]
         )
 
 
-def load(values: StackValues, platform: Platform, label: Label) -> PipelineArgs:
-    """Validate the pipeline config; a ConfigError naming file and key on bad input."""
-    config = StackConfig(values)
+def load(values: StackValues, platform: Platform, label: Label) -> LayerArgs:
+    """Validate the pipeline config; a ConfigError naming file and key on bad input.
+
+    Each service's pipeline reads the layer's config overlaid by what the service states in
+    platform.yaml (``shared/services.py``); what the layer has once (log retention, the
+    reservation) is read from the layer's files alone.
+    """
+    layer = StackConfig(values)
+    names.check_layer(label, LAYER_RULES)
+    pipelines: list[PipelineArgs] = []
+    for service in platform.services:
+        pipeline = _pipeline(ServiceConfig(values, service), platform, label.of(service.name))
+        _check_apart(pipeline, pipelines, ServiceConfig(values, service))
+        pipelines.append(pipeline)
+    return LayerArgs(
+        account_id=platform.account_id,
+        region=platform.region,
+        label=label,
+        log_retention_days=layer.integer("logRetentionDays", choices=LOG_RETENTION_DAYS),
+        recorder=_handler("recorder"),
+        reserved_concurrency=dict(RESERVED_CONCURRENCY)
+        if layer.boolean("reserveConcurrency")
+        else {},
+        pipelines=tuple(pipelines),
+    )
+
+
+def _check_apart(pipeline: PipelineArgs, earlier: list[PipelineArgs], config: StackConfig) -> None:
+    """Refuse a service that would share with an earlier one what must be its own: the ECS
+    service it deploys, its pipeline's artifact folder, or the S3 source zip that starts it."""
+    for other in earlier:
+        clashes = [
+            (
+                "ecsService",
+                (pipeline.ecs_cluster, pipeline.ecs_service)
+                == (other.ecs_cluster, other.ecs_service),
+                f"both deploy ECS service {pipeline.ecs_service} of cluster {pipeline.ecs_cluster}",
+                "a service of its own (ecsCluster/ecsService) for each",
+            ),
+            (
+                "services",
+                names.artifact_folder(pipeline.label) == names.artifact_folder(other.label),
+                "their pipelines' names start with the same 20 characters"
+                f" ({names.artifact_folder(pipeline.label)}), which CodePipeline names their"
+                " artifact folder after",
+                "service names that differ within their first characters",
+            ),
+            (
+                "sourceKey",
+                pipeline.source_provider == other.source_provider == "s3"
+                and pipeline.source.source_key == other.source.source_key,
+                f"both are started by the source zip {pipeline.source.source_key}",
+                "a source key of its own for each",
+            ),
+        ]
+        for key, clash, problem, allowed in clashes:
+            if clash:
+                where = (
+                    config.where(key)
+                    if key != "services"
+                    else (relative(PLATFORM_FILE), "services")
+                )
+                raise ConfigError(
+                    *where, f"services {other.service} and {pipeline.service}: {problem}", allowed
+                )
+
+
+def _pipeline(config: ServiceConfig, platform: Platform, label: Label) -> PipelineArgs:
+    """One service's pipeline from its view of the config."""
 
     provider = config.choice("sourceProvider", SOURCE_PROVIDERS)
     connection_arn = ""
@@ -268,47 +357,48 @@ def load(values: StackValues, platform: Platform, label: Label) -> PipelineArgs:
             **extra,
         )
 
-    image_families = platform.image_families
+    service = label.service
+    reports = f"{names.artifact_folder(label)}/test-reports"
     projects = (
         build(
             "docker-build",
             "docker-build.yml",
             "docker-build",
-            "Builds and pushes the image",
-            image_family=image_families[0],
+            f"Builds and pushes the {service} image",
         ),
         build(
             "unit-tests",
             "unit-tests.yml",
             "tests",
-            "Runs the Node.js unit tests",
-            report_prefix="test-reports/unit-tests",
+            f"Runs the {service} Node.js unit tests",
+            report_prefix=f"{reports}/unit-tests",
         ),
         build(
             "integration-tests",
             "integration-tests.yml",
             "tests",
-            "Runs the Node.js integration tests",
-            report_prefix="test-reports/integration-tests",
+            f"Runs the {service} Node.js integration tests",
+            report_prefix=f"{reports}/integration-tests",
         ),
-        build("security-scan", "security-scan.yml", "security-scan", "Gates on the ECR scan"),
+        build(
+            "security-scan",
+            "security-scan.yml",
+            "security-scan",
+            f"Gates on the ECR scan of the {service} image",
+        ),
     )
-    services = _services(config, image_families)
     source = _source(config, provider)
-    rules = event_rules(
-        provider, codecommit_trigger=source.codecommit_trigger, services=bool(services)
-    )
-    physical.check(
+    names.check(
         label,
-        rules=rules,
-        services=[service.service for service in services],
-        blame=config.where("services"),
+        rules=event_rules(provider, codecommit_trigger=source.codecommit_trigger),
+        blame=(relative(PLATFORM_FILE), f"services.{service}"),
     )
     releases = _releases(config, platform)
     codecommit_repository = config.string(
         "codecommitRepository", pattern=CODECOMMIT_REPO, allowed="a CodeCommit repository name"
     )
     return PipelineArgs(
+        service=service,
         account_id=platform.account_id,
         region=platform.region,
         label=label,
@@ -345,7 +435,6 @@ def load(values: StackValues, platform: Platform, label: Label) -> PipelineArgs:
             "codecommitBranch", pattern=GIT_BRANCH, allowed="a git branch name such as main"
         ),
         projects=projects,
-        services=services,
         source=source,
         releases=releases,
     )
@@ -378,20 +467,17 @@ def _releases(config: StackConfig, platform: Platform) -> ReleaseArgs:
             )
     if len(alarms) > MAX_CONDITION_RULES:
         raise ConfigError(
-            config.source,
-            f"{config.layer.project}:deployAlarmArns",
+            *config.where("deployAlarmArns"),
             f"{len(alarms)} alarms, more than one condition holds",
             f"at most {MAX_CONDITION_RULES} alarm ARNs",
         )
     if len(set(alarms)) != len(alarms):
         raise ConfigError(
-            config.source,
-            f"{config.layer.project}:deployAlarmArns",
+            *config.where("deployAlarmArns"),
             "an alarm is listed twice",
             "unique alarm ARNs",
         )
     return ReleaseArgs(
-        recorder=_handler("recorder"),
         deploy_handler=_handler("deploy-handler"),
         deploy_alarm_arns=alarms,
         bake_minutes=config.integer("bakeMinutes", minimum=1, maximum=MAX_BAKE_MINUTES),
@@ -410,15 +496,13 @@ def _source(config: StackConfig, provider: str) -> SourceArgs:
     )
     if paths and provider != "codeconnections":
         raise ConfigError(
-            config.source,
-            f"{config.layer.project}:triggerPaths",
+            *config.where("triggerPaths"),
             f"is only used by the codeconnections source, not {provider}",
             "remove it, or set sourceProvider: codeconnections",
         )
     if len(paths) > MAX_TRIGGER_PATHS:
         raise ConfigError(
-            config.source,
-            f"{config.layer.project}:triggerPaths",
+            *config.where("triggerPaths"),
             f"lists {len(paths)} globs",
             f"at most {MAX_TRIGGER_PATHS} (the V2 trigger's limit)",
         )
@@ -436,44 +520,3 @@ def _source(config: StackConfig, provider: str) -> SourceArgs:
         source_key=source_key,
         codecommit_trigger=config.boolean("codecommitTrigger"),
     )
-
-
-def _services(config: StackConfig, image_families: tuple[str, ...]) -> tuple[BuildProject, ...]:
-    """One Docker-build project per extra service (its names are checked by ``load``).
-
-    Each service is one of the image families (``platform.yaml``; not the application's, the
-    first), so the registry's lifecycle policy keeps its images by their own tag prefix.
-    """
-    names = config.string_list(
-        "services",
-        pattern=SERVICE_NAME,
-        allowed="lowercase service names: a-z 0-9, words joined by single hyphens",
-    )
-    seen: set[str] = set()
-    services: list[BuildProject] = []
-    for name in names:
-        if name in seen:
-            raise ConfigError(
-                *config.where("services"), f"'{name}' is listed twice", "unique names"
-            )
-        seen.add(name)
-        if name not in image_families[1:]:
-            raise ConfigError(
-                *config.where("services"),
-                f"'{name}' is not an image family ({families.KEY} in {PLATFORM_FILE.name}:"
-                f" {list(image_families)})",
-                f"a family other than '{image_families[0]}': add '{name}' to {families.KEY} in"
-                f" {PLATFORM_FILE.name}, so the registry keeps its images too",
-            )
-        duty = f"service-{name}"
-        services.append(
-            BuildProject(
-                key=duty,
-                buildspec="docker-build.yml",
-                role=duty,
-                description=f"Builds and pushes the {name} service's image",
-                service=name,
-                image_family=name,
-            )
-        )
-    return tuple(services)

@@ -1,8 +1,8 @@
-"""EventBridge rules: failures to the failure topic; CodeCommit pushes start the pipeline.
+"""EventBridge rules: failures to the failure topic; CodeCommit pushes start a pipeline.
 
-Both notifications live here: failed executions and failed standalone service builds. (The S3
-source rule lives in ``sources``, the recorder's rules in ``releases``; they use the same retry,
-dead-letter queue and alarm.)
+The failure notification is the layer's: one rule for every service's pipeline. Each service's
+CodeCommit mirror starts its own pipeline. (The S3 source rule lives in ``sources``, the
+recorder's rules in ``releases``; they use the same retry, dead-letter queue and alarm.)
 
 Every target retries for a bounded time and then drops what it could not deliver into its own
 KMS-encrypted SQS dead-letter queue; an alarm on each rule's ``FailedInvocations`` notifies the
@@ -12,7 +12,7 @@ failure topic; the topic's policy lets only that rule and those alarms publish (
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +20,9 @@ import pulumi
 import pulumi_aws as aws
 
 from shared import iam
+from shared.naming import Label
 from stacks.pipeline import names
-from stacks.pipeline.config import PipelineArgs
+from stacks.pipeline.config import LayerArgs, PipelineArgs
 
 RETRY = aws.cloudwatch.EventTargetRetryPolicyArgs(
     maximum_event_age_in_seconds=3600, maximum_retry_attempts=10
@@ -32,28 +33,14 @@ DLQ_RETENTION_SECONDS = 1_209_600
 """Undelivered events stay 14 days (the SQS maximum) for someone to look at."""
 
 
-def failure_pattern(pipeline_name: str) -> dict[str, Any]:
-    """Execution state changes of this pipeline to FAILED, and nothing else."""
+def failure_pattern(label: Label) -> dict[str, Any]:
+    """Execution state changes to FAILED of every pipeline of the layer (every service's, by
+    the ending their names share: ``names.pipeline_suffix``), and nothing else."""
     return {
         "source": ["aws.codepipeline"],
         "detail-type": ["CodePipeline Pipeline Execution State Change"],
-        "detail": {"pipeline": [pipeline_name], "state": ["FAILED"]},
+        "detail": {"pipeline": [{"suffix": names.pipeline_suffix(label)}], "state": ["FAILED"]},
     }
-
-
-def service_failed_pattern(project_names: Sequence[str]) -> dict[str, Any]:
-    """Failed builds of the standalone service projects."""
-    return {
-        "source": ["aws.codebuild"],
-        "detail-type": ["CodeBuild Build State Change"],
-        "detail": {"build-status": ["FAILED"], "project-name": sorted(project_names)},
-    }
-
-
-SERVICE_FAILED_MESSAGE = (
-    '"Build <build> of service project <project> failed (<time>). Logs: <logs>"'
-)
-"""The e-mail text (a JSON string, so SNS delivers plain text)."""
 
 
 def codecommit_pattern(args: PipelineArgs) -> dict[str, Any]:
@@ -175,22 +162,17 @@ def failed_invocations_alarm(
 
 def failure_topic_policy(
     resource_name: str,
-    args: PipelineArgs,
+    layer: LayerArgs,
     topic_arn: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
 ) -> aws.sns.TopicPolicy:
-    """The failure topic's policy: only the failure rules and this layer's alarms publish.
+    """The failure topic's policy: only the failure rule and this layer's alarms publish.
 
-    The alarms: each rule's failed invocations and each handler's dead-letter queue, by ARN.
-
-    The failure rules: failed executions, and failed standalone service builds when there are
-    services (``stacks.pipeline.releases``).
+    The alarms (each rule's failed invocations, each handler's dead-letter queue, of every
+    service) by the prefix of their names, so the policy stays the same size however many
+    services there are (an SNS topic policy holds at most 30 KB).
     """
-    alarms = names.topic_alarms(args.label, args.rules)
-    alarm_arns = [args.arn("cloudwatch", f"alarm:{name}") for name in alarms]
-    failure_rules = [names.rule(args.label, "failed")]
-    if args.services:
-        failure_rules.append(names.rule(args.label, "service-failed"))
+    label = layer.label
     return aws.sns.TopicPolicy(
         resource_name,
         arn=topic_arn,
@@ -204,7 +186,7 @@ def failure_topic_policy(
                     iam.Condition(
                         "ArnEquals",
                         "aws:SourceArn",
-                        [args.arn("events", f"rule/{rule}") for rule in failure_rules],
+                        [names.arn(label, "events", f"rule/{names.rule(label, 'failed')}")],
                     )
                 ],
             ),
@@ -214,8 +196,8 @@ def failure_topic_policy(
                 principals={"Service": ["cloudwatch.amazonaws.com"]},
                 resources=[topic_arn],
                 conditions=[
-                    iam.Condition("ArnEquals", "aws:SourceArn", alarm_arns),
-                    iam.Condition("StringEquals", "aws:SourceAccount", [args.account_id]),
+                    iam.Condition("ArnLike", "aws:SourceArn", [names.alarm_arn_pattern(label)]),
+                    iam.Condition("StringEquals", "aws:SourceAccount", [layer.account_id]),
                 ],
             ),
         ),
@@ -225,18 +207,17 @@ def failure_topic_policy(
 
 def failure_notification(
     resource_name: str,
-    args: PipelineArgs,
+    layer: LayerArgs,
     topic_arn: pulumi.Input[str],
     dead_letter_queue: aws.sqs.Queue,
     opts: pulumi.ResourceOptions,
 ) -> aws.cloudwatch.EventRule:
-    """The rule on failed executions and its target, the foundation's failure topic."""
-    pipeline_name = names.pipeline(args.label)
+    """The rule on failed executions of every service's pipeline, to the failure topic."""
     return _to_failure_topic(
         resource_name,
-        name=names.rule(args.label, "failed"),
-        description=f"Failed executions of {pipeline_name}, to the failure topic",
-        pattern=failure_pattern(pipeline_name),
+        name=names.rule(layer.label, "failed"),
+        description="Failed executions of every pipeline of the layer, to the failure topic",
+        pattern=failure_pattern(layer.label),
         input_paths={
             "pipeline": "$.detail.pipeline",
             "execution": "$.detail.execution-id",
@@ -244,37 +225,6 @@ def failure_notification(
             "time": "$.time",
         },
         template=FAILURE_MESSAGE,
-        topic_arn=topic_arn,
-        dead_letter_queue=dead_letter_queue,
-        opts=opts,
-    )
-
-
-def service_failures(
-    name: str,
-    args: PipelineArgs,
-    topic_arn: pulumi.Input[str],
-    *,
-    dead_letter_queue: aws.sqs.Queue,
-    opts: pulumi.ResourceOptions,
-) -> aws.cloudwatch.EventRule:
-    """Failed standalone service builds to the failure topic (they run outside the pipeline).
-
-    The target retries and dead-letters like every other; the topic policy names this rule.
-    """
-    project_names = [names.project(args.label, service.key) for service in args.services]
-    return _to_failure_topic(
-        name,
-        name=names.rule(args.label, "service-failed"),
-        description="Failed builds of the standalone service projects, to the failure topic",
-        pattern=service_failed_pattern(project_names),
-        input_paths={
-            "build": "$.detail.build-id",
-            "project": "$.detail.project-name",
-            "time": "$.time",
-            "logs": "$.detail.additional-information.logs.deep-link",
-        },
-        template=SERVICE_FAILED_MESSAGE,
         topic_arn=topic_arn,
         dead_letter_queue=dead_letter_queue,
         opts=opts,

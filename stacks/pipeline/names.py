@@ -17,11 +17,16 @@ Blame = tuple[str, str] | None
 """The (file, key) an over-long name is blamed on; None: the namespace in platform.yaml."""
 
 HANDLERS = ("recorder", "deploy-handler")
-"""The release flow's Lambda handlers, by key (``stacks/pipeline/releases.py``)."""
-DUTIES = ("pipeline", "events", "docker-build", "tests", "security-scan", *HANDLERS)
-"""The layer's IAM roles by duty, besides one per extra service (``service-<name>``)."""
+"""The release flow's Lambda handlers, by key (``stacks/pipeline/releases.py``): the recorder
+once for the layer, a deploy handler per service."""
+DUTIES = ("pipeline", "events", "docker-build", "tests", "security-scan", "deploy-handler")
+"""Each service's IAM roles, by duty (with the service's label); the recorder's is the layer's."""
 PROJECTS = ("docker-build", "unit-tests", "integration-tests", "security-scan")
-"""The pipeline's CodeBuild projects, besides one per extra service."""
+"""Each service's CodeBuild projects."""
+ARTIFACT_FOLDER_LENGTH = 20
+"""CodePipeline keeps a pipeline's artifacts under a folder named after the first 20 characters
+of its name (https://repost.aws/questions/QUI91tw7A9SUOMohJurNqmgA): the prefix a service's
+roles may read and write in the artifact bucket."""
 REPORTS = ("unit-tests", "integration-tests")
 """The projects with a JUnit report group."""
 
@@ -31,9 +36,25 @@ def arn(label: Label, service: str, resource: str) -> str:
     return iam.arn(service, label.platform.region, label.platform.account_id, resource)
 
 
-def pipeline(label: Label) -> str:
-    """The CodePipeline's name."""
-    return label.name(Kind.CODEPIPELINE, "app")
+def pipeline(label: Label, blame: Blame = None) -> str:
+    """The service's CodePipeline: ``<service>-<namespace>-<env>``.
+
+    The service comes first, unlike every other name, because CodePipeline names the pipeline's
+    artifact folder after the first 20 characters of its name (:data:`ARTIFACT_FOLDER_LENGTH`):
+    so each service's artifacts have a folder of their own, which its roles are confined to.
+    """
+    return label.checked(Kind.CODEPIPELINE, pipeline_name(label.service, label), blame)
+
+
+def pipeline_name(service: str, label: Label) -> str:
+    """The name :func:`pipeline` checks: ``<service>`` then :func:`pipeline_suffix`."""
+    return f"{service}{pipeline_suffix(label)}"
+
+
+def pipeline_suffix(label: Label) -> str:
+    """How every pipeline of the layer's environment ends (``-<namespace>-<env>``): the layer's
+    rules select its pipelines' events by it, whatever the number of services."""
+    return f"-{label.platform.namespace}-{label.platform.environment}"
 
 
 def pipeline_arn(label: Label) -> str:
@@ -41,8 +62,23 @@ def pipeline_arn(label: Label) -> str:
     return arn(label, "codepipeline", pipeline(label))
 
 
+def every_pipeline_arn(label: Label) -> str:
+    """The ARN pattern of every pipeline of the layer (the recorder reads each one's commit)."""
+    return arn(label, "codepipeline", f"*{pipeline_suffix(label)}")
+
+
+def artifact_folder(label: Label) -> str:
+    """The service's folder in the artifact bucket: its pipeline's name, cut to 20 characters."""
+    return pipeline(label)[:ARTIFACT_FOLDER_LENGTH]
+
+
+def project_prefix(label: Label) -> str:
+    """How every CodeBuild project of the layer starts (the recorder's rule selects by it)."""
+    return label.prefix(Kind.CODEBUILD_PROJECT)
+
+
 def project(label: Label, key: str, blame: Blame = None) -> str:
-    """The CodeBuild project ``key`` (``docker-build``, ..., ``service-<name>``)."""
+    """The CodeBuild project ``key`` (``docker-build``, ...) of the label's service."""
     return label.name(Kind.CODEBUILD_PROJECT, key, blame=blame)
 
 
@@ -57,7 +93,7 @@ def log_group(label: Label, key: str, blame: Blame = None) -> str:
 
 
 def role(label: Label, duty: str, blame: Blame = None) -> str:
-    """The IAM role of ``duty`` (one of :data:`DUTIES`, or ``service-<name>``)."""
+    """The IAM role of ``duty`` (one of :data:`DUTIES`, or ``recorder`` for the layer's)."""
     return label.name(Kind.IAM_ROLE, duty, blame=blame)
 
 
@@ -97,45 +133,47 @@ def function_alarm(label: Label, handler: str) -> str:
 
 
 def webhook(label: Label) -> str:
-    """The GitHub source's CodePipeline webhook."""
+    """The service's GitHub source's CodePipeline webhook."""
     return label.name(Kind.CODEPIPELINE_WEBHOOK, "github")
 
 
-def topic_alarms(label: Label, rules: Iterable[str]) -> tuple[str, ...]:
-    """Every alarm of the layer that notifies the failure topic (the topic policy names each):
-    one per rule's failed invocations, then one per handler's dead-letter queue."""
-    return (
-        *(rule_alarm(label, purpose) for purpose in rules),
-        *(function_alarm(label, handler) for handler in HANDLERS),
-    )
+def alarm_arn_pattern(label: Label) -> str:
+    """Every alarm of the layer, whatever its service (the topic policy admits them by it):
+    each rule's failed invocations and each handler's dead-letter queue are named under it."""
+    return arn(label, "cloudwatch", f"alarm:{label.prefix(Kind.CLOUDWATCH_ALARM)}*")
 
 
-def check(label: Label, *, rules: Iterable[str], services: Iterable[str], blame: Blame) -> None:
-    """Make every name the configuration calls for: a ConfigError if one cannot fit.
-
-    A service's names are blamed on ``blame`` (the ``services`` key); the others depend only
-    on the platform (the namespace and environment).
-    """
-    pipeline(label)
-    webhook(label)
-    for key in PROJECTS:
-        project(label, key)
-        log_group(label, key)
-    for key in REPORTS:
-        report_group(label, key)
-    for duty in DUTIES:
-        role(label, duty)
-    for handler in HANDLERS:
-        function(label, handler)
-        function_log_group(label, handler)
-        queue(label, handler)
-        function_alarm(label, handler)
+def check_layer(label: Label, rules: Iterable[str]) -> None:
+    """Make every name the layer has once (the recorder, the layer's ``rules``): a ConfigError
+    (blaming the namespace) if one cannot fit."""
+    role(label, "recorder")
+    function(label, "recorder")
+    function_log_group(label, "recorder")
+    queue(label, "recorder")
+    function_alarm(label, "recorder")
     for purpose in rules:
         rule(label, purpose)
         queue(label, purpose)
         rule_alarm(label, purpose)
-    for name in services:
-        duty = f"service-{name}"
-        project(label, duty, blame)
-        log_group(label, duty, blame)
+
+
+def check(label: Label, *, rules: Iterable[str], blame: Blame) -> None:
+    """Make every name of the label's service: a ConfigError naming ``blame`` (the service's
+    entry in platform.yaml) if one cannot fit."""
+    pipeline(label, blame)
+    label.name(Kind.CODEPIPELINE_WEBHOOK, "github", blame=blame)
+    for key in PROJECTS:
+        project(label, key, blame)
+        log_group(label, key, blame)
+    for key in REPORTS:
+        label.name(Kind.REPORT_GROUP, key, blame=blame)
+    for duty in DUTIES:
         role(label, duty, blame)
+    label.name(Kind.LAMBDA_FUNCTION, "deploy-handler", blame=blame)
+    label.name(Kind.LAMBDA_LOG_GROUP, "deploy-handler", blame=blame)
+    label.name(Kind.SQS_QUEUE, "deploy-handler", "dlq", blame=blame)
+    label.name(Kind.CLOUDWATCH_ALARM, "deploy-handler", "dead-letters", blame=blame)
+    for purpose in rules:
+        label.name(Kind.EVENT_RULE, purpose, blame=blame)
+        label.name(Kind.SQS_QUEUE, purpose, "dlq", blame=blame)
+        label.name(Kind.CLOUDWATCH_ALARM, purpose, "failed-invocations", blame=blame)

@@ -1,9 +1,10 @@
 """The release flow: the recorder and deploy handler Lambdas, their rules, and the Deploy gate.
 
-- The **recorder** gets every execution and stage state change of this pipeline and every build
-  state change of this layer's CodeBuild projects (two EventBridge rules) and writes each to the
-  foundation's ledger.
-- The **deploy handler** runs in the Deploy stage after the ECS deploy (an Invoke/Lambda action):
+- The **recorder**, one for the layer, gets every execution and stage state change of every
+  service's pipeline and every build state change of the layer's CodeBuild projects (two
+  EventBridge rules, whatever the number of services) and writes each to the foundation's ledger.
+- Each service's **deploy handler** (its own function and role, which reach that service's
+  repository only) runs in the Deploy stage after the ECS deploy (an Invoke/Lambda action):
   it checks the image and its scan, tags it ``production``, records the release and reports the
   job result. The stage rolls back when it fails, and, with ``deployAlarmArns``, when one of the
   alarms goes to ALARM within ``bakeMinutes`` after the deploy.
@@ -19,7 +20,7 @@ alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,11 @@ import pulumi
 import pulumi_aws as aws
 
 from shared import iam
-from shared.contracts import FoundationOutputs, RegistryOutputs
+from shared.contracts import FoundationOutputs, Repository
+from shared.naming import Label
 from stacks.pipeline import events, names, roles
 from stacks.pipeline.codepipeline import BUILD_VARIABLES, DeployGate
-from stacks.pipeline.config import Handler, PipelineArgs
+from stacks.pipeline.config import Handler, LayerArgs, PipelineArgs
 
 HANDLER_DIR = Path(__file__).resolve().parent / "handlers"
 
@@ -68,7 +70,7 @@ class Releases:
     """What the release flow created, for the component's outputs."""
 
     functions: dict[str, aws.lambda_.Function]
-    """By handler key: recorder, deploy-handler."""
+    """By handler key: the layer's recorder, or a service's deploy-handler."""
     log_groups: dict[str, aws.cloudwatch.LogGroup]
     roles: dict[str, aws.iam.Role]
     queues: dict[str, aws.sqs.Queue]
@@ -79,32 +81,38 @@ def function_arn(args: PipelineArgs, handler: Handler) -> str:
     return args.arn("lambda", f"function:{names.function(args.label, handler.key)}")
 
 
-def pipeline_pattern(args: PipelineArgs) -> dict[str, Any]:
-    """Every execution and stage state change of this pipeline."""
+def pipeline_pattern(label: Label) -> dict[str, Any]:
+    """Every execution and stage state change of every pipeline of the layer, whatever the
+    number of services: their names end the same (``names.pipeline_suffix``), and EventBridge
+    matches by suffix, so the pattern stays one line long (an event pattern holds at most 4096
+    characters: botocore's ``EventPattern`` shape).
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html
+    """
     return {
         "source": ["aws.codepipeline"],
         "detail-type": [
             "CodePipeline Pipeline Execution State Change",
             "CodePipeline Stage Execution State Change",
         ],
-        "detail": {"pipeline": [names.pipeline(args.label)]},
+        "detail": {"pipeline": [{"suffix": names.pipeline_suffix(label)}]},
     }
 
 
-def builds_pattern(project_names: Sequence[str]) -> dict[str, Any]:
-    """Every build state change of these CodeBuild projects."""
+def builds_pattern(label: Label) -> dict[str, Any]:
+    """Every build state change of every CodeBuild project of the layer (by their prefix)."""
     return {
         "source": ["aws.codebuild"],
         "detail-type": ["CodeBuild Build State Change"],
-        "detail": {"project-name": sorted(project_names)},
+        "detail": {"project-name": [{"prefix": names.project_prefix(label)}]},
     }
 
 
-def user_parameters(args: PipelineArgs, registry: RegistryOutputs) -> pulumi.Output[str]:
+def user_parameters(args: PipelineArgs, repository: Repository) -> pulumi.Output[str]:
     """The deploy handler's UserParameters: CodePipeline resolves the ``#{...}`` variables."""
     return pulumi.Output.json_dumps(
         {
-            "repository": registry.repository_name,
+            "service": args.service,
+            "repository": repository.name,
             "imageTag": f"#{{{BUILD_VARIABLES}.IMAGE_TAG}}",
             "commit": f"#{{{BUILD_VARIABLES}.COMMIT_ID}}",
             "executionId": "#{codepipeline.PipelineExecutionId}",
@@ -113,7 +121,7 @@ def user_parameters(args: PipelineArgs, registry: RegistryOutputs) -> pulumi.Out
     )
 
 
-def deploy_gate(args: PipelineArgs, registry: RegistryOutputs) -> DeployGate:
+def deploy_gate(args: PipelineArgs, repository: Repository) -> DeployGate:
     """The deploy handler after the ECS deploy, and the Deploy stage's rollback.
 
     The handler runs after every other Deploy action (one run order later). The stage rolls back
@@ -133,7 +141,7 @@ def deploy_gate(args: PipelineArgs, registry: RegistryOutputs) -> DeployGate:
             version="1",
             configuration={
                 "FunctionName": names.function(args.label, releases.deploy_handler.key),
-                "UserParameters": user_parameters(args, registry),
+                "UserParameters": user_parameters(args, repository),
             },
             run_order=run_order,
         )
@@ -188,13 +196,13 @@ def pipeline_statements(args: PipelineArgs) -> list[iam.Statement]:
 
 
 def handler_statements(
-    args: PipelineArgs,
+    label: Label,
     handler: Handler,
     foundation: FoundationOutputs,
     queue_arn: pulumi.Input[str],
 ) -> list[iam.Statement]:
-    """What both handlers need: their own logs, the ledger, their DLQ, the platform key."""
-    group = args.arn("logs", f"log-group:{names.function_log_group(args.label, handler.key)}")
+    """What every handler needs: its own logs, the ledger, its DLQ, the platform key."""
+    group = names.arn(label, "logs", f"log-group:{names.function_log_group(label, handler.key)}")
     return [
         iam.Statement(
             sid="HandlerLogs",
@@ -209,31 +217,31 @@ def handler_statements(
     ]
 
 
-def recorder_statements(args: PipelineArgs) -> list[iam.Statement]:
-    """The recorder also reads its execution's source revision (the commit)."""
+def recorder_statements(label: Label) -> list[iam.Statement]:
+    """The recorder also reads each execution's source revision (the commit): of the layer's
+    pipelines only, named by their common ending (one line however many services)."""
     return [
         iam.Statement(
             sid="ReadExecutionCommit",
             actions=["codepipeline:GetPipelineExecution"],
-            resources=[names.pipeline_arn(args.label)],
+            resources=[names.every_pipeline_arn(label)],
         )
     ]
 
 
 def deploy_handler_statements(
-    foundation: FoundationOutputs, registry: RegistryOutputs
+    foundation: FoundationOutputs, repository: Repository
 ) -> list[iam.Statement]:
-    """The deploy handler reads and tags images of the one repository and reports the job."""
+    """A service's deploy handler reads and tags images of its service's repository only, and
+    reports the job."""
     return [
         iam.Statement(
             sid="ReadImageAndScan",
             actions=["ecr:BatchGetImage", "ecr:DescribeImageScanFindings", "ecr:DescribeImages"],
-            resources=[registry.repository_arn],
+            resources=[repository.arn],
         ),
         roles.inspector_statement(),
-        iam.Statement(
-            sid="TagProduction", actions=["ecr:PutImage"], resources=[registry.repository_arn]
-        ),
+        iam.Statement(sid="TagProduction", actions=["ecr:PutImage"], resources=[repository.arn]),
         iam.Statement(
             sid="NotifyFailure", actions=["sns:Publish"], resources=[foundation.failure_topic_arn]
         ),
@@ -246,49 +254,74 @@ def deploy_handler_statements(
     ]
 
 
-def build(
+@dataclass(frozen=True)
+class HandlerSettings:
+    """Where a handler lives and how it runs: its label (the layer's or a service's), log
+    retention, reservation (None: the unreserved pool)."""
+
+    label: Label
+    log_retention_days: int
+    reserved_concurrency: int | None
+
+
+def recorder(
+    name: str, layer: LayerArgs, foundation: FoundationOutputs, *, parent: pulumi.Resource
+) -> Releases:
+    """The layer's one recorder, with its logs, dead-letter queue and role; its rules are
+    :func:`recorder_rules`."""
+    made = Releases({}, {}, {}, {})
+    _handler(
+        f"{name}-recorder",
+        HandlerSettings(
+            layer.label,
+            layer.log_retention_days,
+            layer.reserved_concurrency.get(layer.recorder.key),
+        ),
+        layer.recorder,
+        foundation,
+        variables={"LEDGER_TABLE": foundation.ledger_table_name},
+        statements=recorder_statements(layer.label),
+        made=made,
+        child=pulumi.ResourceOptions(parent=parent),
+    )
+    return made
+
+
+def deploy_handler(
     name: str,
     args: PipelineArgs,
     foundation: FoundationOutputs,
-    registry: RegistryOutputs,
+    repository: Repository,
     *,
     parent: pulumi.Resource,
 ) -> Releases:
-    """Both handlers with their logs, dead-letter queues and roles.
-
-    Their rules are :func:`recorder_rules`.
-    """
-    child = pulumi.ResourceOptions(parent=parent)
-    releases = args.releases
+    """A service's deploy handler, with its logs, dead-letter queue and role."""
     made = Releases({}, {}, {}, {})
-    environment = {
-        "recorder": {"LEDGER_TABLE": foundation.ledger_table_name},
-        "deploy-handler": {
+    handler = args.releases.deploy_handler
+    _handler(
+        f"{name}-{handler.key}",
+        HandlerSettings(
+            args.label,
+            args.log_retention_days,
+            args.releases.reserved_concurrency.get(handler.key),
+        ),
+        handler,
+        foundation,
+        variables={
             "LEDGER_TABLE": foundation.ledger_table_name,
             "FAILURE_TOPIC_ARN": foundation.failure_topic_arn,
+            "SERVICE": args.service,
         },
-    }
-    extra = {
-        "recorder": recorder_statements(args),
-        "deploy-handler": deploy_handler_statements(foundation, registry),
-    }
-    for handler in releases.handlers:
-        _handler(
-            f"{name}-{handler.key}",
-            args,
-            handler,
-            foundation,
-            variables=environment[handler.key],
-            statements=extra[handler.key],
-            made=made,
-            child=child,
-        )
+        statements=deploy_handler_statements(foundation, repository),
+        made=made,
+        child=pulumi.ResourceOptions(parent=parent),
+    )
     return made
 
 
 def _handler(
     name: str,
-    args: PipelineArgs,
+    settings: HandlerSettings,
     handler: Handler,
     foundation: FoundationOutputs,
     *,
@@ -297,17 +330,17 @@ def _handler(
     made: Releases,
     child: pulumi.ResourceOptions,
 ) -> None:
-    key = handler.key
+    key, label = handler.key, settings.label
     group = aws.cloudwatch.LogGroup(
         f"{name}-logs",
-        name=names.function_log_group(args.label, key),
-        retention_in_days=args.log_retention_days,
+        name=names.function_log_group(label, key),
+        retention_in_days=settings.log_retention_days,
         kms_key_id=foundation.kms_key_arn,
         opts=child,
     )
     queue = aws.sqs.Queue(
         f"{name}-dlq",
-        name=names.queue(args.label, key),
+        name=names.queue(label, key),
         kms_master_key_id=foundation.kms_key_arn,
         kms_data_key_reuse_period_seconds=300,
         message_retention_seconds=DLQ_RETENTION_SECONDS,
@@ -318,17 +351,17 @@ def _handler(
     # passed to a function from this account, and its policy names this layer's resources.
     duty = roles.duty_role(
         f"{name}-role",
-        names.role(args.label, key),
+        names.role(label, key),
         service="lambda.amazonaws.com",
-        args=args,
+        account_id=label.platform.account_id,
         source_arns=[],
-        statements=[*handler_statements(args, handler, foundation, queue.arn), *statements],
+        statements=[*handler_statements(label, handler, foundation, queue.arn), *statements],
         opts=child,
     )
     module = handler.file.removesuffix(".py")
     function = aws.lambda_.Function(
         name,
-        name=names.function(args.label, key),
+        name=names.function(label, key),
         description=DESCRIPTIONS[key],
         role=duty.role.arn,
         runtime=RUNTIME,
@@ -338,7 +371,7 @@ def _handler(
         memory_size=256,
         timeout=TIMEOUT_SECONDS[key],
         # None: no reservation (``reserveConcurrency`` off), the account's unreserved pool.
-        reserved_concurrent_executions=args.releases.reserved_concurrency.get(key),
+        reserved_concurrent_executions=settings.reserved_concurrency,
         kms_key_arn=foundation.kms_key_arn,
         environment=aws.lambda_.FunctionEnvironmentArgs(variables=dict(variables)),
         dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(target_arn=queue.arn),
@@ -352,7 +385,7 @@ def _handler(
     )
     dead_letters_alarm(
         f"{name}-dlq-alarm",
-        names.function_alarm(args.label, key),
+        names.function_alarm(label, key),
         queue.name,
         foundation.failure_topic_arn,
         opts=child,
@@ -395,9 +428,8 @@ def dead_letters_alarm(
 
 def recorder_rules(
     name: str,
-    args: PipelineArgs,
+    layer: LayerArgs,
     recorder: aws.lambda_.Function,
-    pipeline_projects: Sequence[str],
     *,
     dead_letter_queues: Mapping[str, aws.sqs.Queue],
     opts: pulumi.ResourceOptions,
@@ -407,20 +439,17 @@ def recorder_rules(
 
     By rule key (``record-pipeline``, ``record-builds``), as ``dead_letter_queues`` is keyed.
     """
-    projects = [
-        *pipeline_projects,
-        *(names.project(args.label, service.key) for service in args.services),
-    ]
+    label = layer.label
     rules = {
         "record-pipeline": (
-            names.rule(args.label, "record-pipeline"),
-            f"Execution and stage state changes of {names.pipeline(args.label)}, to the ledger",
-            pipeline_pattern(args),
+            names.rule(label, "record-pipeline"),
+            "Execution and stage state changes of every pipeline of the layer, to the ledger",
+            pipeline_pattern(label),
         ),
         "record-builds": (
-            names.rule(args.label, "record-builds"),
-            "Build state changes of this layer's CodeBuild projects, to the ledger",
-            builds_pattern(projects),
+            names.rule(label, "record-builds"),
+            "Build state changes of the layer's CodeBuild projects, to the ledger",
+            builds_pattern(label),
         ),
     }
     made: dict[str, aws.cloudwatch.EventRule] = {}
@@ -438,7 +467,7 @@ def recorder_rules(
             function=recorder.name,
             principal="events.amazonaws.com",
             source_arn=rule.arn,
-            source_account=args.account_id,
+            source_account=layer.account_id,
             opts=opts,
         )
         aws.cloudwatch.EventTarget(

@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from shared import iam
-from shared.contracts import FoundationOutputs, RegistryOutputs
+from shared.contracts import FoundationOutputs, Repository
 from stacks.pipeline import names, sources
 from stacks.pipeline.config import BuildProject, PipelineArgs
 
@@ -40,7 +40,7 @@ ECR_PUSH = [
     "ecr:PutImage",
     "ecr:UploadLayerPart",
 ]
-"""Pushing an image (and pulling its cached layers) to the one repository."""
+"""Pushing an image (and pulling its cached layers) to the service's repository."""
 
 INSPECTOR_READS = ["inspector2:ListCoverage", "inspector2:ListFindings"]
 """What a principal needs besides ``ecr:DescribeImageScanFindings`` to retrieve the findings of
@@ -68,7 +68,7 @@ def duty_role(
     role_name: str,
     *,
     service: str,
-    args: PipelineArgs,
+    account_id: str,
     source_arns: Sequence[str],
     statements: Sequence[iam.Statement],
     opts: pulumi.ResourceOptions,
@@ -78,7 +78,7 @@ def duty_role(
         resource_name,
         name=role_name,
         assume_role_policy=iam.service_trust(
-            service, account_id=args.account_id, source_arns=source_arns
+            service, account_id=account_id, source_arns=source_arns
         ),
         max_session_duration=3600,
         opts=opts,
@@ -94,17 +94,22 @@ def duty_role(
 
 
 def artifact_statements(
+    args: PipelineArgs,
     foundation: FoundationOutputs,
     *,
     bucket_reads: bool,
     writes: Sequence[str] = ALL_OBJECTS,
 ) -> list[iam.Statement]:
-    """Reading pipeline artifacts in the foundation bucket; writing only under ``writes``.
+    """Reading the service's pipeline artifacts; writing only under ``writes``.
 
-    ``writes`` are key prefixes (``""``: anywhere, for the roles that produce artifacts; a
-    report prefix for a role that runs untrusted code; none for a role that only reads).
+    Every object is in the service's own folder of the foundation bucket
+    (``names.artifact_folder``), so no role of one service reads or writes another's artifacts.
+    ``writes`` are key prefixes (``""``: anywhere in the folder, for the roles that produce
+    artifacts; a report prefix for a role that runs untrusted code; none for a role that only
+    reads).
     """
-    objects = pulumi.Output.concat(foundation.artifact_bucket_arn, "/*")
+    folder = names.artifact_folder(args.label)
+    objects = pulumi.Output.concat(foundation.artifact_bucket_arn, "/", folder, "/*")
     statements = [
         iam.Statement(
             sid="ReadArtifacts",
@@ -165,19 +170,19 @@ def docker_build_statements(
     args: PipelineArgs,
     project: BuildProject,
     foundation: FoundationOutputs,
-    registry: RegistryOutputs,
+    repository: Repository,
 ) -> list[iam.Statement]:
-    """Build and push the image: ECR login, push to the one repository, artifacts, logs."""
+    """Build and push the image: ECR login, push to the service's repository, artifacts, logs."""
     return [
         log_statement(args, [project]),
-        *artifact_statements(foundation, bucket_reads=True),
+        *artifact_statements(args, foundation, bucket_reads=True),
         iam.Statement(
             # `*` because ECR auth tokens are account-wide (see shared.iam.WILDCARD_ALLOWED).
             sid="EcrLogin",
             actions=["ecr:GetAuthorizationToken"],
             resources=["*"],
         ),
-        iam.Statement(sid="PushImage", actions=ECR_PUSH, resources=[registry.repository_arn]),
+        iam.Statement(sid="PushImage", actions=ECR_PUSH, resources=[repository.arn]),
     ]
 
 
@@ -195,7 +200,7 @@ def tests_statements(
     return [
         log_statement(args, projects),
         *artifact_statements(
-            foundation, bucket_reads=True, writes=[p.report_prefix for p in projects]
+            args, foundation, bucket_reads=True, writes=[p.report_prefix for p in projects]
         ),
         iam.Statement(
             sid="PublishTestReports",
@@ -214,19 +219,20 @@ def security_scan_statements(
     args: PipelineArgs,
     project: BuildProject,
     foundation: FoundationOutputs,
-    registry: RegistryOutputs,
+    repository: Repository,
 ) -> list[iam.Statement]:
-    """Read the scan of the pushed image: its findings in the one repository, artifacts, logs.
+    """Read the scan of the pushed image: its findings in the service's repository, artifacts,
+    logs.
 
     It only reads: the Build stage's artifact in, nothing out.
     """
     return [
         log_statement(args, [project]),
-        *artifact_statements(foundation, bucket_reads=True, writes=()),
+        *artifact_statements(args, foundation, bucket_reads=True, writes=()),
         iam.Statement(
             sid="ReadScanFindings",
             actions=["ecr:DescribeImageScanFindings", "ecr:DescribeImages"],
-            resources=[registry.repository_arn],
+            resources=[repository.arn],
         ),
         inspector_statement(),
     ]
@@ -237,7 +243,7 @@ def pipeline_statements(
 ) -> list[iam.Statement]:
     """Run the five stages: artifacts, the four projects, the ECS service, the one source."""
     statements = [
-        *artifact_statements(foundation, bucket_reads=True),
+        *artifact_statements(args, foundation, bucket_reads=True),
         iam.Statement(
             sid="RunBuilds",
             actions=["codebuild:BatchGetBuilds", "codebuild:StartBuild"],

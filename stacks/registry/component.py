@@ -1,32 +1,29 @@
-"""The registry component: the ECR repository and its lifecycle policy."""
+"""The registry component: one ECR repository per service, each with its lifecycle policy."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from shared import families
+from shared import services
 from shared.contracts import FoundationOutputs, RegistryOutputs
-from stacks.registry.config import RegistryArgs
+from stacks.registry.config import RegistryArgs, RepositoryArgs
 
 
-def lifecycle_rules(
-    keep_images: int, untagged_expiry_days: int, image_families: Sequence[str]
-) -> str:
-    """The lifecycle policy: expire untagged images quickly, keep each family's newest.
+def lifecycle_rules(keep_images: int, untagged_expiry_days: int) -> str:
+    """The lifecycle policy of one service's repository: expire untagged images quickly, keep
+    the newest tagged ones and, whatever its age, the one in production.
 
-    One ``imageCountMoreThan`` rule per family, selecting its tags by prefix (``<family>-``), so
-    a busy service's pushes never expire the image another service runs. There is no ``any``
-    rule: a tag outside every family (pushed by hand) is never expired by this policy.
-
-    Before the families, a rule selects the one image tagged ``production`` (exactly, a
-    ``tagPatternList`` without wildcard) and keeps it: ECR never lets a lower-priority rule expire
-    an image that a higher-priority rule's tags matched, so the image in production (also tagged
-    ``app-<commit>``) survives however many newer builds its family gets.
+    A rule selects the one image tagged ``production`` (exactly, a ``tagPatternList`` without
+    wildcard) and keeps it: ECR never lets a lower-priority rule expire an image that a
+    higher-priority rule's tags matched, so the image in production survives however many newer
+    builds follow. The last rule (``any``, which ECR requires to come last) keeps the newest
+    ``keep_images``; images pushed before the repository was the service's own (``app-<commit>``
+    tags of the image-family days) are counted like any other and age out the same way.
     https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html
     """
     rules: list[dict[str, Any]] = [
@@ -43,38 +40,34 @@ def lifecycle_rules(
         },
         {
             "rulePriority": 2,
-            "description": f"Keep the image tagged {families.PRODUCTION_TAG}",
+            "description": f"Keep the image tagged {services.PRODUCTION_TAG}",
             "selection": {
                 "tagStatus": "tagged",
-                "tagPatternList": [families.PRODUCTION_TAG],
+                "tagPatternList": [services.PRODUCTION_TAG],
                 "countType": "imageCountMoreThan",
                 "countNumber": 1,
             },
             "action": {"type": "expire"},
         },
+        {
+            "rulePriority": 3,
+            "description": f"Keep the last {keep_images} images",
+            "selection": {
+                "tagStatus": "any",
+                "countType": "imageCountMoreThan",
+                "countNumber": keep_images,
+            },
+            "action": {"type": "expire"},
+        },
     ]
-    for priority, family in enumerate(image_families, start=3):
-        rules.append(
-            {
-                "rulePriority": priority,
-                "description": f"Keep the last {keep_images} images of {family}",
-                "selection": {
-                    "tagStatus": "tagged",
-                    "tagPrefixList": [families.tag_prefix(family)],
-                    "countType": "imageCountMoreThan",
-                    "countNumber": keep_images,
-                },
-                "action": {"type": "expire"},
-            }
-        )
     return json.dumps({"rules": rules}, sort_keys=True)
 
 
 class Registry(pulumi.ComponentResource):
-    """The ECR repository the pipeline pushes to and ECS pulls from."""
+    """The ECR repositories the pipelines push to and ECS pulls from: one per service."""
 
-    repository: aws.ecr.Repository
-    """The repository: scan on push, immutable tags (but ``production``), the foundation key."""
+    repositories: dict[str, aws.ecr.Repository]
+    """By service: scan on push, immutable tags (but ``production``), the foundation key."""
     outputs: RegistryOutputs
     """The layer's contract, exported by ``__main__``."""
 
@@ -86,8 +79,36 @@ class Registry(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("acme:registry:Registry", name, None, opts)
-        self.repository = aws.ecr.Repository(
-            f"{name}-repository",
+        self.repositories = {}
+        for index, repository in enumerate(args.repositories):
+            self.repositories[repository.service] = self._repository(
+                name, repository, foundation, protect=args.protect, first=index == 0
+            )
+        self.outputs = RegistryOutputs(
+            repository_names=by_service(self.repositories, lambda r: r.name),
+            repository_arns=by_service(self.repositories, lambda r: r.arn),
+            repository_urls=by_service(self.repositories, lambda r: r.repository_url),
+        )
+        self.register_outputs({"repositoryArns": self.outputs.repository_arns})
+
+    def _repository(
+        self,
+        name: str,
+        args: RepositoryArgs,
+        foundation: FoundationOutputs,
+        *,
+        protect: bool,
+        first: bool,
+    ) -> aws.ecr.Repository:
+        """One service's repository and its lifecycle policy.
+
+        The first service's (the application's) also answers to the names the one repository
+        had before every service had its own (``aliases``), so upgrading keeps it, and its
+        images, instead of replacing it (docs/pipeline.md, 'Moving from image families').
+        """
+        resource = f"{name}-{args.service}-repository"
+        repository = aws.ecr.Repository(
+            resource,
             name=args.repository_name,
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
                 scan_on_push=True
@@ -99,7 +120,7 @@ class Registry(pulumi.ComponentResource):
             image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
             image_tag_mutability_exclusion_filters=[
                 aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(
-                    filter=families.PRODUCTION_TAG, filter_type="WILDCARD"
+                    filter=services.PRODUCTION_TAG, filter_type="WILDCARD"
                 )
             ],
             encryption_configurations=[
@@ -107,20 +128,30 @@ class Registry(pulumi.ComponentResource):
                     encryption_type="KMS", kms_key=foundation.kms_key_arn
                 )
             ],
-            force_delete=not args.protect,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            force_delete=not protect,
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=protect, aliases=previous_names(name, "repository", first)
+            ),
         )
         aws.ecr.LifecyclePolicy(
-            f"{name}-repository-lifecycle",
-            repository=self.repository.name,
-            policy=lifecycle_rules(
-                args.keep_images, args.untagged_expiry_days, args.image_families
+            f"{resource}-lifecycle",
+            repository=repository.name,
+            policy=lifecycle_rules(args.keep_images, args.untagged_expiry_days),
+            opts=pulumi.ResourceOptions(
+                parent=self, aliases=previous_names(name, "repository-lifecycle", first)
             ),
-            opts=pulumi.ResourceOptions(parent=self),
         )
-        self.outputs = RegistryOutputs(
-            repository_name=self.repository.name,
-            repository_arn=self.repository.arn,
-            repository_url=self.repository.repository_url,
-        )
-        self.register_outputs({"repositoryArn": self.repository.arn})
+        return repository
+
+
+def previous_names(name: str, suffix: str, first: bool) -> list[pulumi.Input[pulumi.Alias]]:
+    """What the first service's resource was called when the layer had one repository."""
+    return [pulumi.Alias(name=f"{name}-{suffix}")] if first else []
+
+
+def by_service(
+    repositories: Mapping[str, aws.ecr.Repository],
+    value: Callable[[aws.ecr.Repository], pulumi.Output[str]],
+) -> pulumi.Output[dict[str, str]]:
+    """One output of every repository, by service."""
+    return pulumi.Output.all(**{service: value(r) for service, r in repositories.items()})

@@ -1,47 +1,79 @@
-"""Reads and validates the registry layer's config into :class:`RegistryArgs`."""
+"""Reads and validates the registry layer's config into :class:`RegistryArgs`.
+
+One repository per service (``services`` in platform.yaml). Each repository's settings are the
+layer's config (``Pulumi.yaml`` defaults, ``Pulumi.<env>.yaml``) overlaid by what the service
+states for itself (``shared/services.py``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared import services
+from shared.errors import ConfigError
 from shared.naming import Kind, Label
-from shared.settings import Platform
-from shared.stackconfig import StackConfig, StackValues
+from shared.settings import PLATFORM_FILE, Platform, relative
+from shared.stackconfig import ServiceConfig, StackConfig, StackValues
+
+
+@dataclass(frozen=True)
+class RepositoryArgs:
+    """One service's repository, validated and with its name checked."""
+
+    service: str
+    """The service whose images it holds."""
+    repository_name: str
+    """The ECR repository's name."""
+    keep_images: int
+    """How many tagged images the lifecycle policy keeps (the newest), besides production's."""
+    untagged_expiry_days: int
+    """Days after which untagged images expire."""
 
 
 @dataclass(frozen=True)
 class RegistryArgs:
     """Everything the registry component needs, validated and with its names checked."""
 
-    repository_name: str
-    """The ECR repository's name."""
-    keep_images: int
-    """How many images the lifecycle policy keeps of each image family."""
-    image_families: tuple[str, ...]
-    """The image families (tag prefixes) sharing the repository; the application's first (an
-    environment-wide setting, ``imageFamilies`` in platform.yaml: the pipeline reads it too)."""
-    untagged_expiry_days: int
-    """Days after which untagged images expire."""
+    repositories: tuple[RepositoryArgs, ...]
+    """One per service, the application's first."""
     protect: bool
-    """Protect the repository from deletion (and keep its images on destroy)."""
+    """Protect the repositories from deletion (and keep their images on destroy)."""
 
 
-def load(values: StackValues, platform: Platform, label: Label) -> RegistryArgs:
-    """Validate the registry config; a ConfigError naming file and key on bad input."""
-    config = StackConfig(values)
+def _repository(config: StackConfig, label: Label, service: str) -> RepositoryArgs:
     purpose = config.string(
         "repositoryName",
         pattern=r"[a-z0-9]+(?:[._-][a-z0-9]+)*",
         allowed="lowercase a-z 0-9 with . _ - between them",
+        optional=True,
     )
-    return RegistryArgs(
+    return RepositoryArgs(
+        service=service,
         repository_name=label.name(
             Kind.ECR_REPOSITORY,
-            purpose,
-            blame=config.where("repositoryName"),
+            purpose or service,
+            blame=config.where("repositoryName")
+            if purpose
+            else (relative(PLATFORM_FILE), f"{services.KEY}.{service}"),
         ),
         keep_images=config.integer("keepImages", minimum=1, maximum=1000),
-        image_families=platform.image_families,
         untagged_expiry_days=config.integer("untaggedExpiryDays", minimum=1, maximum=365),
-        protect=platform.protect,
     )
+
+
+def load(values: StackValues, platform: Platform, label: Label) -> RegistryArgs:
+    """Validate the registry config; a ConfigError naming file and key on bad input."""
+    repositories: list[RepositoryArgs] = []
+    for service in platform.services:
+        config = ServiceConfig(values, service)
+        repository = _repository(config, label, service.name)
+        for other in repositories:
+            if other.repository_name == repository.repository_name:
+                raise ConfigError(
+                    *config.where("repositoryName"),
+                    f"services {other.service} and {service.name} would share the repository"
+                    f" {repository.repository_name}",
+                    "a repository of its own for each service (a repositoryName no other uses)",
+                )
+        repositories.append(repository)
+    return RegistryArgs(repositories=tuple(repositories), protect=platform.protect)
