@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from shared.services import PRODUCTION_TAG
 from shared.iam import (
     KEY_POLICY_WILDCARD_REASON,
     SOURCE_KEYS,
@@ -29,6 +28,7 @@ from shared.iam import (
     statements,
 )
 from shared.naming import REQUIRED_TAGS
+from shared.services import PRODUCTION_TAG
 
 STAGES = ("Source", "Build", "Test", "SecurityScan", "Deploy")
 """The five stages every pipeline has, in this order (the seed's hard constraint)."""

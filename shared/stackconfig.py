@@ -37,6 +37,9 @@ DECLARATION_KEYS = ("type", "description", "default", "items", "secret")
 TYPES = ("string", "integer", "boolean", "array")
 """The types a ``Pulumi.yaml`` declaration may have (Pulumi's project schema)."""
 _INTEGER = re.compile(r"-?\d+")
+SERVICE_PLACEHOLDER = "{service}"
+"""In a layer's own value of a setting a service may state, the service's name
+(:class:`ServiceConfig`)."""
 
 
 @dataclass(frozen=True)
@@ -382,7 +385,7 @@ class StackConfig:
             setting is not None
             and full not in self.files.values
             and setting.default not in (None, "", [])
-            and self._get(key) == _as_config_string(setting.default)
+            and self._values.get(full) == _as_config_string(setting.default)
         ):
             return self.files.project_file, f"config.{setting.name}.default"
         return self.source, full
@@ -498,8 +501,10 @@ class ServiceConfig(StackConfig):
     """A layer's config as one service sees it: the layer's values (its defaults) overlaid by
     what ``platform.yaml`` states for the service (``shared/services.py``).
 
-    Reads are the layer's own typed reads; a value the service states is blamed on its line in
-    ``platform.yaml`` (``services.<name>.<key>``), any other on the layer's files as usual.
+    In the layer's values, :data:`SERVICE_PLACEHOLDER` stands for the service's name, so a
+    default such as ``ecsService: "{service}"`` gives each service its own without a word in
+    platform.yaml. Reads are the layer's own typed reads; a value the service states is blamed
+    on its line in ``platform.yaml`` (``services.<name>.<key>``), any other on the layer's files.
     """
 
     def __init__(self, values: StackValues, service: Service) -> None:
@@ -527,6 +532,12 @@ class ServiceConfig(StackConfig):
             self._blame[key] = where
         self._values = {**self._values, **overlay}
         self.service = service.name
+
+    def _get(self, key: str) -> str | None:
+        value = super()._get(key)
+        if value is None or key in self._blame:
+            return value
+        return value.replace(SERVICE_PLACEHOLDER, self.service)
 
     def where(self, key: str) -> tuple[str, str]:
         """Where the value of ``key`` comes from: the service's line, or the layer's files."""

@@ -45,6 +45,12 @@ RULE = "aws:cloudwatch/eventRule:EventRule"
 TARGET = "aws:cloudwatch/eventTarget:EventTarget"
 REPORT_GROUP = "aws:codebuild/reportGroup:ReportGroup"
 ACCOUNT = "111111111111"
+APP = "app"
+"""The first service of tests/fixtures/config/platform.yaml (the application)."""
+WORKER = "worker"
+"""The second service of tests/fixtures/config/platform.yaml."""
+LAYER = ""
+"""The key of the layer's own resources (the recorder) in the pipeline layer's by-service exports."""
 PHASES = ("install", "pre_build", "build", "post_build")
 BUILDSPEC_FOLDER = REPO_ROOT / "stacks" / "pipeline" / "buildspecs"
 
@@ -56,9 +62,9 @@ def named(plan: LayerPlan, type_: str, name: str) -> PlannedResource:
     return found[0]
 
 
-def project(plan: LayerPlan, key: str) -> PlannedResource:
-    """The CodeBuild project exported under ``key`` (docker-build, unit-tests, ...)."""
-    return named(plan, PROJECT, plan.exports["projectNames"][key])
+def project(plan: LayerPlan, key: str, service: str = APP) -> PlannedResource:
+    """``service``'s CodeBuild project exported under ``key`` (docker-build, unit-tests, ...)."""
+    return named(plan, PROJECT, plan.exports["projectNames"][service][key])
 
 
 def variables(resource: PlannedResource) -> dict[str, str]:
@@ -66,24 +72,34 @@ def variables(resource: PlannedResource) -> dict[str, str]:
     return {v["name"]: v["value"] for v in resource.inputs["environment"]["environmentVariables"]}
 
 
-def role_policy(plan: LayerPlan, duty: str) -> dict[str, Any]:
-    """The inline policy of the role of ``duty``, parsed, by statement id."""
-    role_name = plan.exports["roleArns"][duty].rsplit("/", 1)[1]
+def role_arn(plan: LayerPlan, duty: str, service: str = APP) -> str:
+    """The ARN of ``service``'s role of ``duty`` (the recorder's: the layer's own)."""
+    return plan.exports["roleArns"][LAYER if duty == "recorder" else service][duty]
+
+
+def role_policy(plan: LayerPlan, duty: str, service: str = APP) -> dict[str, Any]:
+    """The inline policy of ``service``'s role of ``duty``, parsed, by statement id."""
+    role_name = role_arn(plan, duty, service).rsplit("/", 1)[1]
     role = named(plan, ROLE, role_name)
     (policy,) = [p for p in plan.of_type(ROLE_POLICY) if p.name == f"{role.name}-policy"]
     return {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
 
 
-def trust(plan: LayerPlan, duty: str) -> dict[str, Any]:
-    """The single trust statement of the role of ``duty``."""
-    role_name = plan.exports["roleArns"][duty].rsplit("/", 1)[1]
+def trust(plan: LayerPlan, duty: str, service: str = APP) -> dict[str, Any]:
+    """The single trust statement of ``service``'s role of ``duty``."""
+    role_name = role_arn(plan, duty, service).rsplit("/", 1)[1]
     (statement,) = json.loads(named(plan, ROLE, role_name).inputs["assumeRolePolicy"])["Statement"]
     return statement
 
 
-def stages(plan: LayerPlan) -> list[dict[str, Any]]:
-    """The pipeline's stages as planned."""
-    return plan.one(PIPELINE).inputs["stages"]
+def pipeline(plan: LayerPlan, service: str = APP) -> PlannedResource:
+    """``service``'s pipeline as planned."""
+    return named(plan, PIPELINE, plan.exports["pipelineNames"][service])
+
+
+def stages(plan: LayerPlan, service: str = APP) -> list[dict[str, Any]]:
+    """``service``'s pipeline's stages as planned."""
+    return pipeline(plan, service).inputs["stages"]
 
 
 def buildspec(file: str) -> dict[str, Any]:

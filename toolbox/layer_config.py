@@ -10,10 +10,10 @@ from shared.layers import get as get_layer
 from shared.naming import Label
 from shared.settings import load_platform
 from shared.stackconfig import file_values
-from stacks.pipeline.config import PipelineArgs, load
+from stacks.pipeline.config import LayerArgs, load
 
 
-def read_pipeline_args(environment: str) -> PipelineArgs:
+def read_pipeline_args(environment: str) -> LayerArgs:
     """The pipeline layer's config, read and validated by the layer's own (pure) reader.
 
     From the same two files the CLI hands the program (``Pulumi.yaml`` defaults overlaid by

@@ -30,6 +30,7 @@ listed in docs/operations.md.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess  # nosec B404 - runs the Pulumi CLI by absolute path, no shell
@@ -52,7 +53,7 @@ from toolbox.layer_config import read_pipeline_args
 
 if TYPE_CHECKING:
     from shared.stackconfig import LayerFiles
-    from stacks.pipeline.config import PipelineArgs
+    from stacks.pipeline.config import LayerArgs, PipelineArgs
 
 VERSION_FILE = REPO_ROOT / ".pulumi.version"
 """The Pulumi CLI version the repository is tested with (CI installs exactly this one)."""
@@ -265,7 +266,7 @@ class Preflight:
     foundation_outputs: Callable[[], Mapping[str, Any] | None] = lambda: None
     """The foundation stack's outputs, None when it is not deployed (raises PlatformError when
     they cannot be read)."""
-    pipeline_args: Callable[[str], PipelineArgs] = read_pipeline_args
+    pipeline_args: Callable[[str], LayerArgs] = read_pipeline_args
     placeholders: Callable[[str], CheckResult] | None = None
     """The check for the sample configuration's placeholders (:func:`check_placeholders`);
     None skips it (the tests of the other checks run on the sample configuration)."""
@@ -317,41 +318,49 @@ class Preflight:
 
     def _pipeline_checks(self, purpose: Purpose, reachable: bool) -> list[CheckResult]:
         try:
-            args = self.pipeline_args(self.environment)
+            layer = self.pipeline_args(self.environment)
         except PlatformError as exc:
             return [failed("pipeline-config", str(exc))]
+        pipelines = layer.pipelines
         names = ["ecs-cluster", "ecs-service", "ecs-task-role", "ecs-execution-role"]
-        if args.source.codecommit_trigger:  # no mirror rule, no mirror to look for
+        if any(p.source.codecommit_trigger for p in pipelines):  # no mirror rule, no mirror
             names.append("codecommit-repository")
-        if args.releases.reserved_concurrency:
+        if layer.reserved_concurrency:
             names.append("lambda-concurrency")
-        if args.source_provider == "codeconnections":
+        if any(p.source_provider == "codeconnections" for p in pipelines):
             names.append("connection")
-        elif args.source_provider == "github" and purpose is not Purpose.DEPLOY:
+        github = [p for p in pipelines if p.source_provider == "github"]
+        if github and purpose is not Purpose.DEPLOY:
             names.append("github-token")  # the s3 source needs no token
         if not reachable:
             return [
                 skipped(name, "needs working AWS credentials in the right account")
                 for name in names
             ]
-        results = [
-            self.check_cluster(args),
-            self.check_service(args),
-            self.check_role("ecs-task-role", args.ecs_role_arns[0]),
-            self.check_role("ecs-execution-role", args.ecs_role_arns[1]),
-        ]
-        if "codecommit-repository" in names:
-            results.append(self.check_codecommit(args))
+        results: list[CheckResult] = []
+        for args in pipelines:
+            each = [
+                self.check_cluster(args),
+                self.check_service(args),
+                self.check_role("ecs-task-role", args.ecs_role_arns[0]),
+                self.check_role("ecs-execution-role", args.ecs_role_arns[1]),
+            ]
+            if args.source.codecommit_trigger:
+                each.append(self.check_codecommit(args))
+            if args.source_provider == "codeconnections":
+                each.append(self.check_connection(args.connection_arn))
+            results += [_of_service(result, args, len(pipelines)) for result in each]
         if "lambda-concurrency" in names:
-            results.append(self.check_concurrency(args))
-        if "connection" in names:
-            results.append(self.check_connection(args.connection_arn))
+            results.append(self.check_concurrency(layer))
         if "github-token" in names:
             token = self.check_token_of_foundation()
             results.append(token)
-            if token.ok and not token.skipped and self._hooks_wanted(args):
-                results.append(self.check_hooks(args, self._token_arn()))
-        return results
+            if token.ok and not token.skipped:
+                for args in github:
+                    if self._hooks_wanted(args):
+                        hooks = self.check_hooks(args, self._token_arn())
+                        results.append(_of_service(hooks, args, len(pipelines)))
+        return _once(results)
 
     def _hooks_wanted(self, args: PipelineArgs) -> bool:
         return self.github is not None and args.source.github_webhook
@@ -368,13 +377,18 @@ class Preflight:
         """
         if layer != PIPELINE:
             return None
-        args = self.pipeline_args(self.environment)
-        if args.source_provider != "github":
+        github = [
+            p
+            for p in self.pipeline_args(self.environment).pipelines
+            if p.source_provider == "github"
+        ]
+        if not github:
             return None
         arn = str(upstream["foundation"]["githubTokenSecretArn"])
         result = self.check_token(arn)
-        if result.ok and self._hooks_wanted(args):
-            result = self.check_hooks(args, arn)
+        for args in github:
+            if result.ok and self._hooks_wanted(args):
+                result = _of_service(self.check_hooks(args, arn), args, 2)
         return None if result.ok else result.detail
 
     # -- tooling -------------------------------------------------------------------------------
@@ -645,25 +659,27 @@ class Preflight:
             )
         return failed("github-hooks", f"GitHub answered {status} for {repo}'s webhooks")
 
-    def check_concurrency(self, args: PipelineArgs) -> CheckResult:
+    def check_concurrency(self, layer: LayerArgs) -> CheckResult:
         """The account's Lambda concurrency leaves room for the handlers' reservation.
 
         Lambda refuses a reservation that would leave fewer than 100 concurrent executions
         unreserved; what this layer's functions already reserve (a redeploy) counts as room.
+        The recorder reserves once, each service's deploy handler once per service.
         """
         from stacks.pipeline import names as physical
         from stacks.pipeline.config import UNRESERVED_MINIMUM
 
-        wanted = dict(args.releases.reserved_concurrency)
+        reserved = layer.reserved_concurrency
+        functions = [physical.function(layer.label, layer.recorder.key)] + [
+            physical.function(p.label, p.releases.deploy_handler.key) for p in layer.pipelines
+        ]
         lam = self.client("lambda")
         try:
             limits = lam.get_account_settings()["AccountLimit"]
             held = 0
-            for key in wanted:
+            for function in functions:
                 try:
-                    found = lam.get_function_concurrency(
-                        FunctionName=physical.function(args.label, key)
-                    )
+                    found = lam.get_function_concurrency(FunctionName=function)
                 except ClientError as exc:
                     if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                         raise
@@ -673,7 +689,7 @@ class Preflight:
             return failed("lambda-concurrency", f"Lambda: {_aws_error(exc)}")
         limit = int(limits["ConcurrentExecutions"])
         unreserved = int(limits["UnreservedConcurrentExecutions"])
-        total = sum(wanted.values())
+        total = layer.reserved_total
         left = unreserved + held - total
         if left >= UNRESERVED_MINIMUM:
             return passed(
@@ -760,6 +776,25 @@ class Preflight:
                     break
                 marker = page["Marker"]
         return sorted(denied)
+
+
+def _of_service(result: CheckResult, args: PipelineArgs, services: int) -> CheckResult:
+    """``result`` of one service's check, its line naming the service when there are several."""
+    if services < 2:
+        return result
+    return dataclasses.replace(result, detail=f"{args.service}: {result.detail}")
+
+
+def _once(results: list[CheckResult]) -> list[CheckResult]:
+    """Each check's line once: services that share a cluster or a role share its line."""
+    seen: set[tuple[str, str]] = set()
+    kept: list[CheckResult] = []
+    for result in results:
+        key = (result.name, result.detail.split(": ", 1)[-1])
+        if key not in seen:
+            seen.add(key)
+            kept.append(result)
+    return kept
 
 
 class PreflightError(PlatformError):
