@@ -50,7 +50,7 @@ APP = "app"
 WORKER = "worker"
 """The second service of tests/fixtures/config/platform.yaml."""
 LAYER = ""
-"""The key of the layer's own resources (the recorder) in the pipeline layer's by-service exports."""
+"""The key of the layer's own resources (the recorder) in the by-service exports."""
 PHASES = ("install", "pre_build", "build", "post_build")
 BUILDSPEC_FOLDER = REPO_ROOT / "stacks" / "pipeline" / "buildspecs"
 

@@ -337,19 +337,11 @@ class Preflight:
                 skipped(name, "needs working AWS credentials in the right account")
                 for name in names
             ]
-        results: list[CheckResult] = []
-        for args in pipelines:
-            each = [
-                self.check_cluster(args),
-                self.check_service(args),
-                self.check_role("ecs-task-role", args.ecs_role_arns[0]),
-                self.check_role("ecs-execution-role", args.ecs_role_arns[1]),
-            ]
-            if args.source.codecommit_trigger:
-                each.append(self.check_codecommit(args))
-            if args.source_provider == "codeconnections":
-                each.append(self.check_connection(args.connection_arn))
-            results += [_of_service(result, args, len(pipelines)) for result in each]
+        results = [
+            _of_service(result, args, len(pipelines))
+            for args in pipelines
+            for result in self._service_checks(args)
+        ]
         if "lambda-concurrency" in names:
             results.append(self.check_concurrency(layer))
         if "github-token" in names:
@@ -361,6 +353,20 @@ class Preflight:
                         hooks = self.check_hooks(args, self._token_arn())
                         results.append(_of_service(hooks, args, len(pipelines)))
         return _once(results)
+
+    def _service_checks(self, args: PipelineArgs) -> list[CheckResult]:
+        """What one service's pipeline points at: its ECS service, roles, mirror, connection."""
+        each = [
+            self.check_cluster(args),
+            self.check_service(args),
+            self.check_role("ecs-task-role", args.ecs_role_arns[0]),
+            self.check_role("ecs-execution-role", args.ecs_role_arns[1]),
+        ]
+        if args.source.codecommit_trigger:
+            each.append(self.check_codecommit(args))
+        if args.source_provider == "codeconnections":
+            each.append(self.check_connection(args.connection_arn))
+        return each
 
     def _hooks_wanted(self, args: PipelineArgs) -> bool:
         return self.github is not None and args.source.github_webhook
@@ -669,7 +675,6 @@ class Preflight:
         from stacks.pipeline import names as physical
         from stacks.pipeline.config import UNRESERVED_MINIMUM
 
-        reserved = layer.reserved_concurrency
         functions = [physical.function(layer.label, layer.recorder.key)] + [
             physical.function(p.label, p.releases.deploy_handler.key) for p in layer.pipelines
         ]
