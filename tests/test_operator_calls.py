@@ -53,6 +53,10 @@ ACTION_EXCEPTIONS = {
     # https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html: "you must have
     # permissions to perform the s3:ListBucket action"
     ("s3", "HeadBucket"): "s3:ListBucket",
+    # The SAR's Service Quotas page: the service prefix is servicequotas, the boto3 client is
+    # service-quotas. https://docs.aws.amazon.com/service-authorization/latest/reference/list_servicequotas.html
+    ("service-quotas", "GetServiceQuota"): "servicequotas:GetServiceQuota",
+    ("service-quotas", "GetAWSDefaultServiceQuota"): "servicequotas:GetAWSDefaultServiceQuota",
 }
 """Operations whose IAM action is not ``<service prefix>:<OperationName>``."""
 
@@ -88,8 +92,9 @@ ARNS = {
     ("secretsmanager", "GetSecretValue"): lambda p, r: [p["SecretId"]],
     ("sns", "GetTopicAttributes"): lambda p, r: [p["TopicArn"]],
     ("sns", "ListSubscriptionsByTopic"): lambda p, r: [p["TopicArn"]],
+    # Without names it lists every repository of the registry (the quota check's count).
     ("ecr", "DescribeRepositories"): lambda p, r: [
-        _here("ecr", f"repository/{name}") for name in p["repositoryNames"]
+        _here("ecr", f"repository/{name}") for name in p.get("repositoryNames", ["*"])
     ],
     ("ecr", "GetLifecyclePolicy"): lambda p, r: [_here("ecr", f"repository/{p['repositoryName']}")],
     ("dynamodb", "DescribeContinuousBackups"): lambda p, r: [
@@ -113,6 +118,15 @@ ARNS = {
     ("codeconnections", "GetConnection"): lambda p, r: [p["ConnectionArn"]],
     ("codestar-connections", "GetConnection"): lambda p, r: [p["ConnectionArn"]],
     ("lambda", "GetAccountSettings"): lambda p, r: [UNSCOPED],
+    # The quota check (SAR: GetServiceQuota on the quota resource type, the rest on none).
+    ("service-quotas", "GetServiceQuota"): lambda p, r: [
+        _here("servicequotas", f"{p['ServiceCode']}/{p['QuotaCode']}")
+    ],
+    ("service-quotas", "GetAWSDefaultServiceQuota"): lambda p, r: [UNSCOPED],
+    ("codepipeline", "ListPipelines"): lambda p, r: [UNSCOPED],
+    ("codebuild", "ListProjects"): lambda p, r: [UNSCOPED],
+    ("events", "ListRules"): lambda p, r: [UNSCOPED],
+    ("iam", "ListRoles"): lambda p, r: [UNSCOPED],
     ("lambda", "GetFunctionConcurrency"): lambda p, r: [
         _here("lambda", f"function:{p['FunctionName']}")
     ],
@@ -179,6 +193,8 @@ def recorded() -> Iterator[Callable[[str], list[Call]]]:
                 with mock_aws():
                     if run == "verify":
                         made[run] = verify_calls(real, recorder)
+                    elif run == "quotas":
+                        made[run] = quota_calls(real, recorder)
                     else:
                         made[run] = preflight_calls(run, real, recorder)
             return made[run]
@@ -325,6 +341,57 @@ def preflight_calls(variant: str, real: Any, recorder: Recorder) -> list[Call]:
 
 
 PREFLIGHT_VARIANTS = ("dev", "awskms", *CONNECTIONS, "reserving")
+
+QUOTA_TYPES = {
+    "aws:codepipeline/pipeline:Pipeline": ("codepipeline", "L-78D200AD"),
+    "aws:codebuild/project:Project": ("codebuild", "L-ACCF6C0D"),
+    "aws:cloudwatch/eventRule:EventRule": ("events", "L-244521F2"),
+    "aws:ecr/repository:Repository": ("ecr", "L-CFEB8E8D"),
+    "aws:cloudwatch/logGroup:LogGroup": ("logs", "L-C7B9AAAB"),
+    "aws:iam/role:Role": ("iam", "L-FE177D64"),
+}
+"""One planned resource of each type the quota check counts, and its quota's codes."""
+
+
+class StubbedQuotas(StubbedConnection):
+    """A session whose Service Quotas client (moto's knows only VPC's) is botocore's Stubber:
+    no applied value for the first quota (its default is read), an applied one for the rest."""
+
+    def __init__(self, session: Any, real: Any) -> None:  # pyright: ignore[reportMissingSuperCall]
+        self.session, self.service = session, "service-quotas"
+        self.region_name = session.region_name
+        self.stubbed = real.client("service-quotas", region_name=REGION)
+        self.stubber = Stubber(self.stubbed)
+        for number, (service, code) in enumerate(QUOTA_TYPES.values()):
+            codes = {"ServiceCode": service, "QuotaCode": code}
+            answer = {"Quota": {**codes, "Value": 1000.0}}
+            if number == 0:
+                self.stubber.add_client_error(
+                    "get_service_quota", "NoSuchResourceException", expected_params=codes
+                )
+                self.stubber.add_response("get_aws_default_service_quota", answer, codes)
+            else:
+                self.stubber.add_response("get_service_quota", answer, codes)
+        self.stubber.activate()
+
+
+def quota_calls(real: Any, recorder: Recorder) -> list[Call]:
+    """Every call of the quota check (before a deploy) on a plan of one resource of each type."""
+    from toolbox.offline import LayerPlan, PlannedResource
+
+    session = StubbedQuotas(OneClientEach(real), real)
+    resources = tuple(
+        PlannedResource(f"urn:{n}", type_, f"r{n}", None, True, False, None, {"name": f"r{n}"})
+        for n, type_ in enumerate(QUOTA_TYPES)
+    )
+    plan = LayerPlan("pipeline", "dev", "acme/pipeline/dev", resources, {})
+    check = _preflight(session, "", plans=lambda environment: {"pipeline": plan})
+    recorder.on = True
+    results = check.check_quotas(LAYERS)
+    recorder.on = False
+    assert [result.ok for result in results] == [True], results
+    session.stubber.assert_no_pending_responses()
+    return recorder.calls
 
 
 # -- whether a policy allows a call ------------------------------------------------------------
@@ -476,6 +543,22 @@ def test_the_generated_policy_carries_the_preflights_grants(recorded, role):
     assert refused(document, recorded("dev")) == []
 
 
+def test_every_call_of_the_quota_check_is_allowed_to_the_deploy_role(recorded):
+    calls = recorded("quotas")
+    assert {call.name for call in calls} >= {
+        "service-quotas:GetServiceQuota",
+        "service-quotas:GetAWSDefaultServiceQuota",
+        "iam:ListRoles",
+    }
+    assert refused(deploy_policy(), calls) == []
+
+
+def test_the_preview_role_does_not_get_the_quota_checks_reads(recorded):
+    # The quota check runs before a deploy, never before a preview.
+    problems = refused(deploy_policy(role=op.PREVIEW), recorded("quotas"))
+    assert "service-quotas:GetServiceQuota -> servicequotas:GetServiceQuota on" in "".join(problems)
+
+
 def test_the_preview_role_does_not_get_verifys_reads(recorded):
     document, _ = op.for_environment("dev", op.PREVIEW, BACKEND)
     assert "kms:GetKeyRotationStatus -> kms:GetKeyRotationStatus on" in "".join(
@@ -511,8 +594,14 @@ def test_preflight_reads_lists_exactly_the_calls_the_preflight_makes(recorded):
     assert set(_listed(op.PREFLIGHT_READS)) == made
 
 
+def test_quota_reads_lists_exactly_the_calls_the_quota_check_makes(recorded):
+    made = {call.name for call in recorded("quotas")}
+    assert set(_listed(op.QUOTA_READS)) == made
+
+
 def test_each_listed_action_is_the_one_iam_checks():
-    for name, action in {**_listed(op.VERIFY_READS), **_listed(op.PREFLIGHT_READS)}.items():
+    listed = {**_listed(op.VERIFY_READS), **_listed(op.PREFLIGHT_READS), **_listed(op.QUOTA_READS)}
+    for name, action in listed.items():
         service, operation = name.split(":")
         assert action == iam_action(service, operation), name
 

@@ -17,8 +17,14 @@ class NoCredentials:
         return None
 
 
-def test_the_real_preflight_judges_the_offline_plan() -> None:
-    assert preflight.for_environment("dev").offline_plan is preflight.check_offline_plan
+def test_the_real_preflight_judges_the_offline_plan(monkeypatch) -> None:
+    monkeypatch.setattr(synth, "synth", lambda environment, **_: SimpleNamespace(violations=2))
+    judge = preflight.for_environment("dev").offline_plan
+    assert judge is not None
+
+    result = judge("dev")
+
+    assert (result.name, result.ok) == ("offline-plan", False)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 from shared.errors import ConfigError
 from shared.iam import VERSION, Condition, Statement
 from shared.settings import PARTITION, Platform, check_keys, read_yaml, relative
+from toolbox.quotas import QUOTAS
 
 ANY = "*"
 """The scope of an action AWS documents without resource-level permissions (see UNSCOPED)."""
@@ -179,7 +180,8 @@ class Call:
     """One AWS API call a toolbox command makes with the operator's credentials (boto3)."""
 
     service: str
-    """The boto3 client; for every service here its name is also the IAM service prefix."""
+    """The boto3 client; its name is also the IAM service prefix but for ``service-quotas``
+    (prefix ``servicequotas``), whose calls name their ``action``."""
     operation: str
     """The API operation, as botocore names it (``GetFunctionConfiguration``)."""
     on: str
@@ -238,8 +240,30 @@ PREFLIGHT_READS: tuple[Call, ...] = (
 and the token check a deploy makes before the pipeline layer): the state bucket, the secrets
 provider's key, the account, and what the pipeline layer points at but does not create."""
 
+USAGE_SCOPES = {"ecr": "ecr-every-repository"}
+"""The scope of a quota's usage call (:data:`toolbox.quotas.QUOTAS`) when the SAR gives it a
+resource type: ECR's DescribeRepositories lists the account's repositories, not only the
+platform's; every other usage call has none (``operator_access.yaml``, ``unscoped``)."""
+
+QUOTA_READS: tuple[Call, ...] = (
+    Call("service-quotas", "GetServiceQuota", "service-quota", "servicequotas:GetServiceQuota"),
+    Call(
+        "service-quotas",
+        "GetAWSDefaultServiceQuota",
+        ANY,
+        "servicequotas:GetAWSDefaultServiceQuota",
+    ),
+    *(
+        Call(quota.usage.service, quota.usage.action, USAGE_SCOPES.get(quota.usage.service, ANY))
+        for quota in QUOTAS
+    ),
+)
+"""What the preflight's ``quotas`` check reads (``toolbox/quotas.py``): each quota's applied
+value (or AWS's default), and the account's usage of it. The check runs before a deploy and by
+``./dev preflight``, not before a preview: only the deploy role needs these."""
+
 TOOLBOX_READS: dict[str, tuple[Call, ...]] = {
-    DEPLOY: VERIFY_READS + PREFLIGHT_READS,
+    DEPLOY: VERIFY_READS + PREFLIGHT_READS + QUOTA_READS,
     PREVIEW: PREFLIGHT_READS,
     DRIFT: (),
 }
@@ -355,6 +379,13 @@ def scopes(
         "alarm": (f"arn:{part}:cloudwatch:{here}:alarm:{ns}-*",),
         "lambda-function": (f"arn:{part}:lambda:{here}:function:{ns}-*",),
         "sqs-queue": (f"arn:{part}:sqs:{here}:{ns}-*",),
+        # The quota check reads each quota and counts the account's repositories (QUOTA_READS).
+        "service-quota": tuple(
+            f"arn:{part}:servicequotas:{quota.region(region)}:{account}:"
+            f"{quota.service_code}/{quota.quota_code}"
+            for quota in QUOTAS
+        ),
+        "ecr-every-repository": (f"arn:{part}:ecr:{here}:repository/*",),
         **(outside.scopes() if outside else {}),
     }
 

@@ -16,7 +16,10 @@ it changes anything, saying what to fix:
   the account's Lambda concurrency leaves room for the reservation;
 - the deployer's own permissions: ``iam:SimulatePrincipalPolicy`` on the caller's role for every
   action of the generated deploy policy (``toolbox/operator_policy.py``), before a deploy and by
-  ``./dev preflight``; not before a preview, which CI runs with the read-only preview role.
+  ``./dev preflight``; not before a preview, which CI runs with the read-only preview role;
+- the account's quotas (``toolbox/quotas.py``): what the offline plan creates (pipelines, build
+  projects, rules per event bus, repositories, log groups, roles) fits the applied values in
+  Service Quotas beside what the account already has, before a deploy and by ``./dev preflight``.
 
 Which checks run depends on the command (:class:`Purpose`): refresh and destroy run no program,
 so they need the tooling and the account only; a deploy checks the token just before the
@@ -54,6 +57,8 @@ from toolbox.layer_config import read_pipeline_args
 if TYPE_CHECKING:
     from shared.stackconfig import LayerFiles
     from stacks.pipeline.config import LayerArgs, PipelineArgs
+    from toolbox.offline import LayerPlan
+    from toolbox.synth import SynthResult
 
 VERSION_FILE = REPO_ROOT / ".pulumi.version"
 """The Pulumi CLI version the repository is tested with (CI installs exactly this one)."""
@@ -144,8 +149,8 @@ class PreflightReport:
 
     @property
     def failures(self) -> tuple[str, ...]:
-        """The names of the failed checks."""
-        return tuple(result.name for result in self.results if not result.ok)
+        """The names of the failed checks, each once (``quotas`` fails one line per quota)."""
+        return tuple(dict.fromkeys(result.name for result in self.results if not result.ok))
 
     def lines(self) -> list[str]:
         """The report as the task prints it: a header, then one line per check."""
@@ -279,6 +284,9 @@ class Preflight:
     offline_plan: Callable[[str], CheckResult] | None = None
     """The environment's offline plan judged as ``./dev synth`` judges it
     (:func:`check_offline_plan`); None skips it (the tests of the other checks plan nothing)."""
+    plans: Callable[[str], Mapping[str, LayerPlan]] | None = None
+    """The environment's offline plans by layer (:meth:`OfflinePlan.plans`), whose resources the
+    quota check counts; None skips the quota check."""
     _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
@@ -311,6 +319,12 @@ class Preflight:
                 self.check_permissions()
                 if reachable
                 else skipped("deploy-permissions", "needs working AWS credentials")
+            )
+        if self.plans is not None and purpose in DEPLOYER_PURPOSES:
+            results += (
+                self.check_quotas(layers)
+                if reachable
+                else [skipped("quotas", "needs working AWS credentials in the right account")]
             )
         if PIPELINE in layers and purpose in PROGRAM_PURPOSES:
             results += self._pipeline_checks(purpose, reachable)
@@ -712,6 +726,31 @@ class Preflight:
             f" stacks/pipeline/Pulumi.{self.environment}.yaml",
         )
 
+    def check_quotas(self, layers: Sequence[str]) -> list[CheckResult]:
+        """What the layers' offline plans create fits the account's quotas (toolbox/quotas.py):
+        one line per quota that would be exceeded, or that could not be read; else one line."""
+        from toolbox import quotas
+
+        if self.plans is None:
+            return [skipped("quotas", "no offline plan to count")]
+        try:
+            plans = self.plans(self.environment)
+        except PlatformError as exc:
+            return [skipped("quotas", f"the offline plan failed, nothing to count ({exc})")]
+        resources = [r for name in layers if name in plans for r in plans[name].resources]
+
+        def client(service: str, region: str) -> Any:
+            if region == self.platform.region:
+                return self.client(service)
+            return self.session.client(service, region_name=region)
+
+        rooms, findings = quotas.check(resources, client, self.platform.region)
+        if findings:
+            return [failed("quotas", finding.detail) for finding in findings]
+        if not rooms:
+            return [passed("quotas", "the selected layers create nothing a quota here counts")]
+        return [passed("quotas", f"room for the plan: {quotas.summary(rooms)}")]
+
     def check_permissions(self) -> CheckResult:
         """The caller's own policies allow every action of the generated deploy policy.
 
@@ -837,15 +876,64 @@ def for_environment(environment: str, runner: Any = None) -> Preflight:
     def actions(env: str) -> tuple[str, ...]:
         return deploy_actions(env, os.environ.get("PULUMI_BACKEND_URL", ""))
 
+    offline = OfflinePlan()
     return Preflight(
         environment,
         boto3.Session(),
         foundation_outputs=foundation_outputs,
         placeholders=check_placeholders,
-        offline_plan=check_offline_plan,
+        offline_plan=offline.check,
+        plans=offline.plans,
         github=github_status,
         deploy_policy_actions=actions,
     )
+
+
+@dataclass
+class OfflinePlan:
+    """An environment's offline plan, made once for the checks that read it: the
+    ``offline-plan`` check judges it, the ``quotas`` check counts its resources."""
+
+    out_dir: Path | None = None
+    """Where the plan files are written (``build/plan`` when None)."""
+    _made: dict[str, SynthResult | PlatformError] = field(default_factory=dict, repr=False)
+
+    def result(self, environment: str) -> SynthResult:
+        """``./dev synth``'s result for ``environment`` (planned on the first call only); the
+        PlatformError of a plan that failed, raised again on every call."""
+        from toolbox.synth import synth
+
+        if environment not in self._made:
+            try:
+                self._made[environment] = (
+                    synth(environment)
+                    if self.out_dir is None
+                    else synth(environment, out_dir=self.out_dir)
+                )
+            except PlatformError as exc:
+                self._made[environment] = exc
+        made = self._made[environment]
+        if isinstance(made, PlatformError):
+            raise made
+        return made
+
+    def plans(self, environment: str) -> Mapping[str, LayerPlan]:
+        """The plans by layer."""
+        return self.result(environment).plans
+
+    def check(self, environment: str) -> CheckResult:
+        """The plan judged as ``./dev synth`` judges it (:func:`check_offline_plan`)."""
+        try:
+            result = self.result(environment)
+        except PlatformError as exc:
+            return failed("offline-plan", str(exc))
+        if result.violations:
+            return failed(
+                "offline-plan",
+                f"{result.violations} policy violation(s) or AWS spec finding(s) in the offline"
+                f" plan; `./dev synth --env {environment}` names each",
+            )
+        return passed("offline-plan", "the policy pack and AWS's specs find nothing")
 
 
 def check_offline_plan(environment: str, out_dir: Path | None = None) -> CheckResult:
@@ -853,19 +941,7 @@ def check_offline_plan(environment: str, out_dir: Path | None = None) -> CheckRe
     and AWS's published specs (the SAR, CloudFormation's handler permissions and resource
     schemas), which a real preview's engine does not check; a finding stops a preview or a
     deploy before any stack is touched."""
-    from toolbox.synth import synth
-
-    try:
-        result = synth(environment) if out_dir is None else synth(environment, out_dir=out_dir)
-    except PlatformError as exc:
-        return failed("offline-plan", str(exc))
-    if result.violations:
-        return failed(
-            "offline-plan",
-            f"{result.violations} policy violation(s) or AWS spec finding(s) in the offline plan;"
-            f" `./dev synth --env {environment}` names each",
-        )
-    return passed("offline-plan", "the policy pack and AWS's specs find nothing")
+    return OfflinePlan(out_dir).check(environment)
 
 
 SAMPLE_NAMESPACE = "acme"
@@ -920,6 +996,7 @@ __all__ = [
     "PIPELINE",
     "PROGRAM_PURPOSES",
     "CheckResult",
+    "OfflinePlan",
     "Preflight",
     "PreflightError",
     "PreflightReport",
