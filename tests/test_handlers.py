@@ -222,6 +222,15 @@ def test_a_pipeline_not_named_as_the_layers_gives_no_service(session, table, sam
     assert "service" not in row
 
 
+def test_a_build_a_user_started_gives_no_service_whatever_the_users_name(session, table):
+    sample = event("codebuild-build-state-change")
+    sample["detail"]["additional-information"]["initiator"] = "ops-acme-dev"
+    recorder.record(sample, table, session.client("codepipeline"), SUFFIX)
+    (row,) = rows(table)
+    assert row["initiator"] == "ops-acme-dev"
+    assert "service" not in row
+
+
 def test_the_recorder_is_told_the_ending_of_every_services_pipeline(dev):
     plan = dev["pipeline"]
     function = named(plan, FUNCTION, "acme-pipeline-recorder-dev").inputs

@@ -153,10 +153,17 @@ def test_a_release_without_its_start_has_no_duration(ledger):
 
 def test_a_release_recorded_before_services_shows_no_service(ledger):
     session, table_ = ledger
-    _put(table_, "exec-9", "2024-06-03T10:00:00.000Z#release", "release", "SUCCEEDED")
+    _put(
+        table_,
+        "exec-9",
+        "2024-06-03T10:00:00.000Z#release",
+        "release",
+        "SUCCEEDED",
+        commit="c" * 40,
+    )
     (release,) = recent(session, TABLE)
     assert release.service == ""
-    assert table([release]).splitlines()[1].split()[2] == "-"
+    assert table([release]).splitlines()[1].split()[2:4] == ["-", "c" * 12]
 
 
 def test_one_services_releases_are_its_own_only(ledger):
