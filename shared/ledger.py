@@ -14,7 +14,8 @@ attribute definition and GSI, and the writes of every row twice) for a listing a
 by hand. The cost is the filter's: DynamoDB reads (and bills) every release the Query passes over,
 of every service, and drops the others after reading them, so listing a service that deploys
 rarely reads the releases of all services back to its own (``toolbox/releases.py`` pages until it
-has enough). A release row is well under 1 KB: a 1 MB page holds a thousand or more releases.
+has enough). A release row is a few hundred bytes (a refusal's reason adds up to a thousand), so
+a page of a hundred releases is a few read units.
 """
 
 from __future__ import annotations
