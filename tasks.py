@@ -290,18 +290,27 @@ def publish_source(c, path, env=""):
     print(published.line())
 
 
-@task(help={"env": ENV_HELP, "limit": "how many releases to show, newest first; default: 10"})
-def releases(c, env="dev", limit=10):
+@task(
+    help={
+        "env": ENV_HELP,
+        "limit": "how many releases to show, newest first; default: 10",
+        "service": "only this service's releases (a service of platform.yaml); default: every"
+        " service's",
+    }
+)
+def releases(c, env="dev", limit=10, service=""):
     """Stacks: recent deployments from the ledger, newest first."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     from toolbox import orchestration
-    from toolbox.releases import recent, table
+    from toolbox.releases import check_service, recent, table
 
     if limit < 1:
         raise PlatformError("--limit must be 1 or more")
     platform, _ = orchestration.resolve(env, "foundation")
+    if service:
+        check_service(service, tuple(s.name for s in platform.services))
     report = orchestration.outputs(_runner(), env, "foundation")
     ledger_table = (report.as_dict().get("foundation") or {}).get("ledgerTableName")
     if not ledger_table:
@@ -310,11 +319,13 @@ def releases(c, env="dev", limit=10):
             f" run `./dev deploy --layer foundation --env {env}`"
         )
     try:
-        rows = recent(boto3.Session(region_name=platform.region), ledger_table, limit)
+        rows = recent(
+            boto3.Session(region_name=platform.region), ledger_table, limit, service=service
+        )
     except (ClientError, BotoCoreError) as exc:
         # AWS's own errors, not the project's: named with the table they came from.
         raise PlatformError(f"reading the ledger {ledger_table}: {exc}") from None
-    print(table(rows))
+    print(table(rows, service))
 
 
 @task(help={"env": CHANGE_ENV_HELP, "layer": LAYER_HELP})

@@ -11,6 +11,7 @@ import dataclasses
 import json
 
 import boto3
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
@@ -37,10 +38,15 @@ from tests.handler_support import (
     topic_with_inbox,
 )
 from tests.moto_support import fresh_account, moto_for_the_module
+from tests.pipeline_support import APP, WORKER, named, stages
 
 EXECUTION = "12345678-1234-5678-abcd-12345678abcd"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 JOB = "11111111-abcd-1111-abcd-111111abcdef"
+SUFFIX = "-acme-dev"
+"""How the pipelines of the samples' layer end (``<service>-acme-dev``): the recorder's
+PIPELINE_SUFFIX."""
+FUNCTION = "aws:lambda/function:Function"
 
 
 moto_session = moto_for_the_module(REGION)
@@ -88,10 +94,15 @@ def table(session):
 
 
 def test_handlers_and_the_table_spell_the_ledger_keys_alike():
-    expected = ("executionId", "time", "kind")
-    assert expected == (ledger.PARTITION_KEY, ledger.SORT_KEY, ledger.KIND_KEY)
+    expected = ("executionId", "time", "kind", "service")
+    assert expected == (ledger.PARTITION_KEY, ledger.SORT_KEY, ledger.KIND_KEY, ledger.SERVICE_KEY)
     for module in (recorder, deploy):
-        assert expected == (module.PARTITION_KEY, module.SORT_KEY, module.KIND_KEY)
+        assert expected == (
+            module.PARTITION_KEY,
+            module.SORT_KEY,
+            module.KIND_KEY,
+            module.SERVICE_KEY,
+        )
 
 
 # --- recorder ----------------------------------------------------------------------------------
@@ -103,21 +114,21 @@ def _execution_lookup(client, commit=COMMIT):
         "get_pipeline_execution",
         {
             "pipelineExecution": {
-                "pipelineName": "acme-pipeline-app-dev",
+                "pipelineName": "app-acme-dev",
                 "pipelineExecutionId": EXECUTION,
                 "status": "InProgress",
                 "artifactRevisions": [{"name": "SourceOutput", "revisionId": commit}],
             }
         },
-        {"pipelineName": "acme-pipeline-app-dev", "pipelineExecutionId": EXECUTION},
+        {"pipelineName": "app-acme-dev", "pipelineExecutionId": EXECUTION},
     )
     return stub
 
 
-def test_recorder_writes_a_pipeline_execution_with_its_commit(session, table):
+def test_recorder_writes_a_pipeline_execution_with_its_commit_and_service(session, table):
     codepipeline = session.client("codepipeline")
     with _execution_lookup(codepipeline) as stub:
-        keys = recorder.record(event("pipeline-execution-started"), table, codepipeline)
+        keys = recorder.record(event("pipeline-execution-started"), table, codepipeline, SUFFIX)
         stub.assert_no_pending_responses()
     (row,) = rows(table)
     assert keys == {
@@ -126,12 +137,13 @@ def test_recorder_writes_a_pipeline_execution_with_its_commit(session, table):
     }
     assert row["kind"] == "pipeline"
     assert row["state"] == "STARTED"
-    assert row["pipeline"] == "acme-pipeline-app-dev"
+    assert row["pipeline"] == "app-acme-dev"
+    assert row["service"] == "app"
     assert row["commit"] == COMMIT
 
 
-def test_recorder_writes_a_stage_execution(session, table):
-    recorder.record(event("stage-execution-started"), table, session.client("codepipeline"))
+def test_recorder_writes_a_stage_execution_with_its_service(session, table):
+    recorder.record(event("stage-execution-started"), table, session.client("codepipeline"), SUFFIX)
     (row,) = rows(table)
     assert (row["executionId"], row["kind"], row["stage"], row["state"]) == (
         EXECUTION,
@@ -139,29 +151,101 @@ def test_recorder_writes_a_stage_execution(session, table):
         "Deploy",
         "STARTED",
     )
+    assert row["service"] == "app"
     assert row["time"].startswith("2024-06-01T12:00:00Z#")
 
 
 def test_recorder_writes_a_build_with_its_project_and_source_version(session, table):
-    recorder.record(event("codebuild-build-state-change"), table, session.client("codepipeline"))
+    recorder.record(
+        event("codebuild-build-state-change"), table, session.client("codepipeline"), SUFFIX
+    )
     (row,) = rows(table)
     assert row["executionId"] == (
-        "arn:aws:codebuild:us-east-1:111111111111:build/acme-pipeline-service-billing-dev:"
+        "arn:aws:codebuild:us-east-1:111111111111:build/acme-pipeline-app-unit-tests-dev:"
         "8745a7a9-c340-456a-9166-edf953571bEX"
     )
     assert (row["kind"], row["stage"], row["state"]) == (
         "build",
-        "acme-pipeline-service-billing-dev",
+        "acme-pipeline-app-unit-tests-dev",
         "FAILED",
     )
     assert row["commit"] == COMMIT
     assert row["time"] == "2017-09-01T16:14:28Z#c030038d-8c4d-6141-9545-00ff7b7153EX"
+    # A user started it (the documented sample's initiator): no pipeline, so no service.
+    assert row["initiator"] == "MyCodeBuildDemoUser"
+    assert "service" not in row
+
+
+def test_a_build_a_pipeline_started_is_recorded_under_that_pipelines_service(session, table):
+    recorder.record(
+        event("codebuild-build-state-change-pipeline"),
+        table,
+        session.client("codepipeline"),
+        SUFFIX,
+    )
+    (row,) = rows(table)
+    assert (row["kind"], row["stage"], row["state"]) == (
+        "build",
+        "acme-pipeline-worker-docker-build-dev",
+        "SUCCEEDED",
+    )
+    assert row["initiator"] == "codepipeline/worker-acme-dev"
+    assert row["service"] == "worker"
+
+
+def test_the_pipeline_initiator_sample_is_the_form_codebuild_documents():
+    model = botocore.session.get_session().get_service_model("codebuild")
+    documented = model.shape_for("Build").members["initiator"].documentation
+    assert "If CodePipeline started the build, the pipeline's name" in documented
+    assert "<code>codepipeline/my-demo-pipeline</code>" in documented
+    info = event("codebuild-build-state-change-pipeline")["detail"]["additional-information"]
+    assert info["initiator"] == "codepipeline/worker-acme-dev"
+    assert info["source"]["type"] in model.shape_for("SourceType").enum
+
+
+@pytest.mark.parametrize(
+    ("sample", "pipeline"),
+    [
+        ("stage-execution-started", "app-acme-prod"),  # another environment's
+        ("stage-execution-started", "-acme-dev"),  # nothing before the ending
+        ("codebuild-build-state-change-pipeline", "worker-other-dev"),
+    ],
+)
+def test_a_pipeline_not_named_as_the_layers_gives_no_service(session, table, sample, pipeline):
+    other = event(sample)
+    if "pipeline" in other["detail"]:
+        other["detail"]["pipeline"] = pipeline
+    else:
+        other["detail"]["additional-information"]["initiator"] = f"codepipeline/{pipeline}"
+    recorder.record(other, table, session.client("codepipeline"), SUFFIX)
+    (row,) = rows(table)
+    assert "service" not in row
+
+
+def test_a_build_a_user_started_gives_no_service_whatever_the_users_name(session, table):
+    sample = event("codebuild-build-state-change")
+    sample["detail"]["additional-information"]["initiator"] = "ops-acme-dev"
+    recorder.record(sample, table, session.client("codepipeline"), SUFFIX)
+    (row,) = rows(table)
+    assert row["initiator"] == "ops-acme-dev"
+    assert "service" not in row
+
+
+def test_the_recorder_is_told_the_ending_of_every_services_pipeline(dev):
+    plan = dev["pipeline"]
+    function = named(plan, FUNCTION, "acme-pipeline-recorder-dev").inputs
+    suffix = function["environment"]["variables"]["PIPELINE_SUFFIX"]
+    assert suffix == "-acme-dev"
+    pipelines = plan.exports["pipelineNames"]
+    assert pipelines == {APP: "app-acme-dev", WORKER: "worker-acme-dev"}
+    for service, name in pipelines.items():
+        assert recorder.service_of(name, suffix) == {"service": service}
 
 
 def test_a_redelivered_event_is_one_row(session, table):
     sample = event("stage-execution-started")
     for _ in range(3):  # EventBridge delivers at least once
-        recorder.record(sample, table, session.client("codepipeline"))
+        recorder.record(sample, table, session.client("codepipeline"), SUFFIX)
     assert len(rows(table)) == 1
 
 
@@ -169,7 +253,7 @@ def test_two_events_in_the_same_second_are_two_rows(session, table):
     first, second = event("stage-execution-started"), event("stage-execution-started")
     second["id"], second["detail"]["state"] = "other-event-id", "SUCCEEDED"
     for sample in (first, second):
-        recorder.record(sample, table, session.client("codepipeline"))
+        recorder.record(sample, table, session.client("codepipeline"), SUFFIX)
     assert [r["state"] for r in rows(table)] == ["STARTED", "SUCCEEDED"]
 
 
@@ -177,7 +261,7 @@ def test_a_pipeline_event_is_recorded_even_when_its_commit_is_unknown(session, t
     codepipeline = session.client("codepipeline")
     with Stubber(codepipeline) as stub:
         stub.add_client_error("get_pipeline_execution", "AccessDeniedException")
-        recorder.record(event("pipeline-execution-started"), table, codepipeline)
+        recorder.record(event("pipeline-execution-started"), table, codepipeline, SUFFIX)
     (row,) = rows(table)
     assert (row["state"], row["commit"]) == ("STARTED", "")
 
@@ -185,7 +269,7 @@ def test_a_pipeline_event_is_recorded_even_when_its_commit_is_unknown(session, t
 def test_an_event_of_another_kind_is_refused_not_written(session, table):
     other = {**event("stage-execution-started"), "detail-type": "EC2 Instance State-change"}
     with pytest.raises(ValueError, match="EC2 Instance State-change"):
-        recorder.record(other, table, session.client("codepipeline"))
+        recorder.record(other, table, session.client("codepipeline"), SUFFIX)
     assert rows(table) == []
 
 
@@ -193,12 +277,13 @@ def test_the_recorder_entry_point_reads_its_table_from_the_environment(
     session, table, monkeypatch, sessions_made
 ):
     monkeypatch.setenv("LEDGER_TABLE", TABLE)
+    monkeypatch.setenv("PIPELINE_SUFFIX", SUFFIX)
     # moto has no such pipeline execution: the commit lookup fails and the row is still written.
     recorder.handler(event("pipeline-execution-started"), None)
     recorder.handler(event("stage-execution-started"), None)
-    assert [(r["executionId"], r["kind"], r["state"]) for r in rows(table)] == [
-        (EXECUTION, "pipeline", "STARTED"),
-        (EXECUTION, "stage", "STARTED"),
+    assert [(r["executionId"], r["kind"], r["state"], r["service"]) for r in rows(table)] == [
+        (EXECUTION, "pipeline", "STARTED", "app"),
+        (EXECUTION, "stage", "STARTED", "app"),
     ]
     assert len(sessions_made) == 1  # the second invocation reuses the environment's clients
 
@@ -265,8 +350,9 @@ def test_a_clean_image_is_tagged_production_recorded_and_reported(account):
     assert _production(clients.ecr) == digest
     (row,) = releases(clients.table)
     assert row["executionId"] == EXECUTION
-    assert (row["kind"], row["state"], row["commit"], row["imageDigest"]) == (
+    assert (row["kind"], row["service"], row["state"], row["commit"], row["imageDigest"]) == (
         "release",
+        "app",
         "SUCCEEDED",
         COMMIT,
         digest,
@@ -293,18 +379,22 @@ def test_a_finding_at_the_threshold_fails_the_job_notifies_and_tags_nothing(acco
     assert "1 HIGH" in row["reason"]
     (message,) = notifications()
     assert message["Subject"] == "Deploy refused: image not promoted to production"
+    assert "The deploy handler of service app refused" in message["Message"]
     assert f"{REPO}:{COMMIT}" in message["Message"]
     assert "1 HIGH" in message["Message"]
 
 
-def _refused(clients, job):
+def _refused(clients, job, service=""):
     with Stubber(clients.codepipeline) as stub:
         stub.add_response(
             "put_job_failure_result",
             {},
-            {"jobId": JOB, "failureDetails": {"type": "JobFailed", "message": ANY}},
+            {
+                "jobId": job["CodePipeline.job"]["id"],
+                "failureDetails": {"type": "JobFailed", "message": ANY},
+            },
         )
-        return deploy.release(job, clients)
+        return deploy.release(job, clients, service=service)
 
 
 def test_an_image_missing_from_ecr_fails_the_job(account):
@@ -339,8 +429,60 @@ def test_bad_user_parameters_fail_the_job_with_what_is_missing(account):
     clients, _ = account
     row = _refused(clients, _job("HIGH", repository=""))
     assert row["reason"] == "UserParameters lacks repository"
-    row = _refused(clients, _job("SEVERE"))
+    row = _refused(clients, _job("HIGH", job_id="job-2", service=""))
+    assert row["reason"] == "UserParameters lacks service"
+    assert "service" not in row  # nothing says whose it was
+    row = _refused(clients, _job("SEVERE", job_id="job-3"))
     assert "threshold 'SEVERE'" in row["reason"]
+
+
+def test_a_job_for_another_service_is_refused_and_recorded_under_the_handlers_own(account):
+    clients, notifications = account
+    push(clients.ecr, COMMIT)
+    row = _refused(clients, _job("CRITICAL"), service="worker")
+    assert row["reason"] == "UserParameters name service 'app'; this handler deploys 'worker'"
+    assert (row["state"], row["service"]) == ("FAILED", "worker")
+    with pytest.raises(clients.ecr.exceptions.ImageNotFoundException):
+        _production(clients.ecr)
+    assert "The deploy handler of service worker refused" in notifications()[0]["Message"]
+
+
+def test_a_job_whose_parameters_cannot_be_read_is_recorded_under_the_handlers_service(account):
+    clients, _ = account
+    job = _job("CRITICAL")
+    configuration = job["CodePipeline.job"]["data"]["actionConfiguration"]["configuration"]
+    configuration["UserParameters"] = "not json"
+    row = _refused(clients, job, service="app")
+    assert row["reason"] == "UserParameters is not JSON: 'not json'"
+    assert row["service"] == "app"
+
+
+def test_the_deploy_entry_point_deploys_only_its_own_service(monkeypatch, account):
+    clients, _ = account
+    push(clients.ecr, COMMIT)
+    monkeypatch.setenv("LEDGER_TABLE", TABLE)
+    monkeypatch.setenv("FAILURE_TOPIC_ARN", clients.topic_arn)
+    monkeypatch.setenv("SERVICE", "worker")
+    made = deploy.Clients.from_environment()  # the environment's clients, which handler reuses
+    with Stubber(made.codepipeline) as stub:
+        _failure_expected(stub, "UserParameters name service 'app'; this handler deploys 'worker'")
+        row = deploy.handler(_job("CRITICAL"), None)
+        stub.assert_no_pending_responses()
+    assert row["service"] == "worker"
+    with pytest.raises(clients.ecr.exceptions.ImageNotFoundException):
+        _production(clients.ecr)
+
+
+@pytest.mark.parametrize("service", [APP, WORKER])
+def test_each_services_pipeline_gives_its_handler_every_parameter_it_requires(dev, service):
+    plan = dev["pipeline"]
+    (deploy_stage,) = [s for s in stages(plan, service) if s["name"] == "Deploy"]
+    (action,) = [a for a in deploy_stage["actions"] if a["provider"] == "Lambda"]
+    given = json.loads(action["configuration"]["UserParameters"])
+    assert set(given) == set(deploy.PARAMETERS)
+    assert given["service"] == service
+    handler = named(plan, FUNCTION, action["configuration"]["FunctionName"]).inputs
+    assert handler["environment"]["variables"]["SERVICE"] == service
 
 
 def test_production_moves_to_the_next_image_and_commit_tags_stay_immutable(account):

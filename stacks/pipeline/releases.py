@@ -279,7 +279,10 @@ def recorder(
         ),
         layer.recorder,
         foundation,
-        variables={"LEDGER_TABLE": foundation.ledger_table_name},
+        variables={
+            "LEDGER_TABLE": foundation.ledger_table_name,
+            "PIPELINE_SUFFIX": names.pipeline_suffix(layer.label),
+        },
         statements=recorder_statements(layer.label),
         made=made,
         child=pulumi.ResourceOptions(parent=parent),

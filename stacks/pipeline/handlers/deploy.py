@@ -1,8 +1,9 @@
 """Deploy handler: validate the deployed image, promote it to ``production``, record the release.
 
 Invoked by the Deploy stage after the ECS deploy action (a CodePipeline ``Invoke``/``Lambda``
-action). Its UserParameters are JSON: ``repository``, ``imageTag``, ``commit``, ``executionId``
-(CodePipeline resolves the ``#{...}`` variables in them) and ``threshold``. It
+action), one per service. Its UserParameters are JSON: ``service``, ``repository``,
+``imageTag``, ``commit``, ``executionId`` (CodePipeline resolves the ``#{...}`` variables in them)
+and ``threshold``. It
 
 1. claims the job's own ledger row (key ``job#<job id>``); a job delivered again (Lambda retries
    an asynchronous invocation, CodePipeline may redeliver) finds the answer recorded there and
@@ -12,7 +13,8 @@ action). Its UserParameters are JSON: ``repository``, ``imageTag``, ``commit``, 
    finding at or above the threshold, or on a scan that is not complete (fail closed);
 4. tags that digest ``production`` (BatchGetImage for the manifest, PutImage with it): the
    repository keeps commit tags immutable and lets only this tag move;
-5. writes the release (commit, digest, execution id, time, state) to the ledger, best effort;
+5. writes the release (service, commit, digest, execution id, time, state) to the ledger, best
+   effort;
 6. reports PutJobSuccessResult, or on any failure (any exception, a success report that fails)
    PutJobFailureResult and a message to the failure topic, so the stage fails and rolls back.
    Without an answer the action would wait until it times out.
@@ -38,6 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 PARTITION_KEY = "executionId"
 SORT_KEY = "time"
 KIND_KEY = "kind"
+SERVICE_KEY = "service"
 
 JOB_PREFIX = "job#"
 JOB_SORT_KEY = "answer"
@@ -51,7 +54,8 @@ SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
 """Most severe first; a threshold blocks itself and everything above it."""
 SCAN_DONE = ("COMPLETE", "ACTIVE")
 """Basic scanning reports COMPLETE; enhanced (continuous) scanning reports ACTIVE."""
-PARAMETERS = ("repository", "imageTag", "commit", "executionId", "threshold")
+PARAMETERS = ("service", "repository", "imageTag", "commit", "executionId", "threshold")
+"""Every key the action's UserParameters must give (``stacks/pipeline/releases.py``)."""
 MANIFEST_TYPES = [
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
@@ -102,12 +106,16 @@ def clients_for(table_name: str, topic_arn: str) -> Clients:
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:
-    """Lambda entry point."""
-    return release(event, Clients.from_environment())
+    """Lambda entry point: ``SERVICE`` names the service whose handler this function is."""
+    return release(event, Clients.from_environment(), service=os.environ.get("SERVICE", ""))
 
 
-def release(event: dict[str, Any], clients: Clients) -> dict[str, str]:
+def release(event: dict[str, Any], clients: Clients, *, service: str = "") -> dict[str, str]:
     """Run the job in ``event``; report its result to CodePipeline and return the release row.
+
+    ``service`` is the service this handler deploys (its ``SERVICE`` variable): a job whose
+    UserParameters name another service is refused, and a job whose UserParameters cannot be
+    read is still recorded under it. Empty: the UserParameters' service is taken as it is.
 
     Every outcome answers the job: a refusal, any exception of the checks or the promotion, and
     a success report that fails all end in PutJobFailureResult with the reason. The ledger and
@@ -121,13 +129,13 @@ def release(event: dict[str, Any], clients: Clients) -> dict[str, str]:
     job = event["CodePipeline.job"]
     job_id = job["id"]
     at = now()
-    params: dict[str, str] = {}
+    params: dict[str, str] = {"service": service} if service else {}
     replay = False
     try:
         previous = _claim(clients.table, job_id, at)
         if previous:
             at = str(previous.get("recordedAt") or at)
-        params = parameters(job)
+        params = parameters(job, service)
         if previous and previous.get("state") in FINAL_STATES:
             replay = True
             answer = Answer(
@@ -275,8 +283,9 @@ def _record(
     return item
 
 
-def parameters(job: dict[str, Any]) -> dict[str, str]:
-    """The action's UserParameters, checked: every key present, a known threshold."""
+def parameters(job: dict[str, Any], service: str = "") -> dict[str, str]:
+    """The action's UserParameters, checked: every key present, a known threshold, and the
+    handler's own ``service`` (when it is given)."""
     raw = job["data"]["actionConfiguration"]["configuration"].get("UserParameters", "")
     try:
         params = json.loads(raw)
@@ -289,6 +298,10 @@ def parameters(job: dict[str, Any]) -> dict[str, str]:
         raise ReleaseRefused(f"UserParameters lacks {', '.join(missing)}")
     if params["threshold"] not in SEVERITIES:
         raise ReleaseRefused(f"threshold {params['threshold']!r} is not one of {SEVERITIES}")
+    if service and params["service"] != service:
+        raise ReleaseRefused(
+            f"UserParameters name service {params['service']!r}; this handler deploys {service!r}"
+        )
     return {key: str(params[key]) for key in PARAMETERS}
 
 
@@ -376,7 +389,8 @@ def promote(ecr: Any, repository: str, digest: str) -> None:
 def ledger_row(
     params: dict[str, str], job_id: str, state: str, *, digest: str, reason: str = "", at: str
 ) -> dict[str, str]:
-    """The release row: what was deployed, by which execution, when, and how it ended.
+    """The release row: what was deployed, of which service, by which execution, when, and how
+    it ended.
 
     ``at`` is when the job was first delivered, so every delivery of a job writes the same row.
     """
@@ -393,6 +407,8 @@ def ledger_row(
         "jobId": job_id,
         "recordedAt": at,
     }
+    if params.get("service"):  # unknown only when the UserParameters could not be read
+        item[SERVICE_KEY] = params["service"]
     if reason:
         item["reason"] = reason[:1000]
     return item
@@ -406,7 +422,8 @@ def notify(clients: Clients, params: dict[str, str], reason: str) -> None:
             TopicArn=clients.topic_arn,
             Subject="Deploy refused: image not promoted to production"[:100],
             Message=(
-                f"The deploy handler refused {image} (execution"
+                f"The deploy handler of service {params.get('service', '?')} refused {image}"
+                f" (execution"
                 f" {params.get('executionId', '?')}, commit {params.get('commit', '?')}):"
                 f" {reason}. The Deploy stage fails and rolls back."
             ),

@@ -1,10 +1,17 @@
-"""Recorder: writes every state change of the pipeline, its stages and its builds to the ledger.
+"""Recorder: writes every state change of the pipelines, their stages and builds to the ledger.
 
-Invoked by two EventBridge rules (this pipeline's execution and stage state changes; its CodeBuild
-projects' build state changes). Each event becomes one ledger row: the execution id (a build's id
-for a build), the time, what changed (kind, stage or project, state) and the commit. The sort key
-is the event's time, ``#`` and the event id, so a redelivered event (EventBridge delivers at least
-once) overwrites its own row and never adds a second one.
+One recorder for the layer, invoked by two EventBridge rules (the execution and stage state
+changes of every service's pipeline; the build state changes of the layer's CodeBuild projects).
+Each event becomes one ledger row: the execution id (a build's id for a build), the time, the
+service, what changed (kind, stage or project, state) and the commit. The sort key is the event's
+time, ``#`` and the event id, so a redelivered event (EventBridge delivers at least once)
+overwrites its own row and never adds a second one.
+
+The service is the pipeline's name without the layer's common ending (pipelines are named
+``<service>-<namespace>-<env>``; the ending ``-<namespace>-<env>`` is ``PIPELINE_SUFFIX``). A
+build started by a pipeline names it in ``initiator`` (``codepipeline/<pipeline name>``, as
+CodeBuild's API reference documents ``Build.initiator``); a build started otherwise (by hand, by
+another tool) gets no service, nor does a pipeline whose name does not end so.
 
 Event shapes: https://docs.aws.amazon.com/codepipeline/latest/userguide/detect-state-changes-cloudwatch-events.html
 and https://docs.aws.amazon.com/codebuild/latest/userguide/sample-build-notifications.html
@@ -27,6 +34,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 PARTITION_KEY = "executionId"
 SORT_KEY = "time"
 KIND_KEY = "kind"
+SERVICE_KEY = "service"
+PIPELINE_INITIATOR = "codepipeline/"
+"""How CodeBuild's ``initiator`` starts for a build a pipeline started."""
 
 PIPELINE_EXECUTION = "CodePipeline Pipeline Execution State Change"
 STAGE_EXECUTION = "CodePipeline Stage Execution State Change"
@@ -37,9 +47,10 @@ log.setLevel(logging.INFO)
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:
-    """Lambda entry point: record one event (the table and clients come from the environment)."""
+    """Lambda entry point: record one event (the table, the clients and the pipelines' common
+    ending come from the environment)."""
     table, codepipeline = aws(os.environ["LEDGER_TABLE"])
-    return record(event, table, codepipeline)
+    return record(event, table, codepipeline, os.environ["PIPELINE_SUFFIX"])
 
 
 @functools.cache
@@ -54,21 +65,25 @@ def aws(table_name: str) -> tuple[Any, Any]:
     return dynamodb.Table(table_name), session.client("codepipeline")
 
 
-def record(event: dict[str, Any], table: Any, codepipeline: Any) -> dict[str, str]:
-    """Write ``event`` to ``table`` as one row; the row's keys are returned."""
-    item = row(event, codepipeline)
+def record(event: dict[str, Any], table: Any, codepipeline: Any, suffix: str) -> dict[str, str]:
+    """Write ``event`` to ``table`` as one row; the row's keys are returned.
+
+    ``suffix`` is how every pipeline of the layer ends (``-<namespace>-<env>``).
+    """
+    item = row(event, codepipeline, suffix)
     table.put_item(Item=item)
     log.info(
-        "recorded %s %s %s of %s",
+        "recorded %s %s %s of %s (service %s)",
         item[KIND_KEY],
         item.get("stage", ""),
         item["state"],
         item[PARTITION_KEY],
+        item.get(SERVICE_KEY, "none"),
     )
     return {PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]}
 
 
-def row(event: dict[str, Any], codepipeline: Any) -> dict[str, str]:
+def row(event: dict[str, Any], codepipeline: Any, suffix: str) -> dict[str, str]:
     """The ledger row for one documented event; ValueError for any other shape."""
     detail_type = event.get("detail-type")
     detail = event.get("detail") or {}
@@ -81,6 +96,7 @@ def row(event: dict[str, Any], codepipeline: Any) -> dict[str, str]:
         pipeline, execution = detail["pipeline"], detail["execution-id"]
         return {
             **base,
+            **service_of(pipeline, suffix),
             PARTITION_KEY: execution,
             KIND_KEY: "pipeline",
             "pipeline": pipeline,
@@ -90,6 +106,7 @@ def row(event: dict[str, Any], codepipeline: Any) -> dict[str, str]:
     if detail_type == STAGE_EXECUTION:
         return {
             **base,
+            **service_of(detail["pipeline"], suffix),
             PARTITION_KEY: detail["execution-id"],
             KIND_KEY: "stage",
             "pipeline": detail["pipeline"],
@@ -98,16 +115,28 @@ def row(event: dict[str, Any], codepipeline: Any) -> dict[str, str]:
         }
     if detail_type == BUILD_STATE:
         info = detail.get("additional-information") or {}
+        initiator = str(info.get("initiator", ""))
+        started_by = initiator.removeprefix(PIPELINE_INITIATOR)
         return {
             **base,
+            **(service_of(started_by, suffix) if started_by != initiator else {}),
             PARTITION_KEY: detail["build-id"],
             KIND_KEY: "build",
             "stage": detail["project-name"],
             "state": detail["build-status"],
             "commit": info.get("resolved-source-version") or info.get("source-version") or "",
-            "initiator": info.get("initiator", ""),
+            "initiator": initiator,
         }
     raise ValueError(f"not an event the recorder handles: detail-type {detail_type!r}")
+
+
+def service_of(pipeline: str, suffix: str) -> dict[str, str]:
+    """``{"service": name}`` for a pipeline named ``<name><suffix>``; ``{}`` for any other name
+    (no service is better than a wrong one)."""
+    service = pipeline.removesuffix(suffix) if suffix else ""
+    if service and service != pipeline:
+        return {SERVICE_KEY: service}
+    return {}
 
 
 def commit_of(codepipeline: Any, pipeline: str, execution: str) -> str:
