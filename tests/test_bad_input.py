@@ -67,6 +67,39 @@ def test_layer_config_errors_register_nothing(row, dev, registered):
     assert registered == []
 
 
+SERVICE_ROWS = {
+    "an unknown setting of a service": (
+        "registry",
+        {"app": {}, "worker": {"githubrepo": "w"}},
+        "platform.yaml: services.worker.githubrepo: is not a known setting",
+    ),
+    "a setting of a service of the wrong type": (
+        "pipeline",
+        {"app": {}, "worker": {"githubRepo": ["a", "b"]}},
+        "platform.yaml: services.worker.githubRepo: must be a string, got ['a', 'b']",
+    ),
+    "two services sharing a repository": (
+        "registry",
+        {"app": {"repositoryName": "shop"}, "worker": {"repositoryName": "shop"}},
+        "platform.yaml: services.worker.repositoryName: services app and worker would share",
+    ),
+}
+
+
+@pytest.mark.parametrize("row", sorted(SERVICE_ROWS))
+def test_services_errors_register_nothing(row, dev, registered, monkeypatch):
+    from tests.platform_support import with_services
+
+    layer, services, expected = SERVICE_ROWS[row]
+    with_services(monkeypatch, services)
+    above = ("foundation", "registry") if layer == "pipeline" else ("foundation",)
+    with pytest.raises(ConfigError) as error:
+        offline.plan_layer(layer, "dev", {dev[name].stack: dev[name] for name in above})
+    assert str(error.value).startswith(expected)
+    assert "\n" not in str(error.value)
+    assert registered == []
+
+
 def test_webhook_without_a_token_stops_the_deploy_before_the_pipeline_runs(dev):
     """A foundation deployed before the webhook token existed: the pipeline is not deployed."""
     from tests.test_orchestration import FakeRunner

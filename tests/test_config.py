@@ -164,12 +164,15 @@ def _load(layer: str, values, environment: str = "dev"):
 
 def test_a_reader_reads_the_values_it_is_given_outside_any_program():
     values = _values(
-        "pipeline", buildTimeoutMinutes="45", sourceProvider="s3", sourceKey="drop/app.zip"
+        "pipeline", buildTimeoutMinutes="45", sourceProvider="s3", sourceKey="drop/{service}.zip"
     )
     args = _load("pipeline", values)
-    assert args.build_timeout_minutes == 45
-    assert args.source_provider == "s3"
-    assert args.source.source_key == "drop/app.zip"
+    for service in ("app", "worker"):
+        assert args.pipeline(service).build_timeout_minutes == 45
+        assert args.pipeline(service).source_provider == "s3"
+    # {service} in a value the layer is given: each service's own key.
+    assert args.pipeline("app").source.source_key == "drop/app.zip"
+    assert args.pipeline("worker").source.source_key == "drop/worker.zip"
 
 
 def test_a_bad_value_given_to_a_reader_names_the_file_the_key_and_what_is_allowed():
@@ -189,10 +192,200 @@ def test_a_secret_given_in_plain_text_is_refused_by_the_reader():
     )
 
 
-def test_the_registry_keeps_the_image_families_of_the_platform(monkeypatch):
-    from tests.platform_support import with_image_families
+def test_the_registry_reads_one_repository_per_service():
+    from stacks.registry.config import RepositoryArgs
 
-    with_image_families(monkeypatch, ("shop", "worker"))
-    args = _load("registry", _values("registry", keepImages="3"), "prod")
-    assert args.keep_images == 3
-    assert args.image_families == ("shop", "worker")
+    args = _load("registry", _values("registry", "prod", keepImages="3"), "prod")
+    assert args.repositories == (
+        RepositoryArgs("app", "acme-registry-app-prod", keep_images=3, untagged_expiry_days=1),
+        RepositoryArgs(
+            "worker", "acme-registry-worker-prod", keep_images=3, untagged_expiry_days=1
+        ),
+    )
+    assert args.protect is True
+
+
+# -- the services in platform.yaml: one line naming platform.yaml and the key -------------------
+
+
+def with_services(tmp_path, text: str):
+    """A copy of the fixture's platform.yaml whose ``services`` block (its last) is ``text``."""
+    path = tmp_path / "platform.yaml"
+    fixture = PLATFORM_FILE.read_text(encoding="utf-8")
+    path.write_text(fixture[: fixture.index("\nservices:\n") + 1] + text, encoding="utf-8")
+    return path
+
+
+def _load_services(layer: str, services: dict, environment: str = "dev"):
+    """The layer's reader on the fixture's files, the platform naming ``services`` instead."""
+    import dataclasses
+
+    from shared import services as platform_services
+
+    platform = dataclasses.replace(
+        load_platform(environment),
+        services=platform_services.validate(services, ("dev", "prod"), "platform.yaml")[
+            environment
+        ],
+    )
+    reader = __import__(f"stacks.{layer}.config", fromlist=["load"])
+    from shared.layers import get
+
+    return reader.load(_values(layer, environment), platform, Label(platform, get(layer)))
+
+
+def services_error(tmp_path, text: str) -> str:
+    path = with_services(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_platform("dev", path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ")
+    assert "\n" not in message
+    return message[len(f"{path}: ") :]
+
+
+ALLOWED_SERVICES = (
+    "(allowed: a mapping of service names (a-z 0-9, words joined by single hyphens, at most 20"
+    " chars) to their settings, the application first)"
+)
+
+
+def test_services_that_are_not_a_mapping_are_refused(tmp_path):
+    assert services_error(tmp_path, "services: [app, worker]\n") == (
+        f"services: must be a non-empty mapping, got ['app', 'worker'] {ALLOWED_SERVICES}"
+    )
+
+
+def test_no_services_at_all_is_refused(tmp_path):
+    assert services_error(tmp_path, "services: {}\n") == (
+        f"services: must be a non-empty mapping, got {{}} {ALLOWED_SERVICES}"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["Worker", "worker_api", "worker--api", "-worker", "worker-", "9worker"]
+)
+def test_a_bad_service_name_is_refused(tmp_path, name):
+    assert services_error(tmp_path, f"services:\n  app: {{}}\n  {name}: {{}}\n") == (
+        f"services: service name '{name}' is not valid {ALLOWED_SERVICES}"
+    )
+
+
+def test_a_service_name_over_20_characters_is_refused(tmp_path):
+    fits, over = "a" * 20, "a" * 21
+    (tmp_path / "fits").mkdir()
+    path = with_services(tmp_path / "fits", f"services:\n  {fits}: {{}}\n")
+    assert [s.name for s in load_platform("dev", path).services] == [fits]
+    assert services_error(tmp_path, f"services:\n  {over}: {{}}\n") == (
+        f"services: service name '{over}' is not valid {ALLOWED_SERVICES}"
+    )
+
+
+def test_an_unknown_setting_of_a_service_names_the_closest(tmp_path):
+    message = services_error(tmp_path, "services:\n  app: {}\n  worker:\n    githubrepo: w\n")
+    assert message.startswith("services.worker.githubrepo: is not a known setting (allowed: ")
+    assert message.endswith("; did you mean services.worker.githubRepo?)")
+    # Every layer's settings, whichever layer owns the key.
+    assert "repositoryName, keepImages" in message
+    assert "ecsService" in message
+
+
+def test_an_unknown_setting_for_one_environment_names_the_closest(tmp_path):
+    text = "services:\n  app:\n    environments:\n      prod:\n        bakeminutes: 5\n"
+    message = services_error(tmp_path, text)
+    assert message.startswith(
+        "services.app.environments.prod.bakeminutes: is not a known setting (allowed: "
+    )
+    assert message.endswith("; did you mean services.app.environments.prod.bakeMinutes?)")
+
+
+def test_a_service_for_an_environment_the_platform_does_not_have_is_refused(tmp_path):
+    text = "services:\n  app:\n    environments:\n      staging:\n        bakeMinutes: 5\n"
+    assert services_error(tmp_path, text) == (
+        "services.app.environments.staging: is not an environment (allowed: dev, prod)"
+    )
+
+
+def test_a_setting_of_the_wrong_type_is_blamed_on_the_services_line():
+    with pytest.raises(ConfigError) as error:
+        _load_services("pipeline", {"app": {}, "worker": {"githubRepo": ["a", "b"]}})
+    assert str(error.value) == (
+        "platform.yaml: services.worker.githubRepo: must be a string, got ['a', 'b'] (allowed:"
+        " a string, as stacks/pipeline/Pulumi.yaml declares githubRepo)"
+    )
+
+
+def test_a_bad_value_of_a_service_is_blamed_on_the_services_line():
+    prod = {"environments": {"prod": {"scanSeverityThreshold": "LOUD"}}}
+    with pytest.raises(ConfigError) as error:
+        _load_services("pipeline", {"app": prod}, "prod")
+    assert str(error.value) == (
+        "platform.yaml: services.app.environments.prod.scanSeverityThreshold: 'LOUD' is not one"
+        " of the choices (allowed: CRITICAL, HIGH, MEDIUM, LOW)"
+    )
+
+
+def test_a_setting_for_one_environment_overrides_the_services_own_there_only(tmp_path):
+    path = with_services(
+        tmp_path,
+        "services:\n  app: {}\n  worker:\n    scanSeverityThreshold: CRITICAL\n"
+        "    environments:\n      prod:\n        scanSeverityThreshold: HIGH\n",
+    )
+    worker = {env: load_platform(env, path).services[1] for env in ("dev", "prod")}
+    assert worker["prod"].settings["scanSeverityThreshold"] == "HIGH"
+    assert worker["prod"].where["scanSeverityThreshold"] == (
+        "services.worker.environments.prod.scanSeverityThreshold"
+    )
+    assert worker["dev"].settings["scanSeverityThreshold"] == "CRITICAL"
+    assert worker["dev"].where["scanSeverityThreshold"] == "services.worker.scanSeverityThreshold"
+
+
+def test_the_readers_see_each_environments_settings_of_a_service():
+    dev, prod = (
+        _load("pipeline", _values("pipeline", env), env).pipeline("worker")
+        for env in ("dev", "prod")
+    )
+    assert prod.releases.deploy_alarm_arns == (
+        "arn:aws:cloudwatch:us-east-1:222222222222:alarm:worker-5xx",
+    )
+    assert dev.releases.deploy_alarm_arns == ()
+    # The service's own settings, in every environment.
+    assert dev.require_approval is prod.require_approval is True
+    assert dev.github_repo == prod.github_repo == "worker-service"
+
+
+def test_the_services_are_in_the_order_platform_yaml_names_them(tmp_path):
+    path = with_services(tmp_path, "services:\n  web: {}\n  api: {}\n  batch: {}\n")
+    assert [s.name for s in load_platform("dev", path).services] == ["web", "api", "batch"]
+
+
+def test_without_services_the_platform_has_the_application_alone(tmp_path):
+    path = with_services(tmp_path, "")
+    assert [s.name for s in load_platform("dev", path).services] == ["app"]
+
+
+def test_service_placeholders_in_the_layers_defaults_give_each_service_its_own():
+    args = _load("pipeline", _values("pipeline"))
+    worker, app = args.pipeline("worker"), args.pipeline("app")
+    assert (worker.ecs_service, worker.container_name) == ("worker", "worker")
+    assert (app.ecs_service, app.container_name) == ("app", "app")
+    assert worker.ecs_role_arns == (
+        "arn:aws:iam::111111111111:role/worker-task",
+        "arn:aws:iam::111111111111:role/worker-task-execution",
+    )
+    assert app.github_repo == "app"
+    assert worker.github_repo == "worker-service"  # stated by the service, used as written
+
+
+def test_a_stack_file_value_with_the_service_placeholder_gives_each_service_its_own(config_copy):
+    stack = config_copy / "stacks" / "pipeline" / "Pulumi.dev.yaml"
+    stack.write_text('config:\n  platform-pipeline:githubRepo: "org-{service}"\n')
+    platform = config_copy / "platform.yaml"
+    text = platform.read_text(encoding="utf-8")
+    platform.write_text(text.replace("    githubRepo: worker-service\n", "") + "  billing: {}\n")
+    args = _load("pipeline", _values("pipeline"))
+    assert [args.pipeline(s).github_repo for s in ("app", "worker", "billing")] == [
+        "org-app",
+        "org-worker",
+        "org-billing",
+    ]

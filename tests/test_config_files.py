@@ -369,7 +369,7 @@ def test_an_unknown_top_level_key_names_the_closest(tmp_path):
         load_platform("dev", path)
     assert str(error.value).endswith(
         "platform.yaml: costcenter: is not a known setting (allowed: namespace, project,"
-        " costCenter, repository, stackOrganization, imageFamilies, environments;"
+        " costCenter, repository, stackOrganization, services, environments;"
         " did you mean costCenter?)"
     )
 

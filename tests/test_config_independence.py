@@ -3,7 +3,8 @@
 A copy of the repository (its HEAD and the working tree's changes, so the current code) is
 pointed at another organisation: ``./dev init`` sets the namespace, every environment's account,
 the region, the email, the repositories, the branch and the ECS names; the test then adds what
-init does not cover: an environment more (``staging``) with its stack files, a service more, an S3
+init does not cover: an environment more (``staging``) with its stack files, a service more
+(under ``services:``, with settings of its own, one for the new environment only), an S3
 source with approval on in the first environment, a CodeConnections source in the new one. It
 reads the repository's configuration only for its environments, so it holds for any. The suite
 then runs in the copy (this module excluded; with two workers) and passes: the layers' tests read
@@ -29,9 +30,11 @@ ORGANISATION = (
     "--namespace", "globex", "--region", "eu-west-2", "--email", "platform@globex.example",
     "--repository", "github.com/globex/infrastructure", "--github-owner", "globex-corp",
     "--github-repo", "storefront", "--github-branch", "trunk", "--ecs-cluster", "shop",
-    "--ecs-service", "shop-web",
+    "--ecs-service", "shop-{service}",
 )  # fmt: skip
-"""``./dev init``'s flags for the other organisation, but the accounts (one per environment)."""
+"""``./dev init``'s flags for the other organisation, but the accounts (one per environment).
+No ``--ecs-service``: init sets it for the whole layer, and each service needs its own (the
+default, the service's name, gives each its own)."""
 
 EXTRA = {"accountId": "345678901234", "region": "ap-southeast-2", "protect": False}
 """The environment added (``staging``, or another name if the repository has one already)."""
@@ -113,9 +116,19 @@ def _another_organisation(root: Path) -> None:
     platform = _read(root / "platform.yaml")
     first, extra = environments[0], _fresh("staging", environments)
     platform["environments"][extra] = EXTRA
-    families = list(platform.get("imageFamilies", ["app"]))
-    service = _fresh("worker", families)
-    platform["imageFamilies"] = [*families, service]
+    services = dict(platform.get("services") or {"app": {}})
+    service = _fresh("billing", list(services))
+    # A service of its own: its repository, source, ECS service and approval differ, and it
+    # bakes for longer in the new environment only.
+    services[service] = {
+        "repositoryName": f"{service}-images",
+        "keepImages": 5,
+        "githubRepo": f"{service}-api",
+        "ecsService": f"{service}-web",
+        "requireApproval": True,
+        "environments": {extra: {"bakeMinutes": 30}},
+    }
+    platform["services"] = services
     _write(root / "platform.yaml", platform)
     for layer in LAYERS:
         folder = root / "stacks" / layer.name
@@ -126,7 +139,6 @@ def _another_organisation(root: Path) -> None:
     for name in ("connectionArn", "triggerPaths"):  # settings of the other sources
         config.pop(key(name), None)
     config[key("sourceProvider")] = "s3"
-    config[key("services")] = [*config.get(key("services"), []), service]
     config[key("requireApproval")] = True
     _write(pipeline / f"Pulumi.{first}.yaml", {"config": config})
     config = _read(pipeline / f"Pulumi.{extra}.yaml").get("config") or {}

@@ -6,7 +6,7 @@ import pytest
 
 from shared.contracts import CONTRACTS
 from shared.errors import UpstreamError
-from tests.conftest import inputs_of, real_upstream, upstream
+from tests.conftest import real_upstream, upstream
 from toolbox.offline import LayerPlan, plan_layer
 
 EXPORTS = {
@@ -23,17 +23,17 @@ EXPORTS = {
         "ledgerTableName",
         "ledgerTableArn",
     },
-    "registry": {"repositoryName", "repositoryArn", "repositoryUrl"},
+    "registry": {"repositoryNames", "repositoryArns", "repositoryUrls"},
     "pipeline": {
-        "pipelineName",
-        "pipelineArn",
-        "pipelineConsoleUrl",
+        "pipelineNames",
+        "pipelineArns",
+        "pipelineConsoleUrls",
         "projectNames",
         "roleArns",
         "logGroupNames",
-        "githubWebhookUrl",
+        "githubWebhookUrls",
         "handlerArns",
-        "imageUri",
+        "imageUris",
     },
 }
 """What each layer exports, written out: what consumers and operators rely on."""
@@ -104,7 +104,40 @@ def test_secret_exports_stay_secret_in_the_consumer(dev):
         )
     }
     plan = plan_layer("registry", "dev", secret_key_arn)
-    assert inputs_of(plan, "aws:ecr/repository:Repository")["encryptionConfigurations"] == [
-        {"encryptionType": "KMS", "kmsKey": "[secret]"}
-    ]
+    repositories = plan.of_type("aws:ecr/repository:Repository")
+    assert len(repositories) == 2
+    for repository in repositories:
+        assert repository.inputs["encryptionConfigurations"] == [
+            {"encryptionType": "KMS", "kmsKey": "[secret]"}
+        ]
     assert producer.exports["kmsKeyArn"] not in plan.to_text()
+
+
+def test_every_export_of_the_registry_and_the_pipeline_is_by_service(dev):
+    for layer in ("registry", "pipeline"):
+        for key in EXPORTS[layer] - {"projectNames", "roleArns", "logGroupNames", "handlerArns"}:
+            assert set(dev[layer].exports[key]) == {"app", "worker"}, (layer, key)
+    # The layer's own (the recorder's) under "", beside each service's.
+    for key in ("roleArns", "logGroupNames", "handlerArns"):
+        assert set(dev["pipeline"].exports[key]) == {"", "app", "worker"}, key
+    assert set(dev["pipeline"].exports["projectNames"]) == {"app", "worker"}
+
+
+def test_a_registry_deployed_before_a_service_was_added_is_one_line_naming_the_fix(dev):
+    """The pipeline of a service the registry stack has no repository for yet."""
+    exports = {key: {"app": value["app"]} for key, value in dev["registry"].exports.items()}
+    registry = {
+        dev["registry"].stack: LayerPlan(
+            layer="registry",
+            environment="dev",
+            stack=dev["registry"].stack,
+            resources=(),
+            exports=exports,
+        )
+    }
+    with pytest.raises(UpstreamError) as error:
+        plan_layer("pipeline", "dev", {**real_upstream(dev, "foundation"), **registry})
+    assert str(error.value) == (
+        "the registry layer has no repository for service 'worker' (it has app); run"
+        " `./dev deploy --layer registry` first"
+    )

@@ -107,3 +107,37 @@ def test_a_lifecycle_without_count_rules_fails_and_per_family_rules_pass():
     (failure,) = list(check(_lifecycle(UNTAGGED)))
     assert "keeps no count of images" in failure[1]
     assert list(check(_lifecycle(UNTAGGED, _family(2, "app-"), _family(3, "billing-")))) == []
+
+
+KEEP_LAST_10 = {
+    "rulePriority": 3,
+    "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10},
+    "action": {"type": "expire"},
+}
+"""A service's own repository keeps its last 10 images, whatever their tags."""
+
+
+def _repositories(*names: str, policies: tuple[str, ...]) -> list[Resource]:
+    """One repository per name; a lifecycle policy (untagged, keep the last 10) for ``policies``."""
+    found: list[Resource] = []
+    for name in names:
+        found.append(Resource("aws:ecr/repository:Repository", f"urn:{name}", name, {"name": name}))
+    for name in policies:
+        policy = json.dumps({"rules": [UNTAGGED, KEEP_LAST_10]})
+        found.append(
+            Resource(
+                "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+                f"urn:{name}-lifecycle",
+                f"{name}-lifecycle",
+                {"repository": name, "policy": policy},
+            )
+        )
+    return found
+
+
+def test_each_services_repository_needs_its_own_lifecycle_policy():
+    check = RULE["ecr-lifecycle"].stack_check
+    assert list(check(_repositories("app", "worker", policies=("app", "worker")))) == []
+    (failure,) = list(check(_repositories("app", "worker", policies=("app",))))
+    assert failure[0].name == "worker"
+    assert "has no lifecycle policy" in failure[1]

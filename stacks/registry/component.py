@@ -129,6 +129,8 @@ class Registry(pulumi.ComponentResource):
                 )
             ],
             force_delete=not protect,
+            # The layer's tags come from the stack transform, which merges them over these.
+            tags={"Service": args.service},
             opts=pulumi.ResourceOptions(
                 parent=self, protect=protect, aliases=previous_names(name, "repository", first)
             ),

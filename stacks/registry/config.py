@@ -40,40 +40,48 @@ class RegistryArgs:
     """Protect the repositories from deletion (and keep their images on destroy)."""
 
 
-def _repository(config: StackConfig, label: Label, service: str) -> RepositoryArgs:
+def _repository(
+    config: StackConfig, label: Label, service: str
+) -> tuple[RepositoryArgs, tuple[str, str]]:
+    """One service's repository, and where its name comes from (for error lines)."""
     purpose = config.string(
         "repositoryName",
         pattern=r"[a-z0-9]+(?:[._-][a-z0-9]+)*",
         allowed="lowercase a-z 0-9 with . _ - between them",
         optional=True,
     )
-    return RepositoryArgs(
+    blame = (
+        config.where("repositoryName")
+        if purpose
+        else (relative(PLATFORM_FILE), f"{services.KEY}.{service}")
+    )
+    repository = RepositoryArgs(
         service=service,
-        repository_name=label.name(
-            Kind.ECR_REPOSITORY,
-            purpose or service,
-            blame=config.where("repositoryName")
-            if purpose
-            else (relative(PLATFORM_FILE), f"{services.KEY}.{service}"),
-        ),
+        repository_name=label.name(Kind.ECR_REPOSITORY, purpose or service, blame=blame),
         keep_images=config.integer("keepImages", minimum=1, maximum=1000),
         untagged_expiry_days=config.integer("untaggedExpiryDays", minimum=1, maximum=365),
     )
+    return repository, blame
 
 
 def load(values: StackValues, platform: Platform, label: Label) -> RegistryArgs:
     """Validate the registry config; a ConfigError naming file and key on bad input."""
     repositories: list[RepositoryArgs] = []
+    named: dict[str, tuple[str, str]] = {}
     for service in platform.services:
         config = ServiceConfig(values, service)
-        repository = _repository(config, label, service.name)
+        repository, blame = _repository(config, label, service.name)
         for other in repositories:
             if other.repository_name == repository.repository_name:
+                # The line that names the repository: this service's repositoryName, or else
+                # the other's (a name it states that is this service's own).
+                where = blame if blame[1].endswith("repositoryName") else named[other.service]
                 raise ConfigError(
-                    *config.where("repositoryName"),
+                    *where,
                     f"services {other.service} and {service.name} would share the repository"
                     f" {repository.repository_name}",
                     "a repository of its own for each service (a repositoryName no other uses)",
                 )
         repositories.append(repository)
+        named[service.name] = blame
     return RegistryArgs(repositories=tuple(repositories), protect=platform.protect)
