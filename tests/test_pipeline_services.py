@@ -210,9 +210,18 @@ def test_every_taggable_resource_of_a_service_carries_its_service_tag(dev, servi
 
 
 def test_the_layers_own_resources_carry_no_service_tag(dev):
-    for resource in dev["pipeline"].resources:
-        if resource.parent and resource.parent.endswith("acme:pipeline:Pipeline::pipeline"):
-            assert "Service" not in (resource.inputs.get("tags") or {}), resource.urn
+    tagged = [
+        resource
+        for resource in dev["pipeline"].resources
+        if resource.parent
+        and resource.parent.endswith("::acme:pipeline:Pipeline::pipeline")
+        and takes_tags(resource.type)
+    ]
+    # the recorder (function, role, log group, queue, alarm) and the layer's three rules, their
+    # queues and alarms
+    assert len(tagged) == 14
+    for resource in tagged:
+        assert "Service" not in resource.inputs["tags"], resource.urn
 
 
 # -- isolation: nothing a service's role can do touches another service --------------------------
