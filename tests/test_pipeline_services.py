@@ -400,6 +400,32 @@ def test_a_role_of_a_service_names_only_its_own_resources_or_the_shared_ones(pla
                 assert any(fnmatch.fnmatchcase(arn, named) for arn in own), where
 
 
+def test_every_resource_of_a_service_runs_as_a_role_of_that_service(plans):
+    """Its projects, pipeline, deploy handler and rule targets assume its own roles, and each of
+    its inline policies is attached to one of them: a role of another service never acts for it."""
+    plan = plans["pipeline"]
+    for service in _services(plans):
+        own = set(plan.exports["roleArns"][service].values())
+        seen = 0
+        for resource in _children(plan, service):
+            for key in ("serviceRole", "roleArn", "role"):
+                value = resource.inputs.get(key)
+                if value is None:
+                    continue
+                arn = value if value.startswith("arn:") else f"arn:aws:iam::{ACCOUNT}:role/{value}"
+                assert arn in own, f"{resource.urn}: {key} {value}"
+                seen += 1
+        # four projects, the pipeline, the deploy handler, one target per rule that starts the
+        # pipeline (through the events role), and one inline policy per role
+        rules = sum(
+            1
+            for r in _children(plan, service)
+            if r.type == "aws:cloudwatch/eventTarget:EventTarget" and "roleArn" in r.inputs
+        )
+        assert ("events" in plan.exports["roleArns"][service]) == (rules > 0)
+        assert seen == 4 + 1 + 1 + rules + len(own)
+
+
 def test_widening_a_role_to_the_bucket_would_be_seen(dev):
     """The check is not vacuous: the pattern a role had before services had folders matches the
     other service's artifacts, and so does a repository wildcard."""
