@@ -305,6 +305,9 @@ def _owned(plans: dict[str, LayerPlan], service: str) -> set[str]:
         owned.add(arn)
         if resource.type == LOG_GROUP:
             owned.add(f"{arn}:log-stream:sample")
+        if resource.type == REPORT_GROUP:  # where CodeBuild exports its reports
+            export = resource.inputs["exportConfig"]["s3Destination"]
+            owned.add(f"arn:aws:s3:::{export['bucket']}/{export['path']}/report.zip")
     owned.add(plans["registry"].exports["repositoryArns"][service])
     deploy = _stage(plan, service, "Deploy")
     (ecs,) = [a for a in deploy["actions"] if a["provider"] == "ECS"]
@@ -316,8 +319,6 @@ def _owned(plans: dict[str, LayerPlan], service: str) -> set[str]:
     owned |= {
         f"{bucket}/{folder}/SourceOutp/a1b2c3",  # artifact names cut to 10 characters
         f"{bucket}/{folder}/BuildOutpu/d4e5f6",
-        f"{bucket}/{folder}/test-reports/unit-tests/report.xml",
-        f"{bucket}/{folder}/test-reports/integration-tests/report.xml",
     }
     (source,) = _stage(plan, service, "Source")["actions"]
     if source["provider"] == "S3":
