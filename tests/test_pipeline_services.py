@@ -84,10 +84,16 @@ def alone(tmp_path_factory) -> dict[str, LayerPlan]:
     return plan_services(tmp_path_factory.mktemp("alone") / "config", {"app": {}})
 
 
-@pytest.fixture(params=["two services", "three services"])
-def plans(request, dev) -> dict[str, LayerPlan]:
-    """The tests' configuration, and the same with a third service."""
-    return dev if request.param == "two services" else request.getfixturevalue("three")
+@pytest.fixture(params=["two services", "two services in prod", "three services"])
+def plans(request) -> dict[str, LayerPlan]:
+    """The tests' configuration (dev, and prod where the worker bakes on an alarm of its own),
+    and the same with a third service."""
+    fixture = {"two services": "dev", "two services in prod": "prod"}.get(request.param, "three")
+    return request.getfixturevalue(fixture)
+
+
+ACCOUNTS = {"dev": "111111111111", "prod": "222222222222"}
+"""Each environment's account in the tests' platform.yaml."""
 
 
 # -- the full path, for each service ------------------------------------------------------------
@@ -253,9 +259,9 @@ BUCKET_ACTIONS = {"s3:GetBucketAcl", "s3:GetBucketLocation", "s3:GetBucketVersio
 """All a role may do on a bucket itself (never ``s3:ListBucket``: no listing of other folders)."""
 
 
-def _cluster_patterns(cluster: str) -> dict[str, str]:
+def _cluster_patterns(cluster: str, account: str) -> dict[str, str]:
     """Patterns a service's pipeline role names that are not the service's own resources."""
-    ecs = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
+    ecs = f"arn:aws:ecs:{REGION}:{account}"
     return {
         f"{ecs}:task-definition/*": "RegisterTaskDefinition and TagResource on the new"
         " revision, whose ARN is not known in advance; registering a revision deploys nothing,"
@@ -294,13 +300,14 @@ def _owned(plans: dict[str, LayerPlan], service: str) -> set[str]:
     """Sample ARNs of everything ``service`` owns: each resource of its component, its
     repository, ECS service and task roles, its artifact folder and source zip, its alarms."""
     plan = plans["pipeline"]
+    account = ACCOUNTS[plan.environment]
     owned: set[str] = set()
     for resource in _children(plan, service):
         if resource.type in NO_ARN:
             continue
         assert resource.type in ARN_OF, f"{resource.urn}: add its ARN format to ARN_OF"
         arn = ARN_OF[resource.type].format(
-            region=REGION, account=ACCOUNT, name=resource.inputs["name"]
+            region=REGION, account=account, name=resource.inputs["name"]
         )
         owned.add(arn)
         if resource.type == LOG_GROUP:
@@ -312,8 +319,8 @@ def _owned(plans: dict[str, LayerPlan], service: str) -> set[str]:
     deploy = _stage(plan, service, "Deploy")
     (ecs,) = [a for a in deploy["actions"] if a["provider"] == "ECS"]
     cluster, name = ecs["configuration"]["ClusterName"], ecs["configuration"]["ServiceName"]
-    owned.add(f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{name}")
-    owned |= {f"arn:aws:iam::{ACCOUNT}:role/{service}-task{end}" for end in ("", "-execution")}
+    owned.add(f"arn:aws:ecs:{REGION}:{account}:service/{cluster}/{name}")
+    owned |= {f"arn:aws:iam::{account}:role/{service}-task{end}" for end in ("", "-execution")}
     bucket = plans["foundation"].exports["artifactBucketArn"]
     folder = plan.exports["pipelineNames"][service][:20]  # CodePipeline's artifact folder
     owned |= {
@@ -326,7 +333,7 @@ def _owned(plans: dict[str, LayerPlan], service: str) -> set[str]:
         owned.add(f"arn:aws:s3:::{configuration['S3Bucket']}/{configuration['S3ObjectKey']}")
     for rule in (deploy.get("onSuccess") or {}).get("condition", {}).get("rules", []):
         alarm = rule["configuration"]["AlarmName"]
-        owned.add(f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm}")
+        owned.add(f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{alarm}")
     return owned
 
 
@@ -388,7 +395,9 @@ def test_a_role_of_a_service_names_only_its_own_resources_or_the_shared_ones(pla
             for a in _stage(plans["pipeline"], service, "Deploy")["actions"]
             if a["provider"] == "ECS"
         ]
-        patterns = _cluster_patterns(ecs["configuration"]["ClusterName"])
+        patterns = _cluster_patterns(
+            ecs["configuration"]["ClusterName"], ACCOUNTS[plans["pipeline"].environment]
+        )
         for duty, statement, named in _named(plans["pipeline"], service):
             where = f"{service}'s {duty} role ({statement.get('Sid')}): {named}"
             if named == "*":
@@ -413,7 +422,8 @@ def test_every_resource_of_a_service_runs_as_a_role_of_that_service(plans):
                 value = resource.inputs.get(key)
                 if value is None:
                     continue
-                arn = value if value.startswith("arn:") else f"arn:aws:iam::{ACCOUNT}:role/{value}"
+                account = ACCOUNTS[plan.environment]
+                arn = value if value.startswith("arn:") else f"arn:aws:iam::{account}:role/{value}"
                 assert arn in own, f"{resource.urn}: {key} {value}"
                 seen += 1
         # four projects, the pipeline, the deploy handler, one target per rule that starts the
