@@ -22,15 +22,19 @@ import json
 import os
 import select
 import shlex
+import shutil
 import signal
 import stat
 import subprocess
 import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jmespath
+import pytest
 import yaml
 
 from shared.layers import REPO_ROOT
@@ -100,6 +104,36 @@ def pipeline(plan: LayerPlan, service: str = APP) -> PlannedResource:
 def stages(plan: LayerPlan, service: str = APP) -> list[dict[str, Any]]:
     """``service``'s pipeline's stages as planned."""
     return pipeline(plan, service).inputs["stages"]
+
+
+@contextmanager
+def platform_yaml(root: Path, edit: Mapping[str, Any]) -> Iterator[Path]:
+    """The tests' configuration copied to ``root`` with ``edit`` written over the top-level keys
+    of its ``platform.yaml`` (``{"services": {...}}``), read in its place while inside.
+
+    For a plan of a what-if configuration wider than one test (a module fixture); a test of its
+    own uses the ``config_copy`` fixture. The copy is a real file read by the real checks.
+    """
+    from shared import layers, settings
+    from tests.conftest import FIXTURE_CONFIG
+
+    shutil.copytree(FIXTURE_CONFIG, root)
+    platform = root / "platform.yaml"
+    data = yaml.safe_load(platform.read_text(encoding="utf-8"))
+    data.update(edit)
+    platform.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(layers, "CONFIG_ROOT", root)
+        monkeypatch.setattr(settings, "PLATFORM_FILE", platform)
+        yield root
+
+
+def plan_services(root: Path, services: Mapping[str, Any], environment: str = "dev"):
+    """Every layer's plan (fresh, never stored) as if ``platform.yaml`` listed ``services``."""
+    from toolbox.offline import plan_all
+
+    with platform_yaml(root, {"services": dict(services)}):
+        return plan_all(environment)
 
 
 def buildspec(file: str) -> dict[str, Any]:

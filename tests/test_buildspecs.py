@@ -24,7 +24,7 @@ import yaml
 
 from shared.layers import REPO_ROOT
 from tests import pipeline_support
-from tests.pipeline_support import PROJECT, run_buildspec, variables
+from tests.pipeline_support import APP, WORKER, project, run_buildspec, variables
 
 FOLDER = REPO_ROOT / "stacks" / "pipeline" / "buildspecs"
 FILES = sorted(p.name for p in FOLDER.iterdir() if p.suffix in (".yml", ".yaml"))
@@ -126,7 +126,7 @@ class HarnessRun:
     """How the harness runs one buildspec: its project, and the tool that must fail it."""
 
     project: str
-    """The CodeBuild project (key in ``projectNames``) whose variables it gets."""
+    """The CodeBuild project (key in a service's ``projectNames``) whose variables it gets."""
     must_call: list[str]
     """A call the green run makes (the command the stage exists for)."""
     failing: dict[str, str]
@@ -176,21 +176,20 @@ def test_every_buildspec_in_the_folder_has_a_harness_run():
     assert set(FILES) == set(HARNESS)
 
 
-def _run(dev, tmp_path: Path, file: str, **fake: str):
+def _run(dev, tmp_path: Path, file: str, service: str = APP, **fake: str):
     if file not in HARNESS:
         pytest.fail(f"{file} has no harness run: add it to HARNESS in tests/test_buildspecs.py")
     how = HARNESS[file]
-    plan = dev["pipeline"]
-    name = plan.exports["projectNames"][how.project]
-    (project,) = [p for p in plan.of_type(PROJECT) if p.inputs["name"] == name]
-    assert project.inputs["source"]["buildspec"] == (FOLDER / file).read_text(encoding="utf-8")
-    env = {**variables(project), **how.env, **fake}
+    built = project(dev["pipeline"], how.project, service)
+    assert built.inputs["source"]["buildspec"] == (FOLDER / file).read_text(encoding="utf-8")
+    env = {**variables(built), **how.env, **fake}
     return run_buildspec(FOLDER / file, env, tmp_path, how.files)
 
 
+@pytest.mark.parametrize("service", [APP, WORKER])
 @pytest.mark.parametrize("file", FILES)
-def test_each_buildspec_passes_in_the_harness_when_its_tools_do(file, dev, tmp_path):
-    run = _run(dev, tmp_path, file)
+def test_each_buildspec_passes_in_the_harness_when_its_tools_do(file, service, dev, tmp_path):
+    run = _run(dev, tmp_path, file, service)
     assert run.returncode == 0, run.output
     assert HARNESS[file].must_call in [call[: len(HARNESS[file].must_call)] for call in run.calls]
 

@@ -8,10 +8,12 @@ import re
 import pytest
 
 from tests.pipeline_support import (
+    APP,
     BUILDSPEC_FOLDER,
     LOG_GROUP,
     PROJECT,
     REPORT_GROUP,
+    WORKER,
     buildspec,
     named,
     project,
@@ -22,14 +24,18 @@ from tests.pipeline_support import (
 KEYS = ("docker-build", "unit-tests", "integration-tests", "security-scan")
 BUILDSPECS = {key: f"{key}.yml" for key in KEYS}
 CODEBUILD_BUILTINS = {"CODEBUILD_RESOLVED_SOURCE_VERSION", "AWS_REGION", "AWS_DEFAULT_REGION"}
+SERVICES = (APP, WORKER)
 
 
-def test_four_projects_small_managed_linux_encrypted_run_by_codepipeline(dev):
+@pytest.mark.parametrize("service", SERVICES)
+def test_four_projects_small_managed_linux_encrypted_run_by_codepipeline(dev, service):
     plan = dev["pipeline"]
     key_arn = dev["foundation"].exports["kmsKeyArn"]
-    assert sorted(plan.exports["projectNames"]) == sorted(KEYS)
+    assert plan.exports["projectNames"][service] == {
+        key: f"acme-pipeline-{service}-{key}-dev" for key in KEYS
+    }
     for key in KEYS:
-        inputs = project(plan, key).inputs
+        inputs = project(plan, key, service).inputs
         assert inputs["environment"]["computeType"] == "BUILD_GENERAL1_SMALL", key
         assert inputs["environment"]["type"] == "LINUX_CONTAINER", key
         assert re.fullmatch(
@@ -43,16 +49,20 @@ def test_four_projects_small_managed_linux_encrypted_run_by_codepipeline(dev):
         assert inputs["queuedTimeout"] <= 480, key
 
 
-def test_each_project_logs_to_its_own_encrypted_log_group_kept_seven_days(dev):
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_project_logs_to_its_own_encrypted_log_group_kept_seven_days(dev, service):
     plan = dev["pipeline"]
     key_arn = dev["foundation"].exports["kmsKeyArn"]
-    groups = plan.exports["logGroupNames"]
+    groups = plan.exports["logGroupNames"][service]
     codebuild = [
-        g for g in plan.of_type(LOG_GROUP) if g.inputs["name"].startswith("/aws/codebuild/")
+        g
+        for g in plan.of_type(LOG_GROUP)
+        if g.inputs["name"].startswith(f"/aws/codebuild/acme-pipeline-{service}-")
     ]
     assert len({groups[key] for key in KEYS}) == len(KEYS) == len(codebuild)
     for key in KEYS:
-        logs = project(plan, key).inputs["logsConfig"]["cloudwatchLogs"]
+        assert groups[key] == f"/aws/codebuild/acme-pipeline-{service}-{key}-dev"
+        logs = project(plan, key, service).inputs["logsConfig"]["cloudwatchLogs"]
         assert logs == {"status": "ENABLED", "groupName": groups[key]}, key
         group = named(plan, LOG_GROUP, groups[key]).inputs
         assert group["retentionInDays"] == 7, key
@@ -92,32 +102,39 @@ def test_every_log_group_is_inside_what_the_foundation_key_policy_allows(dev, pr
             ), name
 
 
-def test_docker_build_is_privileged_with_docker_layer_cache(dev):
+@pytest.mark.parametrize("service", SERVICES)
+def test_docker_build_is_privileged_with_docker_layer_cache(dev, service):
     plan = dev["pipeline"]
-    docker = project(plan, "docker-build").inputs
+    docker = project(plan, "docker-build", service).inputs
     assert docker["environment"]["privilegedMode"] is True
     assert docker["cache"]["type"] == "LOCAL"
     assert "LOCAL_DOCKER_LAYER_CACHE" in docker["cache"]["modes"]
     for key in ("unit-tests", "integration-tests", "security-scan"):
-        assert project(plan, key).inputs["environment"]["privilegedMode"] is False, key
+        assert project(plan, key, service).inputs["environment"]["privilegedMode"] is False, key
 
 
-def test_docker_build_gets_the_repository_and_where_to_push(dev):
-    plan, registry = dev["pipeline"], dev["registry"]
-    env = variables(project(plan, "docker-build"))
-    assert env["REPOSITORY_URL"] == registry.exports["repositoryUrl"]
-    assert env["REPOSITORY_NAME"] == registry.exports["repositoryName"]
+@pytest.mark.parametrize("service", SERVICES)
+def test_docker_build_gets_its_repository_and_where_to_push(dev, service):
+    env = variables(project(dev["pipeline"], "docker-build", service))
+    assert env["REPOSITORY_URL"] == (
+        f"111111111111.dkr.ecr.us-east-1.amazonaws.com/acme-registry-{service}-dev"
+    )
+    assert env["REPOSITORY_NAME"] == f"acme-registry-{service}-dev"
     assert env["AWS_ACCOUNT_ID"] == "111111111111"
     assert env["ECR_REGION"] == "us-east-1"
-    assert env["CONTAINER_NAME"] == "app"
+    assert env["CONTAINER_NAME"] == service
 
 
-def test_test_projects_publish_junit_to_their_own_encrypted_report_groups(dev):
+@pytest.mark.parametrize("service", SERVICES)
+def test_test_projects_publish_junit_to_their_own_encrypted_report_groups(dev, service):
     plan, foundation = dev["pipeline"], dev["foundation"]
     groups = plan.of_type(REPORT_GROUP)
-    assert len(groups) == 2
+    assert len(groups) == 4  # two per service
     for key in ("unit-tests", "integration-tests"):
-        arn = variables(project(plan, key))["REPORT_GROUP_ARN"]
+        arn = variables(project(plan, key, service))["REPORT_GROUP_ARN"]
+        assert arn == (
+            f"arn:aws:codebuild:us-east-1:111111111111:report-group/acme-pipeline-{service}-{key}-dev"
+        )
         (group,) = [g for g in groups if arn.endswith(f":report-group/{g.inputs['name']}")]
         assert group.inputs["type"] == "TEST"
         s3 = group.inputs["exportConfig"]["s3Destination"]
@@ -133,15 +150,19 @@ def test_test_projects_publish_junit_to_their_own_encrypted_report_groups(dev):
 
 def test_security_scan_threshold_is_high_by_default_and_configurable(dev, replan):
     assert variables(project(dev["pipeline"], "security-scan"))["SCAN_SEVERITY_THRESHOLD"] == "HIGH"
-    plan = replan("pipeline", config={"platform-pipeline:scanSeverityThreshold": "CRITICAL"})
-    assert variables(project(plan, "security-scan"))["SCAN_SEVERITY_THRESHOLD"] == "CRITICAL"
+    plan = replan("pipeline", config={"platform-pipeline:scanSeverityThreshold": "MEDIUM"})
+    assert variables(project(plan, "security-scan"))["SCAN_SEVERITY_THRESHOLD"] == "MEDIUM"
+    # what a service states wins over the layer's value: the worker states CRITICAL
+    worker = variables(project(plan, "security-scan", WORKER))
+    assert worker["SCAN_SEVERITY_THRESHOLD"] == "CRITICAL"
 
 
+@pytest.mark.parametrize("service", SERVICES)
 @pytest.mark.parametrize("key", KEYS)
-def test_buildspec_is_what_the_project_runs_and_needs_only_the_variables_it_gets(dev, key):
+def test_buildspec_is_what_the_project_runs_and_needs_only_the_variables_it_gets(dev, key, service):
     """Every $VARIABLE a buildspec reads is set by its project, CodeBuild, or itself."""
     plan = dev["pipeline"]
-    resource = project(plan, key)
+    resource = project(plan, key, service)
     text = (BUILDSPEC_FOLDER / BUILDSPECS[key]).read_text()
     assert resource.inputs["source"]["buildspec"] == text
     spec = buildspec(BUILDSPECS[key])
@@ -315,5 +336,7 @@ def test_security_scan_fails_closed_when_the_scan_never_finishes(dev, tmp_path):
     assert "did not finish (last status: IN_PROGRESS)" in run.output
 
 
-def test_projects_are_only_the_four_duties_by_default(dev):
-    assert len(dev["pipeline"].of_type(PROJECT)) == 4
+def test_projects_are_only_the_four_duties_of_each_service(dev):
+    assert sorted(p.inputs["name"] for p in dev["pipeline"].of_type(PROJECT)) == [
+        f"acme-pipeline-{service}-{key}-dev" for service in SERVICES for key in sorted(KEYS)
+    ]

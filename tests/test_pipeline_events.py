@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
-from tests.pipeline_support import ACCOUNT, RULE, TARGET, named
+import pytest
+
+from tests.pipeline_support import ACCOUNT, APP, RULE, TARGET, WORKER, named
 
 
 def _rule(plan, name: str):
@@ -13,12 +16,14 @@ def _rule(plan, name: str):
     return json.loads(rule.inputs["eventPattern"]), target.inputs
 
 
-def test_only_failed_executions_of_this_pipeline_are_notified(dev):
+def test_only_failed_executions_of_the_layers_pipelines_are_notified(dev):
     plan = dev["pipeline"]
     pattern, _ = _rule(plan, "acme-pipeline-failed-dev")
     assert pattern["source"] == ["aws.codepipeline"]
     assert pattern["detail-type"] == ["CodePipeline Pipeline Execution State Change"]
-    assert pattern["detail"] == {"pipeline": [plan.exports["pipelineName"]], "state": ["FAILED"]}
+    # one rule for every service: each pipeline's name ends with -<namespace>-<env>
+    assert pattern["detail"] == {"pipeline": [{"suffix": "-acme-dev"}], "state": ["FAILED"]}
+    assert set(plan.exports["pipelineNames"].values()) == {"app-acme-dev", "worker-acme-dev"}
 
 
 def test_failures_go_to_the_foundation_topic_as_a_readable_message(dev):
@@ -31,26 +36,27 @@ def test_failures_go_to_the_foundation_topic_as_a_readable_message(dev):
     assert paths["execution"] == "$.detail.execution-id"
     message = json.loads(transformer["inputTemplate"].replace("<", "{").replace(">", "}"))
     rendered = message.format(
-        pipeline="acme-pipeline-app-dev", execution="e-1", region="us-east-1", time="now"
+        pipeline="worker-acme-dev", execution="e-1", region="us-east-1", time="now"
     )
-    assert "acme-pipeline-app-dev" in rendered and "e-1" in rendered
+    assert "worker-acme-dev" in rendered and "e-1" in rendered
     assert (
         "https://us-east-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/"
-        "acme-pipeline-app-dev/executions/e-1/" in rendered
+        "worker-acme-dev/executions/e-1/" in rendered
     )
 
 
-def test_codecommit_pushes_to_the_mirror_branch_start_the_pipeline(dev):
+@pytest.mark.parametrize("service", [APP, WORKER])
+def test_codecommit_pushes_to_the_mirror_branch_start_the_pipeline(dev, service):
     plan = dev["pipeline"]
-    pattern, target = _rule(plan, "acme-pipeline-codecommit-dev")
+    pattern, target = _rule(plan, f"acme-pipeline-{service}-codecommit-dev")
     assert pattern["source"] == ["aws.codecommit"]
     assert pattern["detail-type"] == ["CodeCommit Repository State Change"]
-    assert pattern["resources"] == [f"arn:aws:codecommit:us-east-1:{ACCOUNT}:app"]
+    assert pattern["resources"] == [f"arn:aws:codecommit:us-east-1:{ACCOUNT}:{service}"]
     assert sorted(pattern["detail"]["event"]) == ["referenceCreated", "referenceUpdated"]
     assert pattern["detail"]["referenceType"] == ["branch"]
     assert pattern["detail"]["referenceName"] == ["main"]
-    assert target["arn"] == plan.exports["pipelineArn"]
-    assert target["roleArn"] == plan.exports["roleArns"]["events"]
+    assert target["arn"] == f"arn:aws:codepipeline:us-east-1:{ACCOUNT}:{service}-acme-dev"
+    assert target["roleArn"] == f"arn:aws:iam::{ACCOUNT}:role/acme-pipeline-{service}-events-dev"
 
 
 def test_codecommit_repository_and_branch_come_from_config(replan):
@@ -61,9 +67,10 @@ def test_codecommit_repository_and_branch_come_from_config(replan):
             "platform-pipeline:codecommitBranch": "release/2",
         },
     )
-    pattern, _ = _rule(plan, "acme-pipeline-codecommit-dev")
-    assert pattern["resources"] == [f"arn:aws:codecommit:us-east-1:{ACCOUNT}:mirror"]
-    assert pattern["detail"]["referenceName"] == ["release/2"]
+    for service in (APP, WORKER):
+        pattern, _ = _rule(plan, f"acme-pipeline-{service}-codecommit-dev")
+        assert pattern["resources"] == [f"arn:aws:codecommit:us-east-1:{ACCOUNT}:mirror"]
+        assert pattern["detail"]["referenceName"] == ["release/2"]
 
 
 QUEUE = "aws:sqs/queue:Queue"
@@ -71,11 +78,13 @@ QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 RULES = {
     "acme-pipeline-failed-dev": "failed",
-    "acme-pipeline-codecommit-dev": "codecommit",
+    "acme-pipeline-app-codecommit-dev": "app-codecommit",
+    "acme-pipeline-worker-codecommit-dev": "worker-codecommit",
     "acme-pipeline-record-pipeline-dev": "record-pipeline",
     "acme-pipeline-record-builds-dev": "record-builds",
 }
-"""Every rule of the default plan (github source, CodeCommit mirror on, no services)."""
+"""Every rule of the default plan (github source, CodeCommit mirror on, two services), by the
+part of its queue's and alarm's names after the layer."""
 
 
 def test_every_target_retries_then_sends_to_its_own_encrypted_dead_letter_queue(dev):
@@ -100,7 +109,7 @@ def test_every_target_retries_then_sends_to_its_own_encrypted_dead_letter_queue(
 def test_only_its_rule_may_send_to_a_dead_letter_queue(dev):
     plan = dev["pipeline"]
     policies = {p.inputs["queueUrl"].rsplit("/", 1)[1]: p for p in plan.of_type(QUEUE_POLICY)}
-    assert len(policies) == 4
+    assert len(policies) == 5
     for rule, purpose in RULES.items():
         queue_name = f"acme-pipeline-{purpose}-dlq-dev"
         (statement,) = json.loads(policies[queue_name].inputs["policy"])["Statement"]
@@ -148,13 +157,23 @@ def test_only_the_failure_rule_and_the_alarms_publish_to_the_topic(dev):
     }
     alarms = by_sid["OnlyTheLayersAlarmsPublish"]
     assert alarms["Principal"] == {"Service": ["cloudwatch.amazonaws.com"]}
-    assert sorted(alarms["Condition"]["ArnEquals"]["aws:SourceArn"]) == [
-        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-codecommit-failed-invocations-dev",
-        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-deploy-handler-dead-letters-dev",
-        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-failed-failed-invocations-dev",
-        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-record-builds-failed-invocations-dev",
-        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-record-pipeline-failed-invocations-dev",
-        f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-recorder-dead-letters-dev",
-    ]
+    # one pattern however many services: every alarm of the layer is named under it
+    assert alarms["Condition"]["ArnLike"] == {
+        "aws:SourceArn": [f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-*"]
+    }
     assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": [ACCOUNT]}
     assert len(by_sid) == 2
+    names = sorted(a.inputs["name"] for a in plan.of_type(ALARM))
+    assert names == [
+        "acme-pipeline-app-codecommit-failed-invocations-dev",
+        "acme-pipeline-app-deploy-handler-dead-letters-dev",
+        "acme-pipeline-failed-failed-invocations-dev",
+        "acme-pipeline-record-builds-failed-invocations-dev",
+        "acme-pipeline-record-pipeline-failed-invocations-dev",
+        "acme-pipeline-recorder-dead-letters-dev",
+        "acme-pipeline-worker-codecommit-failed-invocations-dev",
+        "acme-pipeline-worker-deploy-handler-dead-letters-dev",
+    ]
+    (pattern,) = alarms["Condition"]["ArnLike"]["aws:SourceArn"]
+    for name in names:
+        assert fnmatch.fnmatchcase(f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{name}", pattern)

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.pipeline_support import ACCOUNT, ROLE, role_policy, trust
+from tests.pipeline_support import ACCOUNT, APP, ROLE, WORKER, role_policy, trust
+
+SERVICES = (APP, WORKER)
+"""The services of the tests' platform.yaml: each has its own roles."""
+BUCKET = "arn:aws:s3:::acme-foundation-artifacts-111111111111-dev"
+"""The foundation's artifact bucket in dev."""
+FOLDER = {APP: "app-acme-dev", WORKER: "worker-acme-dev"}
+"""Each service's artifact folder: its pipeline's name (``<service>-<ns>-<env>``), cut to 20."""
 
 DOCUMENT_KEYS = ("assumeRolePolicy", "policy")
 """Inputs that hold an IAM document (roles, inline and managed policies, bucket/topic/key)."""
@@ -63,12 +70,12 @@ def test_no_wildcard_outside_the_allow_list_in_any_policy_of_any_layer(dev, prod
     assert checked >= 2 * 25
 
 
-def test_every_pipeline_role_trusts_one_service_with_the_conditions_aws_documents(dev):
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_pipeline_role_trusts_one_service_with_the_conditions_aws_documents(dev, service):
     plan = dev["pipeline"]
-    names = plan.exports["projectNames"]
 
     def project_arn(key: str) -> str:
-        return f"arn:aws:codebuild:us-east-1:{ACCOUNT}:project/{names[key]}"
+        return f"arn:aws:codebuild:us-east-1:{ACCOUNT}:project/acme-pipeline-{service}-{key}-dev"
 
     # CodeBuild and EventBridge document aws:SourceAccount and aws:SourceArn at role
     # assumption; CodePipeline documents neither, so its trust policy has no condition.
@@ -82,21 +89,22 @@ def test_every_pipeline_role_trusts_one_service_with_the_conditions_aws_document
         "security-scan": ("codebuild.amazonaws.com", [project_arn("security-scan")]),
         "events": (
             "events.amazonaws.com",
-            [f"arn:aws:events:us-east-1:{ACCOUNT}:rule/acme-pipeline-codecommit-dev"],
+            [f"arn:aws:events:us-east-1:{ACCOUNT}:rule/acme-pipeline-{service}-codecommit-dev"],
         ),
     }
-    handlers = ("recorder", "deploy-handler")
-    assert set(plan.exports["roleArns"]) == {*expected, *handlers}
-    assert len(plan.of_type(ROLE)) == len(expected) + len(handlers)
-    for duty in handlers:
+    assert set(plan.exports["roleArns"][service]) == {*expected, "deploy-handler"}
+    assert set(plan.exports["roleArns"][""]) == {"recorder"}
+    # each service's five duties and deploy handler, and the layer's recorder
+    assert len(plan.of_type(ROLE)) == 13
+    for duty in ("recorder", "deploy-handler"):
         # Lambda execution roles: the service only. AWS documents no source key Lambda sends
         # when it assumes the role, and one it does not send would make the role unusable.
-        statement = trust(plan, duty)
+        statement = trust(plan, duty, service)
         assert statement["Principal"] == {"Service": ["lambda.amazonaws.com"]}, duty
         assert "Condition" not in statement, duty
-    for duty, (service, sources) in expected.items():
-        statement = trust(plan, duty)
-        assert statement["Principal"] == {"Service": [service]}, duty
+    for duty, (principal, sources) in expected.items():
+        statement = trust(plan, duty, service)
+        assert statement["Principal"] == {"Service": [principal]}, duty
         assert statement["Action"] == ["sts:AssumeRole"], duty
         if sources is None:
             assert "Condition" not in statement, duty
@@ -105,8 +113,9 @@ def test_every_pipeline_role_trusts_one_service_with_the_conditions_aws_document
         assert sorted(statement["Condition"]["ArnLike"]["aws:SourceArn"]) == sorted(sources), duty
 
 
-def test_deploy_lists_tasks_only_in_its_cluster_and_describes_only_its_tasks(dev):
-    policy = role_policy(dev["pipeline"], "pipeline")
+@pytest.mark.parametrize("service", SERVICES)
+def test_deploy_lists_tasks_only_in_its_cluster_and_describes_only_its_tasks(dev, service):
+    policy = role_policy(dev["pipeline"], "pipeline", service)
     listing = policy["ListClusterTasks"]
     # ListTasks' only resource type is container-instance: Fargate has none, so "*" confined
     # by the ecs:cluster condition key.
@@ -133,20 +142,21 @@ def test_deploy_lists_tasks_only_in_its_cluster_and_describes_only_its_tasks(dev
     assert container_instances == []
 
 
-def test_pipeline_passes_only_the_task_roles_and_only_to_ecs_tasks(dev):
-    statements = role_policy(dev["pipeline"], "pipeline")
+@pytest.mark.parametrize("service", SERVICES)
+def test_pipeline_passes_only_the_task_roles_and_only_to_ecs_tasks(dev, service):
+    statements = role_policy(dev["pipeline"], "pipeline", service)
     passing = [s for s in statements.values() if "iam:PassRole" in s["Action"]]
     (pass_role,) = passing
     assert pass_role["Action"] == ["iam:PassRole"]
     assert sorted(pass_role["Resource"]) == [
-        f"arn:aws:iam::{ACCOUNT}:role/app-task",
-        f"arn:aws:iam::{ACCOUNT}:role/app-task-execution",
+        f"arn:aws:iam::{ACCOUNT}:role/{service}-task",
+        f"arn:aws:iam::{ACCOUNT}:role/{service}-task-execution",
     ]
     assert pass_role["Condition"] == {
         "StringEquals": {"iam:PassedToService": ["ecs-tasks.amazonaws.com"]}
     }
-    for duty in ("docker-build", "tests", "security-scan", "events"):
-        policy = role_policy(dev["pipeline"], duty)
+    for duty in ("docker-build", "tests", "security-scan", "events", "deploy-handler"):
+        policy = role_policy(dev["pipeline"], duty, service)
         assert not any("iam:PassRole" in s["Action"] for s in policy.values()), duty
 
 
@@ -158,26 +168,46 @@ def test_passed_role_names_come_from_config(replan):
     assert f"arn:aws:iam::{ACCOUNT}:role/shop-task" in pass_role["Resource"]
 
 
-def test_pipeline_role_runs_only_the_four_projects_and_updates_only_its_service(dev):
-    plan = dev["pipeline"]
-    policy = role_policy(plan, "pipeline")
+@pytest.mark.parametrize("service", SERVICES)
+def test_pipeline_role_runs_only_the_four_projects_and_updates_only_its_service(dev, service):
+    policy = role_policy(dev["pipeline"], "pipeline", service)
     builds = policy["RunBuilds"]
-    assert sorted(builds["Resource"]) == sorted(
-        f"arn:aws:codebuild:us-east-1:{ACCOUNT}:project/{name}"
-        for name in plan.exports["projectNames"].values()
-    )
+    assert sorted(builds["Resource"]) == [
+        f"arn:aws:codebuild:us-east-1:{ACCOUNT}:project/acme-pipeline-{service}-{key}-dev"
+        for key in ("docker-build", "integration-tests", "security-scan", "unit-tests")
+    ]
     assert policy["UpdateService"]["Resource"] == [
-        f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/app/app"
+        f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/app/{service}"
     ]
     assert "UseSourceConnection" not in policy  # the GitHub source needs no connection
 
 
-def test_roles_reach_the_artifacts_only_in_the_foundation_bucket_with_its_key(dev):
+@pytest.mark.parametrize("service", SERVICES)
+def test_roles_reach_the_artifacts_only_in_their_folder_of_the_foundation_bucket(dev, service):
     foundation = dev["foundation"].exports
+    assert foundation["artifactBucketArn"] == BUCKET
     for duty in ("pipeline", "docker-build", "tests", "security-scan"):
-        policy = role_policy(dev["pipeline"], duty)
-        assert policy["ReadArtifacts"]["Resource"] == [f"{foundation['artifactBucketArn']}/*"]
-        assert policy["ArtifactKey"]["Resource"] == [foundation["kmsKeyArn"]]
+        policy = role_policy(dev["pipeline"], duty, service)
+        assert policy["ReadArtifacts"]["Resource"] == [f"{BUCKET}/{FOLDER[service]}/*"], duty
+        assert policy["ArtifactKey"]["Resource"] == [foundation["kmsKeyArn"]], duty
+        # the bucket's own reads (location, ACL, versioning), never its objects
+        assert policy["ArtifactBucket"]["Resource"] == [BUCKET], duty
+
+
+def test_the_artifact_folder_is_the_first_20_characters_of_the_pipeline_name(replan, config_copy):
+    platform = config_copy / "platform.yaml"
+    platform.write_text(
+        platform.read_text(encoding="utf-8").replace(
+            "  app: {}", "  app: {}\n  order-history-export: {}"
+        ),
+        encoding="utf-8",
+    )
+    plan = replan("pipeline")
+    assert plan.exports["pipelineNames"]["order-history-export"] == (
+        "order-history-export-acme-dev"
+    )
+    policy = role_policy(plan, "pipeline", "order-history-export")
+    assert policy["ReadArtifacts"]["Resource"] == [f"{BUCKET}/order-history-export/*"]
 
 
 def _writes(policy: dict) -> list[str]:
@@ -189,56 +219,74 @@ def _writes(policy: dict) -> list[str]:
     )
 
 
-def test_only_the_pipeline_and_the_image_build_write_any_artifact(dev):
-    bucket = dev["foundation"].exports["artifactBucketArn"]
+@pytest.mark.parametrize("service", SERVICES)
+def test_only_the_pipeline_and_the_image_build_write_any_artifact(dev, service):
     for duty in ("pipeline", "docker-build"):
-        assert _writes(role_policy(dev["pipeline"], duty)) == [f"{bucket}/*"], duty
+        assert _writes(role_policy(dev["pipeline"], duty, service)) == [
+            f"{BUCKET}/{FOLDER[service]}/*"
+        ], duty
+    for duty in ("events", "deploy-handler"):
+        assert _writes(role_policy(dev["pipeline"], duty, service)) == [], duty
 
 
-def test_the_tests_running_npm_scripts_write_only_their_report_prefixes(dev):
-    plan, bucket = dev["pipeline"], dev["foundation"].exports["artifactBucketArn"]
-    assert _writes(role_policy(plan, "tests")) == [
-        f"{bucket}/test-reports/integration-tests/*",
-        f"{bucket}/test-reports/unit-tests/*",
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_tests_running_npm_scripts_write_only_their_report_prefixes(dev, service):
+    plan, folder = dev["pipeline"], FOLDER[service]
+    assert _writes(role_policy(plan, "tests", service)) == [
+        f"{BUCKET}/{folder}/test-reports/integration-tests/*",
+        f"{BUCKET}/{folder}/test-reports/unit-tests/*",
     ]
-    groups = {g.inputs["name"]: g for g in plan.of_type("aws:codebuild/reportGroup:ReportGroup")}
-    paths = sorted(g.inputs["exportConfig"]["s3Destination"]["path"] for g in groups.values())
-    assert paths == ["test-reports/integration-tests", "test-reports/unit-tests"]
+    paths = sorted(
+        g.inputs["exportConfig"]["s3Destination"]["path"]
+        for g in plan.of_type("aws:codebuild/reportGroup:ReportGroup")
+        if g.inputs["name"].startswith(f"acme-pipeline-{service}-")
+    )
+    assert paths == [
+        f"{folder}/test-reports/integration-tests",
+        f"{folder}/test-reports/unit-tests",
+    ]
 
 
-def test_the_security_scan_only_reads(dev):
-    policy = role_policy(dev["pipeline"], "security-scan")
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_security_scan_only_reads(dev, service):
+    policy = role_policy(dev["pipeline"], "security-scan", service)
     assert _writes(policy) == []
     assert sorted(policy["ArtifactKey"]["Action"]) == ["kms:Decrypt", "kms:DescribeKey"]
     writes = {"s3:PutObject", "kms:Encrypt", "kms:GenerateDataKey", "ecr:PutImage"}
     assert not writes & {a for s in policy.values() for a in s["Action"]}
 
 
-def test_build_roles_write_only_their_own_log_groups(dev):
+@pytest.mark.parametrize("service", SERVICES)
+def test_build_roles_write_only_their_own_log_groups(dev, service):
     plan = dev["pipeline"]
-    groups = plan.exports["logGroupNames"]
     own = {
         "docker-build": ["docker-build"],
         "tests": ["unit-tests", "integration-tests"],
         "security-scan": ["security-scan"],
     }
     for duty, keys in own.items():
-        logs = role_policy(plan, duty)["BuildLogs"]
+        logs = role_policy(plan, duty, service)["BuildLogs"]
         expected = []
         for key in keys:
-            arn = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{groups[key]}"
+            arn = (
+                f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:"
+                f"/aws/codebuild/acme-pipeline-{service}-{key}-dev"
+            )
             expected += [arn, f"{arn}:*"]
         assert sorted(logs["Resource"]) == sorted(expected), duty
 
 
-def test_only_the_docker_build_pushes_and_only_to_the_repository(dev):
-    plan, repository = dev["pipeline"], dev["registry"].exports["repositoryArn"]
-    docker = role_policy(plan, "docker-build")
+@pytest.mark.parametrize("service", SERVICES)
+def test_only_the_docker_build_pushes_and_only_to_its_repository(dev, service):
+    plan = dev["pipeline"]
+    repository = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/acme-registry-{service}-dev"
+    assert dev["registry"].exports["repositoryArns"][service] == repository
+    docker = role_policy(plan, "docker-build", service)
     assert docker["PushImage"]["Resource"] == [repository]
     assert "ecr:PutImage" in docker["PushImage"]["Action"]
     assert docker["EcrLogin"]["Resource"] == ["*"]
     assert docker["EcrLogin"]["Action"] == ["ecr:GetAuthorizationToken"]
-    scan = role_policy(plan, "security-scan")
+    scan = role_policy(plan, "security-scan", service)
     assert scan["ReadScanFindings"]["Resource"] == [repository]
     assert all("ecr:PutImage" not in s["Action"] for s in scan.values())
 
@@ -248,9 +296,10 @@ ENHANCED_READS = ["inspector2:ListCoverage", "inspector2:ListFindings"]
 its Enable/Disable/ListAccountPermissions turn scanning on and off."""
 
 
+@pytest.mark.parametrize("service", SERVICES)
 @pytest.mark.parametrize("duty", ["security-scan", "deploy-handler"])
-def test_the_scan_readers_may_read_enhanced_findings_from_inspector(dev, duty):
-    policy = role_policy(dev["pipeline"], duty)
+def test_the_scan_readers_may_read_enhanced_findings_from_inspector(dev, duty, service):
+    policy = role_policy(dev["pipeline"], duty, service)
     assert policy["ReadEnhancedFindings"] == {
         "Sid": "ReadEnhancedFindings",
         "Effect": "Allow",
@@ -269,20 +318,20 @@ def test_inspector_reads_have_no_resource_type_in_the_sar_so_star_is_the_narrowe
     assert entry["resource_arn_format"] == "*"
 
 
-def test_tests_role_publishes_only_to_the_two_report_groups(dev):
-    plan = dev["pipeline"]
-    reports = role_policy(plan, "tests")["PublishTestReports"]
-    names = sorted(g.inputs["name"] for g in plan.of_type("aws:codebuild/reportGroup:ReportGroup"))
-    assert sorted(reports["Resource"]) == sorted(
-        f"arn:aws:codebuild:us-east-1:{ACCOUNT}:report-group/{name}" for name in names
-    )
+@pytest.mark.parametrize("service", SERVICES)
+def test_tests_role_publishes_only_to_the_two_report_groups(dev, service):
+    reports = role_policy(dev["pipeline"], "tests", service)["PublishTestReports"]
+    assert sorted(reports["Resource"]) == [
+        f"arn:aws:codebuild:us-east-1:{ACCOUNT}:report-group/acme-pipeline-{service}-{key}-dev"
+        for key in ("integration-tests", "unit-tests")
+    ]
 
 
-def test_events_role_may_only_start_this_pipeline(dev):
-    plan = dev["pipeline"]
-    (statement,) = role_policy(plan, "events").values()
+@pytest.mark.parametrize("service", SERVICES)
+def test_events_role_may_only_start_this_pipeline(dev, service):
+    (statement,) = role_policy(dev["pipeline"], "events", service).values()
     assert statement["Action"] == ["codepipeline:StartPipelineExecution"]
-    assert statement["Resource"] == [plan.exports["pipelineArn"]]
+    assert statement["Resource"] == [f"arn:aws:codepipeline:us-east-1:{ACCOUNT}:{service}-acme-dev"]
 
 
 def test_codeconnections_source_may_use_only_its_connection(replan):
@@ -297,4 +346,5 @@ def test_codeconnections_source_may_use_only_its_connection(replan):
             "platform-pipeline:connectionArn": arn,
         },
     )
-    assert role_policy(plan, "pipeline")["UseSourceConnection"]["Resource"] == [arn]
+    for service in SERVICES:
+        assert role_policy(plan, "pipeline", service)["UseSourceConnection"]["Resource"] == [arn]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import fnmatch
 import hashlib
 import json
 
@@ -13,9 +14,12 @@ from shared.layers import REPO_ROOT
 from tests.conftest import policy_of, real_upstream
 from tests.pipeline_support import (
     ACCOUNT,
+    APP,
+    LAYER,
     LOG_GROUP,
     RULE,
     TARGET,
+    WORKER,
     buildspec,
     named,
     role_policy,
@@ -34,38 +38,38 @@ ALARMS = [
 ]
 HANDLER_DIR = REPO_ROOT / "stacks" / "pipeline" / "handlers"
 HANDLERS = {
-    "recorder": ("acme-pipeline-recorder-dev", "recorder.py"),
-    "deploy-handler": ("acme-pipeline-deploy-handler-dev", "deploy.py"),
+    (LAYER, "recorder"): ("acme-pipeline-recorder-dev", "recorder.py"),
+    (APP, "deploy-handler"): ("acme-pipeline-app-deploy-handler-dev", "deploy.py"),
+    (WORKER, "deploy-handler"): ("acme-pipeline-worker-deploy-handler-dev", "deploy.py"),
 }
+"""Every handler of the tests' plan, by (owner, key): the layer's recorder (its own key in the
+by-service outputs) and each service's deploy handler."""
+SERVICES = (APP, WORKER)
 
 
 @pytest.fixture(scope="module")
 def baked(dev):
-    """The pipeline with two bake alarms, 15 minutes, and two standalone services."""
-    from tests.platform_support import with_image_families
-    from toolbox.offline import plan_layer
+    """The pipeline layer with two bake alarms and 15 minutes for every service (the worker
+    states none for dev), on the real upstream; content-keyed in build/plancache."""
+    from toolbox.plancache import plan_layer_cached
 
-    upstream = real_upstream(dev, "foundation", "registry")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        # The image families, as if platform.yaml listed both services.
-        with_image_families(monkeypatch, ("app", "billing", "search"))
-        return plan_layer(
-            "pipeline",
-            "dev",
-            upstream,
-            {
-                f"{KEY}deployAlarmArns": json.dumps(ALARMS),
-                f"{KEY}bakeMinutes": "15",
-                f"{KEY}services": json.dumps(["billing", "search"]),
-            },
-        )
+    return plan_layer_cached(
+        "pipeline",
+        "dev",
+        real_upstream(dev, "foundation", "registry"),
+        {f"{KEY}deployAlarmArns": json.dumps(ALARMS), f"{KEY}bakeMinutes": "15"},
+        reuse=True,
+    )
 
 
-def _function(plan, key):
-    return named(plan, FUNCTION, HANDLERS[key][0]).inputs
+def _function(plan, handler):
+    return named(plan, FUNCTION, HANDLERS[handler][0]).inputs
 
 
-@pytest.mark.parametrize("key", sorted(HANDLERS))
+IDS = [owner or key for owner, key in HANDLERS]
+
+
+@pytest.mark.parametrize("key", list(HANDLERS), ids=IDS)
 def test_each_handler_is_its_own_file_on_python_313(dev, key):
     function = _function(dev["pipeline"], key)
     _, file = HANDLERS[key]
@@ -85,11 +89,12 @@ def test_each_handler_is_its_own_file_on_python_313(dev, key):
     assert not {i for i in imports if i.split(".")[0] in ours}
 
 
-@pytest.mark.parametrize("key", sorted(HANDLERS))
+@pytest.mark.parametrize("key", list(HANDLERS), ids=IDS)
 def test_each_handler_logs_to_its_own_encrypted_group_kept_seven_days(dev, key):
     plan, key_arn = dev["pipeline"], dev["foundation"].exports["kmsKeyArn"]
     group_name = f"/aws/lambda/{HANDLERS[key][0]}"
-    assert plan.exports["logGroupNames"][key] == group_name
+    owner, handler = key
+    assert plan.exports["logGroupNames"][owner][handler] == group_name
     group = named(plan, LOG_GROUP, group_name).inputs
     assert (group["retentionInDays"], group["kmsKeyId"]) == (7, key_arn)
     logging = _function(plan, key)["loggingConfig"]
@@ -97,7 +102,7 @@ def test_each_handler_logs_to_its_own_encrypted_group_kept_seven_days(dev, key):
     assert logging["logFormat"] == "JSON"
 
 
-@pytest.mark.parametrize("key", sorted(HANDLERS))
+@pytest.mark.parametrize("key", list(HANDLERS), ids=IDS)
 def test_each_handler_has_an_encrypted_dead_letter_queue(dev, key):
     plan, key_arn = dev["pipeline"], dev["foundation"].exports["kmsKeyArn"]
     queue_name = f"{HANDLERS[key][0].removesuffix('-dev')}-dlq-dev"
@@ -111,7 +116,10 @@ def test_each_handler_has_an_encrypted_dead_letter_queue(dev, key):
 
 DEAD_LETTER_ALARMS = {
     "acme-pipeline-recorder-dlq-dev": "acme-pipeline-recorder-dead-letters-dev",
-    "acme-pipeline-deploy-handler-dlq-dev": "acme-pipeline-deploy-handler-dead-letters-dev",
+    "acme-pipeline-app-deploy-handler-dlq-dev": "acme-pipeline-app-deploy-handler-dead-letters-dev",
+    "acme-pipeline-worker-deploy-handler-dlq-dev": (
+        "acme-pipeline-worker-deploy-handler-dead-letters-dev"
+    ),
 }
 """Each handler's dead-letter queue and the alarm on it, by name."""
 
@@ -145,10 +153,11 @@ def test_the_failure_topic_admits_the_dead_letter_alarms(dev, baked):
     for plan in (dev["pipeline"], baked):
         topic = policy_of(plan.one("aws:sns/topicPolicy:TopicPolicy"))
         (alarms,) = [s for s in topic["Statement"] if s["Sid"] == "OnlyTheLayersAlarmsPublish"]
-        assert {
-            f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-recorder-dead-letters-dev",
-            f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-deploy-handler-dead-letters-dev",
-        } <= set(alarms["Condition"]["ArnEquals"]["aws:SourceArn"])
+        (pattern,) = alarms["Condition"]["ArnLike"]["aws:SourceArn"]
+        assert pattern == f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:acme-pipeline-*"
+        for name in DEAD_LETTER_ALARMS.values():
+            arn = f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{name}"
+            assert fnmatch.fnmatchcase(arn, pattern), name
         assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": [ACCOUNT]}
 
 
@@ -158,25 +167,30 @@ def test_by_default_the_handlers_reserve_no_concurrency_so_a_fresh_account_deplo
         assert "reservedConcurrentExecutions" not in _function(plan, key)
 
 
-def test_reserve_concurrency_reserves_five_for_the_recorder_and_two_for_the_deploy(replan):
+def test_reserve_concurrency_reserves_five_for_the_recorder_and_two_for_each_deploy(replan):
     plan = replan("pipeline", config={f"{KEY}reserveConcurrency": "true"})
-    assert _function(plan, "recorder")["reservedConcurrentExecutions"] == 5
-    assert _function(plan, "deploy-handler")["reservedConcurrentExecutions"] == 2
+    assert _function(plan, (LAYER, "recorder"))["reservedConcurrentExecutions"] == 5
+    for service in SERVICES:
+        deploy = _function(plan, (service, "deploy-handler"))
+        assert deploy["reservedConcurrentExecutions"] == 2, service
 
 
 def test_handlers_have_key_encrypted_environment(dev):
     plan, foundation = dev["pipeline"], dev["foundation"].exports
-    recorder, deploy = _function(plan, "recorder"), _function(plan, "deploy-handler")
-    for function in (recorder, deploy):
-        assert function["kmsKeyArn"] == foundation["kmsKeyArn"]
+    recorder = _function(plan, (LAYER, "recorder"))
+    assert recorder["kmsKeyArn"] == foundation["kmsKeyArn"]
     assert recorder["environment"]["variables"] == {"LEDGER_TABLE": "acme-foundation-ledger-dev"}
-    assert deploy["environment"]["variables"] == {
-        "LEDGER_TABLE": "acme-foundation-ledger-dev",
-        "FAILURE_TOPIC_ARN": foundation["failureTopicArn"],
-    }
+    for service in SERVICES:
+        deploy = _function(plan, (service, "deploy-handler"))
+        assert deploy["kmsKeyArn"] == foundation["kmsKeyArn"]
+        assert deploy["environment"]["variables"] == {
+            "LEDGER_TABLE": "acme-foundation-ledger-dev",
+            "FAILURE_TOPIC_ARN": foundation["failureTopicArn"],
+            "SERVICE": service,
+        }
 
 
-def test_recorder_role_writes_the_ledger_and_reads_this_pipeline_only(dev):
+def test_recorder_role_writes_the_ledger_and_reads_the_layers_pipelines_only(dev):
     plan, foundation = dev["pipeline"], dev["foundation"].exports
     policy = role_policy(plan, "recorder")
     assert set(policy) == {
@@ -188,7 +202,11 @@ def test_recorder_role_writes_the_ledger_and_reads_this_pipeline_only(dev):
     }
     assert policy["WriteLedger"]["Action"] == ["dynamodb:PutItem"]
     assert policy["WriteLedger"]["Resource"] == [foundation["ledgerTableArn"]]
-    assert policy["ReadExecutionCommit"]["Resource"] == [plan.exports["pipelineArn"]]
+    # every pipeline of the layer, by the ending their names share (one line for any number)
+    (pipelines,) = policy["ReadExecutionCommit"]["Resource"]
+    assert pipelines == f"arn:aws:codepipeline:us-east-1:{ACCOUNT}:*-acme-dev"
+    for arn in plan.exports["pipelineArns"].values():
+        assert fnmatch.fnmatchcase(arn, pipelines), arn
     assert policy["HandlerLogs"]["Resource"] == [
         f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/acme-pipeline-recorder-dev",
         f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/acme-pipeline-recorder-dev:*",
@@ -196,22 +214,31 @@ def test_recorder_role_writes_the_ledger_and_reads_this_pipeline_only(dev):
     assert policy["PlatformKey"]["Resource"] == [foundation["kmsKeyArn"]]
 
 
-def test_deploy_handler_role_tags_one_repository_and_reports_jobs(dev):
-    plan = dev["pipeline"]
-    registry, foundation = dev["registry"].exports, dev["foundation"].exports
-    policy = role_policy(plan, "deploy-handler")
-    assert policy["ReadImageAndScan"]["Action"] == [
-        "ecr:BatchGetImage",
-        "ecr:DescribeImageScanFindings",
-        "ecr:DescribeImages",
-    ]
+@pytest.mark.parametrize("service", SERVICES)
+def test_deploy_handler_role_tags_its_one_repository_and_reports_jobs(dev, service):
+    plan, foundation = dev["pipeline"], dev["foundation"].exports
+    repository = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/acme-registry-{service}-dev"
+    policy = role_policy(plan, "deploy-handler", service)
+    assert policy["ReadImageAndScan"] == {
+        "Sid": "ReadImageAndScan",
+        "Effect": "Allow",
+        "Action": ["ecr:BatchGetImage", "ecr:DescribeImageScanFindings", "ecr:DescribeImages"],
+        "Resource": [repository],
+    }
     assert policy["TagProduction"] == {
         "Sid": "TagProduction",
         "Effect": "Allow",
         "Action": ["ecr:PutImage"],
-        "Resource": [registry["repositoryArn"]],
+        "Resource": [repository],
     }
     assert policy["NotifyFailure"]["Resource"] == [foundation["failureTopicArn"]]
+    assert policy["HandlerLogs"]["Resource"] == [
+        f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/acme-pipeline-{service}-deploy-handler-dev",
+        f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/acme-pipeline-{service}-deploy-handler-dev:*",
+    ]
+    assert policy["DeadLetters"]["Resource"] == [
+        f"arn:aws:sqs:us-east-1:{ACCOUNT}:acme-pipeline-{service}-deploy-handler-dlq-dev"
+    ]
     # The only `*`: job results and Inspector's findings have no resource type.
     wild = [s for s in policy.values() if s["Resource"] == ["*"]]
     assert wild == [policy["ReadEnhancedFindings"], policy["ReportJobResult"]]
@@ -221,34 +248,42 @@ def test_deploy_handler_role_tags_one_repository_and_reports_jobs(dev):
     ]
 
 
-def test_pipeline_role_invokes_the_deploy_handler_only(dev):
-    policy = role_policy(dev["pipeline"], "pipeline")
+@pytest.mark.parametrize("service", SERVICES)
+def test_pipeline_role_invokes_its_deploy_handler_only(dev, service):
+    policy = role_policy(dev["pipeline"], "pipeline", service)
     assert policy["InvokeDeployHandler"]["Action"] == ["lambda:InvokeFunction"]
-    assert policy["InvokeDeployHandler"]["Resource"] == [
-        dev["pipeline"].exports["handlerArns"]["deploy-handler"]
-    ]
+    handler = (
+        f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:acme-pipeline-{service}-deploy-handler-dev"
+    )
+    assert policy["InvokeDeployHandler"]["Resource"] == [handler]
+    assert dev["pipeline"].exports["handlerArns"][service] == handler
     assert "WatchBakeAlarms" not in policy
 
 
-def test_recorder_rules_match_this_pipeline_and_its_projects(dev, baked):
+def test_recorder_rules_match_every_pipeline_and_project_of_the_layer(baked):
     plan = baked
     pipeline_rule = json.loads(
         named(plan, RULE, "acme-pipeline-record-pipeline-dev").inputs["eventPattern"]
     )
+    # By the ending every pipeline name shares and the start every project name shares: one
+    # line each, whatever the number of services.
     assert pipeline_rule == {
         "source": ["aws.codepipeline"],
         "detail-type": [
             "CodePipeline Pipeline Execution State Change",
             "CodePipeline Stage Execution State Change",
         ],
-        "detail": {"pipeline": ["acme-pipeline-app-dev"]},
+        "detail": {"pipeline": [{"suffix": "-acme-dev"}]},
     }
     builds_rule = json.loads(
         named(plan, RULE, "acme-pipeline-record-builds-dev").inputs["eventPattern"]
     )
     assert builds_rule["detail-type"] == ["CodeBuild Build State Change"]
-    assert builds_rule["detail"]["project-name"] == sorted(plan.exports["projectNames"].values())
-    assert len(builds_rule["detail"]["project-name"]) == 6
+    assert builds_rule["detail"]["project-name"] == [{"prefix": "acme-pipeline-"}]
+    for service in SERVICES:
+        assert plan.exports["pipelineNames"][service].endswith("-acme-dev")
+        for name in plan.exports["projectNames"][service].values():
+            assert name.startswith("acme-pipeline-"), name
 
 
 def test_only_the_recorder_rules_may_invoke_the_recorder(dev):
@@ -278,7 +313,7 @@ def test_recorder_targets_retry_then_park_events_in_their_own_dead_letter_queues
     for rule, target in targets.items():
         purpose = rule.removeprefix("acme-pipeline-").removesuffix("-dev")
         queue_name = f"acme-pipeline-{purpose}-dlq-dev"
-        assert target["arn"] == plan.exports["handlerArns"]["recorder"]
+        assert target["arn"] == plan.exports["handlerArns"][LAYER]
         assert target["deadLetterConfig"] == {
             "arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:{queue_name}"
         }
@@ -307,59 +342,23 @@ def test_recorder_targets_retry_then_park_events_in_their_own_dead_letter_queues
     )
 
 
-def test_failed_service_builds_notify_the_topic_but_not_without_services(dev, baked):
-    assert [r for r in dev["pipeline"].of_type(RULE) if "service-failed" in r.inputs["name"]] == []
-    rule = named(baked, RULE, "acme-pipeline-service-failed-dev")
-    assert json.loads(rule.inputs["eventPattern"]) == {
-        "source": ["aws.codebuild"],
-        "detail-type": ["CodeBuild Build State Change"],
-        "detail": {
-            "build-status": ["FAILED"],
-            "project-name": [
-                "acme-pipeline-service-billing-dev",
-                "acme-pipeline-service-search-dev",
-            ],
-        },
-    }
-    (target,) = [t for t in baked.of_type(TARGET) if t.inputs["rule"] == rule.inputs["name"]]
-    assert target.inputs["arn"] == dev["foundation"].exports["failureTopicArn"]
-    # The same delivery guarantees as every other target, and the topic lets this rule publish.
-    assert target.inputs["retryPolicy"] == {
-        "maximumEventAgeInSeconds": 3600,
-        "maximumRetryAttempts": 10,
-    }
-    assert target.inputs["deadLetterConfig"] == {
-        "arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:acme-pipeline-service-failed-dlq-dev"
-    }
-    alarms = {
-        a.inputs["dimensions"]["RuleName"]: a.inputs["name"]
-        for a in baked.of_type(ALARM)
-        if a.inputs["namespace"] == "AWS/Events"
-    }
-    assert alarms["acme-pipeline-service-failed-dev"] == (
-        "acme-pipeline-service-failed-failed-invocations-dev"
-    )
-    topic = policy_of(baked.one("aws:sns/topicPolicy:TopicPolicy"))
-    (events,) = [s for s in topic["Statement"] if s["Sid"] == "OnlyTheFailureRulesPublish"]
-    assert events["Condition"]["ArnEquals"]["aws:SourceArn"] == [
-        f"arn:aws:events:us-east-1:{ACCOUNT}:rule/acme-pipeline-failed-dev",
-        f"arn:aws:events:us-east-1:{ACCOUNT}:rule/acme-pipeline-service-failed-dev",
-    ]
-
-
 def test_email_notifications_stay_failed_executions_only(dev):
     rule = named(dev["pipeline"], RULE, "acme-pipeline-failed-dev")
     assert json.loads(rule.inputs["eventPattern"])["detail"]["state"] == ["FAILED"]
 
 
-def _deploy(plan):
-    (deploy,) = [s for s in stages(plan) if s["name"] == "Deploy"]
+def _deploy(plan, service=APP):
+    (deploy,) = [s for s in stages(plan, service) if s["name"] == "Deploy"]
     return deploy
 
 
-def test_deploy_handler_runs_after_the_ecs_deploy_with_the_image_and_execution(dev):
-    deploy = _deploy(dev["pipeline"])
-    ecs, promote = deploy["actions"]
+@pytest.mark.parametrize(("service", "threshold"), [(APP, "HIGH"), (WORKER, "CRITICAL")])
+def test_deploy_handler_runs_after_the_ecs_deploy_with_the_image_and_execution(
+    dev, service, threshold
+):
+    deploy = _deploy(dev["pipeline"], service)
+    ecs, promote = deploy["actions"][-2:]
+    assert ecs["provider"] == "ECS"
     assert (promote["category"], promote["owner"], promote["provider"]) == (
         "Invoke",
         "AWS",
@@ -367,32 +366,40 @@ def test_deploy_handler_runs_after_the_ecs_deploy_with_the_image_and_execution(d
     )
     assert promote["runOrder"] == ecs["runOrder"] + 1
     configuration = promote["configuration"]
-    assert configuration["FunctionName"] == "acme-pipeline-deploy-handler-dev"
+    assert configuration["FunctionName"] == f"acme-pipeline-{service}-deploy-handler-dev"
     assert json.loads(configuration["UserParameters"]) == {
-        "repository": "acme-registry-app-dev",
+        "service": service,
+        "repository": f"acme-registry-{service}-dev",
         "imageTag": "#{BuildVariables.IMAGE_TAG}",
         "commit": "#{BuildVariables.COMMIT_ID}",
         "executionId": "#{codepipeline.PipelineExecutionId}",
-        "threshold": "HIGH",
+        "threshold": threshold,
     }
 
 
 def test_docker_build_exports_the_variables_the_deploy_handler_reads(dev):
-    (build,) = [s for s in stages(dev["pipeline"]) if s["name"] == "Build"]
-    assert build["actions"][0]["namespace"] == "BuildVariables"
+    for service in SERVICES:
+        (build,) = [s for s in stages(dev["pipeline"], service) if s["name"] == "Build"]
+        assert build["actions"][0]["namespace"] == "BuildVariables"
     assert buildspec("docker-build.yml")["env"]["exported-variables"] == ["IMAGE_TAG", "COMMIT_ID"]
 
 
 def test_deploy_stage_rolls_back_on_failure_and_has_no_bake_without_alarms(dev, prod):
     for plans in (dev, prod):
-        deploy = _deploy(plans["pipeline"])
-        assert deploy["onFailure"] == {"result": "ROLLBACK"}
-        assert "onSuccess" not in deploy
-        assert [s.get("onFailure") for s in stages(plans["pipeline"])[:-1]] == [None] * 4
+        for service in SERVICES:
+            deploy = _deploy(plans["pipeline"], service)
+            assert deploy["onFailure"] == {"result": "ROLLBACK"}
+            if (service, plans["pipeline"].environment) == (WORKER, "prod"):
+                continue  # the worker states a bake alarm for prod
+            assert "onSuccess" not in deploy, service
+            assert [s.get("onFailure") for s in stages(plans["pipeline"], service)[:-1]] == [
+                None
+            ] * 4
 
 
-def test_alarms_bake_after_the_deploy_and_roll_it_back(baked):
-    condition = _deploy(baked)["onSuccess"]["condition"]
+@pytest.mark.parametrize("service", SERVICES)
+def test_alarms_bake_after_the_deploy_and_roll_it_back(baked, service):
+    condition = _deploy(baked, service)["onSuccess"]["condition"]
     assert condition["result"] == "ROLLBACK"
     assert condition["rules"] == [
         {
@@ -407,13 +414,23 @@ def test_alarms_bake_after_the_deploy_and_roll_it_back(baked):
         }
         for index, name in ((1, "app-5xx"), (2, "app-latency"))
     ]
-    watch = role_policy(baked, "pipeline")["WatchBakeAlarms"]
+    watch = role_policy(baked, "pipeline", service)["WatchBakeAlarms"]
     assert watch["Action"] == ["cloudwatch:DescribeAlarms"]
     assert watch["Resource"] == ALARMS
 
 
-def test_the_pipeline_keeps_exactly_five_stages(baked):
-    assert [s["name"] for s in stages(baked)] == [
+def test_a_service_bakes_on_the_alarms_it_states_for_its_environment(prod):
+    condition = _deploy(prod["pipeline"], WORKER)["onSuccess"]["condition"]
+    assert condition["result"] == "ROLLBACK"
+    assert [rule["configuration"]["AlarmName"] for rule in condition["rules"]] == ["worker-5xx"]
+    watch = role_policy(prod["pipeline"], "pipeline", WORKER)["WatchBakeAlarms"]
+    assert watch["Resource"] == ["arn:aws:cloudwatch:us-east-1:222222222222:alarm:worker-5xx"]
+    assert "onSuccess" not in _deploy(prod["pipeline"], APP)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_pipeline_keeps_exactly_five_stages(baked, service):
+    assert [s["name"] for s in stages(baked, service)] == [
         "Source",
         "Build",
         "Test",
@@ -456,16 +473,13 @@ def test_bad_release_config_is_one_line_naming_file_and_key(replan, key, value, 
     assert "\n" not in message
 
 
-def test_outputs_name_the_handlers_and_the_production_image(dev):
+def test_outputs_name_the_handlers_and_the_production_images(dev):
     exports = dev["pipeline"].exports
     assert exports["handlerArns"] == {
-        key: f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
-        for key, (name, _) in HANDLERS.items()
+        owner: f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"
+        for (owner, _), (name, _) in HANDLERS.items()
     }
-    assert exports["imageUri"] == (
-        f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/acme-registry-app-dev:production"
-    )
-    assert exports["pipelineConsoleUrl"] == (
-        "https://us-east-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/"
-        "acme-pipeline-app-dev/view?region=us-east-1"
-    )
+    assert exports["imageUris"] == {
+        service: f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/acme-registry-{service}-dev:production"
+        for service in SERVICES
+    }
