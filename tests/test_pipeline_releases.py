@@ -179,7 +179,10 @@ def test_handlers_have_key_encrypted_environment(dev):
     plan, foundation = dev["pipeline"], dev["foundation"].exports
     recorder = _function(plan, (LAYER, "recorder"))
     assert recorder["kmsKeyArn"] == foundation["kmsKeyArn"]
-    assert recorder["environment"]["variables"] == {"LEDGER_TABLE": "acme-foundation-ledger-dev"}
+    assert recorder["environment"]["variables"] == {
+        "LEDGER_TABLE": "acme-foundation-ledger-dev",
+        "PIPELINE_SUFFIX": "-acme-dev",
+    }
     for service in SERVICES:
         deploy = _function(plan, (service, "deploy-handler"))
         assert deploy["kmsKeyArn"] == foundation["kmsKeyArn"]
