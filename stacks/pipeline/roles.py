@@ -261,17 +261,17 @@ def pipeline_statements(
             resources=["*"],
         ),
         iam.Statement(
-            # The SAR lists the task-definition type for RegisterTaskDefinition: the new
-            # revision's ARN, of a family the deploy does not know in advance.
+            # The SAR lists the task-definition type for RegisterTaskDefinition: the revisions
+            # of the service's own family (the new one's number is not known in advance).
             sid="RegisterTaskDefinition",
             actions=["ecs:RegisterTaskDefinition"],
-            resources=[args.arn("ecs", "task-definition/*")],
+            resources=[task_definitions(args)],
         ),
         iam.Statement(
             # Tags are copied onto the new revision; only as part of registering it.
             sid="TagNewTaskDefinition",
             actions=["ecs:TagResource"],
-            resources=[args.arn("ecs", "task-definition/*")],
+            resources=[task_definitions(args)],
             conditions=[
                 iam.Condition("StringEquals", "ecs:CreateAction", ["RegisterTaskDefinition"])
             ],
@@ -294,6 +294,11 @@ def pipeline_statements(
     ]
     # The source's own permissions (connection, or source object): stacks.pipeline.sources.
     return [*statements, *sources.pipeline_statements(args, foundation)]
+
+
+def task_definitions(args: PipelineArgs) -> str:
+    """Every revision of the service's task definition family."""
+    return args.arn("ecs", f"task-definition/{args.ecs_task_family}:*")
 
 
 def events_statements(pipeline_arn: pulumi.Input[str]) -> list[iam.Statement]:
