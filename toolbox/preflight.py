@@ -144,8 +144,8 @@ class PreflightReport:
 
     @property
     def failures(self) -> tuple[str, ...]:
-        """The names of the failed checks."""
-        return tuple(result.name for result in self.results if not result.ok)
+        """The names of the failed checks, each once (``quotas`` fails one line per quota)."""
+        return tuple(dict.fromkeys(result.name for result in self.results if not result.ok))
 
     def lines(self) -> list[str]:
         """The report as the task prints it: a header, then one line per check."""
@@ -701,10 +701,14 @@ class Preflight:
                 "lambda-concurrency", f"reserving {total} leaves {left} of {limit} unreserved"
             )
         needed = limit + UNRESERVED_MINIMUM - left
+        services = len(layer.pipelines)
+        each = layer.reserved_concurrency
         return failed(
             "lambda-concurrency",
             f"the account allows {limit} concurrent executions ({unreserved} unreserved); the"
-            f" handlers reserve {total} and Lambda keeps {UNRESERVED_MINIMUM} unreserved, so"
+            f" handlers reserve {total} (the recorder {each[layer.recorder.key]}, the deploy"
+            f" handlers of {services} service{'s' if services != 1 else ''}"
+            f" {each['deploy-handler']} each) and Lambda keeps {UNRESERVED_MINIMUM} unreserved, so"
             f" {needed} are needed: request them (`aws service-quotas"
             " request-service-quota-increase --service-code lambda --quota-code L-B99A9384"
             f" --desired-value {needed} --region {self.platform.region}`), or set"
@@ -791,15 +795,18 @@ def _of_service(result: CheckResult, args: PipelineArgs, services: int) -> Check
 
 
 def _once(results: list[CheckResult]) -> list[CheckResult]:
-    """Each check's line once: services that share a cluster or a role share its line."""
-    seen: set[tuple[str, str]] = set()
-    kept: list[CheckResult] = []
+    """Each check's line once: services that share a cluster, a role or a repository share its
+    line, which names them all (``app, worker: app ACTIVE``)."""
+    kept: dict[tuple[str, str], CheckResult] = {}
     for result in results:
-        key = (result.name, result.detail.split(": ", 1)[-1])
-        if key not in seen:
-            seen.add(key)
-            kept.append(result)
-    return kept
+        service, _, rest = result.detail.partition(": ")
+        key = (result.name, rest)
+        if key not in kept:
+            kept[key] = result
+            continue
+        named = kept[key].detail.partition(": ")[0]
+        kept[key] = dataclasses.replace(kept[key], detail=f"{named}, {service}: {rest}")
+    return list(kept.values())
 
 
 class PreflightError(PlatformError):
