@@ -333,11 +333,17 @@ def test_the_deploy_role_passes_each_role_only_to_its_service(policies):
     role = "arn:aws:iam::111111111111:role/acme-pipeline-{}-dev"
     assert _passed(policies[("deploy", "dev")]) == {
         "codebuild.amazonaws.com": [
-            role.format(duty) for duty in ("docker-build", "security-scan", "tests")
+            role.format(f"{service}-{duty}")
+            for service in ("app", "worker")
+            for duty in ("docker-build", "security-scan", "tests")
         ],
-        "codepipeline.amazonaws.com": [role.format("pipeline")],
-        "events.amazonaws.com": [role.format("events")],
-        "lambda.amazonaws.com": [role.format("deploy-handler"), role.format("recorder")],
+        "codepipeline.amazonaws.com": [role.format("app-pipeline"), role.format("worker-pipeline")],
+        "events.amazonaws.com": [role.format("app-events"), role.format("worker-events")],
+        "lambda.amazonaws.com": [
+            role.format("app-deploy-handler"),
+            role.format("recorder"),  # the layer's one recorder
+            role.format("worker-deploy-handler"),
+        ],
     }
     assert _passed(policies[("drift", "dev")]) == {}
 
@@ -614,10 +620,10 @@ CONNECTION_ID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 
 def _outside(connection):
     return op.Outside(
-        ecs_cluster="arn:aws:ecs:us-east-1:111111111111:cluster/apps",
-        ecs_service="arn:aws:ecs:us-east-1:111111111111:service/apps/web",
+        ecs_clusters=("arn:aws:ecs:us-east-1:111111111111:cluster/apps",),
+        ecs_services=("arn:aws:ecs:us-east-1:111111111111:service/apps/web",),
         ecs_roles=("arn:aws:iam::111111111111:role/task",),
-        connection=connection,
+        connections=(connection,) if connection else (),
     )
 
 
