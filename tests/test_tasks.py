@@ -36,8 +36,11 @@ REPO = Path(__file__).resolve().parent.parent
 ENV = "dev"
 ALL = ["foundation", "registry", "pipeline"]
 TOKEN = "ghp_exampleexampleexampleexample0000"  # a stand-in
-CLUSTER, SERVICE = "orders", "orders-api"
+CLUSTER = "orders"
+SERVICES = {"app": "orders-api", "worker": "orders-worker"}
+"""Each service of the fixture configuration -> the ECS service this module gives it."""
 ROLES = ("orders-task", "orders-task-execution")
+"""The task and execution roles, shared by both services."""
 TRUST = (
     '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
     '{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
@@ -48,17 +51,24 @@ PREFLIGHT_FAILED = "error: preflight dev failed: {}; nothing was touched (see th
 
 @functools.cache
 def pipeline_config(environment: str) -> Any:
-    """The pipeline's config as this module sets it: the GitHub source (its token secret), the
-    ECS service this module creates, no CodeCommit mirror; the rest as the stack files say."""
-    args = read_pipeline_args(environment)
+    """The pipeline's config as this module sets it: each service on the GitHub source (its
+    token secret), with the ECS service this module creates for it, no CodeCommit mirror; the
+    rest as the stack files say."""
+    layer = read_pipeline_args(environment)
     account = load_platform(environment).account_id
     return dataclasses.replace(
-        args,
-        source_provider="github",
-        ecs_cluster=CLUSTER,
-        ecs_service=SERVICE,
-        ecs_role_arns=tuple(f"arn:aws:iam::{account}:role/{role}" for role in ROLES),
-        source=dataclasses.replace(args.source, codecommit_trigger=False),
+        layer,
+        pipelines=tuple(
+            dataclasses.replace(
+                args,
+                source_provider="github",
+                ecs_cluster=CLUSTER,
+                ecs_service=SERVICES[args.service],
+                ecs_role_arns=tuple(f"arn:aws:iam::{account}:role/{role}" for role in ROLES),
+                source=dataclasses.replace(args.source, codecommit_trigger=False),
+            )
+            for args in layer.pipelines
+        ),
     )
 
 
@@ -105,7 +115,8 @@ def world(monkeypatch, tmp_path) -> Iterator[World]:
         session = boto3.Session(region_name=platform.region)
         ecs, iam = session.client("ecs"), session.client("iam")
         ecs.create_cluster(clusterName=CLUSTER)
-        ecs.create_service(cluster=CLUSTER, serviceName=SERVICE, desiredCount=0)
+        for service in SERVICES.values():
+            ecs.create_service(cluster=CLUSTER, serviceName=service, desiredCount=0)
         for role in ROLES:
             iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST)
         s3 = session.client("s3")
