@@ -521,7 +521,7 @@ def _terminal() -> bool:
 
 
 @task(
-    iterable=["account", "region"],
+    iterable=["account", "region", "service"],
     help={
         "namespace": "prefix of every physical name (2-12 chars, a-z 0-9); asked if omitted",
         "account": "ENV=ACCOUNT_ID, once per environment of platform.yaml; asked if omitted",
@@ -529,11 +529,11 @@ def _terminal() -> bool:
         "email": "address the pipeline failure notifications go to; asked if omitted",
         "repository": "where this code lives (the Repository tag), e.g."
         " github.com/org/platform; asked if omitted",
-        "github_owner": "GitHub owner of the application repository; asked if omitted",
-        "github_repo": "the application repository; asked if omitted",
-        "github_branch": "the branch the pipeline deploys; asked if omitted",
-        "ecs_cluster": "ECS cluster the Deploy stage updates; asked if omitted",
-        "ecs_service": "ECS service the Deploy stage updates; asked if omitted",
+        "github_owner": "GitHub owner of the services' repositories; asked if omitted",
+        "github_branch": "the branch the pipelines deploy; asked if omitted",
+        "ecs_cluster": "ECS cluster the Deploy stages update; asked if omitted",
+        "service": "a service, once per service, the application first; its GitHub repository"
+        " and ECS service are named after it; asked if omitted",
     },
 )
 def init(  # noqa: PLR0917 - one flag per value a team sets
@@ -544,10 +544,9 @@ def init(  # noqa: PLR0917 - one flag per value a team sets
     email="",
     repository="",
     github_owner="",
-    github_repo="",
     github_branch="",
     ecs_cluster="",
-    ecs_service="",
+    service=None,
 ):
     """Setup: point platform.yaml and the stack files at your organisation (checked first)."""
     from toolbox.init import init as run_init
@@ -558,10 +557,9 @@ def init(  # noqa: PLR0917 - one flag per value a team sets
         "repository": repository,
         "email": email,
         "github_owner": github_owner,
-        "github_repo": github_repo,
         "github_branch": github_branch,
         "ecs_cluster": ecs_cluster,
-        "ecs_service": ecs_service,
+        "services": tuple(service or ()),
     }
     try:
         choices = resolve(given, account or [], region or [], ask=_ask if _terminal() else None)
