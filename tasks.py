@@ -272,11 +272,13 @@ def verify(c, env="dev", layer=""):
 @task(
     help={
         "env": CHANGE_ENV_HELP,
-        "path": "the folder to zip and upload (the application's source); required",
+        "path": "the folder to zip and upload (the service's source); required",
+        "service": "the service (platform.yaml services) whose S3 source it is; default: the"
+        " first, the application",
     }
 )
-def publish_source(c, path, env=""):
-    """Stacks: zip a folder, upload it as the S3 source."""
+def publish_source(c, path, env="", service=""):
+    """Stacks: zip a folder, upload it as a service's S3 source."""
     import boto3
 
     from toolbox import orchestration
@@ -286,7 +288,8 @@ def publish_source(c, path, env=""):
     require_folder(Path(path))
     _require_env("publish-source", env)
     platform, _ = orchestration.resolve(env, "")
-    published = run_publish(_runner(), boto3.Session(region_name=platform.region), env, Path(path))
+    session = boto3.Session(region_name=platform.region)
+    published = run_publish(_runner(), session, env, Path(path), service)
     print(published.line())
 
 
