@@ -314,6 +314,24 @@ def test_the_deploy_role_can_write_the_platforms_real_resources(policies):
     assert not _allows(deploy, "dynamodb:DeleteTable", f"arn:aws:dynamodb:{here}:table/other")
 
 
+def test_the_deploy_role_manages_each_services_pipeline_and_no_other_environments(dev, policies):
+    named = sorted(
+        r.inputs["name"]
+        for r in dev["pipeline"].resources
+        if r.type == "aws:codepipeline/pipeline:Pipeline"
+    )
+    assert named == ["app-acme-dev", "worker-acme-dev"]
+    deploy = policies[("deploy", "dev")]
+    pipeline = "arn:aws:codepipeline:us-east-1:111111111111:{}"
+    for name in named:
+        for action in ("codepipeline:CreatePipeline", "codepipeline:UpdatePipeline"):
+            assert _allows(deploy, action, pipeline.format(name)), (action, name)
+    # the single-application name an upgrade replaces
+    assert _allows(deploy, "codepipeline:DeletePipeline", pipeline.format("acme-pipeline-dev"))
+    for other in ("app-acme-prod", "app-globex-dev", "payroll"):
+        assert not _allows(deploy, "codepipeline:UpdatePipeline", pipeline.format(other)), other
+
+
 def test_key_grants_are_only_for_aws_resources(policies):
     (statement,) = [
         s for s in _statements(policies[("deploy", "dev")]) if "kms:CreateGrant" in s["Action"]
