@@ -141,7 +141,7 @@ def _finish(report) -> None:
 
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
 def preflight(c, env="dev", layer=""):
-    """Stacks: check CLI, backend, account and what the pipeline needs."""
+    """Stacks: check CLI, backend, account and what each service's pipeline needs."""
     from toolbox import orchestration
     from toolbox.preflight import for_environment
 
