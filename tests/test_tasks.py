@@ -452,13 +452,23 @@ def app(tmp_path) -> Path:
     return folder
 
 
-def test_publish_source_uploads_to_the_deployed_foundations_bucket(world, cli, app):
+@pytest.fixture
+def s3_sourced(config_copy):
+    """The tests' configuration with every service on the S3 source (keys by default)."""
+    (config_copy / "stacks" / "pipeline" / "Pulumi.dev.yaml").write_text(
+        "config:\n  platform-pipeline:sourceProvider: s3\n", encoding="utf-8"
+    )
+    return config_copy
+
+
+def test_publish_source_uploads_to_the_deployed_foundations_bucket(world, cli, app, s3_sourced):
     world.deployed("foundation")
 
     code, printed = cli("publish-source", "--env", ENV, "--path", str(app))
 
     assert code == 0, printed
     (version,) = world.session.client("s3").list_object_versions(Bucket=SOURCE_BUCKET)["Versions"]
+    assert version["Key"] == "source/app.zip"  # the first service's, by default
     assert printed.splitlines()[-1] == (
         f"published 2 file(s), {version['Size']} bytes, to s3://{SOURCE_BUCKET}/{version['Key']}"
         f" (version {version['VersionId']}); the pipeline starts on it"
@@ -466,7 +476,20 @@ def test_publish_source_uploads_to_the_deployed_foundations_bucket(world, cli, a
     assert ("outputs", "foundation") in world.runner.calls
 
 
-def test_publish_source_with_a_foundation_that_exports_no_bucket_uploads_nothing(world, cli, app):
+def test_publish_source_names_the_service_whose_source_it_is(world, cli, app, s3_sourced):
+    world.deployed("foundation")
+
+    code, printed = cli("publish-source", "--env", ENV, "--path", str(app), "--service", "worker")
+
+    assert code == 0, printed
+    (version,) = world.session.client("s3").list_object_versions(Bucket=SOURCE_BUCKET)["Versions"]
+    assert version["Key"] == "source/worker.zip"
+    assert f"to s3://{SOURCE_BUCKET}/source/worker.zip" in printed.splitlines()[-1]
+
+
+def test_publish_source_with_a_foundation_that_exports_no_bucket_uploads_nothing(
+    world, cli, app, s3_sourced
+):
     world.deployed("foundation")
     del world.runner.stacks["foundation"]["sourceBucketName"]
 
