@@ -320,6 +320,32 @@ def test_the_task_without_a_terminal_fails_with_one_line(cli, monkeypatch) -> No
     )
 
 
+FLAGS = [
+    "--namespace", "globex", "--repository", "github.com/globex/infrastructure",
+    "--email", "platform@globex.example", "--github-owner", "globex-corp",
+    "--github-branch", "trunk", "--ecs-cluster", "shop",
+    "--account", "dev=111111111111", "--account", "prod=222222222222", "--region", "us-east-1",
+]  # fmt: skip
+
+
+def test_the_task_takes_one_service_flag_per_service(cli, config_copy, monkeypatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    code, printed = cli("init", *FLAGS, "--service", "storefront", "--service", "mailer")
+    assert code == 0, printed
+    assert "wrote     platform.yaml" in printed
+    assert _services(config_copy) == {"storefront": {}, "mailer": {}}
+
+
+def test_the_task_without_a_service_and_a_terminal_names_the_flag(cli, config_copy, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    code, printed = cli("init", *FLAGS)
+    assert code == 1
+    assert printed == (
+        "error: init: --service is missing and there is no terminal to ask on (CI, or input"
+        " is not a terminal): pass it as a flag"
+    )
+
+
 # -- the preflight flags what init has not replaced yet ----------------------------------------
 
 
