@@ -310,14 +310,21 @@ def test_the_pipeline_config_is_read_through_the_layers_own_reader():
 # -- each broken account fails with its own line -----------------------------------------------
 
 
+WORKER_MISSING = (
+    "worker: service worker in cluster app is MISSING: create it, or set ecsService under"
+    " services.worker in platform.yaml"
+)
+APP_EXECUTION_ROLE = "set ecsExecutionRoleName under services.app in platform.yaml"
+
+
 @pytest.mark.parametrize(
     ("missing", "failing", "says"),
     [
         ({"cluster"}, ["ecs-cluster", "ecs-service"], "app, worker: cluster app is MISSING"),
         ({"service"}, ["ecs-service"], "app: service app in cluster app is MISSING"),
-        ({"worker-service"}, ["ecs-service"], "worker: service worker in cluster app is MISSING"),
+        ({"worker-service"}, ["ecs-service"], WORKER_MISSING),
         ({"app-task"}, ["ecs-task-role"], "app: role arn:aws:iam::111111111111:role/app-task "),
-        ({"app-task-execution"}, ["ecs-execution-role"], "platform-pipeline:ecsExecutionRoleName"),
+        ({"app-task-execution"}, ["ecs-execution-role"], APP_EXECUTION_ROLE),
         ({"codecommit"}, ["codecommit-repository"], "app: repository app cannot be read"),
     ],
     ids=["missing-cluster", "missing-service", "missing-worker-service", "missing-task-role",
@@ -331,6 +338,27 @@ def test_a_missing_resource_fails_its_own_check(aws, arn, without, missing, fail
     assert list(report.failures) == failing
     assert says in "\n".join(report.lines())
     assert report.summary().startswith(f"preflight dev failed: {', '.join(failing)};")
+
+
+def test_a_single_service_is_told_the_layers_setting(aws, arn, without):
+    without("service")
+
+    report = checks(aws, arn, pipeline_args=only_the_app).run(("pipeline",))
+
+    (result,) = [r for r in report.results if not r.ok]
+    assert result.detail == (
+        "service app in cluster app is MISSING: create it, or set platform-pipeline:ecsService"
+    )
+
+
+def test_a_shared_cluster_is_the_layers_setting_whatever_the_services(aws, arn, without):
+    without("cluster")
+
+    report = checks(aws, arn).run(("pipeline",))
+
+    assert report.results[6].detail == (
+        "app, worker: cluster app is MISSING: create it, or set platform-pipeline:ecsCluster"
+    )
 
 
 def test_wrong_account_fails_and_skips_what_would_be_looked_up_in_it(aws, arn, monkeypatch):

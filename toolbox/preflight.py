@@ -787,11 +787,26 @@ class Preflight:
         return sorted(denied)
 
 
+OWN_SETTINGS = ("ecsService", "ecsTaskRoleName", "ecsExecutionRoleName", "codecommitRepository")
+"""The settings a failed check tells the operator to set that name one service's own resource:
+with several services the fix is the service's entry in platform.yaml, since the layer's value
+is every service's (``{service}`` aside)."""
+
+
 def _of_service(result: CheckResult, args: PipelineArgs, services: int) -> CheckResult:
-    """``result`` of one service's check, its line naming the service when there are several."""
+    """``result`` of one service's check, its line naming the service when there are several
+    (and, for a failure, where that service's own setting goes)."""
     if services < 2:
         return result
-    return dataclasses.replace(result, detail=f"{args.service}: {result.detail}")
+    detail = result.detail
+    if not result.ok:
+        own = "|".join(OWN_SETTINGS)
+        detail = re.sub(
+            rf"set platform-pipeline:({own})\b",
+            rf"set \1 under services.{args.service} in platform.yaml",
+            detail,
+        )
+    return dataclasses.replace(result, detail=f"{args.service}: {detail}")
 
 
 def _once(results: list[CheckResult]) -> list[CheckResult]:
