@@ -141,7 +141,7 @@ def _finish(report) -> None:
 
 @task(help={"env": ENV_HELP, "layer": LAYER_HELP})
 def preflight(c, env="dev", layer=""):
-    """Stacks: check CLI, backend, account and what the pipeline needs."""
+    """Stacks: check CLI, backend, account and what each service's pipeline needs."""
     from toolbox import orchestration
     from toolbox.preflight import for_environment
 
@@ -272,11 +272,13 @@ def verify(c, env="dev", layer=""):
 @task(
     help={
         "env": CHANGE_ENV_HELP,
-        "path": "the folder to zip and upload (the application's source); required",
+        "path": "the folder to zip and upload (the service's source); required",
+        "service": "the service (platform.yaml services) whose S3 source it is; default: the"
+        " first, the application",
     }
 )
-def publish_source(c, path, env=""):
-    """Stacks: zip a folder, upload it as the S3 source."""
+def publish_source(c, path, env="", service=""):
+    """Stacks: zip a folder, upload it as a service's S3 source."""
     import boto3
 
     from toolbox import orchestration
@@ -286,7 +288,8 @@ def publish_source(c, path, env=""):
     require_folder(Path(path))
     _require_env("publish-source", env)
     platform, _ = orchestration.resolve(env, "")
-    published = run_publish(_runner(), boto3.Session(region_name=platform.region), env, Path(path))
+    session = boto3.Session(region_name=platform.region)
+    published = run_publish(_runner(), session, env, Path(path), service)
     print(published.line())
 
 
@@ -532,7 +535,7 @@ def _terminal() -> bool:
 
 
 @task(
-    iterable=["account", "region"],
+    iterable=["account", "region", "service"],
     help={
         "namespace": "prefix of every physical name (2-12 chars, a-z 0-9); asked if omitted",
         "account": "ENV=ACCOUNT_ID, once per environment of platform.yaml; asked if omitted",
@@ -540,11 +543,11 @@ def _terminal() -> bool:
         "email": "address the pipeline failure notifications go to; asked if omitted",
         "repository": "where this code lives (the Repository tag), e.g."
         " github.com/org/platform; asked if omitted",
-        "github_owner": "GitHub owner of the application repository; asked if omitted",
-        "github_repo": "the application repository; asked if omitted",
-        "github_branch": "the branch the pipeline deploys; asked if omitted",
-        "ecs_cluster": "ECS cluster the Deploy stage updates; asked if omitted",
-        "ecs_service": "ECS service the Deploy stage updates; asked if omitted",
+        "github_owner": "GitHub owner of the services' repositories; asked if omitted",
+        "github_branch": "the branch the pipelines deploy; asked if omitted",
+        "ecs_cluster": "ECS cluster the Deploy stages update; asked if omitted",
+        "service": "a service, once per service, the application first; its GitHub repository"
+        " and ECS service are named after it; asked if omitted",
     },
 )
 def init(  # noqa: PLR0917 - one flag per value a team sets
@@ -555,10 +558,9 @@ def init(  # noqa: PLR0917 - one flag per value a team sets
     email="",
     repository="",
     github_owner="",
-    github_repo="",
     github_branch="",
     ecs_cluster="",
-    ecs_service="",
+    service=None,
 ):
     """Setup: point platform.yaml and the stack files at your organisation (checked first)."""
     from toolbox.init import init as run_init
@@ -569,10 +571,9 @@ def init(  # noqa: PLR0917 - one flag per value a team sets
         "repository": repository,
         "email": email,
         "github_owner": github_owner,
-        "github_repo": github_repo,
         "github_branch": github_branch,
         "ecs_cluster": ecs_cluster,
-        "ecs_service": ecs_service,
+        "services": tuple(service or ()),
     }
     try:
         choices = resolve(given, account or [], region or [], ask=_ask if _terminal() else None)

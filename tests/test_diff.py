@@ -9,6 +9,7 @@ sides planned, the base in a temporary worktree). The expected values are writte
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -512,13 +513,15 @@ def test_a_commit_that_adds_a_write_action_and_a_secret_is_diffed_and_gated(
     result = plan_diff.diff(base, ("dev",), root=root)
 
     assert result.gate is True
-    assert result.gate_reasons() == [
-        "dev/pipeline: pipeline-docker-build-role-policy:"
-        " action added: ecr:DeleteRepository (Write)"
+    assert result.gate_reasons() == [  # each service's docker-build role
+        "dev/pipeline: pipeline-app-docker-build-role-policy:"
+        " action added: ecr:DeleteRepository (Write)",
+        "dev/pipeline: pipeline-worker-docker-build-role-policy:"
+        " action added: ecr:DeleteRepository (Write)",
     ]
     summaries = [line for line in result.lines() if line.startswith("dev/")]
     assert summaries == ["dev/foundation: 1 added", "dev/registry: unchanged",
-                         "dev/pipeline: 1 updated"]  # fmt: skip
+                         "dev/pipeline: 2 updated"]  # fmt: skip
     (added,) = result.environments["dev"][0].resources
     assert (added.action, added.name) == ("add", "foundation-github-token-value")
     assert {"path": "secretString", "old": None, "new": "[secret]", "replaces": "no"} in [
@@ -529,6 +532,34 @@ def test_a_commit_that_adds_a_write_action_and_a_secret_is_diffed_and_gated(
         assert CIPHERTEXT not in output
         assert "offline-placeholder" not in output
     assert git(root, "worktree", "list").count("\n") == 0  # the base's worktree is gone
+
+
+def test_one_services_change_touches_only_that_services_resources(repository_copy, own_config):
+    root = repository_copy
+    base = git(root, "rev-parse", "HEAD")
+    platform = root / "platform.yaml"
+    text = platform.read_text(encoding="utf-8")
+    worker = re.compile(r"^  worker:.*$", re.MULTILINE)
+    assert len(worker.findall(text)) == 1
+    platform.write_text(
+        worker.sub(lambda found: f"{found[0]}\n    buildTimeoutMinutes: 45", text),
+        encoding="utf-8",
+    )
+    commit(root)
+
+    result = plan_diff.diff(base, ("dev",), root=root)
+
+    changed = [r for layer in result.environments["dev"] for r in layer.resources]
+    assert sorted((r.action, r.name) for r in changed) == [
+        ("update", f"pipeline-worker-{key}")
+        for key in ("docker-build", "integration-tests", "security-scan", "unit-tests")
+    ]
+    for resource in changed:  # each under a service's pipeline component, the worker's by name
+        assert "$acme:pipeline:ServicePipeline$" in resource.urn, resource.urn
+    summaries = [line for line in result.lines() if line.startswith("dev/")]
+    assert summaries == ["dev/foundation: unchanged", "dev/registry: unchanged",
+                         "dev/pipeline: 4 updated"]  # fmt: skip
+    assert result.gate is False
 
 
 def test_a_base_that_names_no_commit_compares_with_nothing(repository_copy, own_config):
@@ -542,7 +573,7 @@ def test_a_base_that_names_no_commit_compares_with_nothing(repository_copy, own_
     assert actions == {"add"}
     assert result.gate is True  # every role's trust principals are new
     assert any(
-        reason.startswith("dev/pipeline: pipeline-docker-build-role: statement added:")
+        reason.startswith("dev/pipeline: pipeline-worker-docker-build-role: statement added:")
         and reason.endswith("[trust]")
         for reason in result.gate_reasons()
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from shared.errors import ConfigError
 from shared.layers import CONFIG_DIR_VARIABLE, REPO_ROOT
@@ -33,10 +34,9 @@ OURS = Choices(
     repository="github.com/globex/infrastructure",
     email="platform@globex.example",
     github_owner="globex-corp",
-    github_repo="storefront",
     github_branch="trunk",
     ecs_cluster="shop",
-    ecs_service="shop-web",
+    services=("storefront", "mailer"),
     accounts={"dev": "123456789012", "prod": "210987654321"},
     regions={"dev": "eu-west-1", "prod": "eu-central-1"},
 )
@@ -114,10 +114,18 @@ def test_another_organisation_is_written_and_plans_with_its_values(tmp_path: Pat
     assert topic["tags"]["Repository"] == "github.com/globex/infrastructure"
 
     pipeline = plan("dev", "pipeline")
-    (codepipeline,) = inputs(pipeline, "aws:codepipeline/pipeline:Pipeline")
-    text = json.dumps(codepipeline)
-    for value in ("globex-corp", "storefront", "trunk", "shop-web", "eu-west-1", "123456789012"):
+    pipelines = {p["name"]: p for p in inputs(pipeline, "aws:codepipeline/pipeline:Pipeline")}
+    assert sorted(pipelines) == ["mailer-globex-dev", "storefront-globex-dev"]
+    storefront, mailer = pipelines["storefront-globex-dev"], pipelines["mailer-globex-dev"]
+    text = json.dumps(storefront)
+    for value in ("globex-corp", "trunk", "eu-west-1", "123456789012"):
         assert value in text, value
+    # Each service's repository and ECS service are named after it.
+    for service, codepipeline in (("storefront", storefront), ("mailer", mailer)):
+        source, *_, deploy = codepipeline["stages"]
+        ecs = deploy["actions"][0]["configuration"]
+        assert (ecs["ClusterName"], ecs["ServiceName"]) == ("shop", service)
+        assert source["actions"][0]["configuration"]["Repo"] == service
     # Nothing of the sample organisation is left in a name, an ARN or a value (the component
     # type tokens, ``acme:<layer>:<Class>``, are part of the URNs and are not a setting).
     assert "acme-" not in json.dumps(pipeline)
@@ -154,7 +162,42 @@ def test_a_value_equal_to_the_default_is_not_repeated_in_a_stack_file(config: Pa
     init(replace(OURS, github_branch="main", ecs_cluster="app"), config)
     dev = (config / "stacks/pipeline/Pulumi.dev.yaml").read_text(encoding="utf-8")
     assert "githubBranch" not in dev and "ecsCluster" not in dev
-    assert "platform-pipeline:ecsService: shop-web" in dev
+    assert "platform-pipeline:githubOwner: globex-corp" in dev
+
+
+def _services(root: Path) -> Any:
+    return yaml.safe_load((root / "platform.yaml").read_text(encoding="utf-8"))["services"]
+
+
+def test_the_services_are_written_in_order_and_a_kept_one_keeps_its_settings(config: Path) -> None:
+    # The sample's accounts and Region: the worker's prod alarm is in them.
+    sample = {"accounts": {"dev": "111111111111", "prod": "222222222222"}, "regions": {}}
+    sample["regions"] = {"dev": "us-east-1", "prod": "us-east-1"}
+    init(replace(OURS, services=("worker", "app", "billing"), **sample), config)
+
+    services = _services(config)
+    assert list(services) == ["worker", "app", "billing"]
+    assert services["worker"]["githubRepo"] == "worker-service"
+    assert services["worker"]["environments"]["prod"]["deployAlarmArns"] == [
+        "arn:aws:cloudwatch:us-east-1:222222222222:alarm:worker-5xx"
+    ]
+    assert (services["app"], services["billing"]) == ({}, {})
+
+    init(replace(OURS, **sample), config)  # the sample's services are replaced by the team's
+    assert _services(config) == {"storefront": {}, "mailer": {}}
+    assert current(config)["services"] == "storefront, mailer"
+
+
+def test_a_platform_yaml_without_services_gets_the_application(config: Path) -> None:
+    platform = config / "platform.yaml"
+    text = platform.read_text(encoding="utf-8")
+    platform.write_text(text[: text.index("\nservices:")] + "\n", encoding="utf-8")
+    assert current(config)["services"] == "app"
+
+    init(replace(OURS, services=("app",)), config)
+
+    assert platform.read_text(encoding="utf-8").endswith("\nservices:\n  app: {}\n")
+    assert _services(config) == {"app": {}}
 
 
 @pytest.mark.parametrize(
@@ -186,9 +229,10 @@ def test_a_value_equal_to_the_default_is_not_repeated_in_a_stack_file(config: Pa
             " valid (allowed: a GitHub user or organisation name)",
         ),
         (
-            {"ecs_service": "shop web"},
-            "stacks/pipeline/Pulumi.dev.yaml: platform-pipeline:ecsService: 'shop web' is not"
-            " valid (allowed: an ECS service name)",
+            {"services": ("storefront", "Shop_Web")},
+            "platform.yaml: services: service name 'Shop_Web' is not valid (allowed: a mapping of"
+            " service names (a-z 0-9, words joined by single hyphens, at most 20 chars) to their"
+            " settings, the application first)",
         ),
     ],
 )
@@ -272,6 +316,32 @@ def test_the_task_without_a_terminal_fails_with_one_line(cli, monkeypatch) -> No
     assert code == 1
     assert printed == (
         "error: init: --repository is missing and there is no terminal to ask on (CI, or input"
+        " is not a terminal): pass it as a flag"
+    )
+
+
+FLAGS = [
+    "--namespace", "globex", "--repository", "github.com/globex/infrastructure",
+    "--email", "platform@globex.example", "--github-owner", "globex-corp",
+    "--github-branch", "trunk", "--ecs-cluster", "shop",
+    "--account", "dev=111111111111", "--account", "prod=222222222222", "--region", "us-east-1",
+]  # fmt: skip
+
+
+def test_the_task_takes_one_service_flag_per_service(cli, config_copy, monkeypatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    code, printed = cli("init", *FLAGS, "--service", "storefront", "--service", "mailer")
+    assert code == 0, printed
+    assert "wrote     platform.yaml" in printed
+    assert _services(config_copy) == {"storefront": {}, "mailer": {}}
+
+
+def test_the_task_without_a_service_and_a_terminal_names_the_flag(cli, config_copy, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    code, printed = cli("init", *FLAGS)
+    assert code == 1
+    assert printed == (
+        "error: init: --service is missing and there is no terminal to ask on (CI, or input"
         " is not a terminal): pass it as a flag"
     )
 

@@ -223,10 +223,17 @@ CONNECTIONS = {
 
 
 def connection_args(service: str) -> Any:
-    """dev's pipeline config with ``sourceProvider: codeconnections`` and that ARN."""
-    args = read_pipeline_args("dev")
+    """dev's pipeline config with every service on ``sourceProvider: codeconnections`` and
+    that ARN."""
+    layer = read_pipeline_args("dev")
     return dataclasses.replace(
-        args, source_provider="codeconnections", connection_arn=CONNECTIONS[service]
+        layer,
+        pipelines=tuple(
+            dataclasses.replace(
+                p, source_provider="codeconnections", connection_arn=CONNECTIONS[service]
+            )
+            for p in layer.pipelines
+        ),
     )
 
 
@@ -248,9 +255,10 @@ class StubbedConnection:
             "OwnerAccountId": ACCOUNT,
             "ConnectionStatus": "AVAILABLE",
         }
-        self.stubber.add_response(
-            "get_connection", {"Connection": connection}, {"ConnectionArn": arn}
-        )
+        for _ in ("app", "worker"):  # each service's connection is looked up
+            self.stubber.add_response(
+                "get_connection", {"Connection": connection}, {"ConnectionArn": arn}
+            )
         self.stubber.activate()
 
     def get_credentials(self) -> Any:
@@ -280,7 +288,11 @@ class StubbedLambda(StubbedConnection):
         self.stubber.add_response(
             "get_account_settings", {"AccountLimit": limits, "AccountUsage": usage}, {}
         )
-        for name in ("acme-pipeline-recorder-dev", "acme-pipeline-deploy-handler-dev"):
+        for name in (
+            "acme-pipeline-recorder-dev",
+            "acme-pipeline-app-deploy-handler-dev",
+            "acme-pipeline-worker-deploy-handler-dev",
+        ):
             self.stubber.add_response(
                 "get_function_concurrency",
                 {"ReservedConcurrentExecutions": 0},
@@ -291,12 +303,8 @@ class StubbedLambda(StubbedConnection):
 
 def reserving_args() -> Any:
     """dev's pipeline config with ``reserveConcurrency: true``."""
-    args = read_pipeline_args("dev")
     return dataclasses.replace(
-        args,
-        releases=dataclasses.replace(
-            args.releases, reserved_concurrency={"recorder": 5, "deploy-handler": 2}
-        ),
+        read_pipeline_args("dev"), reserved_concurrency={"recorder": 5, "deploy-handler": 2}
     )
 
 

@@ -314,6 +314,24 @@ def test_the_deploy_role_can_write_the_platforms_real_resources(policies):
     assert not _allows(deploy, "dynamodb:DeleteTable", f"arn:aws:dynamodb:{here}:table/other")
 
 
+def test_the_deploy_role_manages_each_services_pipeline_and_no_other_environments(dev, policies):
+    named = sorted(
+        r.inputs["name"]
+        for r in dev["pipeline"].resources
+        if r.type == "aws:codepipeline/pipeline:Pipeline"
+    )
+    assert named == ["app-acme-dev", "worker-acme-dev"]
+    deploy = policies[("deploy", "dev")]
+    pipeline = "arn:aws:codepipeline:us-east-1:111111111111:{}"
+    for name in named:
+        for action in ("codepipeline:CreatePipeline", "codepipeline:UpdatePipeline"):
+            assert _allows(deploy, action, pipeline.format(name)), (action, name)
+    # the single-application name an upgrade replaces
+    assert _allows(deploy, "codepipeline:DeletePipeline", pipeline.format("acme-pipeline-dev"))
+    for other in ("app-acme-prod", "app-globex-dev", "payroll"):
+        assert not _allows(deploy, "codepipeline:UpdatePipeline", pipeline.format(other)), other
+
+
 def test_key_grants_are_only_for_aws_resources(policies):
     (statement,) = [
         s for s in _statements(policies[("deploy", "dev")]) if "kms:CreateGrant" in s["Action"]
@@ -333,11 +351,17 @@ def test_the_deploy_role_passes_each_role_only_to_its_service(policies):
     role = "arn:aws:iam::111111111111:role/acme-pipeline-{}-dev"
     assert _passed(policies[("deploy", "dev")]) == {
         "codebuild.amazonaws.com": [
-            role.format(duty) for duty in ("docker-build", "security-scan", "tests")
+            role.format(f"{service}-{duty}")
+            for service in ("app", "worker")
+            for duty in ("docker-build", "security-scan", "tests")
         ],
-        "codepipeline.amazonaws.com": [role.format("pipeline")],
-        "events.amazonaws.com": [role.format("events")],
-        "lambda.amazonaws.com": [role.format("deploy-handler"), role.format("recorder")],
+        "codepipeline.amazonaws.com": [role.format("app-pipeline"), role.format("worker-pipeline")],
+        "events.amazonaws.com": [role.format("app-events"), role.format("worker-events")],
+        "lambda.amazonaws.com": [
+            role.format("app-deploy-handler"),
+            role.format("recorder"),  # the layer's one recorder
+            role.format("worker-deploy-handler"),
+        ],
     }
     assert _passed(policies[("drift", "dev")]) == {}
 
@@ -614,10 +638,10 @@ CONNECTION_ID = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 
 def _outside(connection):
     return op.Outside(
-        ecs_cluster="arn:aws:ecs:us-east-1:111111111111:cluster/apps",
-        ecs_service="arn:aws:ecs:us-east-1:111111111111:service/apps/web",
+        ecs_clusters=("arn:aws:ecs:us-east-1:111111111111:cluster/apps",),
+        ecs_services=("arn:aws:ecs:us-east-1:111111111111:service/apps/web",),
         ecs_roles=("arn:aws:iam::111111111111:role/task",),
-        connection=connection,
+        connections=(connection,) if connection else (),
     )
 
 

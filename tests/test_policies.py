@@ -1106,18 +1106,21 @@ def test_verdicts_count_only_what_each_rule_examined(dev):
     )
     assert foundation["s3-bucket-guarded"] == 2 and registry["s3-bucket-guarded"] == 0
     assert (foundation["secret-cmk"], foundation["sns-cmk"]) == (2, 1)
-    # One repository in the registry.
+    # One repository per service (app, worker) in the registry.
     for name in ("ecr-scan-on-push", "ecr-immutable-tags", "ecr-lifecycle"):
-        assert (foundation[name], registry[name], pipeline[name]) == (0, 1, 0), name
-    # Four CodeBuild projects; their four log groups and the two handlers' ones; one pipeline.
+        assert (foundation[name], registry[name], pipeline[name]) == (0, 2, 0), name
+    # Four CodeBuild projects per service; their eight log groups, the two deploy handlers' and
+    # the recorder's; one pipeline per service.
     for name in ("codebuild-small", "codebuild-logs", "codebuild-encrypted"):
-        assert pipeline[name] == 4, name
-    assert pipeline["logs-retention-and-kms"] == 6
-    # One ledger in the foundation; two handlers and two permissions in the pipeline.
+        assert pipeline[name] == 8, name
+    assert pipeline["logs-retention-and-kms"] == 11
+    # One ledger in the foundation; three handlers (the recorder, a deploy handler per service)
+    # in the pipeline, and the recorder's two invoke permissions (its two rules).
     assert (foundation["dynamodb-pitr-kms"], pipeline["dynamodb-pitr-kms"]) == (1, 0)
-    for name in ("lambda-log-group", "lambda-dead-letters", "lambda-not-public"):
-        assert (foundation[name], pipeline[name]) == (0, 2), name
-    assert pipeline["codepipeline-five-stages"] == pipeline["codepipeline-artifacts-encrypted"] == 1
+    for name in ("lambda-log-group", "lambda-dead-letters"):
+        assert (foundation[name], pipeline[name]) == (0, 3), name
+    assert (foundation["lambda-not-public"], pipeline["lambda-not-public"]) == (0, 2)
+    assert pipeline["codepipeline-five-stages"] == pipeline["codepipeline-artifacts-encrypted"] == 2
     # Tags: only resources whose type takes tags, so never more than the layer's resources.
     custom = sum(1 for r in dev["registry"].resources if r.custom)
     assert 1 <= registry["tags-required"] < custom
@@ -1151,7 +1154,7 @@ def test_synth_writes_deterministic_verdicts_beside_the_plan(tmp_path):
     verdicts = json.loads(text)
     assert verdicts["passed"] is True
     assert set(verdicts["policies"]) == RULE_NAMES
-    assert verdicts["policies"]["ecr-immutable-tags"] == {"examined": 1, "violations": []}
+    assert verdicts["policies"]["ecr-immutable-tags"] == {"examined": 2, "violations": []}
     assert verdicts["policies"]["kms-rotation"] == {"examined": 0, "violations": []}
     assert first.violations == second.violations == 0
 

@@ -41,13 +41,18 @@ EVERY_CHECK = [
     "aws-credentials",
     "aws-account",
     "aws-region",
-    "ecs-cluster",
-    "ecs-service",
+    "ecs-cluster",  # app and worker share cluster app: one line
+    "ecs-service",  # app's
+    "ecs-task-role",
+    "ecs-execution-role",
+    "codecommit-repository",
+    "ecs-service",  # worker's
     "ecs-task-role",
     "ecs-execution-role",
     "codecommit-repository",
     "github-token",
 ]
+"""The checks of the fixture configuration's two services (app, worker) in cluster app."""
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +105,11 @@ def build_account(session) -> str:
     ecs, iam = session.client("ecs"), session.client("iam")
     session.client("s3").create_bucket(Bucket=STATE_BUCKET)
     ecs.create_cluster(clusterName="app")
-    ecs.create_service(cluster="app", serviceName="app", desiredCount=0)
-    for role in ("app-task", "app-task-execution"):
-        iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST)
-    session.client("codecommit").create_repository(repositoryName="app")
+    for service in ("app", "worker"):
+        ecs.create_service(cluster="app", serviceName=service, desiredCount=0)
+        for role in (f"{service}-task", f"{service}-task-execution"):
+            iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST)
+        session.client("codecommit").create_repository(repositoryName=service)
     secrets = session.client("secretsmanager")
     return secrets.create_secret(Name="acme-foundation-github-token-dev", SecretString=TOKEN)["ARN"]
 
@@ -151,8 +157,11 @@ def _delete_repository(session) -> Callable[[], None]:
 
 
 PIECES: dict[str, Callable[[Any], Callable[[], None]]] = {
-    "cluster": _hide_ecs(("clusters", "app"), ("services", "app:app")),  # and its service
+    "cluster": _hide_ecs(  # and its services
+        ("clusters", "app"), ("services", "app:app"), ("services", "app:worker")
+    ),
     "service": _hide_ecs(("services", "app:app")),
+    "worker-service": _hide_ecs(("services", "app:worker")),
     "app-task": _delete_role("app-task"),
     "app-task-execution": _delete_role("app-task-execution"),
     "codecommit": _delete_repository,
@@ -195,6 +204,26 @@ and a read costs ~25 ms (``test_the_pipeline_config_is_read_through_the_layers_o
 covers the reader and the checks' default)."""
 
 
+def each_pipeline(environment: str, source: dict[str, Any] | None = None, **changes: Any):
+    """The pipeline config with ``changes`` (and ``source`` changes) made to every service's."""
+    layer = pipeline_config(environment)
+    return dataclasses.replace(
+        layer,
+        pipelines=tuple(
+            dataclasses.replace(
+                p, source=dataclasses.replace(p.source, **(source or {})), **changes
+            )
+            for p in layer.pipelines
+        ),
+    )
+
+
+def only_the_app(environment: str):
+    """The pipeline config of a one-service platform: the application alone."""
+    layer = pipeline_config(environment)
+    return dataclasses.replace(layer, pipelines=(layer.pipeline("app"),))
+
+
 def checks(session, secret_arn: str | None, **overrides: Any) -> Preflight:
     """The preflight of dev on ``session``: S3 state, a passphrase, the pinned CLI."""
     options: dict[str, Any] = {
@@ -229,16 +258,51 @@ def test_a_conforming_account_passes_every_check_with_one_line_each(aws, arn):
     assert TOKEN not in "\n".join(lines)
 
 
-def test_the_pipeline_config_is_read_through_the_layers_own_reader():
-    args = read_pipeline_args("prod")
+def test_each_service_has_its_own_lines_and_what_they_share_has_one_naming_both(aws, arn):
+    report = checks(aws, arn).run(("pipeline",))
 
-    assert args.ecs_cluster == "app"
-    assert args.ecs_role_arns == (
+    assert [(r.name, r.detail) for r in report.results[6:-1]] == [
+        ("ecs-cluster", "app, worker: app ACTIVE"),
+        ("ecs-service", "app: app ACTIVE in app"),
+        ("ecs-task-role", "app: arn:aws:iam::111111111111:role/app-task"),
+        ("ecs-execution-role", "app: arn:aws:iam::111111111111:role/app-task-execution"),
+        ("codecommit-repository", "app: app"),
+        ("ecs-service", "worker: worker ACTIVE in app"),
+        ("ecs-task-role", "worker: arn:aws:iam::111111111111:role/worker-task"),
+        ("ecs-execution-role", "worker: arn:aws:iam::111111111111:role/worker-task-execution"),
+        ("codecommit-repository", "worker: worker"),
+    ]
+
+
+def test_a_single_service_lines_name_no_service(aws, arn):
+    report = checks(aws, arn, pipeline_args=only_the_app).run(("pipeline",))
+
+    assert [(r.name, r.detail) for r in report.results[6:-1]] == [
+        ("ecs-cluster", "app ACTIVE"),
+        ("ecs-service", "app ACTIVE in app"),
+        ("ecs-task-role", "arn:aws:iam::111111111111:role/app-task"),
+        ("ecs-execution-role", "arn:aws:iam::111111111111:role/app-task-execution"),
+        ("codecommit-repository", "app"),
+    ]
+
+
+def test_the_pipeline_config_is_read_through_the_layers_own_reader():
+    layer = read_pipeline_args("prod")
+    app, worker = layer.pipeline("app"), layer.pipeline("worker")
+
+    assert (app.ecs_cluster, worker.ecs_cluster) == ("app", "app")
+    assert (app.ecs_service, worker.ecs_service) == ("app", "worker")
+    assert app.ecs_role_arns == (
         "arn:aws:iam::222222222222:role/app-task",
         "arn:aws:iam::222222222222:role/app-task-execution",
     )
-    assert args.require_approval is True  # prod's own delta, from Pulumi.prod.yaml
-    assert args.source_provider == "github"
+    assert worker.ecs_role_arns == (
+        "arn:aws:iam::222222222222:role/worker-task",
+        "arn:aws:iam::222222222222:role/worker-task-execution",
+    )
+    assert app.require_approval is True  # prod's own delta, from Pulumi.prod.yaml
+    assert (app.source_provider, worker.source_provider) == ("github", "github")
+    assert (app.github_repo, worker.github_repo) == ("app", "worker-service")
     # ... and it is what the checks read unless told otherwise (the tests use a cached read).
     assert Preflight("prod", session=None).pipeline_args is read_pipeline_args
 
@@ -246,17 +310,25 @@ def test_the_pipeline_config_is_read_through_the_layers_own_reader():
 # -- each broken account fails with its own line -----------------------------------------------
 
 
+WORKER_MISSING = (
+    "worker: service worker in cluster app is MISSING: create it, or set ecsService under"
+    " services.worker in platform.yaml"
+)
+APP_EXECUTION_ROLE = "set ecsExecutionRoleName under services.app in platform.yaml"
+
+
 @pytest.mark.parametrize(
     ("missing", "failing", "says"),
     [
-        ({"cluster", "service"}, ["ecs-cluster", "ecs-service"], "cluster app is MISSING"),
-        ({"service"}, ["ecs-service"], "service app in cluster app is MISSING"),
-        ({"app-task"}, ["ecs-task-role"], "arn:aws:iam::111111111111:role/app-task cannot"),
-        ({"app-task-execution"}, ["ecs-execution-role"], "platform-pipeline:ecsExecutionRoleName"),
-        ({"codecommit"}, ["codecommit-repository"], "repository app cannot be read"),
+        ({"cluster"}, ["ecs-cluster", "ecs-service"], "app, worker: cluster app is MISSING"),
+        ({"service"}, ["ecs-service"], "app: service app in cluster app is MISSING"),
+        ({"worker-service"}, ["ecs-service"], WORKER_MISSING),
+        ({"app-task"}, ["ecs-task-role"], "app: role arn:aws:iam::111111111111:role/app-task "),
+        ({"app-task-execution"}, ["ecs-execution-role"], APP_EXECUTION_ROLE),
+        ({"codecommit"}, ["codecommit-repository"], "app: repository app cannot be read"),
     ],
-    ids=["missing-cluster", "missing-service", "missing-task-role", "missing-execution-role",
-         "missing-codecommit-repository"],
+    ids=["missing-cluster", "missing-service", "missing-worker-service", "missing-task-role",
+         "missing-execution-role", "missing-codecommit-repository"],
 )  # fmt: skip
 def test_a_missing_resource_fails_its_own_check(aws, arn, without, missing, failing, says):
     without(*missing)
@@ -266,6 +338,27 @@ def test_a_missing_resource_fails_its_own_check(aws, arn, without, missing, fail
     assert list(report.failures) == failing
     assert says in "\n".join(report.lines())
     assert report.summary().startswith(f"preflight dev failed: {', '.join(failing)};")
+
+
+def test_a_single_service_is_told_the_layers_setting(aws, arn, without):
+    without("service")
+
+    report = checks(aws, arn, pipeline_args=only_the_app).run(("pipeline",))
+
+    (result,) = [r for r in report.results if not r.ok]
+    assert result.detail == (
+        "service app in cluster app is MISSING: create it, or set platform-pipeline:ecsService"
+    )
+
+
+def test_a_shared_cluster_is_the_layers_setting_whatever_the_services(aws, arn, without):
+    without("cluster")
+
+    report = checks(aws, arn).run(("pipeline",))
+
+    assert report.results[6].detail == (
+        "app, worker: cluster app is MISSING: create it, or set platform-pipeline:ecsCluster"
+    )
 
 
 def test_wrong_account_fails_and_skips_what_would_be_looked_up_in_it(aws, arn, monkeypatch):
@@ -278,7 +371,7 @@ def test_wrong_account_fails_and_skips_what_would_be_looked_up_in_it(aws, arn, m
     assert "credentials are for account 999999999999, but dev deploys to 111111111111" in line
     assert "environments.dev.accountId" in line
     skipped = [r.name for r in report.results if r.skipped]
-    assert skipped == EVERY_CHECK[6:]
+    assert skipped == [*EVERY_CHECK[6:11], "github-token"]  # each once, not once per service
 
 
 def test_wrong_region_fails(aws, arn):
@@ -395,24 +488,25 @@ def test_a_kms_secrets_provider_must_name_a_key_that_exists(aws, arn):
 class StubbedConnections:
     """A session whose codeconnections client answers GetConnection with ``status``."""
 
-    def __init__(self, session, status: str) -> None:
+    def __init__(self, session, status: str, calls: int = 2) -> None:
         self.session = session
         self.region_name = session.region_name
         self.client_ = boto3.client("codeconnections", region_name=REGION)
         self.stubber = Stubber(self.client_)
-        self.stubber.add_response(
-            "get_connection",
-            {
-                "Connection": {
-                    "ConnectionName": "github-acme",
-                    "ConnectionArn": CONNECTION,
-                    "ProviderType": "GitHub",
-                    "OwnerAccountId": ACCOUNT,
-                    "ConnectionStatus": status,
-                }
-            },
-            {"ConnectionArn": CONNECTION},
-        )
+        for _ in range(calls):  # each service's connection is looked up
+            self.stubber.add_response(
+                "get_connection",
+                {
+                    "Connection": {
+                        "ConnectionName": "github-acme",
+                        "ConnectionArn": CONNECTION,
+                        "ProviderType": "GitHub",
+                        "OwnerAccountId": ACCOUNT,
+                        "ConnectionStatus": status,
+                    }
+                },
+                {"ConnectionArn": CONNECTION},
+            )
         self.stubber.activate()
 
     def get_credentials(self):
@@ -425,8 +519,7 @@ class StubbedConnections:
 
 
 def codeconnections(environment: str):
-    args = pipeline_config(environment)
-    return dataclasses.replace(args, source_provider="codeconnections", connection_arn=CONNECTION)
+    return each_pipeline(environment, source_provider="codeconnections", connection_arn=CONNECTION)
 
 
 @pytest.mark.parametrize(("status", "ok"), [("AVAILABLE", True), ("PENDING", False)])
@@ -437,13 +530,14 @@ def test_a_connection_must_be_available(aws, status, ok):
 
     session.stubber.assert_no_pending_responses()
     assert "github-token" not in names(report)
-    assert report.results[-1].name == "connection"
+    (connection,) = [r for r in report.results if r.name == "connection"]  # one, both services'
     if ok:
         assert report.ok
+        assert connection.detail == f"app, worker: {CONNECTION} AVAILABLE"
     else:
         assert report.failures == ("connection",)
-        assert f"connection {CONNECTION} is PENDING" in report.results[-1].detail
-        assert "Update pending connection" in report.results[-1].detail
+        assert connection.detail.startswith(f"app, worker: connection {CONNECTION} is PENDING")
+        assert "Update pending connection" in connection.detail
 
 
 # -- which checks each command runs --------------------------------------------------------------
@@ -558,14 +652,11 @@ def test_preflight_task_passes_on_a_conforming_account(aws, arn, monkeypatch, ca
 
 
 def s3_source(environment: str):
-    return dataclasses.replace(pipeline_config(environment), source_provider="s3")
+    return each_pipeline(environment, source_provider="s3")
 
 
 def without_mirror(environment: str):
-    args = pipeline_config(environment)
-    return dataclasses.replace(
-        args, source=dataclasses.replace(args.source, codecommit_trigger=False)
-    )
+    return each_pipeline(environment, source={"codecommit_trigger": False})
 
 
 def test_the_s3_source_needs_no_token(aws):
@@ -611,17 +702,31 @@ class Stubbed:
 
 
 def reserving(environment: str):
-    """The pipeline config with ``reserveConcurrency: true`` (recorder 5, deploy handler 2)."""
-    args = pipeline_config(environment)
+    """The pipeline config with ``reserveConcurrency: true`` (recorder 5, deploy handler 2):
+    the recorder once, a deploy handler per service (app, worker)."""
     return dataclasses.replace(
-        args,
-        releases=dataclasses.replace(
-            args.releases, reserved_concurrency={"recorder": 5, "deploy-handler": 2}
-        ),
+        pipeline_config(environment), reserved_concurrency={"recorder": 5, "deploy-handler": 2}
     )
 
 
-def _concurrency(aws, limit: int, unreserved: int, held: dict[str, int]) -> Stubbed:
+def reserving_the_app_alone(environment: str):
+    return dataclasses.replace(only_the_app(environment), **_reservation(reserving(environment)))
+
+
+def _reservation(layer) -> dict[str, Any]:
+    return {"reserved_concurrency": layer.reserved_concurrency}
+
+
+HANDLERS = (
+    "acme-pipeline-recorder-dev",
+    "acme-pipeline-app-deploy-handler-dev",
+    "acme-pipeline-worker-deploy-handler-dev",
+)
+
+
+def _concurrency(
+    aws, limit: int, unreserved: int, held: dict[str, int], functions: tuple[str, ...] = HANDLERS
+) -> Stubbed:
     """Lambda with this limit; ``held``: what each existing function of the layer reserves."""
     session = Stubbed(aws, "lambda")
     session.stubber.add_response(
@@ -638,7 +743,7 @@ def _concurrency(aws, limit: int, unreserved: int, held: dict[str, int]) -> Stub
         },
         {},
     )
-    for name in ("acme-pipeline-recorder-dev", "acme-pipeline-deploy-handler-dev"):
+    for name in functions:
         if name in held:
             session.stubber.add_response(
                 "get_function_concurrency",
@@ -666,11 +771,28 @@ def test_a_fresh_account_of_ten_cannot_reserve_and_preflight_says_what_to_do(aws
     assert report.failures == ("lambda-concurrency",)
     (result,) = [r for r in report.results if r.name == "lambda-concurrency"]
     assert result.detail == (
-        "the account allows 10 concurrent executions (10 unreserved); the handlers reserve 7 and"
-        " Lambda keeps 100 unreserved, so 107 are needed: request them (`aws service-quotas"
+        "the account allows 10 concurrent executions (10 unreserved); the handlers reserve 9"
+        " (the recorder 5, the deploy handlers of 2 services 2 each) and Lambda keeps 100"
+        " unreserved, so 109 are needed: request them (`aws service-quotas"
         " request-service-quota-increase --service-code lambda --quota-code L-B99A9384"
-        " --desired-value 107 --region us-east-1`), or set platform-pipeline:reserveConcurrency"
+        " --desired-value 109 --region us-east-1`), or set platform-pipeline:reserveConcurrency"
         " false in stacks/pipeline/Pulumi.dev.yaml"
+    )
+
+
+def test_one_service_reserves_for_the_recorder_and_its_own_deploy_handler(aws):
+    session = _concurrency(aws, 10, 10, {}, functions=HANDLERS[:2])
+
+    report = checks(session, None, pipeline_args=reserving_the_app_alone).run(
+        ("pipeline",), Purpose.DEPLOY
+    )
+
+    session.stubber.assert_no_pending_responses()
+    (result,) = [r for r in report.results if r.name == "lambda-concurrency"]
+    assert result.detail.startswith(
+        "the account allows 10 concurrent executions (10 unreserved); the handlers reserve 7"
+        " (the recorder 5, the deploy handlers of 1 service 2 each) and Lambda keeps 100"
+        " unreserved, so 107 are needed"
     )
 
 
@@ -678,10 +800,13 @@ def test_a_fresh_account_of_ten_cannot_reserve_and_preflight_says_what_to_do(aws
     ("limit", "unreserved", "held", "ok"),
     [
         (1000, 1000, {}, True),
-        (107, 107, {}, True),
-        (106, 106, {}, False),
+        (109, 109, {}, True),  # 5 + 2 * 2 reserved, 100 left
+        (108, 108, {}, False),
         # A redeploy: the functions' own reservations already left the unreserved pool.
-        (107, 100, {"acme-pipeline-recorder-dev": 5, "acme-pipeline-deploy-handler-dev": 2}, True),
+        (109, 100, {HANDLERS[0]: 5, HANDLERS[1]: 2, HANDLERS[2]: 2}, True),
+        # Only the application's handlers exist yet: the worker's 2 still need room.
+        (109, 102, {HANDLERS[0]: 5, HANDLERS[1]: 2}, True),
+        (108, 101, {HANDLERS[0]: 5, HANDLERS[1]: 2}, False),
         # Another function of the account reserves 50 of 150.
         (150, 100, {}, False),
     ],
@@ -713,10 +838,17 @@ def test_a_token_without_admin_on_the_repository_fails_before_the_deploy(aws, ar
 
     report = checks(aws, arn, github=github).run(("pipeline",))
 
-    assert asked == [("https://api.github.com/repos/acme/app/hooks", TOKEN)]
+    assert asked == [
+        ("https://api.github.com/repos/acme/app/hooks", TOKEN),
+        ("https://api.github.com/repos/acme/worker-service/hooks", TOKEN),
+    ]
     assert report.failures == ("github-hooks",)
-    line = report.lines()[-1]
-    assert "the GitHub token sees no such repository (404) on acme/app's webhooks" in line
+    assert (
+        "worker: the GitHub token sees no such repository (404) on acme/worker-service's"
+        in (report.lines()[-1])
+    )
+    line = report.lines()[-2]
+    assert "app: the GitHub token sees no such repository (404) on acme/app's webhooks" in line
     assert "admin:repo_hook" in line
     assert "platform-pipeline:githubWebhook false" in line
     assert TOKEN not in "\n".join(report.lines())
@@ -726,8 +858,20 @@ def test_a_token_without_admin_on_the_repository_fails_before_the_deploy(aws, ar
 def test_the_hooks_answer_decides(aws, arn, status, ok):
     report = checks(aws, arn, github=lambda url, token: status).run(("pipeline",))
 
-    assert names(report)[-2:] == ["github-token", "github-hooks"]
+    assert names(report)[-3:] == ["github-token", "github-hooks", "github-hooks"]  # app, worker
     assert report.ok is ok
+
+
+def test_services_of_one_repository_share_its_hooks_line(aws, arn):
+    def one_repository(environment: str):
+        return each_pipeline(environment, github_repo="app")
+
+    report = checks(aws, arn, github=lambda url, token: 200, pipeline_args=one_repository).run(
+        ("pipeline",)
+    )
+
+    assert report.results[-1].detail == "app, worker: the token may manage the webhooks of acme/app"
+    assert names(report)[-2:] == ["github-token", "github-hooks"]
 
 
 def test_the_deploy_checks_the_hooks_with_the_token_before_the_pipeline_layer(aws, arn):
@@ -741,10 +885,7 @@ def test_the_deploy_checks_the_hooks_with_the_token_before_the_pipeline_layer(aw
 
 def test_without_the_webhook_github_is_not_asked(aws, arn):
     def no_webhook(environment: str):
-        args = pipeline_config(environment)
-        return dataclasses.replace(
-            args, source=dataclasses.replace(args.source, github_webhook=False)
-        )
+        return each_pipeline(environment, source={"github_webhook": False})
 
     def github(url: str, token: str) -> int:
         raise AssertionError("GitHub asked although the webhook is registered by hand")

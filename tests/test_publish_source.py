@@ -9,7 +9,7 @@ import pytest
 from invoke import Context, Exit
 from moto import mock_aws
 
-from shared.errors import PlatformError
+from shared.errors import ConfigError, PlatformError
 from toolbox import automation, sources
 
 BUCKET = "acme-foundation-source-111111111111-dev"
@@ -39,6 +39,15 @@ def app(tmp_path):
 
 
 @pytest.fixture
+def s3_sourced(config_copy):
+    """The tests' configuration with every service on the S3 source (keys by default)."""
+    (config_copy / "stacks" / "pipeline" / "Pulumi.dev.yaml").write_text(
+        "config:\n  platform-pipeline:sourceProvider: s3\n", encoding="utf-8"
+    )
+    return config_copy
+
+
+@pytest.fixture
 def s3(aws_session):
     with mock_aws():
         session = aws_session("us-east-1")
@@ -48,7 +57,7 @@ def s3(aws_session):
         yield session
 
 
-def test_the_folder_lands_zipped_at_the_source_key_as_a_new_version(app, s3):
+def test_the_folder_lands_zipped_at_the_source_key_as_a_new_version(app, s3, s3_sourced):
     runner = Runner({"sourceBucketName": BUCKET})
 
     first = sources.publish_source(runner, s3, "dev", app)
@@ -74,14 +83,47 @@ def test_the_same_files_give_the_same_zip(app, tmp_path):
     assert first == second
 
 
-def test_the_key_comes_from_the_pipeline_config(monkeypatch):
+def test_each_service_has_its_own_key_and_the_first_is_the_default(s3_sourced):
     assert sources.source_key("dev") == "source/app.zip"
-    monkeypatch.setattr(
-        sources,
-        "read_stack_files",
-        lambda layer, env: ({"platform-pipeline:sourceKey": "/abs.zip"}, []),
+    assert sources.source_key("dev", "app") == "source/app.zip"
+    assert sources.source_key("dev", "worker") == "source/worker.zip"
+
+
+def test_the_worker_publishes_to_its_own_key(app, s3, s3_sourced):
+    published = sources.publish_source(
+        Runner({"sourceBucketName": BUCKET}), s3, "dev", app, "worker"
     )
-    with pytest.raises(PlatformError, match=r"platform-pipeline:sourceKey: '/abs.zip'"):
+
+    assert published.key == "source/worker.zip"
+    listed = s3.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]
+    assert [item["Key"] for item in listed] == ["source/worker.zip"]
+
+
+def test_an_unknown_service_names_the_known_ones(s3_sourced):
+    with pytest.raises(ConfigError) as error:
+        sources.source_key("dev", "billing")
+    # platform.yaml as the pipeline's reader names it (here, the tests' fixture's path)
+    assert str(error.value).endswith(
+        "platform.yaml: services: there is no service 'billing' (allowed: app, worker)"
+    )
+
+
+def test_a_service_without_the_s3_source_is_refused_before_any_upload(app, s3):
+    runner = Runner({"sourceBucketName": BUCKET})
+    with pytest.raises(PlatformError) as error:
+        sources.publish_source(runner, s3, "dev", app, "worker")
+    assert str(error.value) == (
+        "service worker of dev takes its source from github, not s3: nothing would read the"
+        " upload (set sourceProvider: s3 under services.worker in platform.yaml, or name another"
+        " with --service)"
+    )
+    assert runner.asked == []
+
+
+def test_the_key_is_checked_by_the_pipeline_layers_reader(s3_sourced):
+    with (s3_sourced / "stacks" / "pipeline" / "Pulumi.dev.yaml").open("a") as out:
+        out.write("  platform-pipeline:sourceKey: /abs.zip\n")
+    with pytest.raises(ConfigError, match=r"platform-pipeline:sourceKey: '/abs.zip'"):
         sources.source_key("dev")
 
 
@@ -96,7 +138,7 @@ def test_a_missing_folder_or_an_empty_one_fails_before_any_upload(tmp_path, s3):
     assert "Contents" not in s3.client("s3").list_objects_v2(Bucket=BUCKET)
 
 
-def test_an_old_foundation_without_the_source_bucket_names_the_fix(app, s3):
+def test_an_old_foundation_without_the_source_bucket_names_the_fix(app, s3, s3_sourced):
     with pytest.raises(PlatformError) as error:
         sources.publish_source(Runner({}), s3, "dev", app)
     assert str(error.value) == (
@@ -105,7 +147,7 @@ def test_an_old_foundation_without_the_source_bucket_names_the_fix(app, s3):
     )
 
 
-def test_an_upload_that_s3_refuses_is_one_line(app, s3):
+def test_an_upload_that_s3_refuses_is_one_line(app, s3, s3_sourced):
     with pytest.raises(PlatformError) as error:
         sources.publish_source(Runner({"sourceBucketName": "no-such-bucket"}), s3, "dev", app)
     assert str(error.value).startswith("cannot upload to s3://no-such-bucket/source/app.zip:")

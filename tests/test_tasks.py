@@ -36,8 +36,11 @@ REPO = Path(__file__).resolve().parent.parent
 ENV = "dev"
 ALL = ["foundation", "registry", "pipeline"]
 TOKEN = "ghp_exampleexampleexampleexample0000"  # a stand-in
-CLUSTER, SERVICE = "orders", "orders-api"
+CLUSTER = "orders"
+SERVICES = {"app": "orders-api", "worker": "orders-worker"}
+"""Each service of the fixture configuration -> the ECS service this module gives it."""
 ROLES = ("orders-task", "orders-task-execution")
+"""The task and execution roles, shared by both services."""
 TRUST = (
     '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
     '{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
@@ -48,17 +51,24 @@ PREFLIGHT_FAILED = "error: preflight dev failed: {}; nothing was touched (see th
 
 @functools.cache
 def pipeline_config(environment: str) -> Any:
-    """The pipeline's config as this module sets it: the GitHub source (its token secret), the
-    ECS service this module creates, no CodeCommit mirror; the rest as the stack files say."""
-    args = read_pipeline_args(environment)
+    """The pipeline's config as this module sets it: each service on the GitHub source (its
+    token secret), with the ECS service this module creates for it, no CodeCommit mirror; the
+    rest as the stack files say."""
+    layer = read_pipeline_args(environment)
     account = load_platform(environment).account_id
     return dataclasses.replace(
-        args,
-        source_provider="github",
-        ecs_cluster=CLUSTER,
-        ecs_service=SERVICE,
-        ecs_role_arns=tuple(f"arn:aws:iam::{account}:role/{role}" for role in ROLES),
-        source=dataclasses.replace(args.source, codecommit_trigger=False),
+        layer,
+        pipelines=tuple(
+            dataclasses.replace(
+                args,
+                source_provider="github",
+                ecs_cluster=CLUSTER,
+                ecs_service=SERVICES[args.service],
+                ecs_role_arns=tuple(f"arn:aws:iam::{account}:role/{role}" for role in ROLES),
+                source=dataclasses.replace(args.source, codecommit_trigger=False),
+            )
+            for args in layer.pipelines
+        ),
     )
 
 
@@ -105,7 +115,8 @@ def world(monkeypatch, tmp_path) -> Iterator[World]:
         session = boto3.Session(region_name=platform.region)
         ecs, iam = session.client("ecs"), session.client("iam")
         ecs.create_cluster(clusterName=CLUSTER)
-        ecs.create_service(cluster=CLUSTER, serviceName=SERVICE, desiredCount=0)
+        for service in SERVICES.values():
+            ecs.create_service(cluster=CLUSTER, serviceName=service, desiredCount=0)
         for role in ROLES:
             iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST)
         s3 = session.client("s3")
@@ -441,13 +452,23 @@ def app(tmp_path) -> Path:
     return folder
 
 
-def test_publish_source_uploads_to_the_deployed_foundations_bucket(world, cli, app):
+@pytest.fixture
+def s3_sourced(config_copy):
+    """The tests' configuration with every service on the S3 source (keys by default)."""
+    (config_copy / "stacks" / "pipeline" / "Pulumi.dev.yaml").write_text(
+        "config:\n  platform-pipeline:sourceProvider: s3\n", encoding="utf-8"
+    )
+    return config_copy
+
+
+def test_publish_source_uploads_to_the_deployed_foundations_bucket(world, cli, app, s3_sourced):
     world.deployed("foundation")
 
     code, printed = cli("publish-source", "--env", ENV, "--path", str(app))
 
     assert code == 0, printed
     (version,) = world.session.client("s3").list_object_versions(Bucket=SOURCE_BUCKET)["Versions"]
+    assert version["Key"] == "source/app.zip"  # the first service's, by default
     assert printed.splitlines()[-1] == (
         f"published 2 file(s), {version['Size']} bytes, to s3://{SOURCE_BUCKET}/{version['Key']}"
         f" (version {version['VersionId']}); the pipeline starts on it"
@@ -455,7 +476,20 @@ def test_publish_source_uploads_to_the_deployed_foundations_bucket(world, cli, a
     assert ("outputs", "foundation") in world.runner.calls
 
 
-def test_publish_source_with_a_foundation_that_exports_no_bucket_uploads_nothing(world, cli, app):
+def test_publish_source_names_the_service_whose_source_it_is(world, cli, app, s3_sourced):
+    world.deployed("foundation")
+
+    code, printed = cli("publish-source", "--env", ENV, "--path", str(app), "--service", "worker")
+
+    assert code == 0, printed
+    (version,) = world.session.client("s3").list_object_versions(Bucket=SOURCE_BUCKET)["Versions"]
+    assert version["Key"] == "source/worker.zip"
+    assert f"to s3://{SOURCE_BUCKET}/source/worker.zip" in printed.splitlines()[-1]
+
+
+def test_publish_source_with_a_foundation_that_exports_no_bucket_uploads_nothing(
+    world, cli, app, s3_sourced
+):
     world.deployed("foundation")
     del world.runner.stacks["foundation"]["sourceBucketName"]
 

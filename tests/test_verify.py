@@ -10,15 +10,17 @@ import pytest
 from moto import mock_aws
 
 from tests.handler_support import fake_credentials
-from toolbox.verify import CHECKS, table, verify
+from toolbox.verify import CHECKS, names_of, table, verify
 
 REGION = "us-east-1"
 BUCKET = "acme-foundation-artifacts-111111111111-dev"
 SOURCE_BUCKET = "acme-foundation-source-111111111111-dev"
 REPO = "acme-registry-app-dev"
-LOG_GROUP = "/aws/codebuild/acme-pipeline-docker-build-dev"
-PROJECT = "acme-pipeline-docker-build-dev"
-PIPELINE = "acme-pipeline-dev"
+WORKER_REPO = "acme-registry-worker-dev"
+LOG_GROUP = "/aws/codebuild/acme-pipeline-app-docker-build-dev"
+PROJECT = "acme-pipeline-app-docker-build-dev"
+PIPELINE = "app-acme-dev"
+WORKER_PIPELINE = "worker-acme-dev"
 LEDGER = "acme-foundation-ledger-dev"
 DEAD_LETTERS = "acme-pipeline-recorder-dlq-dev"
 DEAD_LETTERS_ALARM = "acme-pipeline-recorder-dead-letters-dev"
@@ -120,9 +122,9 @@ def _encrypt_bucket(session, bucket: str, key: str) -> None:
     )
 
 
-def _pipeline(role: str) -> dict:
+def _pipeline(role: str, name: str = PIPELINE) -> dict:
     return {
-        "name": PIPELINE,
+        "name": name,
         "roleArn": role,
         "artifactStore": {"type": "S3", "location": BUCKET},
         "stages": [
@@ -157,13 +159,14 @@ def deploy_conforming_account(session) -> dict[str, dict]:
     sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="devops@company.com")
 
     ecr = session.client("ecr")
-    ecr.create_repository(
-        repositoryName=REPO,
-        imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
-        imageTagMutabilityExclusionFilters=ONLY_PRODUCTION_MOVES,
-        imageScanningConfiguration={"scanOnPush": True},
-    )
-    ecr.put_lifecycle_policy(repositoryName=REPO, lifecyclePolicyText=KEEP_TEN)
+    for repository in (REPO, WORKER_REPO):
+        ecr.create_repository(
+            repositoryName=repository,
+            imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+            imageTagMutabilityExclusionFilters=ONLY_PRODUCTION_MOVES,
+            imageScanningConfiguration={"scanOnPush": True},
+        )
+        ecr.put_lifecycle_policy(repositoryName=repository, lifecyclePolicyText=KEEP_TEN)
 
     logs = session.client("logs")
     logs.create_log_group(logGroupName=LOG_GROUP, kmsKeyId=key)
@@ -176,7 +179,8 @@ def deploy_conforming_account(session) -> dict[str, dict]:
     pipeline_role = iam.create_role(
         RoleName="pipeline", AssumeRolePolicyDocument=_trust("codepipeline.amazonaws.com")
     )["Role"]["Arn"]
-    session.client("codepipeline").create_pipeline(pipeline=_pipeline(pipeline_role))
+    for name in (PIPELINE, WORKER_PIPELINE):
+        session.client("codepipeline").create_pipeline(pipeline=_pipeline(pipeline_role, name))
     dynamodb = session.client("dynamodb")
     dynamodb.create_table(
         TableName=LEDGER,
@@ -206,12 +210,14 @@ def deploy_conforming_account(session) -> dict[str, dict]:
             "failureTopicArn": topic,
             "ledgerTableName": LEDGER,
         },
-        "registry": {"repositoryName": REPO},
+        # The exports by service (shared/contracts.py); the worker has a repository and a
+        # pipeline here, the application the rest too.
+        "registry": {"repositoryNames": {"app": REPO, "worker": WORKER_REPO}},
         "pipeline": {
-            "pipelineName": PIPELINE,
-            "logGroupNames": {"docker-build": LOG_GROUP},
-            "projectNames": {"docker-build": PROJECT},
-            "handlerArns": {"recorder": recorder},
+            "pipelineNames": {"app": PIPELINE, "worker": WORKER_PIPELINE},
+            "logGroupNames": {"app": {"docker-build": LOG_GROUP}},
+            "projectNames": {"app": {"docker-build": PROJECT}},
+            "handlerArns": {"": recorder},  # the layer's recorder
         },
     }
 
@@ -279,7 +285,7 @@ def _zip() -> bytes:
 
 def _open_recorder(session, out):
     session.client("lambda").add_permission(
-        FunctionName=out["pipeline"]["handlerArns"]["recorder"],
+        FunctionName=out["pipeline"]["handlerArns"][""],
         StatementId="anyone",
         Action="lambda:InvokeFunction",
         Principal="*",
@@ -288,7 +294,7 @@ def _open_recorder(session, out):
 
 def _drop_dead_letters(session, out):
     session.client("lambda").update_function_configuration(
-        FunctionName=out["pipeline"]["handlerArns"]["recorder"],
+        FunctionName=out["pipeline"]["handlerArns"][""],
         DeadLetterConfig={"TargetArn": ""},
     )
 
@@ -456,14 +462,14 @@ RESTORES = {
         PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
     ),
     "lambda-logs-and-dead-letters": lambda s, o: s.client("lambda").update_function_configuration(
-        FunctionName=o["pipeline"]["handlerArns"]["recorder"],
+        FunctionName=o["pipeline"]["handlerArns"][""],
         DeadLetterConfig={"TargetArn": _dead_letters_arn(s)},
     ),
     "lambda-dead-letters-alarmed": lambda s, o: _alarm_on_dead_letters(
         s, o["foundation"]["failureTopicArn"]
     ),
     "lambda-not-public": lambda s, o: s.client("lambda").remove_permission(
-        FunctionName=o["pipeline"]["handlerArns"]["recorder"], StatementId="anyone"
+        FunctionName=o["pipeline"]["handlerArns"][""], StatementId="anyone"
     ),
 }
 
@@ -573,8 +579,19 @@ def test_a_conforming_account_passes_every_check(account):
     results = verify(outputs, session)
     assert {r.check for r in results} == set(DRIFTS)
     # one resource per check, but two (artifact and source bucket) for each of the four bucket
-    # checks: 19 checks + 4
-    assert len(results) == 23
+    # checks, and two (app, worker) for each of the three repository checks and the stages:
+    # 19 checks + 4 + 3 + 1
+    assert len(results) == 27
+    assert [(r.check, r.resource) for r in results if r.check.startswith(("ecr", "pipeline"))] == [
+        ("ecr-scan-on-push", "acme-registry-app-dev"),
+        ("ecr-scan-on-push", "acme-registry-worker-dev"),
+        ("ecr-immutable-tags", "acme-registry-app-dev"),
+        ("ecr-immutable-tags", "acme-registry-worker-dev"),
+        ("ecr-lifecycle", "acme-registry-app-dev"),
+        ("ecr-lifecycle", "acme-registry-worker-dev"),
+        ("pipeline-five-stages", "app-acme-dev"),
+        ("pipeline-five-stages", "worker-acme-dev"),
+    ]
     assert [(r.check, r.resource) for r in results if "bucket" in r.check] == [
         ("bucket-public-access-blocked", "acme-foundation-artifacts-111111111111-dev"),
         ("bucket-public-access-blocked", "acme-foundation-source-111111111111-dev"),
@@ -634,6 +651,77 @@ def test_an_artifact_bucket_drift_names_the_artifact_bucket(account):
         ("bucket-lifecycle", "acme-foundation-artifacts-111111111111-dev")
     ]
     assert failed[0][2].startswith("NoSuchLifecycleConfiguration: ")
+
+
+def test_a_drift_of_the_workers_repository_and_pipeline_names_the_workers(account):
+    session, outputs = account
+    ecr = session.client("ecr")
+    ecr.put_image_scanning_configuration(
+        repositoryName=WORKER_REPO, imageScanningConfiguration={"scanOnPush": False}
+    )
+    codepipeline = session.client("codepipeline")
+    pipeline = codepipeline.get_pipeline(name=WORKER_PIPELINE)["pipeline"]
+    pipeline["stages"] = [s for s in pipeline["stages"] if s["name"] != "SecurityScan"]
+    codepipeline.update_pipeline(pipeline=pipeline)
+    try:
+        failed = [(r.check, r.resource, r.detail) for r in verify(outputs, session) if not r.ok]
+    finally:
+        ecr.put_image_scanning_configuration(
+            repositoryName=WORKER_REPO, imageScanningConfiguration={"scanOnPush": True}
+        )
+        codepipeline.update_pipeline(
+            pipeline=_pipeline(_role(session, "pipeline"), WORKER_PIPELINE)
+        )
+    assert failed == [
+        ("ecr-scan-on-push", "acme-registry-worker-dev", "scan on push is off"),
+        ("pipeline-five-stages", "worker-acme-dev", "Source -> Build -> Test -> Deploy"),
+    ]
+    assert [r for r in verify(outputs, session) if not r.ok] == []
+
+
+def test_repositories_and_projects_are_read_in_batches_the_apis_take(account, monkeypatch):
+    from toolbox import verify as verify_module
+
+    session, outputs = account
+    asked: list[tuple[str, int]] = []
+
+    class Recording:
+        def client(self, name, **kwargs):
+            client = session.client(name, **kwargs)
+            if name not in ("ecr", "codebuild"):
+                return client
+
+            class Wrapped:
+                def __getattr__(self, attribute):
+                    return getattr(client, attribute)
+
+                def describe_repositories(self, **given):
+                    asked.append(("ecr", len(given["repositoryNames"])))
+                    return client.describe_repositories(**given)
+
+                def batch_get_projects(self, **given):
+                    asked.append(("codebuild", len(given["names"])))
+                    return client.batch_get_projects(**given)
+
+            return Wrapped()
+
+    monkeypatch.setattr(verify_module, "BATCH", 1)
+    results = verify(outputs, Recording())
+
+    assert [r for r in results if not r.ok] == []
+    # two checks read both repositories, one name per call; the one project likewise
+    assert asked.count(("ecr", 1)) == 4
+    assert [call for call in asked if call[1] != 1] == []
+
+
+def test_names_of_reads_every_shape_of_the_by_service_exports():
+    assert names_of({"app": "a", "worker": "w"}) == ["a", "w"]
+    assert names_of({"app": {"docker-build": "a-d", "tests": "a-t"}, "": {"x": "r"}}) == [
+        "a-d",
+        "a-t",
+        "r",
+    ]
+    assert names_of({"app": "", "worker": "w"}) == ["w"]  # no webhook URL, say
 
 
 def _watch_another_queue(session, out):
@@ -718,7 +806,7 @@ def test_a_stack_not_deployed_fails_its_checks(account):
 
 def test_an_api_error_fails_the_check_with_its_code(account):
     session, _ = account
-    missing = {"registry": {"repositoryName": "not-there"}}
+    missing = {"registry": {"repositoryNames": {"app": "not-there"}}}
     results = verify(missing, session)
     assert {r.check for r in results} == {"ecr-scan-on-push", "ecr-immutable-tags", "ecr-lifecycle"}
     assert all(not r.ok and "RepositoryNotFoundException" in r.detail for r in results)

@@ -1,8 +1,10 @@
 """``./dev init``: point the repository at a team's own organisation, in one command.
 
 It sets the values a team must change (the name prefix, each environment's account and region,
-the Repository tag, the failure email, the application's GitHub repository and branch, the ECS
-cluster and service) in ``platform.yaml`` and the layers' stack files, and nothing else.
+the Repository tag, the failure email, the GitHub owner and branch, the ECS cluster, and the
+services) in ``platform.yaml`` and the layers' stack files, and nothing else. A service's GitHub
+repository, ECS service, container and roles default to its name (``{service}`` in
+``stacks/pipeline/Pulumi.yaml``); a service whose differ states them under ``services.<name>``.
 
 Every value is checked by the validators a plan runs (``shared.settings.check_platform``,
 ``shared.stackconfig.check_stack_file`` and each layer's own config reader), on the files as
@@ -27,6 +29,7 @@ from typing import Any
 import yaml
 
 from shared import layers
+from shared import services as platform_services
 from shared.errors import ConfigError, PlatformError
 from shared.layers import LAYERS, Layer
 from shared.settings import Platform, check_platform, parse_yaml
@@ -58,10 +61,11 @@ class Choices:
     repository: str
     email: str
     github_owner: str
-    github_repo: str
     github_branch: str
     ecs_cluster: str
-    ecs_service: str
+    services: tuple[str, ...]
+    """The services' names, the application first; each one's repository and ECS service
+    default to its name. Services init keeps keep their settings; the others are removed."""
     accounts: Mapping[str, str]
     """Each environment's AWS account id."""
     regions: Mapping[str, str]
@@ -72,28 +76,27 @@ QUESTIONS: dict[str, str] = {
     "namespace": "Name prefix of every resource (2-12 chars, a-z 0-9)",
     "repository": "Where this code lives (the Repository tag), e.g. github.com/org/platform",
     "email": "Email for pipeline failure notifications",
-    "github_owner": "GitHub owner of the application repository",
-    "github_repo": "The application repository",
-    "github_branch": "The branch the pipeline deploys",
-    "ecs_cluster": "ECS cluster the pipeline deploys to",
-    "ecs_service": "ECS service the pipeline deploys to",
+    "github_owner": "GitHub owner of the services' repositories",
+    "github_branch": "The branch the pipelines deploy",
+    "ecs_cluster": "ECS cluster the pipelines deploy to",
+    "services": "The services, comma-separated, the application first (each one's repository"
+    " and ECS service are named after it)",
 }
 """The question for each single-valued choice, in the order they are asked."""
 
 STACKED: dict[str, Stacked] = {
     "email": Stacked("foundation", "notificationEmail"),
     "github_owner": Stacked("pipeline", "githubOwner"),
-    "github_repo": Stacked("pipeline", "githubRepo"),
     "github_branch": Stacked("pipeline", "githubBranch"),
     "ecs_cluster": Stacked("pipeline", "ecsCluster"),
-    "ecs_service": Stacked("pipeline", "ecsService"),
 }
 """The choices that are layer settings, and which layer's."""
 
 
 def flag(name: str) -> str:
-    """The command-line flag of a choice (``github_owner`` -> ``--github-owner``)."""
-    return "--" + name.replace("_", "-")
+    """The command-line flag of a choice (``github_owner`` -> ``--github-owner``; ``services``
+    -> ``--service``, given once per service)."""
+    return "--service" if name == "services" else "--" + name.replace("_", "-")
 
 
 def _stack_path(root: Path, layer: Layer, environment: str) -> Path:
@@ -140,6 +143,8 @@ def current(root: Path | None = None) -> dict[str, str]:
         _, project = _read(layer.directory.parents[1], layer.directory / "Pulumi.yaml")
         declared = (project.get("config") or {}).get(stacked.name) or {}
         found[name] = config.get(key, declared.get("default"))
+    named = platform.get(platform_services.KEY)
+    found["services"] = ", ".join(named if isinstance(named, dict) else platform_services.DEFAULT)
     for env, settings in platform["environments"].items():
         found[f"account:{env}"] = (settings or {}).get("accountId")
         found[f"region:{env}"] = (settings or {}).get("region", "us-east-1")
@@ -176,7 +181,7 @@ def _per_environment(
 
 
 def resolve(
-    given: Mapping[str, str],
+    given: Mapping[str, str | Sequence[str]],
     accounts: Sequence[str] = (),
     regions: Sequence[str] = (),
     ask: Ask | None = None,
@@ -200,10 +205,11 @@ def resolve(
             )
         return ask(question, now.get(key, "")).strip() or now.get(key, "")
 
-    chosen = {
+    chosen: dict[str, Any] = {
         name: given.get(name) or value(name, question, flag(name))
         for name, question in QUESTIONS.items()
     }
+    chosen["services"] = _names(chosen["services"])
     for env in environments:
         if env not in account_of:
             account_of[env] = value(
@@ -212,6 +218,12 @@ def resolve(
         if env not in region_of:
             region_of[env] = value(f"region:{env}", f"Region of {env}", f"--region {env}=REGION")
     return Choices(**chosen, accounts=account_of, regions=region_of)
+
+
+def _names(given: str | Sequence[str]) -> tuple[str, ...]:
+    """The services' names from ``--service`` flags or a comma-separated answer, each once."""
+    items = given.split(",") if isinstance(given, str) else given
+    return tuple(dict.fromkeys(name.strip() for name in items if name.strip()))
 
 
 # -- editing YAML as text -------------------------------------------------------------------
@@ -299,6 +311,45 @@ def set_value(text: str, where: str, path: Sequence[str], value: str) -> str:
     return text[:start] + new + rest
 
 
+def set_services(text: str, where: str, names: Sequence[str]) -> str:
+    """``text`` with the ``services`` mapping holding ``names``, in that order: a service it
+    holds already keeps its entry (settings and comments on its lines), a new one is
+    ``name: {}``, one not named is removed; without a ``services`` key, one is added at the end.
+    """
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if not isinstance(root, yaml.MappingNode):
+        raise InitError(f"{where}: cannot set {platform_services.KEY}: the file is not a mapping")
+    found = next(
+        (
+            (k, v)
+            for k, v in root.value
+            if isinstance(k, yaml.ScalarNode) and k.value == platform_services.KEY
+        ),
+        None,
+    )
+    if found is None:
+        entries = "".join(f"  {name}: {{}}\n" for name in names)
+        return f"{text.rstrip(chr(10))}\n{platform_services.KEY}:\n{entries}"
+    key, node = found
+    if not isinstance(node, yaml.MappingNode) or node.flow_style or not node.value:
+        start, end = node.start_mark.index, node.end_mark.index
+        block = "\n".join(f"{' ' * (key.start_mark.column + 2)}{name}: {{}}" for name in names)
+        return f"{text[:start].rstrip(' ')}\n{block}{text[end:]}"
+
+    def line_end(index: int) -> int:
+        at = text.find("\n", index)
+        return len(text) if at < 0 else at
+
+    held = {
+        str(k.value): text[k.start_mark.index : line_end(_last_index(v))] for k, v in node.value
+    }
+    indent = " " * node.value[0][0].start_mark.column
+    start = node.value[0][0].start_mark.index
+    end = line_end(_last_index(node))
+    block = f"\n{indent}".join(held.get(name, f"{name}: {{}}") for name in names)
+    return text[:start] + block + text[end:]
+
+
 def _with(data: Any, path: Sequence[str], value: Any) -> Any:
     """A copy of ``data`` with ``path`` set (the data the edited text must parse to)."""
     if not path:
@@ -318,6 +369,17 @@ class _File:
     def set(self, path: Sequence[str], value: str) -> None:
         self.text = set_value(self.text, self.where, path, value)
         self.data = _with(self.data, path, value)
+
+    def set_services(self, names: Sequence[str]) -> None:
+        held = self.data.get(platform_services.KEY)
+        held = held if isinstance(held, dict) else {}
+        if list(held) == list(names):
+            return  # already these services, in this order: nothing to write
+        self.text = set_services(self.text, self.where, names)
+        self.data = {
+            **self.data,
+            platform_services.KEY: {name: held.get(name, {}) for name in names},
+        }
 
     def checked(self) -> dict[str, Any]:
         """The edited text, parsed; an InitError unless it is exactly the intended data."""
@@ -356,6 +418,7 @@ def prepare(choices: Choices, root: Path | None = None) -> list[_File]:
     for env in environments:
         platform.set(("environments", env, "accountId"), choices.accounts[env])
         platform.set(("environments", env, "region"), choices.regions[env])
+    platform.set_services(choices.services)
     platforms = check_platform(platform.checked(), PLATFORM)
     files = [platform]
     for layer in LAYERS:
@@ -407,5 +470,6 @@ __all__ = [
     "init",
     "prepare",
     "resolve",
+    "set_services",
     "set_value",
 ]

@@ -369,7 +369,13 @@ def scopes(
         "iam-role": (f"arn:{part}:iam::{account}:role/{ns}-*",),
         "codebuild-project": (f"arn:{part}:codebuild:{here}:project/{ns}-*",),
         "codebuild-report-group": (f"arn:{part}:codebuild:{here}:report-group/{ns}-*",),
-        "pipeline": (f"arn:{part}:codepipeline:{here}:{ns}-*",),
+        # A service's pipeline is <service>-<namespace>-<env> (stacks/pipeline/names.py: the
+        # service first, for its artifact folder); <namespace>-* is the one-application name an
+        # upgrade deletes.
+        "pipeline": (
+            f"arn:{part}:codepipeline:{here}:*-{ns}-{platform.environment}",
+            f"arn:{part}:codepipeline:{here}:{ns}-*",
+        ),
         "webhook": (f"arn:{part}:codepipeline:{here}:webhook:{ns}-*",),
         "events-rule": (f"arn:{part}:events:{here}:rule/{ns}-*",),
         "log-group": (

@@ -715,10 +715,14 @@ class Preflight:
                 "lambda-concurrency", f"reserving {total} leaves {left} of {limit} unreserved"
             )
         needed = limit + UNRESERVED_MINIMUM - left
+        services = len(layer.pipelines)
+        each = layer.reserved_concurrency
         return failed(
             "lambda-concurrency",
             f"the account allows {limit} concurrent executions ({unreserved} unreserved); the"
-            f" handlers reserve {total} and Lambda keeps {UNRESERVED_MINIMUM} unreserved, so"
+            f" handlers reserve {total} (the recorder {each[layer.recorder.key]}, the deploy"
+            f" handlers of {services} service{'s' if services != 1 else ''}"
+            f" {each['deploy-handler']} each) and Lambda keeps {UNRESERVED_MINIMUM} unreserved, so"
             f" {needed} are needed: request them (`aws service-quotas"
             " request-service-quota-increase --service-code lambda --quota-code L-B99A9384"
             f" --desired-value {needed} --region {self.platform.region}`), or set"
@@ -822,23 +826,41 @@ class Preflight:
         return sorted(denied)
 
 
+OWN_SETTINGS = ("ecsService", "ecsTaskRoleName", "ecsExecutionRoleName", "codecommitRepository")
+"""The settings a failed check tells the operator to set that name one service's own resource:
+with several services the fix is the service's entry in platform.yaml, since the layer's value
+is every service's (``{service}`` aside)."""
+
+
 def _of_service(result: CheckResult, args: PipelineArgs, services: int) -> CheckResult:
-    """``result`` of one service's check, its line naming the service when there are several."""
+    """``result`` of one service's check, its line naming the service when there are several
+    (and, for a failure, where that service's own setting goes)."""
     if services < 2:
         return result
-    return dataclasses.replace(result, detail=f"{args.service}: {result.detail}")
+    detail = result.detail
+    if not result.ok:
+        own = "|".join(OWN_SETTINGS)
+        detail = re.sub(
+            rf"set platform-pipeline:({own})\b",
+            rf"set \1 under services.{args.service} in platform.yaml",
+            detail,
+        )
+    return dataclasses.replace(result, detail=f"{args.service}: {detail}")
 
 
 def _once(results: list[CheckResult]) -> list[CheckResult]:
-    """Each check's line once: services that share a cluster or a role share its line."""
-    seen: set[tuple[str, str]] = set()
-    kept: list[CheckResult] = []
+    """Each check's line once: services that share a cluster, a role or a repository share its
+    line, which names them all (``app, worker: app ACTIVE``)."""
+    kept: dict[tuple[str, str], CheckResult] = {}
     for result in results:
-        key = (result.name, result.detail.split(": ", 1)[-1])
-        if key not in seen:
-            seen.add(key)
-            kept.append(result)
-    return kept
+        service, _, rest = result.detail.partition(": ")
+        key = (result.name, rest)
+        if key not in kept:
+            kept[key] = result
+            continue
+        named = kept[key].detail.partition(": ")[0]
+        kept[key] = dataclasses.replace(kept[key], detail=f"{named}, {service}: {rest}")
+    return list(kept.values())
 
 
 class PreflightError(PlatformError):

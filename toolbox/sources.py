@@ -1,9 +1,11 @@
-"""``./dev publish-source``: zip a folder and upload it as the S3 source of an environment.
+"""``./dev publish-source``: zip a folder and upload it as one service's S3 source.
 
-The pipeline layer with ``sourceProvider: s3`` reads the versioned object ``sourceKey`` from
-the foundation's source bucket; S3 sends its "Object Created" event to EventBridge, whose rule
-starts the pipeline. The bucket comes from the deployed foundation's outputs (through the
-runner), the key from the pipeline layer's stack config, the same files Pulumi reads.
+A service's pipeline with ``sourceProvider: s3`` reads the versioned object ``sourceKey``
+(``source/<service>.zip`` by default) from the foundation's source bucket; S3 sends its "Object
+Created" event to EventBridge, whose rule starts that service's pipeline. The bucket comes from
+the deployed foundation's outputs (through the runner), the key from the pipeline layer's own
+config reader over the files Pulumi reads (the layer's stack files and ``platform.yaml``'s
+``services``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.errors import PlatformError
-from shared.layers import get as get_layer
-from shared.stackconfig import read_stack_files, stack_file
 from toolbox.automation import Runner
+from toolbox.layer_config import read_pipeline_args
 
 SKIPPED_DIRS = frozenset({".git", ".venv", "node_modules", "__pycache__"})
 """Folders never packed: VCS data, local environments and dependencies the build installs."""
@@ -72,17 +73,19 @@ def zip_folder(folder: Path) -> tuple[bytes, int]:
     return buffer.getvalue(), count
 
 
-def source_key(env: str) -> str:
-    """The pipeline's ``sourceKey`` in ``env`` (its default, or the stack file's value)."""
-    layer = get_layer("pipeline")
-    values, _ = read_stack_files(layer, env)
-    key = values.get(f"{layer.project}:sourceKey", "")
-    if not key.endswith(".zip") or key.startswith("/"):
+def source_key(env: str, service: str = "") -> str:
+    """The ``sourceKey`` of ``service`` (the first service, the application, when '') in
+    ``env``, as the pipeline layer's own reader resolves it; a service whose pipeline is not
+    S3-sourced is a one-line error, since nothing would read what is uploaded."""
+    layer = read_pipeline_args(env)
+    args = layer.pipeline(service) if service else layer.pipelines[0]
+    if args.source_provider != "s3":
         raise PlatformError(
-            f"{stack_file(layer, env)}: {layer.project}:sourceKey: '{key}' is not valid"
-            " (allowed: an S3 key ending in .zip such as source/app.zip)"
+            f"service {args.service} of {env} takes its source from {args.source_provider}, not"
+            " s3: nothing would read the upload (set sourceProvider: s3 under"
+            f" services.{args.service} in platform.yaml, or name another with --service)"
         )
-    return key
+    return args.source.source_key
 
 
 def source_bucket(runner: Runner, env: str) -> str:
@@ -112,7 +115,11 @@ def publish(
     return Published(bucket=bucket, key=key, version_id=version, files=files, size=len(data))
 
 
-def publish_source(runner: Runner, session: Any, env: str, folder: Path) -> Published:
-    """Zip ``folder`` and upload it where ``env``'s S3-sourced pipeline reads its source."""
+def publish_source(
+    runner: Runner, session: Any, env: str, folder: Path, service: str = ""
+) -> Published:
+    """Zip ``folder`` and upload it where the S3-sourced pipeline of ``service`` (the first
+    service when '') in ``env`` reads its source."""
     content = zip_folder(folder)  # a bad folder fails before any AWS call
-    return publish(session, folder, source_bucket(runner, env), source_key(env), content=content)
+    key = source_key(env, service)  # so does a service without the S3 source
+    return publish(session, folder, source_bucket(runner, env), key, content=content)

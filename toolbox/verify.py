@@ -3,7 +3,9 @@
 The offline plan and the policy pack check what Pulumi is asked to create; this checks what
 exists, after a deploy or at any time, so drift (a console change, a half-applied update) shows.
 Each check reads one promise of the platform back from the AWS API and passes or fails; an API
-error fails the check with its code instead of stopping the run.
+error fails the check with its code instead of stopping the run. The registry and the pipeline
+export their resources by service (``shared/contracts.py``): each service's repository, pipeline,
+projects, log groups and handlers are checked, one line each.
 """
 
 from __future__ import annotations
@@ -26,6 +28,22 @@ from policies.rules import (
 Outputs = Mapping[str, Any]
 Finding = tuple[str, bool, str]
 """(resource, ok, detail)."""
+
+BATCH = 100
+"""Names per ECR DescribeRepositories and CodeBuild BatchGetProjects call (each API's maximum)."""
+
+
+def names_of(value: Any) -> list[str]:
+    """Every name in a by-service export, in the exports' order: a name itself, or the names
+    nested in a mapping (``{service: name}``, ``{service: {key: name}}``)."""
+    if isinstance(value, Mapping):
+        return [name for nested in value.values() for name in names_of(nested)]
+    return [str(value)] if value else []
+
+
+def _batches(names: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(names), BATCH):
+        yield names[start : start + BATCH]
 
 
 @dataclass(frozen=True)
@@ -145,32 +163,35 @@ def _topic_email(session: Any, out: Outputs) -> Iterator[Finding]:
     yield arn, bool(emails), f"{len(emails)} email subscription(s)"
 
 
-def _repository(session: Any, out: Outputs) -> dict[str, Any]:
-    (repo,) = session.client("ecr").describe_repositories(repositoryNames=[out["repositoryName"]])[
-        "repositories"
-    ]
-    return repo
+def _repositories(session: Any, out: Outputs) -> Iterator[dict[str, Any]]:
+    """Each service's repository, described (every batch)."""
+    ecr = session.client("ecr")
+    for batch in _batches(names_of(out["repositoryNames"])):
+        found = ecr.describe_repositories(repositoryNames=batch)["repositories"]
+        by_name = {repo["repositoryName"]: repo for repo in found}
+        yield from (by_name[name] for name in batch)
 
 
 def _scan_on_push(session: Any, out: Outputs) -> Iterator[Finding]:
-    on = _repository(session, out)["imageScanningConfiguration"]["scanOnPush"]
-    yield out["repositoryName"], on is True, "scan on push" if on else "scan on push is off"
+    for repo in _repositories(session, out):
+        on = repo["imageScanningConfiguration"]["scanOnPush"]
+        yield repo["repositoryName"], on is True, "scan on push" if on else "scan on push is off"
 
 
 def _immutable(session: Any, out: Outputs) -> Iterator[Finding]:
-    repo = _repository(session, out)
-    mutability = repo["imageTagMutability"]
-    filters = [f["filter"] for f in repo.get("imageTagMutabilityExclusionFilters") or []]
-    ok = mutability == "IMMUTABLE" or (
-        mutability == "IMMUTABLE_WITH_EXCLUSION"
-        and bool(filters)
-        and set(filters) <= set(MUTABLE_TAGS_ALLOWED)
-    )
-    yield (
-        out["repositoryName"],
-        ok,
-        f"tags {mutability}" + (f" except {filters}" if filters else ""),
-    )
+    for repo in _repositories(session, out):
+        mutability = repo["imageTagMutability"]
+        filters = [f["filter"] for f in repo.get("imageTagMutabilityExclusionFilters") or []]
+        ok = mutability == "IMMUTABLE" or (
+            mutability == "IMMUTABLE_WITH_EXCLUSION"
+            and bool(filters)
+            and set(filters) <= set(MUTABLE_TAGS_ALLOWED)
+        )
+        yield (
+            repo["repositoryName"],
+            ok,
+            f"tags {mutability}" + (f" except {filters}" if filters else ""),
+        )
 
 
 def _ledger(session: Any, out: Outputs) -> Iterator[Finding]:
@@ -184,7 +205,7 @@ def _ledger(session: Any, out: Outputs) -> Iterator[Finding]:
 
 
 def _functions(out: Outputs) -> list[str]:
-    return sorted((out.get("handlerArns") or {}).values())
+    return sorted(names_of(out.get("handlerArns") or {}))
 
 
 def _lambda_logs_and_dead_letters(session: Any, out: Outputs) -> Iterator[Finding]:
@@ -258,14 +279,14 @@ def _public(statement: Mapping[str, Any]) -> bool:
 
 
 def _ecr_lifecycle(session: Any, out: Outputs) -> Iterator[Finding]:
-    name = out["repositoryName"]
-    policy = session.client("ecr").get_lifecycle_policy(repositoryName=name)
-    yield name, bool(policy.get("lifecyclePolicyText")), "lifecycle policy present"
+    for name in names_of(out["repositoryNames"]):
+        policy = session.client("ecr").get_lifecycle_policy(repositoryName=name)
+        yield name, bool(policy.get("lifecyclePolicyText")), "lifecycle policy present"
 
 
 def _log_groups(session: Any, out: Outputs) -> Iterator[Finding]:
     logs = session.client("logs")
-    for name in sorted((out.get("logGroupNames") or {}).values()):
+    for name in sorted(names_of(out.get("logGroupNames") or {})):
         groups = [
             g
             for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
@@ -280,9 +301,13 @@ def _log_groups(session: Any, out: Outputs) -> Iterator[Finding]:
 
 
 def _codebuild(session: Any, out: Outputs) -> Iterator[Finding]:
-    names = sorted((out.get("projectNames") or {}).values())
-    found = session.client("codebuild").batch_get_projects(names=names)["projects"] if names else []
-    by_name = {p["name"]: p for p in found}
+    names = sorted(names_of(out.get("projectNames") or {}))
+    codebuild = session.client("codebuild")
+    by_name = {
+        p["name"]: p
+        for batch in _batches(names)
+        for p in codebuild.batch_get_projects(names=batch)["projects"]
+    }
     for name in names:
         project = by_name.get(name)
         compute = project["environment"]["computeType"] if project else None
@@ -290,10 +315,10 @@ def _codebuild(session: Any, out: Outputs) -> Iterator[Finding]:
 
 
 def _stages(session: Any, out: Outputs) -> Iterator[Finding]:
-    name = out["pipelineName"]
-    stages = session.client("codepipeline").get_pipeline(name=name)["pipeline"]["stages"]
-    names = tuple(s["name"] for s in stages)
-    yield name, names == STAGES, " -> ".join(names)
+    for name in names_of(out["pipelineNames"]):
+        stages = session.client("codepipeline").get_pipeline(name=name)["pipeline"]["stages"]
+        names = tuple(s["name"] for s in stages)
+        yield name, names == STAGES, " -> ".join(names)
 
 
 CHECKS: tuple[Check, ...] = (
