@@ -106,7 +106,13 @@ def build_account(session) -> str:
     session.client("s3").create_bucket(Bucket=STATE_BUCKET)
     ecs.create_cluster(clusterName="app")
     for service in ("app", "worker"):
-        ecs.create_service(cluster="app", serviceName=service, desiredCount=0)
+        ecs.register_task_definition(
+            family=service,
+            containerDefinitions=[{"name": service, "image": "nginx", "memory": 512}],
+        )
+        ecs.create_service(
+            cluster="app", serviceName=service, taskDefinition=service, desiredCount=0
+        )
         for role in (f"{service}-task", f"{service}-task-execution"):
             iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST)
         session.client("codecommit").create_repository(repositoryName=service)
@@ -263,11 +269,11 @@ def test_each_service_has_its_own_lines_and_what_they_share_has_one_naming_both(
 
     assert [(r.name, r.detail) for r in report.results[6:-1]] == [
         ("ecs-cluster", "app, worker: app ACTIVE"),
-        ("ecs-service", "app: app ACTIVE in app"),
+        ("ecs-service", "app: app ACTIVE in app, family app"),
         ("ecs-task-role", "app: arn:aws:iam::111111111111:role/app-task"),
         ("ecs-execution-role", "app: arn:aws:iam::111111111111:role/app-task-execution"),
         ("codecommit-repository", "app: app"),
-        ("ecs-service", "worker: worker ACTIVE in app"),
+        ("ecs-service", "worker: worker ACTIVE in app, family worker"),
         ("ecs-task-role", "worker: arn:aws:iam::111111111111:role/worker-task"),
         ("ecs-execution-role", "worker: arn:aws:iam::111111111111:role/worker-task-execution"),
         ("codecommit-repository", "worker: worker"),
@@ -279,11 +285,33 @@ def test_a_single_service_lines_name_no_service(aws, arn):
 
     assert [(r.name, r.detail) for r in report.results[6:-1]] == [
         ("ecs-cluster", "app ACTIVE"),
-        ("ecs-service", "app ACTIVE in app"),
+        ("ecs-service", "app ACTIVE in app, family app"),
         ("ecs-task-role", "arn:aws:iam::111111111111:role/app-task"),
         ("ecs-execution-role", "arn:aws:iam::111111111111:role/app-task-execution"),
         ("codecommit-repository", "app"),
     ]
+
+
+def test_a_service_running_another_task_family_fails_before_the_deploy_would(aws, arn):
+    """The pipeline role may register revisions of ``ecsTaskFamily`` only; a service running
+    another family would fail the Deploy stage's RegisterTaskDefinition mid-release."""
+
+    def family_web(environment: str):
+        layer = only_the_app(environment)
+        (app,) = layer.pipelines
+        return dataclasses.replace(
+            layer, pipelines=(dataclasses.replace(app, ecs_task_family="web"),)
+        )
+
+    report = checks(aws, arn, pipeline_args=family_web).run(("pipeline",))
+
+    (service,) = [r for r in report.results if r.name == "ecs-service"]
+    assert not service.ok
+    assert service.detail == (
+        "service app in cluster app runs task definition family 'app', but the pipeline may"
+        " register revisions of 'web' only: set ecsTaskFamily: app"
+        " (platform-pipeline:ecsTaskFamily, or under the service in platform.yaml)"
+    )
 
 
 def test_the_pipeline_config_is_read_through_the_layers_own_reader():

@@ -548,20 +548,33 @@ class Preflight:
         return passed("ecs-cluster", f"{name} ACTIVE")
 
     def check_service(self, args: PipelineArgs) -> CheckResult:
-        """The ECS service exists in that cluster and is ACTIVE."""
+        """The ECS service exists in that cluster, is ACTIVE, and runs a task definition of the
+        family the pipeline may register revisions of (``ecsTaskFamily``): else the Deploy
+        stage's RegisterTaskDefinition would be refused halfway through a release."""
         cluster, name = args.ecs_cluster, args.ecs_service
         try:
             found = self.client("ecs").describe_services(cluster=cluster, services=[name])
         except (ClientError, BotoCoreError) as exc:
             return failed("ecs-service", f"{name} in {cluster}: {_aws_error(exc)}")
-        status = next((s["status"] for s in found.get("services", [])), "MISSING")
+        service = next(iter(found.get("services", [])), {})
+        status = service.get("status", "MISSING")
         if status != "ACTIVE":
             return failed(
                 "ecs-service",
                 f"service {name} in cluster {cluster} is {status}: create it, or set"
                 " platform-pipeline:ecsService",
             )
-        return passed("ecs-service", f"{name} ACTIVE in {cluster}")
+        running = str(service.get("taskDefinition", ""))
+        family = running.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+        if family != args.ecs_task_family:
+            return failed(
+                "ecs-service",
+                f"service {name} in cluster {cluster} runs task definition family {family!r},"
+                f" but the pipeline may register revisions of {args.ecs_task_family!r} only: set"
+                f" ecsTaskFamily: {family} (platform-pipeline:ecsTaskFamily, or under the"
+                " service in platform.yaml)",
+            )
+        return passed("ecs-service", f"{name} ACTIVE in {cluster}, family {family}")
 
     def check_role(self, check: str, arn: str) -> CheckResult:
         """A role the deploy may pass to ECS tasks exists."""
