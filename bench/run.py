@@ -184,6 +184,8 @@ class ScalePoint:
     base_peak_kb: float
     max_rss_mb: float
     base_services: int = 1
+    cpu_seconds: list[float] = field(default_factory=list)
+    base_cpu_seconds: list[float] = field(default_factory=list)
 
     @classmethod
     def of(cls, services: int, sample: dict[str, Any]) -> ScalePoint:
@@ -198,12 +200,20 @@ class ScalePoint:
             sample["base_peak_kb"],
             sample["max_rss_mb"],
             sample["base_services"],
+            sample["cpu_seconds"],
+            sample["base_cpu_seconds"],
         )
 
     @property
     def added_seconds(self) -> float:
         """What the services add to one plan: the median of the paired differences."""
         pairs = zip(self.seconds, self.base_seconds, strict=True)
+        return statistics.median(n - b for n, b in pairs)
+
+    @property
+    def added_cpu_seconds(self) -> float:
+        """What the services add to one plan's CPU seconds: the median of the paired differences."""
+        pairs = zip(self.cpu_seconds, self.base_cpu_seconds, strict=True)
         return statistics.median(n - b for n, b in pairs)
 
 
@@ -258,25 +268,33 @@ def summarize(points: Sequence[ScalePoint]) -> dict[str, Any]:
                 "ms_per_resource": round(1000 * plan_s / point.resources, 3),
                 "kb_per_resource": round(point.peak_kb / point.resources, 1),
                 "added_s": round(point.added_seconds, 3),
+                "plan_cpu_s": round(statistics.median(point.cpu_seconds), 3),
+                "added_cpu_s": round(point.added_cpu_seconds, 3),
                 "max_rss_mb": round(point.max_rss_mb, 1),
             }
         )
     # Successive sizes, the base first: what each size adds over the one before it, per service
     # (each service adds the same resources, so per added resource is the same ratio).
-    steps = [(base.base_services, base.base_resources, 0.0, 0.0)] + [
-        (p.services, p.resources, p.added_seconds, p.peak_kb - p.base_peak_kb) for p in points
+    steps = [(base.base_services, base.base_resources, 0.0, 0.0, 0.0)] + [
+        (p.services, p.resources, p.added_seconds, p.added_cpu_seconds, p.peak_kb - p.base_peak_kb)
+        for p in points
     ]
     slopes = [
         {
             "from": before,
             "to": services,
             "ms_per_service": round(1000 * (s - s_before) / (services - before), 2),
+            "cpu_ms_per_service": round(1000 * (cpu - cpu_before) / (services - before), 2),
             "kb_per_service": round((kb - kb_before) / (services - before), 1),
             "resources_per_service": round((resources - r_before) / (services - before), 1),
         }
-        for (before, r_before, s_before, kb_before), (services, resources, s, kb) in (
-            itertools.pairwise(steps)
-        )
+        for (before, r_before, s_before, cpu_before, kb_before), (
+            services,
+            resources,
+            s,
+            cpu,
+            kb,
+        ) in itertools.pairwise(steps)
     ]
     return {
         "baseline": {
@@ -288,7 +306,10 @@ def summarize(points: Sequence[ScalePoint]) -> dict[str, Any]:
         "rounds": len(base.seconds),
         "sizes": rows,
         "between_sizes": slopes,
-        "time_spread": _spread([slope["ms_per_service"] for slope in slopes]),
+        # The verdict on CPU time: on shared cores a busier minute stretches a whole point's
+        # wall times (both sizes, so their differences too) by the same factor.
+        "time_spread": _spread([slope["cpu_ms_per_service"] for slope in slopes]),
+        "wall_time_spread": _spread([slope["ms_per_service"] for slope in slopes]),
         **(
             {"memory_spread": _spread([slope["kb_per_service"] for slope in slopes])}
             if base.peak_kb > 0
@@ -648,20 +669,22 @@ def scale_lines(scale: dict[str, Any]) -> list[str]:
     for size in scale["sizes"]:
         lines.append(
             f"  {size['services']:>4} services = {size['resources']:>5} resources:"
-            f" {size['plan_s']:6.2f}s, {size['peak_mb']:6.1f} MB Python peak,"
+            f" {size['plan_s']:6.2f}s ({size['plan_cpu_s']:.2f}s CPU),"
+            f" {size['peak_mb']:6.1f} MB Python peak,"
             f" {size['ms_per_resource']:5.2f} ms and {size['kb_per_resource']:5.1f} KB per"
             f" resource, {size['max_rss_mb']:.0f} MB process peak"
         )
     lines.append("  each service added between successive sizes:")
     for step in scale["between_sizes"]:
         lines.append(
-            f"    {step['from']:>4} to {step['to']:>4}: {step['ms_per_service']:7.2f} ms"
-            f" and {step['kb_per_service']:7.1f} KB per service"
-            f" ({step['resources_per_service']:.0f} resources)"
+            f"    {step['from']:>4} to {step['to']:>4}: {step['cpu_ms_per_service']:7.2f} ms CPU"
+            f" ({step['ms_per_service']:.2f} ms wall) and {step['kb_per_service']:7.1f} KB per"
+            f" service ({step['resources_per_service']:.0f} resources)"
         )
     memory = f", memory +{100 * scale['memory_spread']:.1f}%" if "memory_spread" in scale else ""
     lines.append(
-        f"  per service, largest over smallest: time +{100 * scale['time_spread']:.1f}%{memory}"
+        f"  per service, largest over smallest: CPU time +{100 * scale['time_spread']:.1f}%"
+        f" (wall +{100 * scale['wall_time_spread']:.1f}%){memory}"
     )
     return lines
 

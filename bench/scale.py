@@ -92,7 +92,10 @@ def measure(
     A plan is the registry and the pipeline layer (the layers that read the services; the
     foundation is planned once, untimed: it names no service). After one untimed plan of each
     size (what a plan imports lazily is loaded once, as in any process), the two sizes take
-    turns, so a busy moment of the machine hits both alike. Then, with tracemalloc on (it slows
+    turns, so a busy moment of the machine hits both alike; each plan's CPU seconds (this
+    process's, user and system) are taken beside its wall seconds, since on shared cores a busy
+    minute stretches the wall time of both sizes, and so their difference, by the same factor.
+    Then, with tracemalloc on (it slows
     every allocation, so not while timing), the most Python memory a plan of each size held at
     once. ``warm=False`` and ``memory=False`` skip the untimed plans and the traced ones (a test
     of the code, not a measurement). ``collect=False`` keeps the cyclic garbage collector off
@@ -106,11 +109,12 @@ def measure(
             for size in (BASE_SERVICES, services)
         }
 
-        def plan(size: int) -> tuple[float, int]:
+        def plan(size: int) -> tuple[float, float, int]:
             gc.collect()  # whatever the previous plan left, outside the timing
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             registry, pipeline = plan_services(files[size], foundation)
-            return time.perf_counter() - start, len(registry.resources) + len(pipeline.resources)
+            took, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+            return took, cpu, len(registry.resources) + len(pipeline.resources)
 
         collecting = gc.isenabled()
         if not collect:
@@ -119,11 +123,13 @@ def measure(
             for size in files if warm else ():
                 plan(size)
             seconds: dict[int, list[float]] = {size: [] for size in files}
+            cpu_seconds: dict[int, list[float]] = {size: [] for size in files}
             resources: dict[int, int] = {}
             for _ in range(rounds):
                 for size in files:
-                    took, resources[size] = plan(size)
+                    took, cpu, resources[size] = plan(size)
                     seconds[size].append(took)
+                    cpu_seconds[size].append(cpu)
             max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             peak: dict[int, int] = dict.fromkeys(files, 0)
             tracemalloc.start()
@@ -143,6 +149,8 @@ def measure(
         "base_services": BASE_SERVICES,
         "seconds": seconds[services],
         "base_seconds": seconds[BASE_SERVICES],
+        "cpu_seconds": cpu_seconds[services],
+        "base_cpu_seconds": cpu_seconds[BASE_SERVICES],
         "resources": resources[services],
         "base_resources": resources[BASE_SERVICES],
         "peak_kb": peak[services] / 1024,

@@ -34,7 +34,7 @@ def test_scaling_plans_the_services_of_platform_yaml_and_counts_what_each_adds(t
     # the GitHub provider, the deploy handler, its dead-letter queue, the queue of its source
     # rule with the rule, target and queue policy, and two alarms.
     assert step == {"from": 1, "to": 2, "resources_per_service": 38.0} | {
-        key: step[key] for key in ("ms_per_service", "kb_per_service")
+        key: step[key] for key in ("ms_per_service", "cpu_ms_per_service", "kb_per_service")
     }
     assert two["resources"] == tiny["baseline"]["resources"] + 38
     assert tiny["baseline"]["services"] == 1
@@ -95,7 +95,7 @@ def test_table_and_targets_from_a_results_shape(tiny):
     assert "1.20x floor" in text
     assert "registry + pipeline scaling (1 service: " in text
     assert "     1 to    2: " in text
-    assert "  per service, largest over smallest: time +5.0%\n" in text
+    assert "  per service, largest over smallest: CPU time +5.0% (wall +" in text
     assert "targets: plan_at_most_2x_floor MET" in text
     assert "2.50x faster, CPU 21.5s" in text
     assert "where a serial run's 31.0s go (900 tests): 4.5s outside the tests" in text
@@ -130,9 +130,13 @@ def test_a_timed_command_reports_the_cpu_its_processes_used():
     assert "cpu_median_s" in timing.as_dict()
 
 
-def point(services: int, added_s: float, added_kb: float) -> ScalePoint:
+def point(
+    services: int, added_s: float, added_kb: float, added_cpu_s: float | None = None
+) -> ScalePoint:
     """A scaling point: one service plans 70 resources in 0.5 s holding 1,000 KB; each service
-    adds 40 resources, ``added_s`` seconds and ``added_kb`` KB over it."""
+    adds 40 resources, ``added_s`` seconds (``added_cpu_s`` of CPU, by default the same) and
+    ``added_kb`` KB over it."""
+    cpu = added_s if added_cpu_s is None else added_cpu_s
     return ScalePoint(
         services,
         70 + 40 * (services - 1),
@@ -142,6 +146,8 @@ def point(services: int, added_s: float, added_kb: float) -> ScalePoint:
         1000.0 + added_kb,
         1000.0,
         100.0,
+        cpu_seconds=[0.5 + cpu],
+        base_cpu_seconds=[0.5],
     )
 
 
@@ -169,6 +175,19 @@ def test_time_and_memory_are_linear_when_each_service_added_between_sizes_costs_
     assert growing["time_spread"] == 0.2
     assert growing["memory_spread"] == 0.25
     assert scale_targets(growing) == {"time_linear": False, "memory_linear": False}
+
+
+def test_the_time_verdict_is_on_cpu_seconds_which_a_busier_machine_does_not_stretch():
+    # The 100-service point ran while other processes took half the cores: its wall times, and
+    # so the difference of each pair, doubled; the CPU each plan used did not.
+    busy = summarize(
+        [point(10, 1.35, 36_000), point(50, 7.35, 196_000), point(100, 29.7, 396_000, 14.85)]
+    )
+    assert [s["ms_per_service"] for s in busy["between_sizes"]] == [150.0, 150.0, 447.0]
+    assert [s["cpu_ms_per_service"] for s in busy["between_sizes"]] == [150.0, 150.0, 150.0]
+    assert busy["wall_time_spread"] == 1.98
+    assert busy["time_spread"] == 0.0
+    assert scale_targets(busy)["time_linear"] is True
 
 
 def test_a_run_without_the_memory_pass_has_no_memory_verdict(tiny):
