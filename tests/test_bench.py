@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+import yaml
 
 from bench.run import (
     ScalePoint,
@@ -43,14 +44,24 @@ def test_scaling_plans_the_services_of_platform_yaml_and_counts_what_each_adds(t
 def test_the_bench_plans_a_copy_of_platform_yaml_and_leaves_the_file_alone(tmp_path):
     from shared import settings
 
-    source = settings.PLATFORM_FILE
+    data = settings.read_yaml(settings.PLATFORM_FILE)
+    data["services"] = {"web": {"githubRepo": "web-site"}, "worker": {"requireApproval": True}}
+    source = tmp_path / "platform.yaml"
+    source.write_text(yaml.safe_dump(data), encoding="utf-8")
     before = source.read_bytes()
-    written = platform_with(4, source, tmp_path)
+    (tmp_path / "sizes").mkdir()
+
+    written = platform_with(4, source, tmp_path / "sizes")
 
     platforms = settings.load_all(written)
-    assert [s.name for s in platforms["dev"].services] == ["app", "svc-002", "svc-003", "svc-004"]
+    assert [s.name for s in platforms["dev"].services] == ["web", "svc-002", "svc-003", "svc-004"]
     # The first service keeps what it states; the others state nothing.
-    assert settings.read_yaml(written)["services"]["svc-004"] == {}
+    assert settings.read_yaml(written)["services"] == {
+        "web": {"githubRepo": "web-site"},
+        "svc-002": {},
+        "svc-003": {},
+        "svc-004": {},
+    }
     assert source.read_bytes() == before
 
 
