@@ -193,8 +193,10 @@ def test_each_bucket_policy_fits_the_s3_bucket_policy_size(big):
 def test_each_event_pattern_fits_the_default_event_pattern_size(big):
     import botocore.session
 
-    model = botocore.session.get_session().get_service_model("events")
-    pattern_shape = model.operation_model("PutRule").input_shape.members["EventPattern"]
+    # The shape of PutRule's EventPattern member in botocore's model of the API.
+    pattern_shape = (
+        botocore.session.get_session().get_service_model("events").shape_for("EventPattern")
+    )
     assert pattern_shape.metadata["max"] == EVENT_PATTERN_API_MAX
     patterns = documents(big, "aws:cloudwatch/eventRule:EventRule", "eventPattern")
     assert len(patterns) >= 3
