@@ -348,22 +348,37 @@ def _passed(document):
 
 
 def test_the_deploy_role_passes_each_role_only_to_its_service(policies):
+    # A service's roles by their duty, for every service (one ARN a duty at any number of them).
     role = "arn:aws:iam::111111111111:role/acme-pipeline-{}-dev"
     assert _passed(policies[("deploy", "dev")]) == {
         "codebuild.amazonaws.com": [
-            role.format(f"{service}-{duty}")
-            for service in ("app", "worker")
-            for duty in ("docker-build", "security-scan", "tests")
+            role.format(f"*-{duty}") for duty in ("docker-build", "security-scan", "tests")
         ],
-        "codepipeline.amazonaws.com": [role.format("app-pipeline"), role.format("worker-pipeline")],
-        "events.amazonaws.com": [role.format("app-events"), role.format("worker-events")],
+        "codepipeline.amazonaws.com": [role.format("*-pipeline")],
+        "events.amazonaws.com": [role.format("*-events")],
         "lambda.amazonaws.com": [
-            role.format("app-deploy-handler"),
-            role.format("recorder"),  # the layer's one recorder
-            role.format("worker-deploy-handler"),
+            role.format("*-deploy-handler"),
+            role.format("recorder"),  # the layer's one recorder, by its name
         ],
     }
     assert _passed(policies[("drift", "dev")]) == {}
+
+
+def test_a_duty_pattern_reaches_that_duty_in_that_environment_and_nothing_else(policies):
+    passed = _passed(policies[("deploy", "dev")])
+    codebuild, lambda_ = passed["codebuild.amazonaws.com"], passed["lambda.amazonaws.com"]
+
+    def reached(patterns: list[str], name: str) -> bool:
+        arn = f"arn:aws:iam::111111111111:role/{name}"
+        return any(fnmatchcase(arn, pattern) for pattern in patterns)
+
+    assert reached(codebuild, "acme-pipeline-new-service-tests-dev")
+    assert not reached(codebuild, "acme-pipeline-app-tests-prod")  # another environment's
+    assert not reached(codebuild, "acme-pipeline-app-pipeline-dev")  # another duty's
+    assert not reached(codebuild, "acme-pipeline-app-deploy-handler-dev")
+    assert not reached(codebuild, "other-pipeline-app-tests-dev")  # another namespace's
+    assert not reached(lambda_, "acme-pipeline-app-tests-dev")
+    assert not reached(lambda_, "app-task")  # an ECS task role: the pipeline passes those
 
 
 def test_every_role_a_resource_names_is_passed(plans, policies):
@@ -376,7 +391,7 @@ def test_every_role_a_resource_names_is_passed(plans, policies):
             if resource.type in ("aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy"):
                 continue  # a role's own ARN in its trust or identity policy is not a hand-over
             for arn in named.findall(json.dumps(resource.inputs)):
-                assert arn in passed, (resource.urn, arn)
+                assert any(fnmatchcase(arn, p) for p in passed), (resource.urn, arn)
 
 
 # -- wildcards, accounts, regions, size ----------------------------------------------------------

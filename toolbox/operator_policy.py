@@ -11,9 +11,10 @@ which a deploy needs besides the reads (the provider reads every resource back a
 Resources are named by ARN patterns scoped to the platform: the ``namespace`` prefix every
 physical name starts with (``shared.naming.Label``), the environment's account and Region from
 ``platform.yaml``. A ``*`` resource only for the actions in :data:`UNSCOPED`, each with the reason
-AWS allows nothing narrower. ``iam:PassRole`` names the exact role ARNs the plan passes, each
-with ``iam:PassedToService``. Sources: the Service Authorization Reference page of each service
-(listed in docs/iam.md) and the provider's resource code
+AWS allows nothing narrower. ``iam:PassRole`` names the role ARNs the plan passes (a service's by
+its duty, for every service: :func:`passed_roles`), each with ``iam:PassedToService``.
+Sources: the Service Authorization Reference page of each service (listed in docs/iam.md) and
+the provider's resource code
 (github.com/hashicorp/terraform-provider-aws, ``internal/service/<service>/<resource>.go``):
 docs/iam.md ("The operators' roles") has the table with the links.
 """
@@ -502,8 +503,17 @@ def grants_of(role: str, types: Iterable[str] | None = None) -> list[Grant]:
     return grants
 
 
-def passed_roles(plans: Iterable[Any]) -> dict[str, list[str]]:
-    """Per service principal, the role ARNs the plans hand to it (``passes_role`` inputs)."""
+def passed_roles(plans: Iterable[Any], platform: Platform | None = None) -> dict[str, list[str]]:
+    """Per service principal, the role ARNs the plans hand to it (``passes_role`` inputs).
+
+    With ``platform``, a role of one of its services (``<ns>-pipeline-<service>-<duty>-<env>``)
+    is named by its duty for every service (``<ns>-pipeline-*-<duty>-<env>``): one ARN a duty
+    however many services there are, where naming each would outgrow the 20 managed policies a
+    role may have at about 90 services (tests/test_scale.py). It grants nothing the deploy role
+    lacks: that role may create, and write the policy of, any role named so anyway; the pattern
+    still ends in the duty and the environment, and ``iam:PassedToService`` still pairs each
+    duty with its one AWS service.
+    """
     passed: dict[str, set[str]] = {}
     for plan in plans:
         for resource in plan.resources:
@@ -513,8 +523,20 @@ def passed_roles(plans: Iterable[Any]) -> dict[str, list[str]]:
             key, service = entry.passes_role
             arn = resource.inputs.get(key)
             if isinstance(arn, str) and arn:
-                passed.setdefault(service, set()).add(arn)
+                passed.setdefault(service, set()).add(_by_duty(arn, platform))
     return {service: sorted(arns) for service, arns in sorted(passed.items())}
+
+
+def _by_duty(arn: str, platform: Platform | None) -> str:
+    """``arn`` with its service's name replaced by ``*``, when it is one of ``platform``'s."""
+    if platform is None:
+        return arn
+    prefix, _, name = arn.partition(":role/")
+    for service in platform.services:
+        start = f"{platform.namespace}-pipeline-{service.name}-"
+        if name.startswith(start):
+            return f"{prefix}:role/{platform.namespace}-pipeline-*-{name[len(start) :]}"
+    return arn
 
 
 _SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
@@ -598,7 +620,7 @@ def for_environment(
     platform = load_platform(environment)
     # The preview role's grants name no planned resource: it needs no plan.
     plans = [] if role == PREVIEW else list(plan_all(environment, reuse="all").values())
-    passed = passed_roles(plans) if role == DEPLOY else {}
+    passed = passed_roles(plans, platform) if role == DEPLOY else {}
     state = state_bucket(backend_url)
     # Only the drift role is confined to the managed secret values: the deploy role may update
     # any platform secret anyway (UpdateSecret sets a value), and its program reads the token.

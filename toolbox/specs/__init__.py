@@ -138,7 +138,11 @@ def operator_roles(environment: str, plans: Iterable[Any]) -> dict[str, dict[str
         outside = op.outside_of(read_pipeline_args(environment))
     return {
         op.DEPLOY: op.policy(
-            op.DEPLOY, platform, passed=op.passed_roles(plans), state=state, outside=outside
+            op.DEPLOY,
+            platform,
+            passed=op.passed_roles(plans, platform),
+            state=state,
+            outside=outside,
         ),
         op.PREVIEW: op.policy(op.PREVIEW, platform, state=state, outside=outside),
         op.DRIFT: op.policy(
