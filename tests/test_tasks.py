@@ -64,6 +64,7 @@ def pipeline_config(environment: str) -> Any:
                 source_provider="github",
                 ecs_cluster=CLUSTER,
                 ecs_service=SERVICES[args.service],
+                ecs_task_family=SERVICES[args.service],
                 ecs_role_arns=tuple(f"arn:aws:iam::{account}:role/{role}" for role in ROLES),
                 source=dataclasses.replace(args.source, codecommit_trigger=False),
             )
@@ -116,7 +117,13 @@ def world(monkeypatch, tmp_path) -> Iterator[World]:
         ecs, iam = session.client("ecs"), session.client("iam")
         ecs.create_cluster(clusterName=CLUSTER)
         for service in SERVICES.values():
-            ecs.create_service(cluster=CLUSTER, serviceName=service, desiredCount=0)
+            ecs.register_task_definition(
+                family=service,
+                containerDefinitions=[{"name": service, "image": "nginx", "memory": 512}],
+            )
+            ecs.create_service(
+                cluster=CLUSTER, serviceName=service, taskDefinition=service, desiredCount=0
+            )
         for role in ROLES:
             iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST)
         s3 = session.client("s3")
