@@ -29,12 +29,12 @@ GIT = ("git", "-c", "user.name=test", "-c", "user.email=test@example.com")
 ORGANISATION = (
     "--namespace", "globex", "--region", "eu-west-2", "--email", "platform@globex.example",
     "--repository", "github.com/globex/infrastructure", "--github-owner", "globex-corp",
-    "--github-repo", "storefront", "--github-branch", "trunk", "--ecs-cluster", "shop",
-    "--ecs-service", "shop-{service}",
+    "--github-branch", "trunk", "--ecs-cluster", "shop",
+    "--service", "storefront", "--service", "search",
 )  # fmt: skip
 """``./dev init``'s flags for the other organisation, but the accounts (one per environment).
-No ``--ecs-service``: init sets it for the whole layer, and each service needs its own (the
-default, the service's name, gives each its own)."""
+Its services are its own (init names them; each one's GitHub repository and ECS service default
+to its name)."""
 
 EXTRA = {"accountId": "345678901234", "region": "ap-southeast-2", "protect": False}
 """The environment added (``staging``, or another name if the repository has one already)."""
