@@ -116,19 +116,16 @@ class Label:
         limit = kind.value
         if limit.lowercase:
             value = value.lower()
-        where, key = blame or (relative(PLATFORM_FILE), "namespace")
         if not limit.minimum <= len(value) <= limit.maximum:
             raise ConfigError(
-                where,
-                key,
+                *_blamed(blame),
                 f"the {kind.name.lower().replace('_', ' ')} name '{value}' is {len(value)} chars,"
                 f" over the limit of {limit.maximum}",
                 f"a shorter value; {limit.allowed}",
             )
         if not re.fullmatch(limit.pattern, value):
             raise ConfigError(
-                where,
-                key,
+                *_blamed(blame),
                 f"the {kind.name.lower().replace('_', ' ')} name '{value}' has characters"
                 " that service does not accept",
                 limit.allowed,
@@ -156,6 +153,11 @@ class Label:
             "Repository": self.platform.repository,
             "CostCenter": self.platform.cost_center,
         }
+
+
+def _blamed(blame: tuple[str, str] | None) -> tuple[str, str]:
+    """The (file, key) a name that does not fit is blamed on: by default the namespace."""
+    return blame or (relative(PLATFORM_FILE), "namespace")
 
 
 REQUIRED_TAGS = (

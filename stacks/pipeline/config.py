@@ -276,9 +276,11 @@ def load(values: StackValues, platform: Platform, label: Label) -> LayerArgs:
     layer = StackConfig(values)
     names.check_layer(label, LAYER_RULES)
     pipelines: list[PipelineArgs] = []
+    taken: dict[tuple[str, ...], str] = {}
     for service in platform.services:
-        pipeline = _pipeline(ServiceConfig(values, service), platform, label.of(service.name))
-        _check_apart(pipeline, pipelines, ServiceConfig(values, service))
+        config = ServiceConfig(values, service)
+        pipeline = _pipeline(config, platform, label.of(service.name))
+        _check_apart(pipeline, taken, config)
         pipelines.append(pipeline)
     return LayerArgs(
         account_id=platform.account_id,
@@ -293,44 +295,48 @@ def load(values: StackValues, platform: Platform, label: Label) -> LayerArgs:
     )
 
 
-def _check_apart(pipeline: PipelineArgs, earlier: list[PipelineArgs], config: StackConfig) -> None:
+def _check_apart(
+    pipeline: PipelineArgs, taken: dict[tuple[str, ...], str], config: StackConfig
+) -> None:
     """Refuse a service that would share with an earlier one what must be its own: the ECS
-    service it deploys, its pipeline's artifact folder, or the S3 source zip that starts it."""
-    for other in earlier:
-        clashes = [
+    service it deploys, its pipeline's artifact folder, or the S3 source zip that starts it.
+
+    ``taken`` maps what earlier services hold to the service holding it (one lookup a service,
+    so a hundred services cost a hundred lookups, not every pair)."""
+    folder = names.artifact_folder(pipeline.label)
+    own = [
+        (
+            ("ecs", pipeline.ecs_cluster, pipeline.ecs_service),
+            "ecsService",
+            f"both deploy ECS service {pipeline.ecs_service} of cluster {pipeline.ecs_cluster}",
+            "a service of its own (ecsCluster/ecsService) for each",
+        ),
+        (
+            ("folder", folder),
+            "services",
+            "their pipelines' names start with the same 20 characters"
+            f" ({folder}), which CodePipeline names their artifact folder after",
+            "service names that differ within their first characters",
+        ),
+    ]
+    if pipeline.source_provider == "s3":
+        own.append(
             (
-                "ecsService",
-                (pipeline.ecs_cluster, pipeline.ecs_service)
-                == (other.ecs_cluster, other.ecs_service),
-                f"both deploy ECS service {pipeline.ecs_service} of cluster {pipeline.ecs_cluster}",
-                "a service of its own (ecsCluster/ecsService) for each",
-            ),
-            (
-                "services",
-                names.artifact_folder(pipeline.label) == names.artifact_folder(other.label),
-                "their pipelines' names start with the same 20 characters"
-                f" ({names.artifact_folder(pipeline.label)}), which CodePipeline names their"
-                " artifact folder after",
-                "service names that differ within their first characters",
-            ),
-            (
+                ("s3", pipeline.source.source_key),
                 "sourceKey",
-                pipeline.source_provider == other.source_provider == "s3"
-                and pipeline.source.source_key == other.source.source_key,
                 f"both are started by the source zip {pipeline.source.source_key}",
                 "a source key of its own for each",
-            ),
-        ]
-        for key, clash, problem, allowed in clashes:
-            if clash:
-                where = (
-                    config.where(key)
-                    if key != "services"
-                    else (relative(PLATFORM_FILE), "services")
-                )
-                raise ConfigError(
-                    *where, f"services {other.service} and {pipeline.service}: {problem}", allowed
-                )
+            )
+        )
+    for held, key, problem, allowed in own:
+        other = taken.setdefault(held, pipeline.service)
+        if other != pipeline.service:
+            where = (
+                config.where(key) if key != "services" else (relative(PLATFORM_FILE), "services")
+            )
+            raise ConfigError(
+                *where, f"services {other} and {pipeline.service}: {problem}", allowed
+            )
 
 
 def _pipeline(config: ServiceConfig, platform: Platform, label: Label) -> PipelineArgs:
