@@ -96,7 +96,7 @@ def input_files(layer: str, root: Path = REPO_ROOT) -> dict[str, Path]:
     for name in (*inputs.files, *OWN_CODE):
         if not name.startswith(own_folder):
             found[name] = root / name
-    # The upstream layers' own files too, although since the image families moved to platform.yaml
+    # The upstream layers' own files too, although since the services moved to platform.yaml
     # no program reads another layer's files: over-cautious (a change there replans downstream).
     for needed in upstream_layers(layer):
         for path in _files_under(needed.directory):
