@@ -46,6 +46,11 @@ def apply_default_tags(tags: dict[str, str]) -> None:
         problem = tag_problem(key, value)
         if problem:
             raise PlatformError(f"tag {key}: {problem[0]} (allowed: {problem[1]})")
+    pulumi.runtime.register_stack_transformation(adding_tags(tags))
+
+
+def adding_tags(tags: dict[str, str]) -> pulumi.ResourceTransformation:
+    """A transformation that merges ``tags`` into every taggable resource's own (``tags`` win)."""
     required = dict(sorted(tags.items()))
 
     def transform(
@@ -61,4 +66,4 @@ def apply_default_tags(tags: dict[str, str]) -> None:
         )
         return pulumi.ResourceTransformationResult({**args.props, "tags": merged}, args.opts)
 
-    pulumi.runtime.register_stack_transformation(transform)
+    return transform

@@ -19,6 +19,7 @@ import pulumi_aws as aws
 from shared import services
 from shared.contracts import FoundationOutputs, PipelineOutputs, RegistryOutputs, Repository
 from shared.naming import Label
+from shared.tagging import adding_tags
 from stacks.pipeline import codebuild, codepipeline, events, names, releases, roles, sources
 from stacks.pipeline.config import BuildProject, LayerArgs, PipelineArgs
 from stacks.pipeline.releases import Releases
@@ -129,14 +130,7 @@ class Pipeline(pulumi.ComponentResource):
                 opts=self._child,
             )
         )
-        for rule, resource in rules.items():
-            events.failed_invocations_alarm(
-                f"{self._name}-{rule}-alarm",
-                names.rule_alarm(a.label, rule),
-                resource.name,
-                f.failure_topic_arn,
-                self._child,
-            )
+        _alarm_each(self._name, a.label, rules, f, self._child)
         events.failure_topic_policy(
             f"{self._name}-failure-topic-policy", a, f.failure_topic_arn, self._child
         )
@@ -181,7 +175,10 @@ class ServicePipeline(pulumi.ComponentResource):
             name,
             None,
             pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(transformations=[_service_tag(args.service)])
+                # Every taggable resource of a service also carries its Service tag (cost
+                # allocation per service); the stack's transformation adds the platform's beside.
+                opts,
+                pulumi.ResourceOptions(transformations=[adding_tags({"Service": args.service})]),
             ),
         )
         self._name, self._args = name, args
@@ -430,14 +427,25 @@ class ServicePipeline(pulumi.ComponentResource):
                 dead_letter_queue=_dead_letter_queue(self._name, a.label, "source", f, self._child),
                 opts=opts,
             )
-        for rule, resource in rules.items():
-            events.failed_invocations_alarm(
-                f"{self._name}-{rule}-alarm",
-                names.rule_alarm(a.label, rule),
-                resource.name,
-                f.failure_topic_arn,
-                self._child,
-            )
+        _alarm_each(self._name, a.label, rules, f, self._child)
+
+
+def _alarm_each(
+    name: str,
+    label: Label,
+    rules: Mapping[str, aws.cloudwatch.EventRule],
+    foundation: FoundationOutputs,
+    opts: pulumi.ResourceOptions,
+) -> None:
+    """An alarm to the failure topic on each rule's failed invocations."""
+    for rule, resource in rules.items():
+        events.failed_invocations_alarm(
+            f"{name}-{rule}-alarm",
+            names.rule_alarm(label, rule),
+            resource.name,
+            foundation.failure_topic_arn,
+            opts,
+        )
 
 
 def _dead_letter_queue(
@@ -455,28 +463,6 @@ def _dead_letter_queue(
         foundation.kms_key_arn,
         opts,
     )
-
-
-def _service_tag(service: str) -> pulumi.ResourceTransformation:
-    """Add the ``Service`` tag to every taggable resource of a service (cost allocation per
-    service); the stack's transformation adds the platform's tags beside it."""
-
-    def transform(
-        args: pulumi.ResourceTransformationArgs,
-    ) -> pulumi.ResourceTransformationResult | None:
-        if not isinstance(args.props, dict) or "tags" not in args.props:
-            return None
-        own = args.props.get("tags")
-        tags = (
-            {"Service": service}
-            if own is None
-            else pulumi.Output.from_input(own).apply(
-                lambda current: {**current, "Service": service}
-            )
-        )
-        return pulumi.ResourceTransformationResult({**args.props, "tags": tags}, args.opts)
-
-    return transform
 
 
 def _all(
