@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import ConfigError
+from shared.keys import check_keys
 
 PRODUCTION_TAG = "production"
 """The one tag that moves: the deploy handler puts it on the image it promotes (each repository
@@ -102,8 +103,6 @@ def _known() -> tuple[str, ...]:
 
 
 def _check_settings(values: Any, where: str, prefix: str) -> dict[str, Any]:
-    from shared.settings import check_keys
-
     if values is None:
         return {}
     if not isinstance(values, dict):

@@ -7,11 +7,9 @@ the caller's environment, secrets from Pulumi secret config.
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,6 +20,7 @@ import yaml
 from shared import layers
 from shared import services as platform_services
 from shared.errors import ConfigError, PlatformError
+from shared.keys import check_keys, closest
 from shared.layers import REPO_ROOT
 from shared.tagging import tag_problem
 
@@ -127,25 +126,6 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(where, "(file)", "must be a YAML mapping of keys to values")
     return data
-
-
-def closest(word: str, choices: Iterable[str]) -> str | None:
-    """The choice most like ``word`` (difflib), or None when none is close."""
-    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return found[0] if found else None
-
-
-def check_keys(data: dict[str, Any], known: Iterable[str], where: str, prefix: str = "") -> None:
-    """ConfigError for the first key of ``data`` not in ``known``, naming the closest one."""
-    allowed = tuple(known)
-    for key in data:
-        if key in allowed:
-            continue
-        near = closest(str(key), allowed)
-        hint = f"; did you mean {prefix}{near}?" if near else ""
-        raise ConfigError(
-            where, f"{prefix}{key}", "is not a known setting", ", ".join(allowed) + hint
-        )
 
 
 @cache

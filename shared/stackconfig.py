@@ -22,9 +22,10 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from shared.errors import ConfigError, PlatformError
+from shared.keys import check_keys, closest
 from shared.layers import LAYERS, Layer
 from shared.services import Service
-from shared.settings import EMAIL, PLATFORM_FILE, check_keys, closest, read_yaml, relative
+from shared.settings import EMAIL, PLATFORM_FILE, read_yaml, relative
 
 OFFLINE_SECRET = "offline-placeholder-for-a-secure-value"  # noqa: S105 - a placeholder, not a credential  # nosec B105
 """What a ``secure:`` value reads as in the offline plan (nothing can decrypt it there)."""

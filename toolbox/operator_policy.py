@@ -31,7 +31,8 @@ from urllib.parse import urlparse
 
 from shared.errors import ConfigError
 from shared.iam import VERSION, Condition, Statement
-from shared.settings import PARTITION, Platform, check_keys, read_yaml, relative
+from shared.keys import check_keys
+from shared.settings import PARTITION, Platform, read_yaml, relative
 from toolbox.quotas import QUOTAS
 
 ANY = "*"
