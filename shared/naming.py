@@ -144,7 +144,6 @@ class Label:
     def tags(self) -> dict[str, str]:
         """The tags every taggable resource of this layer carries (see shared.tagging)."""
         return {
-            **({"Service": self.service} if self.service else {}),
             "Project": self.platform.project,
             "Environment": self.platform.environment,
             "Layer": self.layer.name,
