@@ -73,6 +73,9 @@ SIMULATE_BATCH = 20
 action is evaluated for each resource and large requests are refused in practice (nccgroup/PMapper
 chunks its simulations for that reason); the answers are paginated besides (``Marker``)."""
 
+LAYER_SETTING: Callable[[str], str] = "platform-pipeline:{}".format
+"""Where a failed check tells the operator to set a pipeline setting: the layer's key."""
+
 DENIED_NAMED = 3
 """How many denied actions the one line names; the rest are counted."""
 
@@ -351,33 +354,43 @@ class Preflight:
                 skipped(name, "needs working AWS credentials in the right account")
                 for name in names
             ]
-        results = [
-            _of_service(result, args, len(pipelines))
-            for args in pipelines
-            for result in self._service_checks(args)
-        ]
+        several = len(pipelines) > 1
+        results = _by_service(
+            [
+                (args.service, result)
+                for args in pipelines
+                for result in self._service_checks(args, several)
+            ],
+            several,
+        )
         if "lambda-concurrency" in names:
             results.append(self.check_concurrency(layer))
         if "github-token" in names:
             token = self.check_token_of_foundation()
             results.append(token)
             if token.ok and not token.skipped:
-                for args in github:
-                    if self._hooks_wanted(args):
-                        hooks = self.check_hooks(args, self._token_arn())
-                        results.append(_of_service(hooks, args, len(pipelines)))
-        return _once(results)
+                hooks = [
+                    (args.service, self.check_hooks(args, self._token_arn()))
+                    for args in github
+                    if self._hooks_wanted(args)
+                ]
+                results += _by_service(hooks, several)
+        return results
 
-    def _service_checks(self, args: PipelineArgs) -> list[CheckResult]:
-        """What one service's pipeline points at: its ECS service, roles, mirror, connection."""
+    def _service_checks(self, args: PipelineArgs, several: bool) -> list[CheckResult]:
+        """What one service's pipeline points at: its ECS service, roles, mirror, connection.
+
+        With ``several`` services, a failure names the service's own entry in platform.yaml as
+        the place to fix it (the layer's value is every service's, ``{service}`` aside)."""
+        where = _where_to_set(args.service if several else "")
         each = [
             self.check_cluster(args),
-            self.check_service(args),
-            self.check_role("ecs-task-role", args.ecs_role_arns[0]),
-            self.check_role("ecs-execution-role", args.ecs_role_arns[1]),
+            self.check_service(args, where),
+            self.check_role("ecs-task-role", args.ecs_role_arns[0], where),
+            self.check_role("ecs-execution-role", args.ecs_role_arns[1], where),
         ]
         if args.source.codecommit_trigger:
-            each.append(self.check_codecommit(args))
+            each.append(self.check_codecommit(args, where))
         if args.source_provider == "codeconnections":
             each.append(self.check_connection(args.connection_arn))
         return each
@@ -408,7 +421,7 @@ class Preflight:
         result = self.check_token(arn)
         for args in github:
             if result.ok and self._hooks_wanted(args):
-                result = _of_service(self.check_hooks(args, arn), args, 2)
+                (result,) = _by_service([(args.service, self.check_hooks(args, arn))], True)
         return None if result.ok else result.detail
 
     # -- tooling -------------------------------------------------------------------------------
@@ -547,7 +560,9 @@ class Preflight:
             )
         return passed("ecs-cluster", f"{name} ACTIVE")
 
-    def check_service(self, args: PipelineArgs) -> CheckResult:
+    def check_service(
+        self, args: PipelineArgs, where: Callable[[str], str] = LAYER_SETTING
+    ) -> CheckResult:
         """The ECS service exists in that cluster, is ACTIVE, and runs a task definition of the
         family the pipeline may register revisions of (``ecsTaskFamily``): else the Deploy
         stage's RegisterTaskDefinition would be refused halfway through a release."""
@@ -562,7 +577,7 @@ class Preflight:
             return failed(
                 "ecs-service",
                 f"service {name} in cluster {cluster} is {status}: create it, or set"
-                " platform-pipeline:ecsService",
+                f" {where('ecsService')}",
             )
         running = str(service.get("taskDefinition", ""))
         family = running.rsplit("/", 1)[-1].rsplit(":", 1)[0]
@@ -576,7 +591,9 @@ class Preflight:
             )
         return passed("ecs-service", f"{name} ACTIVE in {cluster}, family {family}")
 
-    def check_role(self, check: str, arn: str) -> CheckResult:
+    def check_role(
+        self, check: str, arn: str, where: Callable[[str], str] = LAYER_SETTING
+    ) -> CheckResult:
         """A role the deploy may pass to ECS tasks exists."""
         try:
             self.client("iam").get_role(RoleName=_role_name(arn))
@@ -584,12 +601,13 @@ class Preflight:
             key = "ecsTaskRoleName" if check == "ecs-task-role" else "ecsExecutionRoleName"
             return failed(
                 check,
-                f"role {arn} cannot be read ({_aws_error(exc)}): create it, or set"
-                f" platform-pipeline:{key}",
+                f"role {arn} cannot be read ({_aws_error(exc)}): create it, or set {where(key)}",
             )
         return passed(check, arn)
 
-    def check_codecommit(self, args: PipelineArgs) -> CheckResult:
+    def check_codecommit(
+        self, args: PipelineArgs, where: Callable[[str], str] = LAYER_SETTING
+    ) -> CheckResult:
         """The CodeCommit repository whose pushes start the pipeline exists."""
         name = args.codecommit_repository_arn.rsplit(":", 1)[-1]
         try:
@@ -598,7 +616,7 @@ class Preflight:
             return failed(
                 "codecommit-repository",
                 f"repository {name} cannot be read ({_aws_error(exc)}): create the mirror, or set"
-                " platform-pipeline:codecommitRepository",
+                f" {where('codecommitRepository')}",
             )
         return passed("codecommit-repository", name)
 
@@ -839,41 +857,28 @@ class Preflight:
         return sorted(denied)
 
 
-OWN_SETTINGS = ("ecsService", "ecsTaskRoleName", "ecsExecutionRoleName", "codecommitRepository")
-"""The settings a failed check tells the operator to set that name one service's own resource:
-with several services the fix is the service's entry in platform.yaml, since the layer's value
-is every service's (``{service}`` aside)."""
+def _where_to_set(service: str) -> Callable[[str], str]:
+    """Where a failed check of ``service``'s resource tells the operator to set ``key``: the
+    layer's setting, or with several services (``service`` given) the service's own entry in
+    platform.yaml, since the layer's value is every service's."""
+    if not service:
+        return LAYER_SETTING
+    return lambda key: f"{key} under services.{service} in platform.yaml"
 
 
-def _of_service(result: CheckResult, args: PipelineArgs, services: int) -> CheckResult:
-    """``result`` of one service's check, its line naming the service when there are several
-    (and, for a failure, where that service's own setting goes)."""
-    if services < 2:
-        return result
-    detail = result.detail
-    if not result.ok:
-        own = "|".join(OWN_SETTINGS)
-        detail = re.sub(
-            rf"set platform-pipeline:({own})\b",
-            rf"set \1 under services.{args.service} in platform.yaml",
-            detail,
-        )
-    return dataclasses.replace(result, detail=f"{args.service}: {detail}")
-
-
-def _once(results: list[CheckResult]) -> list[CheckResult]:
-    """Each check's line once: services that share a cluster, a role or a repository share its
-    line, which names them all (``app, worker: app ACTIVE``)."""
-    kept: dict[tuple[str, str], CheckResult] = {}
-    for result in results:
-        service, _, rest = result.detail.partition(": ")
-        key = (result.name, rest)
-        if key not in kept:
-            kept[key] = result
-            continue
-        named = kept[key].detail.partition(": ")[0]
-        kept[key] = dataclasses.replace(kept[key], detail=f"{named}, {service}: {rest}")
-    return list(kept.values())
+def _by_service(pairs: list[tuple[str, CheckResult]], several: bool) -> list[CheckResult]:
+    """Each (service, result) once per distinct result, in order: services that share a cluster,
+    a role or a repository share its line, which with ``several`` services names them all
+    (``app, worker: app ACTIVE``)."""
+    services: dict[CheckResult, list[str]] = {}
+    for service, result in pairs:
+        services.setdefault(result, []).append(service)
+    if not several:
+        return list(services)
+    return [
+        dataclasses.replace(result, detail=f"{', '.join(named)}: {result.detail}")
+        for result, named in services.items()
+    ]
 
 
 class PreflightError(PlatformError):
