@@ -212,11 +212,6 @@ class PipelineArgs:
         """The ARN of the ECS cluster the Deploy stage updates."""
         return self.arn("ecs", f"cluster/{self.ecs_cluster}")
 
-    @property
-    def rules(self) -> tuple[str, ...]:
-        """The service's own EventBridge rules (:func:`event_rules`)."""
-        return event_rules(self.source_provider, codecommit_trigger=self.source.codecommit_trigger)
-
 
 @dataclass(frozen=True)
 class LayerArgs:
@@ -235,15 +230,6 @@ class LayerArgs:
     handler's once per service); empty with ``reserveConcurrency`` off."""
     pipelines: tuple[PipelineArgs, ...]
     """One per service, the application's first."""
-
-    def arn(self, service: str, resource: str) -> str:
-        """An ARN in this account and region, for a resource referenced before it exists."""
-        return iam.arn(service, self.region, self.account_id, resource)
-
-    @property
-    def rules(self) -> tuple[str, ...]:
-        """The layer's own EventBridge rules (:data:`LAYER_RULES`)."""
-        return LAYER_RULES
 
     def pipeline(self, service: str) -> PipelineArgs:
         """The pipeline of ``service``."""
@@ -275,22 +261,22 @@ def load(values: StackValues, platform: Platform, label: Label) -> LayerArgs:
     """
     layer = StackConfig(values)
     names.check_layer(label, LAYER_RULES)
+    retention = layer.integer("logRetentionDays", choices=LOG_RETENTION_DAYS)
+    reserved = dict(RESERVED_CONCURRENCY) if layer.boolean("reserveConcurrency") else {}
     pipelines: list[PipelineArgs] = []
     taken: dict[tuple[str, ...], str] = {}
     for service in platform.services:
         config = ServiceConfig(values, service)
-        pipeline = _pipeline(config, platform, label.of(service.name))
+        pipeline = _pipeline(config, platform, label.of(service.name), retention, reserved)
         _check_apart(pipeline, taken, config)
         pipelines.append(pipeline)
     return LayerArgs(
         account_id=platform.account_id,
         region=platform.region,
         label=label,
-        log_retention_days=layer.integer("logRetentionDays", choices=LOG_RETENTION_DAYS),
+        log_retention_days=retention,
         recorder=_handler("recorder"),
-        reserved_concurrency=dict(RESERVED_CONCURRENCY)
-        if layer.boolean("reserveConcurrency")
-        else {},
+        reserved_concurrency=reserved,
         pipelines=tuple(pipelines),
     )
 
@@ -339,8 +325,15 @@ def _check_apart(
             )
 
 
-def _pipeline(config: ServiceConfig, platform: Platform, label: Label) -> PipelineArgs:
-    """One service's pipeline from its view of the config."""
+def _pipeline(
+    config: ServiceConfig,
+    platform: Platform,
+    label: Label,
+    log_retention_days: int,
+    reserved: Mapping[str, int],
+) -> PipelineArgs:
+    """One service's pipeline from its view of the config, with the layer's own settings (log
+    retention, the handlers' reservation) as :func:`load` read them once."""
 
     provider = config.choice("sourceProvider", SOURCE_PROVIDERS)
     connection_arn = ""
@@ -401,7 +394,7 @@ def _pipeline(config: ServiceConfig, platform: Platform, label: Label) -> Pipeli
         rules=event_rules(provider, codecommit_trigger=source.codecommit_trigger),
         blame=(relative(PLATFORM_FILE), f"services.{service}"),
     )
-    releases = _releases(config, platform)
+    releases = _releases(config, platform, reserved)
     codecommit_repository = config.string(
         "codecommitRepository", pattern=CODECOMMIT_REPO, allowed="a CodeCommit repository name"
     )
@@ -430,7 +423,7 @@ def _pipeline(config: ServiceConfig, platform: Platform, label: Label) -> Pipeli
         container_name=config.string(
             "containerName", pattern=CONTAINER_NAME, allowed="the container name in the task"
         ),
-        log_retention_days=config.integer("logRetentionDays", choices=LOG_RETENTION_DAYS),
+        log_retention_days=log_retention_days,
         require_approval=config.boolean("requireApproval"),
         scan_severity_threshold=config.choice("scanSeverityThreshold", SEVERITIES),
         build_timeout_minutes=config.integer("buildTimeoutMinutes", minimum=5, maximum=2160),
@@ -455,7 +448,7 @@ def _handler(key: str) -> Handler:
     return Handler(key=key, file=f"{key.replace('-handler', '')}.py")
 
 
-def _releases(config: StackConfig, platform: Platform) -> ReleaseArgs:
+def _releases(config: StackConfig, platform: Platform, reserved: Mapping[str, int]) -> ReleaseArgs:
     """The release flow's handlers, and the alarms and bake time of the Deploy stage.
 
     The bake rule (CloudWatchAlarm) takes an alarm's name and looks for it in the pipeline's own
@@ -492,9 +485,7 @@ def _releases(config: StackConfig, platform: Platform) -> ReleaseArgs:
         deploy_handler=_handler("deploy-handler"),
         deploy_alarm_arns=alarms,
         bake_minutes=config.integer("bakeMinutes", minimum=1, maximum=MAX_BAKE_MINUTES),
-        reserved_concurrency=dict(RESERVED_CONCURRENCY)
-        if config.boolean("reserveConcurrency")
-        else {},
+        reserved_concurrency=reserved,
     )
 
 

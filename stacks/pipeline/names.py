@@ -43,12 +43,7 @@ def pipeline(label: Label, blame: Blame = None) -> str:
     artifact folder after the first 20 characters of its name (:data:`ARTIFACT_FOLDER_LENGTH`):
     so each service's artifacts have a folder of their own, which its roles are confined to.
     """
-    return label.checked(Kind.CODEPIPELINE, pipeline_name(label.service, label), blame)
-
-
-def pipeline_name(service: str, label: Label) -> str:
-    """The name :func:`pipeline` checks: ``<service>`` then :func:`pipeline_suffix`."""
-    return f"{service}{pipeline_suffix(label)}"
+    return label.checked(Kind.CODEPIPELINE, f"{label.service}{pipeline_suffix(label)}", blame)
 
 
 def pipeline_suffix(label: Label) -> str:
@@ -97,44 +92,44 @@ def role(label: Label, duty: str, blame: Blame = None) -> str:
     return label.name(Kind.IAM_ROLE, duty, blame=blame)
 
 
-def report_group(label: Label, key: str) -> str:
+def report_group(label: Label, key: str, blame: Blame = None) -> str:
     """The JUnit report group of the test project ``key``."""
-    return label.name(Kind.REPORT_GROUP, key)
+    return label.name(Kind.REPORT_GROUP, key, blame=blame)
 
 
-def rule(label: Label, purpose: str) -> str:
-    """The EventBridge rule of ``purpose`` (``config.EVENT_RULES``)."""
-    return label.name(Kind.EVENT_RULE, purpose)
+def rule(label: Label, purpose: str, blame: Blame = None) -> str:
+    """The EventBridge rule of ``purpose`` (``config.LAYER_RULES``, ``config.SERVICE_RULES``)."""
+    return label.name(Kind.EVENT_RULE, purpose, blame=blame)
 
 
-def rule_alarm(label: Label, purpose: str) -> str:
+def rule_alarm(label: Label, purpose: str, blame: Blame = None) -> str:
     """The alarm on the failed invocations of the rule of ``purpose``."""
-    return label.name(Kind.CLOUDWATCH_ALARM, purpose, "failed-invocations")
+    return label.name(Kind.CLOUDWATCH_ALARM, purpose, "failed-invocations", blame=blame)
 
 
-def queue(label: Label, owner: str) -> str:
+def queue(label: Label, owner: str, blame: Blame = None) -> str:
     """The SQS dead-letter queue of a rule's target or a handler, by the rule or handler key."""
-    return label.name(Kind.SQS_QUEUE, owner, "dlq")
+    return label.name(Kind.SQS_QUEUE, owner, "dlq", blame=blame)
 
 
-def function(label: Label, handler: str) -> str:
+def function(label: Label, handler: str, blame: Blame = None) -> str:
     """The Lambda function of ``handler`` (one of :data:`HANDLERS`)."""
-    return label.name(Kind.LAMBDA_FUNCTION, handler)
+    return label.name(Kind.LAMBDA_FUNCTION, handler, blame=blame)
 
 
-def function_log_group(label: Label, handler: str) -> str:
+def function_log_group(label: Label, handler: str, blame: Blame = None) -> str:
     """The log group of ``handler``'s function (``/aws/lambda/...``)."""
-    return label.name(Kind.LAMBDA_LOG_GROUP, handler)
+    return label.name(Kind.LAMBDA_LOG_GROUP, handler, blame=blame)
 
 
-def function_alarm(label: Label, handler: str) -> str:
+def function_alarm(label: Label, handler: str, blame: Blame = None) -> str:
     """The alarm on messages waiting in ``handler``'s dead-letter queue."""
-    return label.name(Kind.CLOUDWATCH_ALARM, handler, "dead-letters")
+    return label.name(Kind.CLOUDWATCH_ALARM, handler, "dead-letters", blame=blame)
 
 
-def webhook(label: Label) -> str:
+def webhook(label: Label, blame: Blame = None) -> str:
     """The service's GitHub source's CodePipeline webhook."""
-    return label.name(Kind.CODEPIPELINE_WEBHOOK, "github")
+    return label.name(Kind.CODEPIPELINE_WEBHOOK, "github", blame=blame)
 
 
 def alarm_arn_pattern(label: Label) -> str:
@@ -147,33 +142,32 @@ def check_layer(label: Label, rules: Iterable[str]) -> None:
     """Make every name the layer has once (the recorder, the layer's ``rules``): a ConfigError
     (blaming the namespace) if one cannot fit."""
     role(label, "recorder")
-    function(label, "recorder")
-    function_log_group(label, "recorder")
-    queue(label, "recorder")
-    function_alarm(label, "recorder")
-    for purpose in rules:
-        rule(label, purpose)
-        queue(label, purpose)
-        rule_alarm(label, purpose)
+    _check_handler(label, "recorder", rules, None)
 
 
 def check(label: Label, *, rules: Iterable[str], blame: Blame) -> None:
     """Make every name of the label's service: a ConfigError naming ``blame`` (the service's
     entry in platform.yaml) if one cannot fit."""
     pipeline(label, blame)
-    label.name(Kind.CODEPIPELINE_WEBHOOK, "github", blame=blame)
+    webhook(label, blame)
     for key in PROJECTS:
         project(label, key, blame)
         log_group(label, key, blame)
     for key in REPORTS:
-        label.name(Kind.REPORT_GROUP, key, blame=blame)
+        report_group(label, key, blame)
     for duty in DUTIES:
         role(label, duty, blame)
-    label.name(Kind.LAMBDA_FUNCTION, "deploy-handler", blame=blame)
-    label.name(Kind.LAMBDA_LOG_GROUP, "deploy-handler", blame=blame)
-    label.name(Kind.SQS_QUEUE, "deploy-handler", "dlq", blame=blame)
-    label.name(Kind.CLOUDWATCH_ALARM, "deploy-handler", "dead-letters", blame=blame)
+    _check_handler(label, "deploy-handler", rules, blame)
+
+
+def _check_handler(label: Label, handler: str, rules: Iterable[str], blame: Blame) -> None:
+    """The names of ``handler`` (function, logs, dead-letter queue and its alarm) and of each
+    of ``rules`` (the rule, its target's queue, the alarm on its failed invocations)."""
+    function(label, handler, blame)
+    function_log_group(label, handler, blame)
+    queue(label, handler, blame)
+    function_alarm(label, handler, blame)
     for purpose in rules:
-        label.name(Kind.EVENT_RULE, purpose, blame=blame)
-        label.name(Kind.SQS_QUEUE, purpose, "dlq", blame=blame)
-        label.name(Kind.CLOUDWATCH_ALARM, purpose, "failed-invocations", blame=blame)
+        rule(label, purpose, blame)
+        queue(label, purpose, blame)
+        rule_alarm(label, purpose, blame)
