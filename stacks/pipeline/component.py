@@ -71,30 +71,32 @@ class Pipeline(pulumi.ComponentResource):
         self._events()
 
         def each(value: Callable[[ServicePipeline], pulumi.Input[Any]]) -> pulumi.Output[dict]:
+            return _all(self.services, value)
+
+        def and_layer(
+            own: pulumi.Input[Any], value: Callable[[ServicePipeline], pulumi.Input[Any]]
+        ) -> pulumi.Output[dict]:
+            """By service, and the layer's own (the recorder's) under :data:`LAYER`."""
             return pulumi.Output.all(
-                **{service: value(built) for service, built in self.services.items()}
+                **{LAYER: own}, **{s: value(p) for s, p in self.services.items()}
             )
 
-        layer_roles = {LAYER: {k: r.arn for k, r in self.recorder.roles.items()}}
+        recorder = self.recorder
         self.outputs = PipelineOutputs(
             pipeline_names=each(lambda s: s.pipeline.name),
             pipeline_arns=each(lambda s: s.pipeline.arn),
             pipeline_console_urls=each(lambda s: s.console_url),
             project_names=each(lambda s: _all(s.projects, lambda p: p.name)),
-            role_arns=pulumi.Output.all(
-                **{k: pulumi.Output.all(**v) for k, v in layer_roles.items()},
-                **{svc: _all(s.roles, lambda r: r.arn) for svc, s in self.services.items()},
+            role_arns=and_layer(
+                _all(recorder.roles, lambda r: r.arn), lambda s: _all(s.roles, lambda r: r.arn)
             ),
-            log_group_names=pulumi.Output.all(
-                **{LAYER: _all(self.recorder.log_groups, lambda g: g.name)},
-                **{svc: _all(s.log_groups, lambda g: g.name) for svc, s in self.services.items()},
+            log_group_names=and_layer(
+                _all(recorder.log_groups, lambda g: g.name),
+                lambda s: _all(s.log_groups, lambda g: g.name),
             ),
-            handler_arns=pulumi.Output.all(
-                **{LAYER: self.recorder.functions["recorder"].arn},
-                **{
-                    svc: s.releases.functions["deploy-handler"].arn
-                    for svc, s in self.services.items()
-                },
+            handler_arns=and_layer(
+                recorder.functions["recorder"].arn,
+                lambda s: s.releases.functions["deploy-handler"].arn,
             ),
             github_webhook_urls=each(
                 lambda s: s.webhook.url if s.webhook else pulumi.Output.from_input("")
