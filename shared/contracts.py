@@ -10,13 +10,16 @@ key is one line naming the stack, the key and the command that creates it. Field
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import pulumi
 
 from shared.errors import UpstreamError
 from shared.layers import get as get_layer
+
+V = TypeVar("V")
 
 
 def output(key: str, doc: str, *, kind: type = str, secret: bool = False) -> Any:
@@ -33,6 +36,12 @@ class ExportSpec:
     doc: str
     kind: type
     secret: bool
+
+
+def by_key(values: Mapping[str, V], value: Callable[[V], pulumi.Input[Any]]) -> pulumi.Output[dict]:
+    """One output of each of ``values``, by its key: how a layer exports what it has once per
+    service (or per duty) as one mapping."""
+    return pulumi.Output.all(**{key: value(item) for key, item in values.items()})
 
 
 def stack_name(organization: str, layer: str, environment: str) -> str:

@@ -11,13 +11,19 @@ handler, the five-stage CodePipeline and what starts it. The pieces live in smal
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from shared import services
-from shared.contracts import FoundationOutputs, PipelineOutputs, RegistryOutputs, Repository
+from shared.contracts import (
+    FoundationOutputs,
+    PipelineOutputs,
+    RegistryOutputs,
+    Repository,
+    by_key,
+)
 from shared.naming import Label
 from shared.tagging import adding_tags
 from stacks.pipeline import codebuild, codepipeline, events, names, releases, roles, sources
@@ -29,8 +35,6 @@ DOCKER_CACHE = ["LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE"]
 """Docker layers and the source, kept on the build host between close builds."""
 NPM_CACHE = ["LOCAL_SOURCE_CACHE", "LOCAL_CUSTOM_CACHE"]
 """The source and the buildspec's ``cache.paths`` (the npm cache)."""
-R = TypeVar("R", bound=pulumi.Resource)
-
 LAYER = ""
 """The key of the layer's own resources (the recorder) in the by-service outputs."""
 
@@ -71,7 +75,7 @@ class Pipeline(pulumi.ComponentResource):
         self._events()
 
         def each(value: Callable[[ServicePipeline], pulumi.Input[Any]]) -> pulumi.Output[dict]:
-            return _all(self.services, value)
+            return by_key(self.services, value)
 
         def and_layer(
             own: pulumi.Input[Any], value: Callable[[ServicePipeline], pulumi.Input[Any]]
@@ -86,13 +90,13 @@ class Pipeline(pulumi.ComponentResource):
             pipeline_names=each(lambda s: s.pipeline.name),
             pipeline_arns=each(lambda s: s.pipeline.arn),
             pipeline_console_urls=each(lambda s: s.console_url),
-            project_names=each(lambda s: _all(s.projects, lambda p: p.name)),
+            project_names=each(lambda s: by_key(s.projects, lambda p: p.name)),
             role_arns=and_layer(
-                _all(recorder.roles, lambda r: r.arn), lambda s: _all(s.roles, lambda r: r.arn)
+                by_key(recorder.roles, lambda r: r.arn), lambda s: by_key(s.roles, lambda r: r.arn)
             ),
             log_group_names=and_layer(
-                _all(recorder.log_groups, lambda g: g.name),
-                lambda s: _all(s.log_groups, lambda g: g.name),
+                by_key(recorder.log_groups, lambda g: g.name),
+                lambda s: by_key(s.log_groups, lambda g: g.name),
             ),
             handler_arns=and_layer(
                 recorder.functions["recorder"].arn,
@@ -465,10 +469,3 @@ def _dead_letter_queue(
         foundation.kms_key_arn,
         opts,
     )
-
-
-def _all(
-    resources: Mapping[str, R], value: Callable[[R], pulumi.Input[Any]]
-) -> pulumi.Output[dict]:
-    """One output of each resource, by key."""
-    return pulumi.Output.all(**{key: value(resource) for key, resource in resources.items()})

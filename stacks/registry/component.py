@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from shared import services
-from shared.contracts import FoundationOutputs, RegistryOutputs
+from shared.contracts import FoundationOutputs, RegistryOutputs, by_key
 from stacks.registry.config import RegistryArgs, RepositoryArgs
 
 
@@ -85,9 +84,9 @@ class Registry(pulumi.ComponentResource):
                 name, repository, foundation, protect=args.protect, first=index == 0
             )
         self.outputs = RegistryOutputs(
-            repository_names=by_service(self.repositories, lambda r: r.name),
-            repository_arns=by_service(self.repositories, lambda r: r.arn),
-            repository_urls=by_service(self.repositories, lambda r: r.repository_url),
+            repository_names=by_key(self.repositories, lambda r: r.name),
+            repository_arns=by_key(self.repositories, lambda r: r.arn),
+            repository_urls=by_key(self.repositories, lambda r: r.repository_url),
         )
         self.register_outputs({"repositoryArns": self.outputs.repository_arns})
 
@@ -149,11 +148,3 @@ class Registry(pulumi.ComponentResource):
 def previous_names(name: str, suffix: str, first: bool) -> list[pulumi.Input[pulumi.Alias]]:
     """What the first service's resource was called when the layer had one repository."""
     return [pulumi.Alias(name=f"{name}-{suffix}")] if first else []
-
-
-def by_service(
-    repositories: Mapping[str, aws.ecr.Repository],
-    value: Callable[[aws.ecr.Repository], pulumi.Output[str]],
-) -> pulumi.Output[dict[str, str]]:
-    """One output of every repository, by service."""
-    return pulumi.Output.all(**{service: value(r) for service, r in repositories.items()})
