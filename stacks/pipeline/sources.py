@@ -27,7 +27,7 @@ from shared import iam
 from shared.contracts import FoundationOutputs
 from stacks.pipeline import events
 from stacks.pipeline import names as physical
-from stacks.pipeline.config import PipelineArgs
+from stacks.pipeline.config import PipelineArgs, event_rules
 
 SOURCE_ACTION = "Source"
 """The Source stage's one action; webhooks and triggers name it."""
@@ -147,13 +147,10 @@ def pipeline_statements(args: PipelineArgs, foundation: FoundationOutputs) -> li
 
 
 def start_rule_names(args: PipelineArgs) -> list[str]:
-    """The EventBridge rules that start the pipeline through the events role."""
-    names = []
-    if args.source.codecommit_trigger:
-        names.append(physical.rule(args.label, "codecommit"))
-    if args.source_provider == "s3":
-        names.append(physical.rule(args.label, "source"))
-    return names
+    """The EventBridge rules that start the pipeline through the events role: the service's own
+    (:func:`~stacks.pipeline.config.event_rules`)."""
+    rules = event_rules(args.source_provider, codecommit_trigger=args.source.codecommit_trigger)
+    return [physical.rule(args.label, rule) for rule in rules]
 
 
 # GitHub webhook ---------------------------------------------------------------------------------
