@@ -67,21 +67,20 @@ def _repository(
 def load(values: StackValues, platform: Platform, label: Label) -> RegistryArgs:
     """Validate the registry config; a ConfigError naming file and key on bad input."""
     repositories: list[RepositoryArgs] = []
-    named: dict[str, tuple[str, str]] = {}
+    # By repository name: the service that has it, and where its name comes from.
+    taken: dict[str, tuple[str, tuple[str, str]]] = {}
     for service in platform.services:
         config = ServiceConfig(values, service)
         repository, blame = _repository(config, label, service.name)
-        for other in repositories:
-            if other.repository_name == repository.repository_name:
-                # The line that names the repository: this service's repositoryName, or else
-                # the other's (a name it states that is this service's own).
-                where = blame if blame[1].endswith("repositoryName") else named[other.service]
-                raise ConfigError(
-                    *where,
-                    f"services {other.service} and {service.name} would share the repository"
-                    f" {repository.repository_name}",
-                    "a repository of its own for each service (a repositoryName no other uses)",
-                )
+        other, named = taken.setdefault(repository.repository_name, (service.name, blame))
+        if other != service.name:
+            # The line that names the repository: this service's repositoryName, or else
+            # the other's (a name it states that is this service's own).
+            raise ConfigError(
+                *(blame if blame[1].endswith("repositoryName") else named),
+                f"services {other} and {service.name} would share the repository"
+                f" {repository.repository_name}",
+                "a repository of its own for each service (a repositoryName no other uses)",
+            )
         repositories.append(repository)
-        named[service.name] = blame
     return RegistryArgs(repositories=tuple(repositories), protect=platform.protect)
